@@ -1,0 +1,223 @@
+"""The ``reglab`` command line. Heavy imports happen inside commands so ``--help`` is fast.
+
+Every user error (bad option, unknown name, missing data file, invalid study) is printed as one
+line on stderr with exit code 2 - never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from reglab.errors import ReglabError
+
+app = typer.Typer(
+    name="reglab",
+    help="Which regularization, how strong, with which training hyperparameters - and proof.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_PANEL_DATA = "Data"
+_PANEL_MODEL = "Model"
+_PANEL_REG = "Regularization"
+_PANEL_TRAIN = "Training"
+
+
+def _print_error(message: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+
+    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
+
+
+def _fail(message: str) -> None:
+    _print_error(message)
+    raise typer.Exit(2)
+
+
+def _option_names(message: str) -> str:
+    """Say ``--dropout`` instead of ``regularization.dropout`` in CLI messages."""
+    from reglab.config import FIELD_SECTION
+
+    for key, section in sorted(FIELD_SECTION.items(), key=lambda kv: -len(kv[0])):
+        message = message.replace(f"{section}.{key}:", f"--{key.replace('_', '-')}:")
+    return message
+
+
+@app.command()
+def train(
+    data: Annotated[str | None, typer.Option(help="dataset name or csv:PATH", rich_help_panel=_PANEL_DATA)] = None,
+    data_dir: Annotated[str | None, typer.Option(help="folder with dataset files", rich_help_panel=_PANEL_DATA)] = None,
+    n_train: Annotated[int | None, typer.Option(help="training subset size", rich_help_panel=_PANEL_DATA)] = None,
+    val_fraction: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
+    split_seed: Annotated[int | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
+    model: Annotated[str | None, typer.Option(help="mlp or cnn", rich_help_panel=_PANEL_MODEL)] = None,
+    hidden: Annotated[str | None, typer.Option(help="MLP sizes, e.g. 256,128", rich_help_panel=_PANEL_MODEL)] = None,
+    activation: Annotated[str | None, typer.Option(help="relu, tanh, gelu", rich_help_panel=_PANEL_MODEL)] = None,
+    channels: Annotated[str | None, typer.Option(help="CNN widths, e.g. 32,64", rich_help_panel=_PANEL_MODEL)] = None,
+    init: Annotated[str | None, typer.Option(help="default, he, xavier", rich_help_panel=_PANEL_MODEL)] = None,
+    l1: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    l2: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    elastic_net: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    l1_ratio: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    weight_decay: Annotated[float | None, typer.Option(help="decoupled", rich_help_panel=_PANEL_REG)] = None,
+    penalize_biases: Annotated[bool | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    dropout: Annotated[str | None, typer.Option(help="rate, or one per layer", rich_help_panel=_PANEL_REG)] = None,
+    input_dropout: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    batch_norm: Annotated[bool | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    max_norm: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    label_smoothing: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    augment: Annotated[
+        str | None, typer.Option(help="e.g. shift=0.1,rotation=10,scale=0.1,noise=0.1", rich_help_panel=_PANEL_REG)
+    ] = None,
+    mixup: Annotated[float | None, typer.Option(help="Beta alpha", rich_help_panel=_PANEL_REG)] = None,
+    cutout: Annotated[int | None, typer.Option(help="square side", rich_help_panel=_PANEL_REG)] = None,
+    input_noise: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
+    early_stopping: Annotated[int | None, typer.Option(help="patience (epochs)", rich_help_panel=_PANEL_REG)] = None,
+    swa: Annotated[bool | None, typer.Option(help="stochastic weight averaging", rich_help_panel=_PANEL_REG)] = None,
+    snapshot: Annotated[int | None, typer.Option(help="snapshot-ensemble cycles", rich_help_panel=_PANEL_REG)] = None,
+    optimizer: Annotated[str | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
+    lr: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
+    momentum: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
+    schedule: Annotated[str | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
+    epochs: Annotated[int | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
+    batch_size: Annotated[int | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
+    grad_clip: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
+    seed: Annotated[int | None, typer.Option(help="init/order seed", rich_help_panel=_PANEL_TRAIN)] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps", rich_help_panel=_PANEL_TRAIN)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print machine-readable results")] = False,
+) -> None:
+    """Train one model and print per-epoch metrics and the final test accuracy."""
+    flat: dict[str, Any] = {k: v for k, v in locals().items() if v is not None and k != "as_json"}
+    from reglab.config import RunConfig
+
+    if "data" in flat:
+        flat["name"] = flat.pop("data")
+    if "model" in flat:
+        flat["arch"] = flat.pop("model")
+    if "augment" in flat:
+        flat["augment"] = _parse_kv(flat["augment"], "--augment")
+    if "early_stopping" in flat:
+        flat["early_stopping"] = {"patience": flat["early_stopping"]}
+    if "snapshot" in flat:
+        flat["snapshot"] = {"cycles": flat["snapshot"]}
+    try:
+        cfg = RunConfig().override(flat)
+    except ReglabError as err:
+        _fail(_option_names(str(err).replace("data.name:", "--data:").replace("model.arch:", "--model:")))
+        return
+    _run_single(cfg, as_json)
+
+
+def _parse_kv(text: str, option: str) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for part in text.split(","):
+        key, sep, value = part.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected key=value pairs, got {part!r}", param_hint=option)
+        v: Any = value.strip()
+        if v.lower() in ("true", "false"):
+            v = v.lower() == "true"
+        out[f"{key.strip()}"] = v
+    return out
+
+
+def _run_single(cfg: Any, as_json: bool) -> None:
+    from rich.console import Console
+    from rich.live import Live
+    from rich.table import Table
+
+    from reglab.data import load_data
+    from reglab.training.engine import fit
+
+    console = Console(stderr=as_json)
+    data = load_data(cfg.data)
+    table = Table(title=f"{cfg.model.arch} on {cfg.data.name}  {data.sizes()}", show_edge=False)
+    for col in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "grad norm", "sparsity", "s"):
+        table.add_column(col, justify="right")
+
+    def add_row(h: dict[str, float]) -> None:
+        table.add_row(
+            f"{int(h['epoch'])}",
+            f"{h['train_loss']:.4f}",
+            f"{h['train_acc']:.2%}",
+            f"{h['val_loss']:.4f}",
+            f"{h['val_acc']:.2%}",
+            f"{h['lr']:.3g}",
+            f"{h['grad_norm']:.3g}",
+            f"{h['sparsity']:.1%}",
+            f"{h['time']:.2f}",
+        )
+
+    if as_json:
+        result = fit(cfg, data)
+        print(json.dumps({"config": cfg.model_dump(mode="json"), **result.to_dict()}, indent=2))
+        return
+    with Live(table, console=console, refresh_per_second=8, transient=False):
+        result = fit(cfg, data, callbacks=[add_row])
+    if result.status != "completed":
+        console.print(f"[bold red]{result.status}:[/] {result.reason}")
+        raise typer.Exit(1)
+    f = result.final
+    console.print(
+        f"test accuracy [bold]{f['test_acc']:.2%}[/]  (train {f['train_acc']:.2%}, val {f['val_acc']:.2%}, "
+        f"gap {f['gap']:+.2%}, best epoch {int(f['best_epoch'])}, {result.info['wall_time']:.1f}s)"
+    )
+
+
+@app.command()
+def datasets(
+    data_dir: Annotated[str | None, typer.Option(help="also look here for dataset files")] = None,
+) -> None:
+    """List the datasets with their sizes and where their files are found."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from reglab.data.catalog import describe
+
+    table = Table(show_edge=False)
+    for col in ("name", "description", "size", "location"):
+        table.add_column(col)
+    for row in describe(data_dir):
+        table.add_row(row["name"], row["description"], row["size"], row["location"])
+    Console().print(table)
+
+
+@app.command()
+def gradcheck(seed: Annotated[int, typer.Option()] = 0) -> None:
+    """Check the gradients of the loss and every registered penalty by two-sided differences."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from reglab.training.gradcheck import check_registered
+
+    results = check_registered(seed=seed)
+    table = Table(show_edge=False)
+    for col in ("function", "checked", "max relative error", "result"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.name, str(r.n_checked), f"{r.max_rel_error:.2e}", "[green]ok[/]" if r.ok else "[red]FAIL[/]")
+    Console().print(table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: user errors become one line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=True)
+    except ReglabError as err:
+        _print_error(str(err))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

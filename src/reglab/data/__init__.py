@@ -1,0 +1,105 @@
+"""Datasets: a registry of loaders, all producing in-memory tensors split the same way.
+
+``load_data(cfg)`` is the one entry point; ``DATASETS`` lists what exists (``reglab datasets``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from reglab.registry import Registry
+
+if TYPE_CHECKING:
+    from reglab.config import DataConfig
+    from reglab.data.base import DataSplits, RawData
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    description: str
+    loader: str  # "module:function", imported lazily
+    size: str
+    files: tuple[str, ...] = ()
+
+    def load_raw(self, cfg: DataConfig) -> RawData:
+        import importlib
+
+        mod, fn = self.loader.split(":")
+        func: Callable[[DataConfig], RawData] = getattr(importlib.import_module(mod), fn)
+        return func(cfg)
+
+
+DATASETS: Registry[DatasetInfo] = Registry("dataset")
+
+
+def _add(info: DatasetInfo) -> None:
+    DATASETS.add(info.name, info)
+
+
+_add(DatasetInfo("digits", "8x8 handwritten digits, bundled with scikit-learn", "reglab.data.sklearn_data:load_digits", "1,797 images, 10 classes"))
+_add(DatasetInfo("synthetic", "make_classification (options under data.synthetic)", "reglab.data.sklearn_data:load_synthetic", "configurable"))
+_add(
+    DatasetInfo(
+        "mnist",
+        "28x28 handwritten digits (LeCun et al. 1998)",
+        "reglab.data.mnist_like:load_mnist",
+        "70,000 images (60,000 train + 10,000 test), 10 classes, 11 MB",
+        files=(
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ),
+    )
+)
+_add(
+    DatasetInfo(
+        "fashion-mnist",
+        "28x28 Zalando article images, a harder drop-in for MNIST",
+        "reglab.data.mnist_like:load_fashion_mnist",
+        "70,000 images (60,000 train + 10,000 test), 10 classes, 30 MB",
+        files=(
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ),
+    )
+)
+_add(
+    DatasetInfo(
+        "kmnist",
+        "28x28 Kuzushiji (cursive Japanese) characters, a drop-in for MNIST",
+        "reglab.data.mnist_like:load_kmnist",
+        "70,000 images (60,000 train + 10,000 test), 10 classes, 20 MB",
+        files=(
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        ),
+    )
+)
+_add(
+    DatasetInfo(
+        "cifar10",
+        "32x32 colour images of objects and animals (Krizhevsky 2009)",
+        "reglab.data.cifar:load_cifar10",
+        "60,000 images (50,000 train + 10,000 test), 10 classes, 163 MB",
+        files=("cifar-10-python.tar.gz",),
+    )
+)
+
+
+def load_data(cfg: DataConfig) -> DataSplits:
+    """Load, split and normalize the dataset that ``cfg`` names."""
+    from reglab.data.base import make_splits
+
+    if cfg.name.startswith("csv:"):
+        from reglab.data.csv_data import load_csv
+
+        return make_splits(load_csv(cfg), cfg, cfg.name)
+    return make_splits(DATASETS.get(cfg.name).load_raw(cfg), cfg, cfg.name)

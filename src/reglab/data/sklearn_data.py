@@ -1,0 +1,39 @@
+"""Datasets that need no files: scikit-learn's bundled digits, and make_classification."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from reglab.data.base import RawData
+
+if TYPE_CHECKING:
+    from reglab.config import DataConfig
+
+
+def load_digits(cfg: DataConfig) -> RawData:
+    """8x8 handwritten digits (1,797 images) bundled with scikit-learn (UCI optdigits)."""
+    from sklearn.datasets import load_digits as _load
+
+    d = _load()
+    x = d.images.astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8), values 0..16
+    return RawData(x, d.target.astype(np.int64), image=True, source="scikit-learn (bundled)")
+
+
+def load_synthetic(cfg: DataConfig) -> RawData:
+    """``make_classification`` (Guyon 2003): quick, controllable over-fitting demonstrations."""
+    from sklearn.datasets import make_classification
+
+    s = cfg.synthetic
+    x, y = make_classification(
+        n_samples=s.n_samples,
+        n_features=s.n_features,
+        n_informative=s.n_informative,
+        n_redundant=min(2, s.n_features - s.n_informative),
+        n_classes=s.n_classes,
+        n_clusters_per_class=1 if s.n_classes * 2 > 2**s.n_informative else 2,
+        flip_y=s.flip_y,
+        random_state=cfg.split_seed,
+    )
+    return RawData(x.astype(np.float32), y.astype(np.int64), image=False, source="generated")

@@ -1,0 +1,51 @@
+"""Early stopping on a validation quantity, restoring the best epoch's weights (Prechelt 1998)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from torch import nn
+
+from reglab.config import EarlyStoppingConfig
+from reglab.regularizers.base import Regularizer, TrainContext
+
+
+class EarlyStopping(Regularizer):
+    name = "early_stopping"
+
+    def __init__(self, cfg: EarlyStoppingConfig) -> None:
+        self.cfg = cfg
+        self.best: float | None = None
+        self.best_epoch = -1
+        self.stopped_epoch: int | None = None
+        self._bad = 0
+        self._state: dict[str, Any] | None = None
+
+    def _improved(self, value: float) -> bool:
+        if self.best is None:
+            return True
+        if self.cfg.monitor == "val_loss":
+            return value < self.best - self.cfg.min_delta
+        return value > self.best + self.cfg.min_delta
+
+    def on_epoch_end(self, model: nn.Module, record: dict[str, float], ctx: TrainContext) -> bool:
+        value = record[self.cfg.monitor]
+        if self._improved(value):
+            self.best, self.best_epoch, self._bad = value, int(record["epoch"]), 0
+            if self.cfg.restore_best:
+                self._state = copy.deepcopy(model.state_dict())
+            return False
+        self._bad += 1
+        if self._bad >= self.cfg.patience:
+            self.stopped_epoch = int(record["epoch"])
+            return True
+        return False
+
+    def on_train_end(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
+        if self.cfg.restore_best and self._state is not None:
+            model.load_state_dict(self._state)
+        return model
+
+    def summary(self) -> dict[str, Any]:
+        return {"early_stopping_best_epoch": self.best_epoch, "early_stopping_stopped_epoch": self.stopped_epoch}

@@ -1,0 +1,110 @@
+"""The mathematics of every regularizer as pure functions on tensors (thin wrappers live beside).
+
+Penalties take the list of penalized parameters; in-place operations end in ``_``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def l1_penalty(params: Sequence[Tensor]) -> Tensor:
+    """sum |w| (Tibshirani 1996): drives weights to exactly zero -> sparsity."""
+    return torch.stack([p.abs().sum() for p in params]).sum()
+
+
+def l2_penalty(params: Sequence[Tensor]) -> Tensor:
+    """sum w^2 (Tikhonov; Krogh & Hertz 1992). Coupled: it enters the loss and so the gradient."""
+    return torch.stack([p.pow(2).sum() for p in params]).sum()
+
+
+def elastic_net_penalty(params: Sequence[Tensor], l1_ratio: float) -> Tensor:
+    """r * sum|w| + (1 - r) * sum w^2 (Zou & Hastie 2005)."""
+    return l1_ratio * l1_penalty(params) + (1.0 - l1_ratio) * l2_penalty(params)
+
+
+@torch.no_grad()
+def decoupled_weight_decay_(params: Sequence[Tensor], lr: float, decay: float) -> None:
+    """w <- w - lr * decay * w, outside the gradient (Loshchilov & Hutter 2019, AdamW)."""
+    torch._foreach_mul_(list(params), 1.0 - lr * decay)
+
+
+@torch.no_grad()
+def max_norm_(weight: Tensor, max_norm: float) -> None:
+    """Project each unit's incoming weight vector onto the L2 ball of radius ``max_norm``
+    (Srebro & Shraibman 2005; used with dropout by Srivastava et al. 2014)."""
+    weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))
+
+
+def one_hot(y: Tensor, n_classes: int) -> Tensor:
+    return F.one_hot(y, n_classes).to(torch.float32) if y.dtype == torch.long else y
+
+
+def smooth_labels(y: Tensor, n_classes: int, eps: float) -> Tensor:
+    """(1 - eps) * onehot + eps / K (Szegedy et al. 2016)."""
+    return one_hot(y, n_classes) * (1.0 - eps) + eps / n_classes
+
+
+def mixup(x: Tensor, y_soft: Tensor, lam: float, perm: Tensor) -> tuple[Tensor, Tensor]:
+    """Convex combination of each example with a partner (Zhang et al. 2018)."""
+    return lam * x + (1 - lam) * x[perm], lam * y_soft + (1 - lam) * y_soft[perm]
+
+
+def cutout(x: Tensor, size: int, gen: torch.Generator) -> Tensor:
+    """Zero one random ``size`` x ``size`` square per image; the square may overlap the border
+    (DeVries & Taylor 2017)."""
+    n, _, h, w = x.shape
+    cy = torch.randint(0, h, (n, 1, 1), generator=gen).to(x.device)
+    cx = torch.randint(0, w, (n, 1, 1), generator=gen).to(x.device)
+    ys = torch.arange(h, device=x.device).view(1, h, 1)
+    xs = torch.arange(w, device=x.device).view(1, 1, w)
+    half = size // 2
+    inside = (ys >= cy - half) & (ys < cy - half + size) & (xs >= cx - half) & (xs < cx - half + size)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
+def gaussian_noise(x: Tensor, std: float, gen: torch.Generator) -> Tensor:
+    """x + N(0, std^2): training with noise is Tikhonov regularization (Bishop 1995)."""
+    return x + std * torch.randn(x.shape, generator=gen).to(x.device)
+
+
+def random_affine(
+    x: Tensor, shift: float, rotation: float, scale: float, gen: torch.Generator
+) -> Tensor:
+    """Random translation (fraction of the side), rotation (degrees) and zoom per image, by one
+    batched ``affine_grid``/``grid_sample`` (Simard et al. 2003's elastic-free distortions)."""
+    n = x.shape[0]
+
+    def uniform(lim: float) -> Tensor:
+        return (torch.rand(n, generator=gen) * 2 - 1) * lim
+
+    angle = uniform(rotation * math.pi / 180)
+    s = 1.0 + uniform(scale)
+    tx, ty = uniform(2 * shift), uniform(2 * shift)  # grid coordinates span [-1, 1]
+    cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
+    theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def random_crop(x: Tensor, padding: int, gen: torch.Generator) -> Tensor:
+    """Zero-pad by ``padding`` and crop back at a random offset (Krizhevsky et al. 2012)."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    oy = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
+    ox = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
+    rows = (oy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * padding)
+    out = padded.gather(2, rows)
+    cols = (ox.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w).expand(n, c, h, w)
+    return out.gather(3, cols)
+
+
+def random_hflip(x: Tensor, gen: torch.Generator) -> Tensor:
+    """Mirror half of the images left-right."""
+    flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
+    return torch.where(flip, x.flip(3), x)
