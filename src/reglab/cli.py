@@ -207,6 +207,77 @@ def gradcheck(seed: Annotated[int, typer.Option()] = 0) -> None:
         raise typer.Exit(1)
 
 
+def _study_run(spec: Any, jobs: int | None, new: bool, progress: bool, storage: str | None = None) -> Any:
+    from rich.console import Console
+
+    from reglab.study.console import print_summary
+    from reglab.study.runner import run_study
+
+    console = Console()
+    results = run_study(spec, jobs=jobs, new=new, progress=progress, storage=storage)
+    st = results.stats
+    if st.get("skipped") or st.get("stale"):
+        console.print(
+            f"resumed: {st['skipped']} runs already stored, {st['stale']} interrupted runs redone, {st['new']} new"
+        )
+    print_summary(results.summary, console)
+    console.print(f"outputs in [bold]{results.output_dir}[/]")
+    return results
+
+
+@app.command()
+def run(
+    study: Annotated[str, typer.Argument(help="study file (YAML)")],
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")] = None,
+    new: Annotated[bool, typer.Option(help="discard stored results of a changed study")] = False,
+    output: Annotated[str | None, typer.Option(help="output directory")] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default: SQLite in output)")] = None,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Run (or resume) a study: every arm x seed, statistics, diagnosis, outputs."""
+    from reglab.study.spec import load_study
+
+    spec = load_study(study)
+    if output:
+        spec = spec.model_copy(update={"output": output})
+    if jobs is not None and jobs < 1:
+        _fail("--jobs: must be >= 1")
+    _study_run(spec, jobs, new, progress, storage)
+
+
+@app.command()
+def validate(study: Annotated[str, typer.Argument(help="study file (YAML)")]) -> None:
+    """Check a study file without running it."""
+    from reglab.study.spec import load_study
+
+    spec = load_study(study)
+    n = len(spec.arms) * len(spec.seed_list)
+    print(f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}")
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of study files (for editor completion)."""
+    from reglab.study.spec import StudySpec
+
+    print(json.dumps(StudySpec.model_json_schema(), indent=2))
+
+
+@app.command()
+def demo(
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")] = None,
+    output: Annotated[str, typer.Option(help="output directory")] = "reglab-demo",
+    seeds: Annotated[int | None, typer.Option(help="override the number of seeds")] = None,
+    new: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """The built-in study on digits: 11 regularization arms x 5 seeds, in a few minutes."""
+    from reglab.study.spec import demo_study
+
+    spec = demo_study(output=output, seeds=seeds)
+    _study_run(spec, jobs, new, progress)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: user errors become one line and exit code 2."""
     try:

@@ -119,7 +119,7 @@ def serve() -> Iterator[Callable[[dict[str, bytes]], LocalServer]]:
                 pass
 
         server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
         state._server = server
         state.url = f"http://127.0.0.1:{server.server_address[1]}"
         started.append(state)
@@ -169,7 +169,13 @@ def _py2(obj: Any) -> bytes:
         return b"}(" + b"".join(_py2(k) + _py2(v) for k, v in obj.items()) + b"u"
     if isinstance(obj, np.ndarray):
         assert obj.dtype == np.uint8
-        dtype = b"cnumpy\ndtype\n" + _py2(("u1", 0, 1)) + b"R" + _py2((3, "|", None, None, None, -1, -1, 0)) + b"b"
+        dtype = (
+            b"cnumpy\ndtype\n"
+            + _py2(("u1", 0, 1))
+            + b"R"
+            + _py2((3, "|", None, None, None, -1, -1, 0))
+            + b"b"
+        )
         state = b"(" + _int(1) + _py2(tuple(obj.shape)) + dtype + b"\x89" + _str(obj.tobytes()) + b"t"
         new = b"cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n" + _py2((0,)) + _str(b"b") + b"tR"
         return new + state + b"b"

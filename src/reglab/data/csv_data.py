@@ -49,7 +49,7 @@ def load_csv(cfg: DataConfig) -> RawData:
     if len(df) < 2:
         raise DataError(f"{path}: needs at least 2 rows, has {len(df)}")
 
-    non_numeric = [c for c in features if not (pd.api.types.is_numeric_dtype(df[c]) or df[c].dtype == bool)]
+    non_numeric = [c for c in features if not pd.api.types.is_numeric_dtype(df[c])]  # bool counts as numeric
     if non_numeric:
         raise DataError(
             f"{path}: feature columns must be numeric; not numeric: {_names(non_numeric)} "

@@ -72,12 +72,6 @@ class DatasetFiles:
     mirrors: tuple[str, ...]  # base URLs; the file name is appended
     subdirs: tuple[str, ...] = ()  # other accepted subfolder names (e.g. torchvision's layout)
 
-    def file(self, name: str) -> FileSpec:
-        for f in self.files:
-            if f.name == name:
-                return f
-        raise KeyError(name)
-
 
 _IDX = (
     "train-images-idx3-ubyte",

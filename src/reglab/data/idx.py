@@ -10,6 +10,7 @@ file dropped into a data folder should be fixed by the user, not debugged from a
 from __future__ import annotations
 
 import gzip
+import math
 import zlib
 from pathlib import Path
 
@@ -60,7 +61,7 @@ def parse_idx(data: bytes, name: str | Path, magic: int | None = None) -> np.nda
     if len(data) < header:
         raise _bad(name, f"truncated IDX header ({len(data)} bytes)")
     dims = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = header + int(np.prod(dims, dtype=np.int64))
+    expected = header + math.prod(dims)  # Python ints: no overflow on a garbage header
     if len(data) != expected:
         state = "truncated" if len(data) < expected else "has trailing data"
         raise _bad(name, f"{state}: {len(data)} bytes, dimensions {dims} need {expected}")

@@ -1,0 +1,12 @@
+"""Statistics for comparing arms over seeds: intervals, paired tests, probability of improvement."""
+
+from reglab.stats.compare import (
+    PairedComparison,
+    Summary,
+    describe,
+    holm,
+    paired_compare,
+    probability_of_improvement,
+)
+
+__all__ = ["PairedComparison", "Summary", "describe", "holm", "paired_compare", "probability_of_improvement"]

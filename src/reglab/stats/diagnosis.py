@@ -1,0 +1,59 @@
+"""Bias/variance diagnosis of an arm from its (seed-averaged) final accuracies.
+
+Rules, in order (thresholds in :class:`reglab.study.spec.DiagnosisConfig`, accuracy units):
+1. over-regularized: train accuracy more than ``over_reg_train_drop`` below the baseline's and
+   validation accuracy not more than ``over_reg_val_gain`` above it (not for the baseline itself);
+2. high bias: training error above ``high_bias_train_error`` (the model cannot fit the data);
+3. high variance: train - validation accuracy above ``high_variance_gap`` (it fits noise);
+4. otherwise good fit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+RECOMMENDATIONS = {
+    "over-regularized": "lower the regularization strength (e.g. lambda or dropout rate) or drop one regularizer",
+    "high bias": "reduce regularization, train longer or with a larger model / learning rate",
+    "high variance": "regularize more: stronger L2 or dropout, data augmentation, or early stopping; more data",
+    "good fit": "keep it; compare seeds' spread before adding more regularization",
+}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    label: str
+    reason: str
+    recommendation: str
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def diagnose(
+    train_acc: float,
+    val_acc: float,
+    thresholds: Any,
+    baseline_train_acc: float | None = None,
+    baseline_val_acc: float | None = None,
+) -> Diagnosis:
+    t = thresholds
+    gap = train_acc - val_acc
+    if baseline_train_acc is not None and baseline_val_acc is not None:
+        drop = baseline_train_acc - train_acc
+        gain = val_acc - baseline_val_acc
+        if drop > t.over_reg_train_drop and gain <= t.over_reg_val_gain:
+            return _d(
+                "over-regularized",
+                f"train accuracy {drop:.1%} below the baseline's with validation change {gain:+.1%}",
+            )
+    if 1 - train_acc > t.high_bias_train_error:
+        return _d("high bias", f"training error {1 - train_acc:.1%} > {t.high_bias_train_error:.1%}")
+    if gap > t.high_variance_gap:
+        return _d("high variance", f"train - validation gap {gap:.1%} > {t.high_variance_gap:.1%}")
+    return _d("good fit", f"training error {1 - train_acc:.1%}, train - validation gap {gap:.1%}")
+
+
+def _d(label: str, reason: str) -> Diagnosis:
+    return Diagnosis(label, reason, RECOMMENDATIONS[label])

@@ -1,0 +1,248 @@
+"""The study file: a validated, frozen description of a fair comparison of arms.
+
+```yaml
+name: mnist-mlp
+data: {name: mnist}
+model: {arch: mlp, hidden: [256, 128]}
+train: {optimizer: momentum, lr: 0.05, epochs: 10}
+arms:                  # name -> overrides merged over the shared settings above
+  none: {}
+  l2: {l2: 1.0e-4}
+  dropout: {dropout: 0.5}
+seeds: 5               # or a list; seed i fixes split, initialization and batch order for every arm
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from reglab.config import (
+    DataConfig,
+    ModelConfig,
+    RegularizationConfig,
+    RunConfig,
+    TrainConfig,
+    format_validation_error,
+)
+from reglab.errors import ConfigError
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+
+
+class MetricConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    select: Literal["val_acc", "val_loss"] = Field("val_acc", description="for any selection (never test)")
+    compare: Literal["test_acc", "test_loss", "val_acc"] = Field("test_acc", description="final comparison")
+
+
+class DiagnosisConfig(BaseModel):
+    """Thresholds of the bias/variance diagnosis (accuracy units, 0..1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    high_bias_train_error: float = Field(0.05, ge=0, le=1, description="train error above this: high bias")
+    high_variance_gap: float = Field(0.03, ge=0, le=1, description="train - val accuracy above this: high variance")
+    over_reg_train_drop: float = Field(
+        0.02, ge=0, le=1, description="train accuracy this far below the baseline's, ..."
+    )
+    over_reg_val_gain: float = Field(0.002, ge=0, le=1, description="... with less validation gain than this")
+
+
+class StudySpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="study name: letters, digits, _ . + -")
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    regularization: RegularizationConfig = RegularizationConfig()
+    arms: dict[str, dict[str, Any]] = Field(description="arm name -> overrides of the shared settings")
+    baseline: str | None = Field(None, description="arm compared against (default: the first)")
+    seeds: int | list[int] = Field(5, description="a count (0..n-1) or an explicit list")
+    metric: MetricConfig = MetricConfig()
+    diagnosis: DiagnosisConfig = DiagnosisConfig()
+    storage: str | None = Field(None, description="Optuna storage URL (default: SQLite in the output dir)")
+    output: str | None = Field(None, description="output directory (default: reglab-runs/<name>)")
+    jobs: int | None = Field(None, ge=1, le=1024, description="parallel workers (default: cores)")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _NAME.match(v):
+            raise ValueError("use 1-64 letters, digits, _ . + - (starting with a letter or digit)")
+        return v
+
+    @field_validator("arms")
+    @classmethod
+    def _arms(cls, v: dict[str, Any]) -> dict[str, Any]:
+        if not v:
+            raise ValueError("at least one arm is needed")
+        for k, o in v.items():
+            if not _NAME.match(str(k)):
+                raise ValueError(f"arm name {k!r}: use letters, digits, _ . + -")
+            if o is not None and not isinstance(o, dict):
+                raise ValueError(f"arm {k!r}: expected a mapping of overrides (or {{}}), got {o!r}")
+        return {str(k): (o or {}) for k, o in v.items()}
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, int):
+            if not 1 <= v <= 10_000:
+                raise ValueError("seed count must be in 1..10000")
+        else:
+            if not v or len(set(v)) != len(v) or any(s < 0 for s in v):
+                raise ValueError("seed list must be non-empty, distinct and >= 0")
+        return v
+
+    @model_validator(mode="after")
+    def _baseline(self) -> StudySpec:
+        if self.baseline is not None and self.baseline not in self.arms:
+            raise ValueError(f"baseline {self.baseline!r} is not an arm; arms: {', '.join(self.arms)}")
+        return self
+
+    # -- derived -------------------------------------------------------------------------------
+    @property
+    def baseline_arm(self) -> str:
+        return self.baseline or next(iter(self.arms))
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def shared_config(self) -> RunConfig:
+        return RunConfig(data=self.data, model=self.model, train=self.train, regularization=self.regularization)
+
+    def arm_config(self, arm: str) -> RunConfig:
+        return self.shared_config().override(self.arms[arm], where=f"arms.{arm}.")
+
+    def run_config(self, arm: str, seed: int) -> RunConfig:
+        """Seed ``seed`` fixes the split, initialization and batch order - the same for every arm."""
+        base = self.arm_config(arm)
+        return base.override({"split_seed": base.data.split_seed + seed, "seed": base.train.seed + seed})
+
+    def output_dir(self) -> Path:
+        return Path(self.output) if self.output else Path("reglab-runs") / self.name
+
+    def storage_url(self) -> str:
+        if self.storage:
+            return self.storage
+        return f"sqlite:///{(self.output_dir() / 'study.db').resolve()}"
+
+    def fingerprint(self) -> str:
+        """Hash of everything that determines results (not jobs, output or storage)."""
+        payload = {
+            "arms": {a: self.arm_config(a).model_dump(mode="json") for a in self.arms},
+            "seeds": self.seed_list,
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def resolved(self) -> dict[str, Any]:
+        """The study with every arm's full run configuration, as written next to the results."""
+        return {
+            "name": self.name,
+            "baseline": self.baseline_arm,
+            "seeds": self.seed_list,
+            "metric": self.metric.model_dump(),
+            "diagnosis": self.diagnosis.model_dump(),
+            "fingerprint": self.fingerprint(),
+            "arms": {a: {"overrides": self.arms[a], "config": self.arm_config(a).model_dump(mode="json")} for a in self.arms},
+        }
+
+
+# -- loading -------------------------------------------------------------------------------------
+
+
+def _line_index(text: str) -> dict[tuple[str, ...], int]:
+    """Map each key path in a YAML document to its 1-based line, for error messages."""
+    index: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return index
+
+    def walk(node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                key = path + (str(k.value),)
+                index[key] = k.start_mark.line + 1
+                walk(v, key)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                index[path + (str(i),)] = v.start_mark.line + 1
+                walk(v, path + (str(i),))
+
+    if root is not None:
+        walk(root, ())
+    return index
+
+
+def _with_lines(err: ValidationError, lines: dict[tuple[str, ...], int], source: str) -> str:
+    msgs = []
+    for part, e in zip(format_validation_error(err).split("; "), err.errors(), strict=False):
+        loc = tuple(str(p) for p in e["loc"])
+        line = None
+        for k in range(len(loc), 0, -1):
+            if loc[:k] in lines:
+                line = lines[loc[:k]]
+                break
+        msgs.append(f"{source}:{line}: {part}" if line else f"{source}: {part}")
+    return "; ".join(msgs)
+
+
+def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> StudySpec:
+    """Validate a parsed document (and every arm's merged run config) into a :class:`StudySpec`."""
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})")
+    lines = _line_index(text) if text else {}
+    try:
+        spec = StudySpec.model_validate(doc)
+    except ValidationError as err:
+        raise ConfigError(_with_lines(err, lines, source)) from None
+    except (TypeError, ValueError) as err:  # e.g. unhashable keys
+        raise ConfigError(f"{source}: {err}") from None
+    for arm in spec.arms:
+        try:
+            spec.arm_config(arm)
+        except ConfigError as err:
+            line = lines.get(("arms", arm))
+            raise ConfigError(f"{source}:{line}: {err}" if line else f"{source}: {err}") from None
+    return spec
+
+
+def load_study(path: str | Path) -> StudySpec:
+    """Read and validate a study file (``yaml.safe_load``); errors name the field and line."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"study file not found: {p}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read study file {p}: {err}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    return parse_study(doc, str(p), text)
+
+
+def demo_study(output: str = "reglab-demo", seeds: int | None = None) -> StudySpec:
+    """The built-in study (``reglab demo``), shipped as ``reglab/examples/demo.yaml``."""
+    from importlib import resources
+
+    text = (resources.files("reglab") / "examples" / "demo.yaml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
+    doc["output"] = output
+    if seeds is not None:
+        doc["seeds"] = seeds
+    return parse_study(doc, "demo.yaml", text)
