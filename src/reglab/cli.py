@@ -211,10 +211,10 @@ def _study_run(spec: Any, jobs: int | None, new: bool, progress: bool, storage: 
     from rich.console import Console
 
     from reglab.study.console import print_summary
-    from reglab.study.runner import run_study
+    from reglab.study.protocol import run_protocol
 
     console = Console()
-    results = run_study(spec, jobs=jobs, new=new, progress=progress, storage=storage)
+    results = run_protocol(spec, jobs=jobs, new=new, progress=progress, storage=storage)
     st = results.stats
     if st.get("skipped") or st.get("stale"):
         console.print(

@@ -42,7 +42,15 @@ class DataConfig(_Frozen):
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="test share for datasets without one")
     n_train: int | None = Field(None, ge=10, description="use only this many training examples")
     split_seed: int = Field(0, ge=0, description="seed of the train/validation(/test) split")
+    cv_folds: int | None = Field(None, ge=2, le=50, description="K-fold CV: validation is fold cv_fold of K")
+    cv_fold: int = Field(0, ge=0, description="which fold is the validation split (with cv_folds)")
     synthetic: SyntheticConfig = SyntheticConfig()
+
+    @model_validator(mode="after")
+    def _fold(self) -> DataConfig:
+        if self.cv_folds is not None and self.cv_fold >= self.cv_folds:
+            raise ValueError(f"cv_fold must be < cv_folds ({self.cv_folds})")
+        return self
 
     @field_validator("name")
     @classmethod
@@ -180,7 +188,7 @@ class RegularizationConfig(_Frozen):
 
 class TrainConfig(_Frozen):
     optimizer: Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"] = "sgd"
-    lr: float = Field(0.05, gt=0.0, le=100.0, description="initial learning rate")
+    lr: float = Field(0.05, gt=0.0, le=1e6, description="initial learning rate")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="for momentum and nesterov")
     schedule: Literal["constant", "step", "exponential", "cosine", "inverse-time"] = "constant"
     step_size: int = Field(10, ge=1, description="epochs between step decays")

@@ -122,7 +122,13 @@ def make_splits(raw: RawData, cfg: DataConfig, name: str) -> DataSplits:
         x, y = x[tr], y[tr]
     else:
         x_test, y_test = raw.x_test, raw.y_test.astype(np.int64)
-    tr, va = stratified_split(y, cfg.val_fraction, seed=cfg.split_seed)
+    if cfg.cv_folds is not None:
+        from sklearn.model_selection import StratifiedKFold
+
+        folds = StratifiedKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.split_seed)
+        tr, va = list(folds.split(np.zeros(len(y)), y))[cfg.cv_fold]
+    else:
+        tr, va = stratified_split(y, cfg.val_fraction, seed=cfg.split_seed)
     if cfg.n_train is not None:
         tr = tr[stratified_subset(y[tr], cfg.n_train, seed=cfg.split_seed + 1)]
     x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]

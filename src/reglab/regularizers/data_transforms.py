@@ -84,6 +84,6 @@ class Mixup(Regularizer):
         # Beta(a, a) by inverse CDF of a uniform from the run's generator: deterministic per seed
         # (torch.distributions.Beta cannot take a generator).
         u = float(torch.rand(1, generator=ctx.gen))
-        lam = float(beta_ppf(u, self.alpha, self.alpha))
+        lam = float(beta_ppf(self.alpha, self.alpha, u))  # scipy: betaincinv(a, b, y)
         perm = torch.randperm(x.shape[0], generator=ctx.gen).to(x.device)
         return Fn.mixup(x, Fn.one_hot(y, ctx.n_classes), lam, perm)

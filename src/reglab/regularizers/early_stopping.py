@@ -12,6 +12,9 @@ from reglab.regularizers.base import Regularizer, TrainContext
 
 
 class EarlyStopping(Regularizer):
+    """Stop when the monitored validation loss or accuracy has not improved for ``patience``
+    epochs and restore the best epoch's weights (Prechelt 1998)."""
+
     name = "early_stopping"
 
     def __init__(self, cfg: EarlyStoppingConfig) -> None:

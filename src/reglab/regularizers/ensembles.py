@@ -56,8 +56,8 @@ class SWA(Regularizer):
         if int(record["epoch"]) - 1 >= self._start_epoch(ctx):
             if self.averaged is None:
                 self.averaged = torch.optim.swa_utils.AveragedModel(model)
-            else:
-                self.averaged.update_parameters(model)
+            # also for the first model: AveragedModel only counts what update_parameters saw
+            self.averaged.update_parameters(model)
             self.n_averaged += 1
         return False
 

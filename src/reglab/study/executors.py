@@ -1,6 +1,13 @@
-"""Executors run training tasks and yield results as they finish; nothing else in reglab knows
-which executor runs. ``LocalExecutor`` uses worker processes on this machine (one torch thread
-each); a cluster executor implements the same two methods."""
+"""Executors run training tasks; the driver keeps the storage and talks to them through four
+methods, so nothing else in reglab knows which executor runs:
+
+- ``submit(task)``: start a run (``slots`` of them run at once);
+- ``poll(timeout)``: per-epoch events (for progress and pruners) and finished runs;
+- ``stop(key)``: ask a running task to stop after its current epoch (a pruned trial);
+- ``close()``.
+
+``LocalExecutor`` uses spawned worker processes on this machine, one torch thread each.
+"""
 
 from __future__ import annotations
 
@@ -9,92 +16,130 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-EpochEvent = Callable[[str, dict[str, float]], None]
+# (task key, epoch record) -> True to stop that task (pruning)
+EpochEvent = Callable[[str, dict[str, float]], bool | None]
 
 
 @dataclass(frozen=True)
 class Task:
-    key: str  # unique id, e.g. "l2/seed3"
-    config: dict[str, Any]  # RunConfig as JSON-able dict
+    key: str  # unique id, e.g. "l2/seed3" or "l2/trial7"
+    config: dict[str, Any]  # RunConfig as a JSON-able dict
+    folds: int | None = None  # K-fold cross-validation on the train split instead of one val split
 
 
 class Executor(Protocol):
-    def run(self, tasks: Sequence[Task], on_epoch: EpochEvent | None = None) -> Iterator[tuple[Task, dict[str, Any]]]:
-        """Execute ``tasks``; yield (task, payload) as each finishes."""
-        ...
+    slots: int
+
+    def submit(self, task: Task) -> None: ...
+
+    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]: ...
+
+    def stop(self, key: str) -> None: ...
 
     def close(self) -> None: ...
 
 
-_events: Any = None  # per worker process: the queue progress events go to
+def run_tasks(
+    executor: Executor, tasks: Sequence[Task], on_epoch: EpochEvent | None = None
+) -> Iterator[tuple[Task, dict[str, Any]]]:
+    """Run ``tasks`` keeping every slot busy; yield (task, payload) as each finishes."""
+    todo = list(tasks)[::-1]
+    running = 0
+    while todo or running:
+        while todo and running < executor.slots:
+            executor.submit(todo.pop())
+            running += 1
+        events, finished = executor.poll(0.1)
+        for key, record in events:
+            if on_epoch is not None and on_epoch(key, record):
+                executor.stop(key)
+        for item in finished:
+            running -= 1
+            yield item
 
 
-def _init_worker(events: Any, threads: int) -> None:
-    global _events
+# -- local processes ---------------------------------------------------------------------------
+
+_events: Any = None  # per worker process: where epoch events go
+_stops: Any = None  # per worker process: keys asked to stop
+
+
+def _init_worker(events: Any, stops: Any, threads: int) -> None:
+    global _events, _stops
     import torch
 
     torch.set_num_threads(threads)
-    _events = events
+    _events, _stops = events, stops
 
 
 def _run_in_worker(task: Task) -> dict[str, Any]:
-    from reglab.study.worker import execute_run
+    from reglab.study.worker import execute_task
 
-    def report(record: dict[str, float]) -> None:
-        if _events is not None:
-            _events.put((task.key, record))
+    def report(record: dict[str, float]) -> bool:
+        _events.put((task.key, record))
+        return bool(_stops.get(task.key, False))
 
-    return execute_run(task.config, report)
+    return execute_task(task, report)
 
 
 class LocalExecutor:
     """Worker processes (spawned, so no state leaks from the driver), one torch thread each."""
 
     def __init__(self, jobs: int, threads_per_worker: int = 1) -> None:
-        self.jobs = max(1, jobs)
+        self.slots = max(1, jobs)
         self.threads = threads_per_worker
         self._pool: Any = None
-        self._events: Any = None
+        self._manager: Any = None
+        self._pending: dict[Any, Task] = {}
 
     def _start(self) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("spawn")
+        self._manager = ctx.Manager()
         self._events = ctx.Queue()
+        self._stops = self._manager.dict()
         self._pool = ProcessPoolExecutor(
-            max_workers=self.jobs, mp_context=ctx, initializer=_init_worker, initargs=(self._events, self.threads)
+            max_workers=self.slots,
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(self._events, self._stops, self.threads),
         )
 
-    def run(self, tasks: Sequence[Task], on_epoch: EpochEvent | None = None) -> Iterator[tuple[Task, dict[str, Any]]]:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        if not tasks:
-            return
+    def submit(self, task: Task) -> None:
         if self._pool is None:
             self._start()
-        pending = {self._pool.submit(_run_in_worker, t): t for t in tasks}
-        while pending:
-            finished, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-            self._drain(on_epoch)
-            for fut in finished:
-                task = pending.pop(fut)
-                try:
-                    payload = fut.result()
-                except Exception as err:  # the worker process died (e.g. out of memory)
-                    payload = {"status": "failed", "reason": f"worker died: {type(err).__name__}: {err}"}
-                yield task, payload
+        self._pending[self._pool.submit(_run_in_worker, task)] = task
 
-    def _drain(self, on_epoch: EpochEvent | None) -> None:
+    def stop(self, key: str) -> None:
+        if self._stops is not None:
+            self._stops[key] = True
+
+    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED) if self._pending else ((), ())
+        events = []
         while True:
             try:
-                key, record = self._events.get_nowait()
-            except queue_mod.Empty:
-                return
-            if on_epoch is not None:
-                on_epoch(key, record)
+                events.append(self._events.get_nowait())
+            except (queue_mod.Empty, AttributeError):
+                break
+        finished = []
+        for fut in done:
+            task = self._pending.pop(fut)
+            try:
+                payload = fut.result()
+            except Exception as err:  # the worker process died (e.g. killed, out of memory)
+                payload = {"status": "failed", "reason": f"worker died: {type(err).__name__}: {err}"}
+            finished.append((task, payload))
+        return events, finished
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+        if self._manager is not None:
+            self._manager.shutdown()
+            self._manager = None

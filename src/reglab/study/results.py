@@ -89,6 +89,20 @@ class _ArmRuns:
     labels: np.ndarray | None
 
 
+def _sum_histograms(payloads: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Add the runs' final-weight histograms (fixed bins, see ``engine.HIST_*``)."""
+    from reglab.training.engine import HIST_LINEAR, HIST_LOG
+
+    hists = [(p.get("info") or {}).get("weight_histogram") for p in payloads]
+    hists = [h for h in hists if h]
+    if not hists:
+        return None
+    out: dict[str, Any] = {"linear_range": list(HIST_LINEAR), "log10_abs_range": list(HIST_LOG)}
+    for k in ("linear", "log10_abs"):
+        out[k] = np.sum([h[k] for h in hists], axis=0).tolist()
+    return out
+
+
 def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Statistics per arm, paired comparisons against the baseline, diagnosis and ranking."""
     compare = spec.metric.compare
@@ -136,6 +150,7 @@ def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra:
                     [finals[s][compare] for s in common], [base_runs[s][compare] for s in common]
                 ).to_dict()
                 comparison["seeds"] = common
+        hist = _sum_histograms([records[(arm, s)].payload for s in finals])
         is_base = arm == baseline
         diag = None
         if finals:
@@ -154,6 +169,7 @@ def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra:
             "ensemble_test_acc": ensemble,
             "comparison": comparison,
             "diagnosis": diag,
+            "weight_histogram": hist,
         }
 
     # Holm across arms, on the paired t-test

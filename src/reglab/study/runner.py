@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from reglab.errors import ReglabError
-from reglab.study.executors import Executor, LocalExecutor, Task
+from reglab.study.executors import Executor, LocalExecutor, Task, run_tasks
 from reglab.study.results import epochs_frame, finals_frame, summarize
 from reglab.study.storage import RunStore, mask_url
 
@@ -114,7 +114,7 @@ class _Progress:
             self.progress.__exit__(None, None, None)
 
     def epoch(self, key: str, record: dict[str, float], epochs: int) -> None:
-        if not self.enabled:
+        if not self.enabled or key not in self.active and len(self.active) > 32:
             return
         if key not in self.active:
             self.active[key] = self.progress.add_task(f"  {key}", total=epochs)
@@ -141,6 +141,7 @@ def run_study(
     executor: Executor | None = None,
     storage: str | None = None,
     on_result: Callable[[str, int, dict[str, Any]], None] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> StudyResults:
     """Train every arm x seed not yet stored, then write the study outputs and return results."""
     t0 = time.perf_counter()
@@ -163,7 +164,7 @@ def run_study(
     n_new = 0
     try:
         with _Progress(total, total - len(tasks), progress and bool(tasks)) as bar:
-            for task, payload in ex.run(tasks, lambda k, r: bar.epoch(k, r, epochs[k])):
+            for task, payload in run_tasks(ex, tasks, lambda k, r: bar.epoch(k, r, epochs[k])):
                 arm, seed = keys[task.key]
                 if payload["status"] == "error":
                     raise ReglabError(f"{task.key}: {payload['reason']}")
@@ -176,12 +177,17 @@ def run_study(
     finally:
         if own_executor:
             ex.close()
-    return collect(spec, store, url, wall_time=time.perf_counter() - t0, stats={"new": n_new, "stale": stale,
-                                                                              "skipped": len(done)})
+    stats = {"new": n_new, "stale": stale, "skipped": len(done)}
+    return collect(spec, store, url, wall_time=time.perf_counter() - t0, stats=stats, extra=extra)
 
 
 def collect(
-    spec: StudySpec, store: RunStore, url: str, wall_time: float = 0.0, stats: dict[str, int] | None = None
+    spec: StudySpec,
+    store: RunStore,
+    url: str,
+    wall_time: float = 0.0,
+    stats: dict[str, int] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> StudyResults:
     """Build the tables and summary from the store and write runs.csv, finals.csv, summary.json."""
     out = spec.output_dir()
@@ -195,6 +201,7 @@ def collect(
         "wall_time": wall_time,
         "total_run_time": run_time,
         "resolved_config": "config.resolved.yaml",
+        **(extra or {}),
     }
     summary = summarize(spec, records, extra)
     ep, fin = epochs_frame(spec, records), finals_frame(spec, records)

@@ -55,6 +55,48 @@ class DiagnosisConfig(BaseModel):
     over_reg_val_gain: float = Field(0.002, ge=0, le=1, description="... with less validation gain than this")
 
 
+class SearchConfig(BaseModel):
+    """Per-arm hyperparameter search (Optuna). Every arm gets the same budget."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    sampler: str = Field("tpe", description="grid, random, tpe, gp, cmaes, qmc")
+    trials: int | None = Field(None, ge=1, le=100_000, description="trials per arm (same for every arm)")
+    timeout: float | None = Field(None, gt=0, description="seconds per arm (no new trials after it)")
+    pruner: str = Field("none", description="none, median, successive-halving, hyperband")
+    cv: int | None = Field(None, ge=2, le=20, description="select by K-fold CV on the training split")
+    seed: int = Field(0, ge=0, description="sampler seed, and the data/init seed of tuning runs (+1000)")
+    startup_trials: int = Field(5, ge=0, description="trials before the median pruner starts")
+    space: dict[str, Any] = Field(default_factory=dict, description="dimensions tuned in every arm")
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, v: str) -> str:
+        from reglab.tuning.optuna_adapters import SAMPLERS
+
+        if v not in SAMPLERS:
+            raise ValueError(f"unknown sampler {v!r}; valid choices: {', '.join(SAMPLERS.names())}")
+        return v
+
+    @field_validator("pruner")
+    @classmethod
+    def _pruner(cls, v: str) -> str:
+        from reglab.tuning.optuna_adapters import PRUNERS
+
+        if v not in PRUNERS:
+            raise ValueError(f"unknown pruner {v!r}; valid choices: {', '.join(PRUNERS.names())}")
+        return v
+
+    @model_validator(mode="after")
+    def _budget(self) -> SearchConfig:
+        if self.trials is None and self.timeout is None and self.sampler != "grid":
+            raise ValueError("give search.trials and/or search.timeout (the budget per arm)")
+        return self
+
+    @property
+    def tuning_seed(self) -> int:
+        return 1000 + self.seed
+
+
 class StudySpec(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -68,6 +110,7 @@ class StudySpec(BaseModel):
     seeds: int | list[int] = Field(5, description="a count (0..n-1) or an explicit list")
     metric: MetricConfig = MetricConfig()
     diagnosis: DiagnosisConfig = DiagnosisConfig()
+    search: SearchConfig | None = Field(None, description="tune every arm before confirming it")
     storage: str | None = Field(None, description="Optuna storage URL (default: SQLite in the output dir)")
     output: str | None = Field(None, description="output directory (default: reglab-runs/<name>)")
     jobs: int | None = Field(None, ge=1, le=1024, description="parallel workers (default: cores)")
@@ -120,13 +163,40 @@ class StudySpec(BaseModel):
     def shared_config(self) -> RunConfig:
         return RunConfig(data=self.data, model=self.model, train=self.train, regularization=self.regularization)
 
-    def arm_config(self, arm: str) -> RunConfig:
-        return self.shared_config().override(self.arms[arm], where=f"arms.{arm}.")
+    def arm_space(self, arm: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(fixed overrides, search dimensions) of an arm; the shared ``search.space`` included."""
+        from reglab.tuning.spaces import split_overrides
 
-    def run_config(self, arm: str, seed: int) -> RunConfig:
+        fixed, space = split_overrides(self.arms[arm], f"arms.{arm}.")
+        if self.search is not None and self.search.space:
+            _, shared = split_overrides(self.search.space, "search.space.")
+            space = {**shared, **space}
+        if space and self.search is None:
+            raise ConfigError(
+                f"arms.{arm}: tunes {', '.join(space)} but the study has no search section "
+                "(add e.g. search: {sampler: tpe, trials: 20})"
+            )
+        return fixed, space
+
+    def arm_config(self, arm: str) -> RunConfig:
+        return self.shared_config().override(self.arm_space(arm)[0], where=f"arms.{arm}.")
+
+    def run_config(self, arm: str, seed: int, params: dict[str, Any] | None = None) -> RunConfig:
         """Seed ``seed`` fixes the split, initialization and batch order - the same for every arm."""
         base = self.arm_config(arm)
+        if params:
+            base = base.override(params, where=f"arms.{arm}.")
         return base.override({"split_seed": base.data.split_seed + seed, "seed": base.train.seed + seed})
+
+    def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> StudySpec:
+        """The confirmation study: every arm's fixed overrides plus its tuned values, no search."""
+        from reglab.config import nest_overrides
+
+        arms = {}
+        for arm in self.arms:
+            fixed = self.arm_space(arm)[0]
+            arms[arm] = _merge(nest_overrides(fixed), nest_overrides(tuned.get(arm, {})))
+        return self.model_copy(update={"arms": arms, "search": None})
 
     def output_dir(self) -> Path:
         return Path(self.output) if self.output else Path("reglab-runs") / self.name
@@ -141,6 +211,8 @@ class StudySpec(BaseModel):
         payload = {
             "arms": {a: self.arm_config(a).model_dump(mode="json") for a in self.arms},
             "seeds": self.seed_list,
+            "spaces": {a: {k: d.model_dump() for k, d in self.arm_space(a)[1].items()} for a in self.arms},
+            "search": self.search.model_dump() if self.search else None,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -155,6 +227,13 @@ class StudySpec(BaseModel):
             "fingerprint": self.fingerprint(),
             "arms": {a: {"overrides": self.arms[a], "config": self.arm_config(a).model_dump(mode="json")} for a in self.arms},
         }
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -197,6 +276,24 @@ def _with_lines(err: ValidationError, lines: dict[tuple[str, ...], int], source:
     return "; ".join(msgs)
 
 
+def _check_budget(spec: StudySpec, arm: str) -> None:
+    s = spec.search
+    if s is None:
+        return
+    _, space = spec.arm_space(arm)
+    if s.sampler == "grid":
+        import math
+
+        from reglab.tuning.spaces import grid_space
+
+        size = math.prod(len(v) for v in grid_space(space).values()) if space else 1
+        if s.trials is not None and size > s.trials:
+            raise ConfigError(
+                f"search.trials: the grid of arm {arm!r} has {size} points but the budget is {s.trials} trials; "
+                "raise search.trials, use fewer grid points (num/step/choices) or another sampler"
+            )
+
+
 def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> StudySpec:
     """Validate a parsed document (and every arm's merged run config) into a :class:`StudySpec`."""
     if not isinstance(doc, dict):
@@ -211,6 +308,7 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> S
     for arm in spec.arms:
         try:
             spec.arm_config(arm)
+            _check_budget(spec, arm)
         except ConfigError as err:
             line = lines.get(("arms", arm))
             raise ConfigError(f"{source}:{line}: {err}" if line else f"{source}: {err}") from None

@@ -82,6 +82,23 @@ def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> tuple[f
     return loss / n, correct / n, torch.cat(probs) if probs else torch.empty(0)
 
 
+HIST_LINEAR = (-0.3, 0.3, 60)  # signed weights
+HIST_LOG = (-7.0, 1.0, 48)  # log10 |w|: L1's exact-zero mass shows up at the left edge
+
+
+@torch.no_grad()
+def weight_histograms(params: Sequence[Tensor]) -> dict[str, list[float]]:
+    """Counts of the final weights on fixed bins (comparable across arms and seeds); values
+    outside the range are clamped into the edge bins."""
+    flat = torch.cat([p.detach().reshape(-1) for p in params]).float().cpu()
+    lo, hi, n = HIST_LINEAR
+    lin = torch.histc(flat.clamp(lo, hi), bins=n, min=lo, max=hi)
+    llo, lhi, ln = HIST_LOG
+    logs = torch.log10(flat.abs().clamp_min(10**llo)).clamp(llo, lhi)
+    log = torch.histc(logs, bins=ln, min=llo, max=lhi)
+    return {"linear": lin.tolist(), "log10_abs": log.tolist()}
+
+
 @torch.no_grad()
 def weight_stats(params: Sequence[Tensor]) -> dict[str, float]:
     """L1 and L2 norms of the weights and their sparsity (share with |w| < 1e-3)."""
@@ -265,6 +282,7 @@ def fit(
         **weight_stats(penalized_parameters(final_model, include_biases=False)),
     }
     info["wall_time"] = time.perf_counter() - t_start
+    info["weight_histogram"] = weight_histograms(penalized_parameters(final_model, include_biases=False))
     return RunResult(
         status,
         history,

@@ -1,0 +1,157 @@
+"""Search spaces: which settings an arm tunes, over which ranges.
+
+An arm marks a setting for tuning with ``tune`` (the documented default range) or an explicit
+range ``{low, high, log}`` / ``{choices: [...]}``; ``when`` makes a dimension conditional
+(``momentum: {low: 0.5, high: 0.99, when: {optimizer: [momentum, nesterov]}}``). Default
+ranges of regularizers live next to each regularizer (``RegularizerSpec.tune``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from reglab.errors import ConfigError
+
+if TYPE_CHECKING:
+    import optuna
+
+DIM_KEYS = {"low", "high", "log", "step", "choices", "int", "when", "num"}
+
+# defaults for training settings; regularizers' come from the registry
+TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
+    "lr": {"low": 1e-4, "high": 1.0, "log": True},
+    "momentum": {"low": 0.5, "high": 0.99},
+    "batch_size": {"choices": [32, 64, 128, 256]},
+    "optimizer": {"choices": ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"]},
+    "schedule": {"choices": ["constant", "step", "exponential", "cosine", "inverse-time"]},
+    "epochs": {"low": 5, "high": 50, "int": True},
+    "init": {"choices": ["default", "he", "xavier"]},
+    "activation": {"choices": ["relu", "tanh", "gelu"]},
+    "batch_norm": {"choices": [False, True]},
+}
+
+
+class Dim(BaseModel):
+    """One search dimension (float, int or categorical), optionally conditional."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+    integer: bool = Field(False, alias="int", description="integer range")
+    choices: list[Any] | None = None
+    when: dict[str, list[Any]] | None = None
+    num: int = Field(5, ge=2, le=100, description="grid points for a continuous range (grid sampler)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Dim:
+        if self.choices is not None:
+            if not self.choices:
+                raise ValueError("choices must not be empty")
+            if self.low is not None or self.high is not None:
+                raise ValueError("give either choices or low/high, not both")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("a range needs low and high (or choices)")
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log-scale range must be > 0 (low is {self.low:g}); use log: false or low > 0")
+        return self
+
+    def grid(self) -> list[Any]:
+        if self.choices is not None:
+            return list(self.choices)
+        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        if self.step is not None:
+            n = int(math.floor((hi - lo) / self.step + 1e-9)) + 1
+            vals = [lo + i * self.step for i in range(n)]
+        elif self.log:
+            vals = [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (self.num - 1)) for i in range(self.num)]
+        else:
+            vals = [lo + i * (hi - lo) / (self.num - 1) for i in range(self.num)]
+        return [round(v) for v in vals] if self.integer else vals
+
+
+def default_range(field: str) -> dict[str, Any]:
+    from reglab.regularizers import REGULARIZERS
+
+    for _, spec in REGULARIZERS.items():
+        if field in spec.tune:
+            r = spec.tune[field]
+            if r.kind == "int":
+                return {"low": r.low, "high": r.high, "int": True}
+            return {"low": r.low, "high": r.high, "log": r.log}
+    if field in TRAIN_DEFAULTS:
+        return dict(TRAIN_DEFAULTS[field])
+    known = sorted({f for _, s in REGULARIZERS.items() for f in s.tune} | set(TRAIN_DEFAULTS))
+    raise ConfigError(f"{field}: no default range for 'tune'; give {{low, high}} or choices. Defaults exist for: {', '.join(known)}")
+
+
+def _is_dim(value: Any) -> bool:
+    return value == "tune" or (
+        isinstance(value, dict) and bool(value) and set(value) <= DIM_KEYS and ({"low", "high"} & set(value) or "choices" in value)
+    )
+
+
+def split_overrides(overrides: dict[str, Any], where: str, prefix: str = "") -> tuple[dict[str, Any], dict[str, Dim]]:
+    """Separate fixed overrides from search dimensions; dimension names are flat dotted field paths
+    (``l2``, ``augment.shift``)."""
+    from reglab.config import SECTIONS
+
+    fixed: dict[str, Any] = {}
+    space: dict[str, Dim] = {}
+    for key, value in overrides.items():
+        name = f"{prefix}{key}"
+        if _is_dim(value):
+            field = name.split(".", 1)[1] if name.split(".")[0] in SECTIONS else name
+            raw = default_range(field) if value == "tune" else value
+            try:
+                space[field] = Dim.model_validate(raw)
+            except Exception as err:
+                from pydantic import ValidationError
+
+                from reglab.config import format_validation_error
+
+                msg = format_validation_error(err) if isinstance(err, ValidationError) else str(err)
+                raise ConfigError(f"{where}{name}: {msg.split(': ', 1)[-1]}") from None
+        elif isinstance(value, dict):
+            sub_fixed, sub_space = split_overrides(value, where, f"{name}.")
+            if sub_fixed or not sub_space:
+                fixed[key] = sub_fixed
+            space.update(sub_space)
+        else:
+            fixed[key] = value
+    return fixed, space
+
+
+def suggest(trial: optuna.Trial, space: dict[str, Dim]) -> dict[str, Any]:
+    """Sample a configuration; conditional dimensions only when their condition holds."""
+    params: dict[str, Any] = {}
+    pending = dict(space)
+    for _ in range(len(space) + 1):  # conditions may refer to other dimensions
+        progressed = False
+        for name, d in list(pending.items()):
+            if d.when and any(k in pending for k in d.when):
+                continue
+            pending.pop(name)
+            progressed = True
+            if d.when and not all(params.get(k) in vals for k, vals in d.when.items() if k in space):
+                continue
+            if d.choices is not None:
+                params[name] = trial.suggest_categorical(name, d.choices)
+            elif d.integer:
+                params[name] = trial.suggest_int(name, int(d.low), int(d.high), log=d.log, step=int(d.step or 1))  # type: ignore[arg-type]
+            else:
+                params[name] = trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)  # type: ignore[arg-type]
+        if not pending or not progressed:
+            break
+    return params
+
+
+def grid_space(space: dict[str, Dim]) -> dict[str, list[Any]]:
+    return {name: d.grid() for name, d in space.items()}
