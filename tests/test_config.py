@@ -162,9 +162,7 @@ def test_string_and_bool_parsing() -> None:
     assert RunConfig().override({"dropout": "0.3"}).regularization.dropout == 0.3
 
 
-@pytest.mark.parametrize(
-    "field", ["shift", "rotation", "scale", "crop_padding", "hflip", "noise"]
-)
+@pytest.mark.parametrize("field", ["shift", "rotation", "scale", "crop_padding", "hflip", "noise"])
 def test_augment_active_when_any_setting_is_nonzero(field: str) -> None:
     value = True if field == "hflip" else (2 if field == "crop_padding" else 0.1)
     assert AugmentConfig(**{field: value}).active

@@ -51,36 +51,59 @@ def _option_names(message: str) -> str:
 
 @app.command()
 def train(
-    data: Annotated[str | None, typer.Option(help="dataset name or csv:PATH", rich_help_panel=_PANEL_DATA)] = None,
-    data_dir: Annotated[str | None, typer.Option(help="folder with dataset files", rich_help_panel=_PANEL_DATA)] = None,
-    n_train: Annotated[int | None, typer.Option(help="training subset size", rich_help_panel=_PANEL_DATA)] = None,
+    data: Annotated[
+        str | None, typer.Option(help="dataset name or csv:PATH", rich_help_panel=_PANEL_DATA)
+    ] = None,
+    data_dir: Annotated[
+        str | None, typer.Option(help="folder with dataset files", rich_help_panel=_PANEL_DATA)
+    ] = None,
+    n_train: Annotated[
+        int | None, typer.Option(help="training subset size", rich_help_panel=_PANEL_DATA)
+    ] = None,
     val_fraction: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
     split_seed: Annotated[int | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
     model: Annotated[str | None, typer.Option(help="mlp or cnn", rich_help_panel=_PANEL_MODEL)] = None,
-    hidden: Annotated[str | None, typer.Option(help="MLP sizes, e.g. 256,128", rich_help_panel=_PANEL_MODEL)] = None,
-    activation: Annotated[str | None, typer.Option(help="relu, tanh, gelu", rich_help_panel=_PANEL_MODEL)] = None,
-    channels: Annotated[str | None, typer.Option(help="CNN widths, e.g. 32,64", rich_help_panel=_PANEL_MODEL)] = None,
-    init: Annotated[str | None, typer.Option(help="default, he, xavier", rich_help_panel=_PANEL_MODEL)] = None,
+    hidden: Annotated[
+        str | None, typer.Option(help="MLP sizes, e.g. 256,128", rich_help_panel=_PANEL_MODEL)
+    ] = None,
+    activation: Annotated[
+        str | None, typer.Option(help="relu, tanh, gelu", rich_help_panel=_PANEL_MODEL)
+    ] = None,
+    channels: Annotated[
+        str | None, typer.Option(help="CNN widths, e.g. 32,64", rich_help_panel=_PANEL_MODEL)
+    ] = None,
+    init: Annotated[
+        str | None, typer.Option(help="default, he, xavier", rich_help_panel=_PANEL_MODEL)
+    ] = None,
     l1: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     l2: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     elastic_net: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     l1_ratio: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     weight_decay: Annotated[float | None, typer.Option(help="decoupled", rich_help_panel=_PANEL_REG)] = None,
     penalize_biases: Annotated[bool | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
-    dropout: Annotated[str | None, typer.Option(help="rate, or one per layer", rich_help_panel=_PANEL_REG)] = None,
+    dropout: Annotated[
+        str | None, typer.Option(help="rate, or one per layer", rich_help_panel=_PANEL_REG)
+    ] = None,
     input_dropout: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     batch_norm: Annotated[bool | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     max_norm: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     label_smoothing: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     augment: Annotated[
-        str | None, typer.Option(help="e.g. shift=0.1,rotation=10,scale=0.1,noise=0.1", rich_help_panel=_PANEL_REG)
+        str | None,
+        typer.Option(help="e.g. shift=0.1,rotation=10,scale=0.1,noise=0.1", rich_help_panel=_PANEL_REG),
     ] = None,
     mixup: Annotated[float | None, typer.Option(help="Beta alpha", rich_help_panel=_PANEL_REG)] = None,
     cutout: Annotated[int | None, typer.Option(help="square side", rich_help_panel=_PANEL_REG)] = None,
     input_noise: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
-    early_stopping: Annotated[int | None, typer.Option(help="patience (epochs)", rich_help_panel=_PANEL_REG)] = None,
-    swa: Annotated[bool | None, typer.Option(help="stochastic weight averaging", rich_help_panel=_PANEL_REG)] = None,
-    snapshot: Annotated[int | None, typer.Option(help="snapshot-ensemble cycles", rich_help_panel=_PANEL_REG)] = None,
+    early_stopping: Annotated[
+        int | None, typer.Option(help="patience (epochs)", rich_help_panel=_PANEL_REG)
+    ] = None,
+    swa: Annotated[
+        bool | None, typer.Option(help="stochastic weight averaging", rich_help_panel=_PANEL_REG)
+    ] = None,
+    snapshot: Annotated[
+        int | None, typer.Option(help="snapshot-ensemble cycles", rich_help_panel=_PANEL_REG)
+    ] = None,
     optimizer: Annotated[str | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     lr: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     momentum: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
@@ -89,7 +112,9 @@ def train(
     batch_size: Annotated[int | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     grad_clip: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     seed: Annotated[int | None, typer.Option(help="init/order seed", rich_help_panel=_PANEL_TRAIN)] = None,
-    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps", rich_help_panel=_PANEL_TRAIN)] = None,
+    device: Annotated[
+        str | None, typer.Option(help="auto, cpu, cuda, mps", rich_help_panel=_PANEL_TRAIN)
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print machine-readable results")] = False,
 ) -> None:
     """Train one model and print per-epoch metrics and the final test accuracy."""
@@ -138,7 +163,17 @@ def _run_single(cfg: Any, as_json: bool) -> None:
     console = Console(stderr=as_json)
     data = load_data(cfg.data)
     table = Table(title=f"{cfg.model.arch} on {cfg.data.name}  {data.sizes()}", show_edge=False)
-    for col in ("epoch", "train loss", "train acc", "val loss", "val acc", "lr", "grad norm", "sparsity", "s"):
+    for col in (
+        "epoch",
+        "train loss",
+        "train acc",
+        "val loss",
+        "val acc",
+        "lr",
+        "grad norm",
+        "sparsity",
+        "s",
+    ):
         table.add_column(col, justify="right")
 
     def add_row(h: dict[str, float]) -> None:
@@ -201,7 +236,9 @@ def gradcheck(seed: Annotated[int, typer.Option()] = 0) -> None:
     for col in ("function", "checked", "max relative error", "result"):
         table.add_column(col)
     for r in results:
-        table.add_row(r.name, str(r.n_checked), f"{r.max_rel_error:.2e}", "[green]ok[/]" if r.ok else "[red]FAIL[/]")
+        table.add_row(
+            r.name, str(r.n_checked), f"{r.max_rel_error:.2e}", "[green]ok[/]" if r.ok else "[red]FAIL[/]"
+        )
     Console().print(table)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
@@ -222,16 +259,21 @@ def _study_run(spec: Any, jobs: int | None, new: bool, progress: bool, storage: 
         )
     print_summary(results.summary, console)
     console.print(f"outputs in [bold]{results.output_dir}[/]")
+    _write_report(results.output_dir, console)
     return results
 
 
 @app.command()
 def run(
     study: Annotated[str, typer.Argument(help="study file (YAML)")],
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")
+    ] = None,
     new: Annotated[bool, typer.Option(help="discard stored results of a changed study")] = False,
     output: Annotated[str | None, typer.Option(help="output directory")] = None,
-    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default: SQLite in output)")] = None,
+    storage: Annotated[
+        str | None, typer.Option(help="Optuna storage URL (default: SQLite in output)")
+    ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
     """Run (or resume) a study: every arm x seed, statistics, diagnosis, outputs."""
@@ -252,7 +294,9 @@ def validate(study: Annotated[str, typer.Argument(help="study file (YAML)")]) ->
 
     spec = load_study(study)
     n = len(spec.arms) * len(spec.seed_list)
-    print(f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}")
+    print(
+        f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}"
+    )
 
 
 @app.command()
@@ -265,7 +309,9 @@ def schema() -> None:
 
 @app.command()
 def demo(
-    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")
+    ] = None,
     output: Annotated[str, typer.Option(help="output directory")] = "reglab-demo",
     seeds: Annotated[int | None, typer.Option(help="override the number of seeds")] = None,
     new: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
@@ -276,6 +322,100 @@ def demo(
 
     spec = demo_study(output=output, seeds=seeds)
     _study_run(spec, jobs, new, progress)
+
+
+@app.command()
+def path(
+    study: Annotated[str, typer.Argument(help="study file (YAML)")],
+    param: Annotated[str, typer.Option(help="setting to sweep, e.g. l2, dropout, l1_ratio, augment.shift")],
+    values: Annotated[str, typer.Option(help="LOW:HIGH or a comma-separated list")],
+    num: Annotated[int, typer.Option(help="points for LOW:HIGH")] = 10,
+    scale: Annotated[str, typer.Option(help="auto (log when HIGH/LOW >= 100), log or linear")] = "auto",
+    seeds: Annotated[int, typer.Option(help="seeds per value")] = 3,
+    arm: Annotated[str | None, typer.Option(help="arm to start from (default: the baseline)")] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j")] = None,
+    new: Annotated[bool, typer.Option(help="discard stored results of a changed sweep")] = False,
+    progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+) -> None:
+    """Sweep one regularization strength (log scale) over seeds: train/val accuracy, sparsity, norm."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from reglab.study.spec import load_study
+    from reglab.tuning.path import parse_values, run_path
+
+    spec = load_study(study)
+    if seeds < 1:
+        _fail("--seeds: must be >= 1")
+    results, rows = run_path(
+        spec,
+        param,
+        parse_values(values, num, scale),
+        seeds=seeds,
+        arm=arm,
+        jobs=jobs,
+        new=new,
+        progress=progress,
+    )
+    table = Table(title=f"regularization path: {param}", show_edge=False)
+    for col in ("value", "train acc", "val acc", "gap (train-val)", "sparsity", "weight L2", "runs"):
+        table.add_column(col, justify="right")
+    by_value: dict[float, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["status"] == "completed":
+            by_value.setdefault(r["value"], []).append(r)
+    best = max(
+        by_value, key=lambda v: sum(r["val_acc"] for r in by_value[v]) / len(by_value[v]), default=None
+    )
+    for v, rs in by_value.items():
+
+        def mean(k: str, rs: list[dict[str, Any]] = rs) -> float:
+            return sum(r[k] for r in rs) / len(rs)
+
+        mark = " *" if v == best else ""
+        table.add_row(
+            f"{v:.3g}{mark}",
+            f"{mean('train_acc'):.2%}",
+            f"{mean('val_acc'):.2%}",
+            f"{mean('train_acc') - mean('val_acc'):+.2%}",
+            f"{mean('sparsity'):.1%}",
+            f"{mean('weight_l2'):.3g}",
+            str(len(rs)),
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"* best validation accuracy. outputs in [bold]{results.output_dir}[/]")
+    _write_report(results.output_dir, console)
+
+
+def _write_report(output_dir: Any, console: Any) -> None:
+    """Write report.html after run/demo/path; a failure here never loses the results."""
+    from reglab.report import build_report
+
+    try:
+        path = build_report(output_dir)
+    except ReglabError as err:
+        console.print(f"[yellow]report not written:[/] {err}")
+        return
+    console.print(f"report: [bold]{path}[/]")
+
+
+@app.command()
+def report(
+    output_dir: Annotated[str, typer.Argument(help="a study's output directory")],
+    fmt: Annotated[str, typer.Option("--format", help="html or md")] = "html",
+    png: Annotated[str | None, typer.Option(help="also save each figure as PNG in this folder")] = None,
+) -> None:
+    """Write the study's self-contained HTML report (or a Markdown summary with --format md)."""
+    from reglab.report import build_report
+
+    if fmt not in ("html", "md"):
+        _fail(f"--format: unknown format {fmt!r}; valid choices: html, md")
+    path = build_report(output_dir, fmt=fmt, png_dir=png)
+    if fmt == "md":
+        print(path.read_text(encoding="utf-8"))
+    else:
+        print(path)
 
 
 def main(argv: list[str] | None = None) -> None:

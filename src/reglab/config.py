@@ -106,7 +106,9 @@ class AugmentConfig(_Frozen):
 
     @property
     def active(self) -> bool:
-        return bool(self.shift or self.rotation or self.scale or self.crop_padding or self.hflip or self.noise)
+        return bool(
+            self.shift or self.rotation or self.scale or self.crop_padding or self.hflip or self.noise
+        )
 
 
 class EarlyStoppingConfig(_Frozen):
@@ -285,7 +287,12 @@ def merge_overrides(base: dict[str, Any], overrides: dict[str, Any], where: str 
 
 
 def format_validation_error(err: ValidationError, where: str = "") -> str:
-    """One line per problem: ``field.path: message (got value)``."""
+    """All problems on one line, separated by "; ": ``field.path: message (got value)``."""
+    return "; ".join(validation_messages(err, where))
+
+
+def validation_messages(err: ValidationError, where: str = "") -> list[str]:
+    """One message per problem (in the order of ``err.errors()``): ``field.path: message (got value)``."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
@@ -295,7 +302,7 @@ def format_validation_error(err: ValidationError, where: str = "") -> str:
         got = e.get("input")
         shown = "" if isinstance(got, dict) or e["type"] == "missing" else f" (got {got!r})"
         lines.append(f"{where}{loc}: {msg}{shown}")
-    return "; ".join(lines)
+    return lines
 
 
 M = Any

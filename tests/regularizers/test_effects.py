@@ -304,7 +304,9 @@ def _records(key: str, values: list[float]) -> list[dict[str, float]]:
         (EarlyStoppingConfig(patience=3), [3.0, 2.0, 1.0, 0.5], None, 4),
     ],
 )
-def test_early_stopping_rule(cfg: EarlyStoppingConfig, values: list[float], stop_at: int | None, best: int) -> None:
+def test_early_stopping_rule(
+    cfg: EarlyStoppingConfig, values: list[float], stop_at: int | None, best: int
+) -> None:
     es = EarlyStopping(cfg)
     model = nn.Linear(1, 1, bias=False)
     ctx = _ctx(torch.zeros(1, 1))
@@ -318,7 +320,7 @@ def test_early_stopping_rule(cfg: EarlyStoppingConfig, values: list[float], stop
     assert stopped == stop_at
     assert es.summary() == {"early_stopping_best_epoch": best, "early_stopping_stopped_epoch": stop_at}
     restored = es.on_train_end(model, ctx)
-    assert float(restored.weight) == best
+    assert float(restored.weight.detach()) == best
 
 
 # --- batch transforms ------------------------------------------------------------------------
@@ -357,6 +359,21 @@ def test_mixup_mixes_inputs_and_targets_with_one_lambda() -> None:
         partner = (xm[i] - lam * x[i]) / (1 - lam)
         matches = [j for j in range(n) if torch.allclose(partner, x[j], atol=1e-4)]
         assert len(matches) == 1 and t[i, y[matches[0]]] == pytest.approx(1 - lam, abs=1e-6)
+
+
+@pytest.mark.parametrize("alpha", [0.2, 1.0, 3.0])
+def test_mixup_lambda_follows_beta_alpha_alpha(alpha: float) -> None:
+    from scipy import stats
+
+    n = 8
+    x = torch.eye(n)  # row i of the mix is lam * e_i + (1 - lam) * e_perm(i)
+    y = torch.arange(n)
+    reg, ctx = Mixup(alpha), _ctx(x, n, seed=0)
+    lams = [float(reg.transform_batch(x, y, ctx)[0].diagonal().min()) for _ in range(1000)]
+    lams = [v for v in lams if v < 1.0]  # drop the rare identity permutations
+    assert len(lams) > 950
+    assert stats.kstest(lams, stats.beta(alpha, alpha).cdf).pvalue > 1e-3
+    assert sum(lams) / len(lams) == pytest.approx(0.5, abs=0.05)
 
 
 def test_mixup_accepts_smoothed_targets() -> None:
@@ -511,7 +528,7 @@ def test_snapshot_lr_and_members() -> None:
         snap.on_epoch_end(model, {"epoch": epoch}, ctx)
     ens = snap.on_train_end(model, ctx)
     assert isinstance(ens, SoftmaxEnsemble)
-    assert [float(m.weight[0, 0]) for m in ens.members] == [2.0, 4.0]
+    assert [float(m.weight[0, 0].detach()) for m in ens.members] == [2.0, 4.0]
 
 
 def test_penalized_parameters_exclude_biases_by_default() -> None:

@@ -192,7 +192,9 @@ def test_random_affine_shift_is_bounded_by_the_fraction_of_the_side() -> None:
 
     def centre(t: torch.Tensor) -> torch.Tensor:
         mass = t.sum((1, 2, 3))
-        return torch.stack([(t.sum((1, 3)) * coords).sum(1) / mass, (t.sum((1, 2)) * coords).sum(1) / mass], 1)
+        return torch.stack(
+            [(t.sum((1, 3)) * coords).sum(1) / mass, (t.sum((1, 2)) * coords).sum(1) / mass], 1
+        )
 
     moved = (centre(out) - centre(x)).abs()
     assert torch.all(moved <= shift * side + 1e-3)

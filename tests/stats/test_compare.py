@@ -43,7 +43,8 @@ def test_describe_small_samples() -> None:
     assert one.n == 1 and one.mean == 0.5
     assert math.isnan(one.std) and math.isnan(one.ci_low) and math.isnan(one.ci_high)
     same = describe([0.7, 0.7, 0.7])
-    assert same.std == 0.0 and same.ci_low == same.ci_high == pytest.approx(0.7)
+    assert same.std == pytest.approx(0.0, abs=1e-12)
+    assert same.ci_low == pytest.approx(0.7) and same.ci_high == pytest.approx(0.7)
     assert set(describe([1.0, 2.0]).to_dict()) == {"n", "mean", "std", "ci_low", "ci_high"}
 
 
@@ -79,7 +80,7 @@ def test_paired_design_removes_between_seed_variance() -> None:
     arm = [b + 0.01 + 0.001 * i for i, b in enumerate(base)]
     paired = paired_compare(arm, base)
     unpaired = stats.ttest_ind(arm, base).pvalue
-    assert paired.t_pvalue < 1e-5 < 0.5 < unpaired
+    assert paired.t_pvalue < 1e-4 < 0.5 < unpaired
     assert paired.prob_improvement == 1.0
 
 
@@ -160,18 +161,24 @@ def test_probability_of_improvement_bootstrap_interval() -> None:
 
 
 def test_ci_of_mean_difference_has_nominal_coverage() -> None:
-    """2000 studies of 10 seeds with a known true improvement: the 95 % CI covers it ~95 % of the time,
-    and the paired t-test rejects a true null ~5 % of the time."""
+    """2000 studies of 10 paired seeds with a known true improvement: the 95 % CI of the mean
+    difference covers it in 93-97 % of them; with no true difference it excludes 0 in ~5 %."""
     rng = np.random.default_rng(12345)
     reps, n, true_diff = 2000, 10, 0.004
-    covered = rejected_null = 0
-    for _ in range(reps):
+    covered = false_alarm = 0
+    for r in range(reps):
         seed_effect = rng.normal(0.9, 0.02, size=n)  # shared by both arms of a seed (pairing)
         base = seed_effect + rng.normal(0, 0.005, size=n)
         arm = seed_effect + true_diff + rng.normal(0, 0.005, size=n)
-        c = paired_compare(arm, base)
-        covered += c.ci_low <= true_diff <= c.ci_high
-        null = paired_compare(seed_effect + rng.normal(0, 0.005, size=n), base)
-        rejected_null += null.t_pvalue < 0.05
+        null = seed_effect + rng.normal(0, 0.005, size=n)
+        # describe() of the differences is paired_compare's interval (checked exactly on a sample;
+        # paired_compare also bootstraps and runs Wilcoxon, too slow for all 2000)
+        s, s0 = describe(arm - base), describe(null - base)
+        if r % 100 == 0:
+            c = paired_compare(arm, base)
+            assert (c.ci_low, c.ci_high) == (s.ci_low, s.ci_high)
+            assert (paired_compare(null, base).t_pvalue < 0.05) == (not s0.ci_low <= 0 <= s0.ci_high)
+        covered += s.ci_low <= true_diff <= s.ci_high
+        false_alarm += not s0.ci_low <= 0.0 <= s0.ci_high
     assert 0.93 <= covered / reps <= 0.97
-    assert 0.03 <= rejected_null / reps <= 0.07
+    assert 0.03 <= false_alarm / reps <= 0.07

@@ -39,8 +39,22 @@ def _add(info: DatasetInfo) -> None:
     DATASETS.add(info.name, info)
 
 
-_add(DatasetInfo("digits", "8x8 handwritten digits, bundled with scikit-learn", "reglab.data.sklearn_data:load_digits", "1,797 images, 10 classes"))
-_add(DatasetInfo("synthetic", "make_classification (options under data.synthetic)", "reglab.data.sklearn_data:load_synthetic", "configurable"))
+_add(
+    DatasetInfo(
+        "digits",
+        "8x8 handwritten digits, bundled with scikit-learn",
+        "reglab.data.sklearn_data:load_digits",
+        "1,797 images, 10 classes",
+    )
+)
+_add(
+    DatasetInfo(
+        "synthetic",
+        "make_classification (options under data.synthetic)",
+        "reglab.data.sklearn_data:load_synthetic",
+        "configurable",
+    )
+)
 _add(
     DatasetInfo(
         "mnist",

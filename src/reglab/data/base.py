@@ -105,11 +105,21 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
 
 
 def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
-    """Indices of a stratified subset of size ``n`` (class shares preserved)."""
+    """Indices of a stratified subset of exactly ``n`` examples (class shares preserved; the
+    places left after rounding down go to the largest remainders)."""
     if n >= len(y):
         return np.arange(len(y))
-    _, held = stratified_split(y, n / len(y), seed)
-    return held
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    quota = counts * n / len(y)
+    take = np.floor(quota).astype(np.int64)
+    take[np.argsort(take - quota, kind="stable")[: n - int(take.sum())]] += 1
+    picks = []
+    for c, k in zip(classes, take, strict=True):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        picks.append(idx[:k])
+    return np.sort(np.concatenate(picks))
 
 
 def make_splits(raw: RawData, cfg: DataConfig, name: str) -> DataSplits:

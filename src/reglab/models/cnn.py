@@ -24,7 +24,9 @@ def build_cnn(
     if len(input_shape) != 3:
         from reglab.errors import ConfigError
 
-        raise ConfigError(f"model.arch: cnn needs image inputs (C, H, W), this dataset has shape {input_shape}")
+        raise ConfigError(
+            f"model.arch: cnn needs image inputs (C, H, W), this dataset has shape {input_shape}"
+        )
     c, h, w = input_shape
     act = ACTIVATIONS[model.activation]
     if isinstance(reg.dropout, tuple) and len(reg.dropout) == 2:

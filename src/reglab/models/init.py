@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from torch import nn
 
 
 def initialize(model: nn.Module, scheme: str, activation: str = "relu") -> None:
     if scheme == "default":
         return
-    nonlin = "relu" if activation in ("relu", "gelu") else "tanh"
+    nonlin: Literal["relu", "tanh"] = "relu" if activation in ("relu", "gelu") else "tanh"
     for m in model.modules():
         if isinstance(m, nn.Linear | nn.Conv2d):
             if scheme == "he":

@@ -19,7 +19,7 @@ from reglab.regularizers.penalties import L1, L2, ElasticNet
 from reglab.regularizers.weight_decay import DecoupledWeightDecay
 
 if TYPE_CHECKING:
-    from reglab.config import RunConfig
+    from reglab.config import RegularizationConfig, RunConfig
 
 __all__ = ["REGULARIZERS", "Regularizer", "RegularizerSpec", "TrainContext", "build_regularizers"]
 
@@ -30,7 +30,7 @@ def _add(spec: RegularizerSpec) -> None:
     REGULARIZERS.add(spec.name, spec)
 
 
-def _reg(cfg: RunConfig):  # type: ignore[no-untyped-def]
+def _reg(cfg: RunConfig) -> RegularizationConfig:
     return cfg.regularization
 
 
@@ -60,7 +60,7 @@ _add(RegularizerSpec("batch_norm", "Batch normalization (Ioffe & Szegedy 2015): 
                      lambda c: Structural("batch_norm") if _reg(c).batch_norm else None,
                      {"batch_norm": True}, structural=True))
 _add(RegularizerSpec("max_norm", MaxNorm.__doc__ or "",
-                     lambda c: MaxNorm(_reg(c).max_norm) if _reg(c).max_norm else None,
+                     lambda c: MaxNorm(m) if (m := _reg(c).max_norm) else None,
                      {"max_norm": 2.0}, {"max_norm": TuneRange(0.5, 5.0, log=True)}))
 _add(RegularizerSpec("augment", Augment.__doc__ or "",
                      lambda c: Augment(_reg(c).augment) if _reg(c).augment.active else None,
@@ -79,13 +79,13 @@ _add(RegularizerSpec("mixup", Mixup.__doc__ or "",
                      lambda c: Mixup(_reg(c).mixup) if _reg(c).mixup > 0 else None,
                      {"mixup": 0.2}, {"mixup": TuneRange(0.05, 1.0, log=True)}))
 _add(RegularizerSpec("early_stopping", EarlyStopping.__doc__ or "",
-                     lambda c: EarlyStopping(_reg(c).early_stopping) if _reg(c).early_stopping else None,
+                     lambda c: EarlyStopping(e) if (e := _reg(c).early_stopping) else None,
                      {"early_stopping": {"patience": 2}},
                      {"early_stopping.patience": TuneRange(2, 20, kind="int")}))
-_add(RegularizerSpec("swa", SWA.__doc__ or "", lambda c: SWA(_reg(c).swa) if _reg(c).swa else None,
+_add(RegularizerSpec("swa", SWA.__doc__ or "", lambda c: SWA(w) if (w := _reg(c).swa) else None,
                      {"swa": {"start": 0.5}}))
 _add(RegularizerSpec("snapshot", Snapshot.__doc__ or "",
-                     lambda c: Snapshot(_reg(c).snapshot) if _reg(c).snapshot else None,
+                     lambda c: Snapshot(n) if (n := _reg(c).snapshot) else None,
                      {"snapshot": {"cycles": 2}}))
 # fmt: on
 

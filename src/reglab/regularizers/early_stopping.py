@@ -51,4 +51,7 @@ class EarlyStopping(Regularizer):
         return model
 
     def summary(self) -> dict[str, Any]:
-        return {"early_stopping_best_epoch": self.best_epoch, "early_stopping_stopped_epoch": self.stopped_epoch}
+        return {
+            "early_stopping_best_epoch": self.best_epoch,
+            "early_stopping_stopped_epoch": self.stopped_epoch,
+        }

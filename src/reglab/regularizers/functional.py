@@ -73,9 +73,7 @@ def gaussian_noise(x: Tensor, std: float, gen: torch.Generator) -> Tensor:
     return x + std * torch.randn(x.shape, generator=gen).to(x.device)
 
 
-def random_affine(
-    x: Tensor, shift: float, rotation: float, scale: float, gen: torch.Generator
-) -> Tensor:
+def random_affine(x: Tensor, shift: float, rotation: float, scale: float, gen: torch.Generator) -> Tensor:
     """Random translation (fraction of the side), rotation (degrees) and zoom per image, by one
     batched ``affine_grid``/``grid_sample`` (Simard et al. 2003's elastic-free distortions)."""
     n = x.shape[0]
@@ -98,7 +96,9 @@ def random_crop(x: Tensor, padding: int, gen: torch.Generator) -> Tensor:
     padded = F.pad(x, (padding, padding, padding, padding))
     oy = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
     ox = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
-    rows = (oy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * padding)
+    rows = (
+        (oy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * padding)
+    )
     out = padded.gather(2, rows)
     cols = (ox.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w).expand(n, c, h, w)
     return out.gather(3, cols)

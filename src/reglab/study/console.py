@@ -27,11 +27,27 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
     console = console or Console()
     m = summary["compare_metric"]
     is_acc = m.endswith("acc")
-    fmt = _pct if is_acc else (lambda x, signed=False: "-" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}"))
-    t = Table(title=f"study {summary['study']}: {m}, {len(summary['seeds'])} seeds, baseline {summary['baseline']}",
-              show_edge=False)
-    for col in ("#", "arm", f"{m} ±95% CI", "Δ vs base ±CI", "P(>)", "p Holm", "verdict",
-                "gap", "ens.", "diagnosis"):
+    fmt = (
+        _pct
+        if is_acc
+        else (lambda x, signed=False: "-" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}"))
+    )
+    t = Table(
+        title=f"study {summary['study']}: {m}, {len(summary['seeds'])} seeds, baseline {summary['baseline']}",
+        show_edge=False,
+    )
+    for col in (
+        "#",
+        "arm",
+        f"{m} ±95% CI",
+        "Δ vs base ±CI",
+        "P(>)",
+        "p Holm",
+        "verdict",
+        "gap",
+        "ens.",
+        "diagnosis",
+    ):
         t.add_column(col, justify="right" if col not in ("arm", "verdict", "diagnosis") else "left")
     for arm in summary["ranking"]:
         a = summary["arms"][arm]
@@ -48,15 +64,25 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
             style = {"better": "green", "worse": "red"}.get(verdict)
             verdict = f"[{style}]{verdict}[/]" if style else verdict
         failed = f" ({a['n_failed']} failed)" if a["n_failed"] else ""
-        t.add_row(str(a["rank"]), arm + failed, ci, diff, p_imp, p_holm, verdict,
-                  _pct(a["metrics"]["gap"]["mean"], True), _pct(a["ensemble_test_acc"]), d.get("label", "-"))
+        t.add_row(
+            str(a["rank"]),
+            arm + failed,
+            ci,
+            diff,
+            p_imp,
+            p_holm,
+            verdict,
+            _pct(a["metrics"]["gap"]["mean"], True),
+            _pct(a["ensemble_test_acc"]),
+            d.get("label", "-"),
+        )
     console.print(t)
     if summary.get("underpowered_note"):
         console.print(f"[yellow]note:[/] {summary['underpowered_note']}")
     for f in summary.get("failed_runs", []):
         where = f" in epoch {f['epoch']}" if f.get("epoch") else ""
         console.print(f"[red]{f['status']}:[/] {f['arm']} seed {f['seed']}{where}: {f['reason']}")
-    recs = {}
+    recs: dict[tuple[str, str], list[str]] = {}
     for arm in summary["ranking"]:
         d = summary["arms"][arm]["diagnosis"]
         if d and d["label"] != "good fit":

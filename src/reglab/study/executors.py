@@ -25,6 +25,7 @@ class Task:
     key: str  # unique id, e.g. "l2/seed3" or "l2/trial7"
     config: dict[str, Any]  # RunConfig as a JSON-able dict
     folds: int | None = None  # K-fold cross-validation on the train split instead of one val split
+    evaluate_test: bool = True  # False for tuning trials: the test split is never read
 
 
 class Executor(Protocol):
@@ -32,7 +33,9 @@ class Executor(Protocol):
 
     def submit(self, task: Task) -> None: ...
 
-    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]: ...
+    def poll(
+        self, timeout: float
+    ) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]: ...
 
     def stop(self, key: str) -> None: ...
 
@@ -116,10 +119,14 @@ class LocalExecutor:
         if self._stops is not None:
             self._stops[key] = True
 
-    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
+    def poll(
+        self, timeout: float
+    ) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED) if self._pending else ((), ())
+        done, _ = (
+            wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED) if self._pending else ((), ())
+        )
         events = []
         while True:
             try:

@@ -57,7 +57,9 @@ def epochs_frame(spec: StudySpec, records: dict[tuple[str, int], RunRecord]) -> 
         for h in rec.payload.get("history", []):
             rows.append({"arm": arm, "seed": seed, "status": rec.status, **h})
         if rec.status != "completed" and not rec.payload.get("history"):
-            rows.append({"arm": arm, "seed": seed, "status": rec.status, "epoch": rec.payload.get("diverged_epoch")})
+            rows.append(
+                {"arm": arm, "seed": seed, "status": rec.status, "epoch": rec.payload.get("diverged_epoch")}
+            )
     return pd.DataFrame(rows)
 
 
@@ -99,11 +101,13 @@ def _sum_histograms(payloads: list[dict[str, Any]]) -> dict[str, Any] | None:
         return None
     out: dict[str, Any] = {"linear_range": list(HIST_LINEAR), "log10_abs_range": list(HIST_LOG)}
     for k in ("linear", "log10_abs"):
-        out[k] = np.sum([h[k] for h in hists], axis=0).tolist()
+        out[k] = np.sum([h[k] for h in hists if h is not None], axis=0).tolist()
     return out
 
 
-def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def summarize(
+    spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Statistics per arm, paired comparisons against the baseline, diagnosis and ranking."""
     compare = spec.metric.compare
     higher_better = not compare.endswith("loss")
@@ -119,8 +123,13 @@ def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra:
                 continue
             if rec.status != "completed":
                 failed.append(
-                    {"arm": arm, "seed": seed, "status": rec.status, "reason": rec.payload.get("reason"),
-                     "epoch": rec.payload.get("diverged_epoch")}
+                    {
+                        "arm": arm,
+                        "seed": seed,
+                        "status": rec.status,
+                        "reason": rec.payload.get("reason"),
+                        "epoch": rec.payload.get("diverged_epoch"),
+                    }
                 )
                 continue
             by_seed[seed] = rec.payload["final"]
@@ -134,7 +143,7 @@ def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra:
     base_means = {m: describe([f[m] for f in base_runs.values()]).mean for m in ("train_acc", "val_acc")}
     for arm, runs in arms.items():
         finals = runs.by_seed
-        metrics = {}
+        metrics: dict[str, dict[str, Any]] = {}
         for m in SUMMARY_METRICS:
             vals = [f[m] for f in finals.values() if m in f]
             metrics[m] = {**describe(vals).to_dict(), "values": vals}
@@ -142,21 +151,19 @@ def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra:
         if runs.probs and runs.labels is not None:
             avg = np.mean(runs.probs, axis=0)
             ensemble = float((avg.argmax(1) == runs.labels).mean())
-        comparison = None
+        comparison: dict[str, Any] | None = None
         if arm != baseline:
             common = sorted(set(finals) & set(base_runs))
             if len(common) >= 1:
-                comparison = paired_compare(
-                    [finals[s][compare] for s in common], [base_runs[s][compare] for s in common]
-                ).to_dict()
-                comparison["seeds"] = common
+                pc = paired_compare([finals[s][compare] for s in common], [base_runs[s][compare] for s in common])
+                comparison = {**pc.to_dict(), "seeds": common}
         hist = _sum_histograms([records[(arm, s)].payload for s in finals])
         is_base = arm == baseline
         diag = None
         if finals:
             diag = diagnose(
-                metrics["train_acc"]["mean"],
-                metrics["val_acc"]["mean"],
+                float(metrics["train_acc"]["mean"]),
+                float(metrics["val_acc"]["mean"]),
                 spec.diagnosis,
                 None if is_base else base_means["train_acc"],
                 None if is_base else base_means["val_acc"],
@@ -181,8 +188,11 @@ def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra:
         c["significant"] = bool(p < ALPHA and not c["underpowered"])
         better = c["mean_diff"] > 0 if higher_better else c["mean_diff"] < 0
         c["verdict"] = (
-            "underpowered" if c["underpowered"] else
-            ("better" if better else "worse") if c["significant"] else "no significant difference"
+            "underpowered"
+            if c["underpowered"]
+            else ("better" if better else "worse")
+            if c["significant"]
+            else "no significant difference"
         )
 
     def key(a: str) -> float:
@@ -206,7 +216,8 @@ def summarize(spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra:
         "underpowered": n_seeds < MIN_SEEDS,
         "underpowered_note": (
             f"only {n_seeds} seeds: comparisons are underpowered (need >= {MIN_SEEDS}); no winner is declared"
-            if n_seeds < MIN_SEEDS else None
+            if n_seeds < MIN_SEEDS
+            else None
         ),
         "failed_runs": failed,
         "ranking": ranking,

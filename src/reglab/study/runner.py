@@ -76,13 +76,18 @@ def default_jobs() -> int:
 def environment(device: str | None = None) -> dict[str, Any]:
     from importlib import metadata
 
-    versions = {}
+    versions: dict[str, str | None] = {}
     for pkg in ("reglab", "torch", "optuna", "numpy", "scipy", "pydantic"):
         try:
             versions[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
             versions[pkg] = None
-    return {"python": platform.python_version(), "platform": platform.platform(), "versions": versions, "device": device}
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "device": device,
+    }
 
 
 class _Progress:
@@ -114,7 +119,7 @@ class _Progress:
             self.progress.__exit__(None, None, None)
 
     def epoch(self, key: str, record: dict[str, float], epochs: int) -> None:
-        if not self.enabled or key not in self.active and len(self.active) > 32:
+        if not self.enabled or (key not in self.active and len(self.active) > 32):
             return
         if key not in self.active:
             self.active[key] = self.progress.add_task(f"  {key}", total=epochs)
@@ -155,7 +160,9 @@ def run_study(
         yaml.safe_dump({**spec.resolved(), "storage": mask_url(url)}, sort_keys=False), encoding="utf-8"
     )
     todo = [(arm, seed) for seed in spec.seed_list for arm in spec.arms if (arm, seed) not in done]
-    tasks = [Task(f"{arm}/seed{seed}", spec.run_config(arm, seed).model_dump(mode="json")) for arm, seed in todo]
+    tasks = [
+        Task(f"{arm}/seed{seed}", spec.run_config(arm, seed).model_dump(mode="json")) for arm, seed in todo
+    ]
     keys = {t.key: kv for t, kv in zip(tasks, todo, strict=True)}
     epochs = {t.key: int(t.config["train"]["epochs"]) for t in tasks}
     total = len(spec.seed_list) * len(spec.arms)

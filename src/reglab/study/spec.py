@@ -30,7 +30,7 @@ from reglab.config import (
     RegularizationConfig,
     RunConfig,
     TrainConfig,
-    format_validation_error,
+    validation_messages,
 )
 from reglab.errors import ConfigError
 
@@ -48,7 +48,9 @@ class DiagnosisConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     high_bias_train_error: float = Field(0.05, ge=0, le=1, description="train error above this: high bias")
-    high_variance_gap: float = Field(0.03, ge=0, le=1, description="train - val accuracy above this: high variance")
+    high_variance_gap: float = Field(
+        0.03, ge=0, le=1, description="train - val accuracy above this: high variance"
+    )
     over_reg_train_drop: float = Field(
         0.02, ge=0, le=1, description="train accuracy this far below the baseline's, ..."
     )
@@ -161,7 +163,9 @@ class StudySpec(BaseModel):
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     def shared_config(self) -> RunConfig:
-        return RunConfig(data=self.data, model=self.model, train=self.train, regularization=self.regularization)
+        return RunConfig(
+            data=self.data, model=self.model, train=self.train, regularization=self.regularization
+        )
 
     def arm_space(self, arm: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(fixed overrides, search dimensions) of an arm; the shared ``search.space`` included."""
@@ -225,7 +229,10 @@ class StudySpec(BaseModel):
             "metric": self.metric.model_dump(),
             "diagnosis": self.diagnosis.model_dump(),
             "fingerprint": self.fingerprint(),
-            "arms": {a: {"overrides": self.arms[a], "config": self.arm_config(a).model_dump(mode="json")} for a in self.arms},
+            "arms": {
+                a: {"overrides": self.arms[a], "config": self.arm_config(a).model_dump(mode="json")}
+                for a in self.arms
+            },
         }
 
 
@@ -250,13 +257,13 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     def walk(node: Any, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
-                key = path + (str(k.value),)
+                key = (*path, str(k.value))
                 index[key] = k.start_mark.line + 1
                 walk(v, key)
         elif isinstance(node, yaml.SequenceNode):
             for i, v in enumerate(node.value):
-                index[path + (str(i),)] = v.start_mark.line + 1
-                walk(v, path + (str(i),))
+                index[(*path, str(i))] = v.start_mark.line + 1
+                walk(v, (*path, str(i)))
 
     if root is not None:
         walk(root, ())
@@ -265,7 +272,7 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
 
 def _with_lines(err: ValidationError, lines: dict[tuple[str, ...], int], source: str) -> str:
     msgs = []
-    for part, e in zip(format_validation_error(err).split("; "), err.errors(), strict=False):
+    for part, e in zip(validation_messages(err), err.errors(), strict=True):
         loc = tuple(str(p) for p in e["loc"])
         line = None
         for k in range(len(loc), 0, -1):
@@ -286,7 +293,15 @@ def _check_budget(spec: StudySpec, arm: str) -> None:
 
         from reglab.tuning.spaces import grid_space
 
-        size = math.prod(len(v) for v in grid_space(space).values()) if space else 1
+        grid = grid_space(space)
+        for k, vals in grid.items():
+            for v in vals:
+                if not (v is None or isinstance(v, str | int | float | bool)):
+                    raise ConfigError(
+                        f"search.sampler: the grid sampler takes numbers, strings, booleans or null; arm {arm!r} "
+                        f"tunes {k} over {v!r}; use another sampler"
+                    )
+        size = math.prod(len(v) for v in grid.values()) if space else 1
         if s.trials is not None and size > s.trials:
             raise ConfigError(
                 f"search.trials: the grid of arm {arm!r} has {size} points but the budget is {s.trials} trials; "
@@ -294,10 +309,42 @@ def _check_budget(spec: StudySpec, arm: str) -> None:
             )
 
 
+def _check_space(spec: StudySpec, arm: str) -> None:
+    """Every tuned setting exists and accepts both ends of its range (or each choice), and every
+    condition (``when``) names a known setting - so a typo fails here, not in every trial."""
+    from reglab.config import nest_overrides
+    from reglab.tuning.spaces import split_overrides
+
+    _, space = spec.arm_space(arm)
+    if not space:
+        return
+    own = split_overrides(spec.arms[arm], f"arms.{arm}.")[1]
+    base = spec.arm_config(arm)
+    for name, d in space.items():
+        where = f"arms.{arm}.{name}" if name in own else f"search.space.{name}"
+        for key in (name, *(k for k in (d.when or {}) if k not in space)):
+            try:
+                nest_overrides({key: None})
+            except ConfigError as err:
+                label = "" if key == name else f"when: {key}: "
+                raise ConfigError(f"{where}: {label}{str(err).split(': ', 1)[-1]}") from None
+        if d.choices is not None:
+            values = list(d.choices)
+        else:
+            values = [int(d.low), int(d.high)] if d.integer else [d.low, d.high]  # type: ignore[arg-type]
+        for v in values:
+            try:
+                base.override({name: v})
+            except ConfigError as err:
+                raise ConfigError(f"{where}: the setting does not accept {v!r} ({err})") from None
+
+
 def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> StudySpec:
     """Validate a parsed document (and every arm's merged run config) into a :class:`StudySpec`."""
     if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})")
+        raise ConfigError(
+            f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})"
+        )
     lines = _line_index(text) if text else {}
     try:
         spec = StudySpec.model_validate(doc)
@@ -309,6 +356,7 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> S
         try:
             spec.arm_config(arm)
             _check_budget(spec, arm)
+            _check_space(spec, arm)
         except ConfigError as err:
             line = lines.get(("arms", arm))
             raise ConfigError(f"{source}:{line}: {err}" if line else f"{source}: {err}") from None

@@ -49,7 +49,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     try:
         return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=None)
     except Exception as err:  # bad URL, unreachable server, missing driver
-        raise ConfigError(f"cannot open storage {mask_url(url)}: {type(err).__name__}: {mask_url(str(err))[:300]}") from None
+        raise ConfigError(
+            f"cannot open storage {mask_url(url)}: {type(err).__name__}: {mask_url(str(err))[:300]}"
+        ) from None
 
 
 class RunStore:

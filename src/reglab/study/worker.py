@@ -53,8 +53,9 @@ def execute_task(task: Any, report: Callable[[dict[str, float]], bool]) -> dict[
     record and returns True when the driver wants the task stopped (pruning); with K folds the
     record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
     mean over folds so far (comparable between trials at equal steps)."""
+    test = getattr(task, "evaluate_test", True)  # tuning trials never read the test split
     if not task.folds:
-        return execute_run(task.config, report)
+        return execute_run(task.config, report, evaluate_test=test)
     from reglab.config import RunConfig
 
     base = RunConfig.model_validate(task.config)
@@ -66,13 +67,15 @@ def execute_task(task: Any, report: Callable[[dict[str, float]], bool]) -> dict[
         done_val = [f["val_acc"] for f in finals]
         done_loss = [f["val_loss"] for f in finals]
 
-        def fold_report(rec: dict[str, float], k: int = k, dv: list[float] = done_val, dl: list[float] = done_loss) -> bool:
+        def fold_report(
+            rec: dict[str, float], k: int = k, dv: list[float] = done_val, dl: list[float] = done_loss
+        ) -> bool:
             r = dict(rec, fold=k, step=k * epochs + rec["epoch"])
             r["val_acc"] = (sum(dv) + rec["val_acc"]) / (len(dv) + 1)
             r["val_loss"] = (sum(dl) + rec["val_loss"]) / (len(dl) + 1)
             return report(r)
 
-        payload = execute_run(cfg.model_dump(mode="json"), fold_report)
+        payload = execute_run(cfg.model_dump(mode="json"), fold_report, evaluate_test=test)
         if payload["status"] != "completed":
             payload["reason"] = f"fold {k}: {payload.get('reason')}"
             payload["epochs_spent"] = sum(len(h) for h in histories) + len(payload.get("history", []))
@@ -91,8 +94,13 @@ def execute_task(task: Any, report: Callable[[dict[str, float]], bool]) -> dict[
     }
 
 
-def execute_run(config: dict[str, Any], on_epoch: Callable[[dict[str, float]], bool | None] | None = None) -> dict[str, Any]:
-    """Train one run; always returns a payload (status completed | diverged | failed | error)."""
+def execute_run(
+    config: dict[str, Any],
+    on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
+    evaluate_test: bool = True,
+) -> dict[str, Any]:
+    """Train one run; always returns a payload (status completed | diverged | failed | error).
+    ``evaluate_test=False``: the test split is not read (no test metrics, no test_probs)."""
     from reglab.config import RunConfig
     from reglab.training.engine import fit
 
@@ -106,10 +114,14 @@ def execute_run(config: dict[str, Any], on_epoch: Callable[[dict[str, float]], b
     try:
         cfg = RunConfig.model_validate(config)
         data = _data(cfg)
-        result = fit(cfg, data, callbacks=[callback])
+        result = fit(cfg, data, callbacks=[callback], evaluate_test=evaluate_test)
     except _Stop:
-        return {"status": "pruned", "reason": f"pruned after epoch {len(seen)}", "history": seen,
-                "epochs_spent": len(seen)}
+        return {
+            "status": "pruned",
+            "reason": f"pruned after epoch {len(seen)}",
+            "history": seen,
+            "epochs_spent": len(seen),
+        }
     except ReglabError as err:  # the user's problem (e.g. missing data files): stop the study
         return {"status": "error", "reason": str(err)}
     except Exception as err:  # a bug or resource problem: this run failed, the study goes on

@@ -10,7 +10,7 @@ if TYPE_CHECKING:
 __all__ = ["RunResult", "fit"]
 
 
-def __getattr__(name: str):  # type: ignore[no-untyped-def]
+def __getattr__(name: str) -> object:
     if name in __all__:
         from reglab.training import engine
 

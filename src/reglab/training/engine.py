@@ -120,11 +120,13 @@ def fit(
     *,
     callbacks: Sequence[EpochCallback] = (),
     keep_model: bool = False,
+    evaluate_test: bool = True,
 ) -> RunResult:
     """Train one model as ``cfg`` says and return its history and final metrics.
 
     A NaN/inf loss ends the run with status "diverged" (no exception). Exceptions raised by
-    ``callbacks`` (e.g. a pruner's) propagate.
+    ``callbacks`` (e.g. a pruner's) propagate. ``evaluate_test=False`` (tuning trials) never
+    reads the test split: ``final`` then has no test metrics and ``test_probs`` is None.
     """
     t_start = time.perf_counter()
     tc = cfg.train
@@ -265,8 +267,12 @@ def fit(
     ebs = tc.eval_batch_size
     tr_loss, tr_acc, _ = evaluate(final_model, x_tr, y_tr, ebs)
     va_loss, va_acc, _ = evaluate(final_model, data.x_val, data.y_val, ebs)
-    x_te, y_te = test.read()  # the only read of the test split
-    te_loss, te_acc, te_probs = evaluate(final_model, x_te.to(device), y_te.to(device), ebs)
+    te_probs: Tensor | None = None
+    test_metrics: dict[str, float] = {}
+    if evaluate_test:
+        x_te, y_te = test.read()  # the only read of the test split
+        te_loss, te_acc, te_probs = evaluate(final_model, x_te.to(device), y_te.to(device), ebs)
+        test_metrics = {"test_loss": te_loss, "test_acc": te_acc, "gap": tr_acc - te_acc}
     best_epoch = info.get("early_stopping_best_epoch") or int(
         max(history, key=lambda h: h["val_acc"])["epoch"]
     )
@@ -275,9 +281,7 @@ def fit(
         "train_acc": tr_acc,
         "val_loss": va_loss,
         "val_acc": va_acc,
-        "test_loss": te_loss,
-        "test_acc": te_acc,
-        "gap": tr_acc - te_acc,
+        **test_metrics,
         "best_epoch": float(best_epoch),
         **weight_stats(penalized_parameters(final_model, include_biases=False)),
     }
@@ -288,6 +292,6 @@ def fit(
         history,
         final,
         info,
-        test_probs=te_probs.float().cpu().numpy(),
+        test_probs=None if te_probs is None else te_probs.float().cpu().numpy(),
         model=final_model if keep_model else None,
     )

@@ -6,7 +6,7 @@ regularizer that adds a penalty, so a new penalty is checked as soon as it is re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -26,7 +26,7 @@ class GradcheckResult:
 
 
 def check_gradients(
-    f: Callable[[], Tensor], params: list[Tensor], eps: float = 1e-6, per_param: int = 20, seed: int = 0
+    f: Callable[[], Tensor], params: Sequence[Tensor], eps: float = 1e-6, per_param: int = 20, seed: int = 0
 ) -> tuple[float, int]:
     """Max relative error |g_auto - g_num| / max(|g_auto| + |g_num|, 1e-8) over up to ``per_param``
     random coordinates of each parameter (float64 recommended)."""

@@ -18,6 +18,8 @@ from reglab.errors import ConfigError
 if TYPE_CHECKING:
     import optuna
 
+    from reglab.config import RunConfig
+
 DIM_KEYS = {"low", "high", "log", "step", "choices", "int", "when", "num"}
 
 # defaults for training settings; regularizers' come from the registry
@@ -60,18 +62,23 @@ class Dim(BaseModel):
         if self.low > self.high:
             raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
         if self.log and self.low <= 0:
-            raise ValueError(f"a log-scale range must be > 0 (low is {self.low:g}); use log: false or low > 0")
+            raise ValueError(
+                f"a log-scale range must be > 0 (low is {self.low:g}); use log: false or low > 0"
+            )
         return self
 
     def grid(self) -> list[Any]:
         if self.choices is not None:
             return list(self.choices)
-        lo, hi = float(self.low), float(self.high)  # type: ignore[arg-type]
+        lo, hi = float(self.low or 0.0), float(self.high or 0.0)
         if self.step is not None:
             n = int(math.floor((hi - lo) / self.step + 1e-9)) + 1
             vals = [lo + i * self.step for i in range(n)]
         elif self.log:
-            vals = [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (self.num - 1)) for i in range(self.num)]
+            vals = [
+                math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (self.num - 1))
+                for i in range(self.num)
+            ]
         else:
             vals = [lo + i * (hi - lo) / (self.num - 1) for i in range(self.num)]
         return [round(v) for v in vals] if self.integer else vals
@@ -89,16 +96,22 @@ def default_range(field: str) -> dict[str, Any]:
     if field in TRAIN_DEFAULTS:
         return dict(TRAIN_DEFAULTS[field])
     known = sorted({f for _, s in REGULARIZERS.items() for f in s.tune} | set(TRAIN_DEFAULTS))
-    raise ConfigError(f"{field}: no default range for 'tune'; give {{low, high}} or choices. Defaults exist for: {', '.join(known)}")
+    raise ConfigError(
+        f"{field}: no default range for 'tune'; give {{low, high}} or choices. Defaults exist for: {', '.join(known)}"
+    )
 
 
 def _is_dim(value: Any) -> bool:
     return value == "tune" or (
-        isinstance(value, dict) and bool(value) and set(value) <= DIM_KEYS and ({"low", "high"} & set(value) or "choices" in value)
+        # no setting is named low/high/choices, so such a mapping is a dimension (typos in its
+        # other keys are reported by Dim, not taken for settings)
+        isinstance(value, dict) and bool({"low", "high", "choices"} & set(value))
     )
 
 
-def split_overrides(overrides: dict[str, Any], where: str, prefix: str = "") -> tuple[dict[str, Any], dict[str, Dim]]:
+def split_overrides(
+    overrides: dict[str, Any], where: str, prefix: str = ""
+) -> tuple[dict[str, Any], dict[str, Dim]]:
     """Separate fixed overrides from search dimensions; dimension names are flat dotted field paths
     (``l2``, ``augment.shift``)."""
     from reglab.config import SECTIONS
@@ -109,16 +122,19 @@ def split_overrides(overrides: dict[str, Any], where: str, prefix: str = "") -> 
         name = f"{prefix}{key}"
         if _is_dim(value):
             field = name.split(".", 1)[1] if name.split(".")[0] in SECTIONS else name
-            raw = default_range(field) if value == "tune" else value
             try:
+                raw = default_range(field) if value == "tune" else value
                 space[field] = Dim.model_validate(raw)
             except Exception as err:
                 from pydantic import ValidationError
 
-                from reglab.config import format_validation_error
+                from reglab.config import validation_messages
 
-                msg = format_validation_error(err) if isinstance(err, ValidationError) else str(err)
-                raise ConfigError(f"{where}{name}: {msg.split(': ', 1)[-1]}") from None
+                if isinstance(err, ValidationError):  # "num: ..." for a field, ": ..." for the whole
+                    msg = "; ".join(m.removeprefix(": ") for m in validation_messages(err))
+                else:
+                    msg = str(err).split(": ", 1)[-1]
+                raise ConfigError(f"{where}{name}: {msg}") from None
         elif isinstance(value, dict):
             sub_fixed, sub_space = split_overrides(value, where, f"{name}.")
             if sub_fixed or not sub_space:
@@ -129,8 +145,12 @@ def split_overrides(overrides: dict[str, Any], where: str, prefix: str = "") -> 
     return fixed, space
 
 
-def suggest(trial: optuna.Trial, space: dict[str, Dim]) -> dict[str, Any]:
-    """Sample a configuration; conditional dimensions only when their condition holds."""
+def suggest(
+    trial: optuna.Trial, space: dict[str, Dim], fixed: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Sample a configuration; conditional dimensions only when their condition holds. A condition
+    on a setting that is not tuned is judged by its value in ``fixed`` (``condition_values``)."""
+    known = fixed or {}
     params: dict[str, Any] = {}
     pending = dict(space)
     for _ in range(len(space) + 1):  # conditions may refer to other dimensions
@@ -140,17 +160,44 @@ def suggest(trial: optuna.Trial, space: dict[str, Dim]) -> dict[str, Any]:
                 continue
             pending.pop(name)
             progressed = True
-            if d.when and not all(params.get(k) in vals for k, vals in d.when.items() if k in space):
+            if d.when and not all(
+                (params.get(k) if k in space else known[k]) in vals
+                for k, vals in d.when.items()
+                if k in space or k in known
+            ):
                 continue
             if d.choices is not None:
                 params[name] = trial.suggest_categorical(name, d.choices)
             elif d.integer:
-                params[name] = trial.suggest_int(name, int(d.low), int(d.high), log=d.log, step=int(d.step or 1))  # type: ignore[arg-type]
+                params[name] = trial.suggest_int(
+                    name, int(d.low), int(d.high), log=d.log, step=int(d.step or 1)
+                )  # type: ignore[arg-type]
             else:
                 params[name] = trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)  # type: ignore[arg-type]
         if not pending or not progressed:
             break
     return params
+
+
+def setting_value(config: dict[str, Any], name: str) -> Any:
+    """The value of setting ``name`` (``optimizer``, ``augment.shift``, ``train.lr``) in a dumped
+    RunConfig; None where a section is off. Unknown names raise ConfigError."""
+    from reglab.config import nest_overrides
+
+    node: Any = nest_overrides({name: None})
+    cur: Any = config
+    while isinstance(node, dict):
+        ((key, node),) = node.items()
+        if not isinstance(cur, dict):
+            return None
+        cur = cur.get(key)
+    return cur
+
+
+def condition_values(cfg: RunConfig, space: dict[str, Dim]) -> dict[str, Any]:
+    """Values, in ``cfg``, of the settings that conditions (``when``) refer to but that are not tuned."""
+    dump = cfg.model_dump(mode="json")
+    return {k: setting_value(dump, k) for d in space.values() for k in (d.when or {}) if k not in space}
 
 
 def grid_space(space: dict[str, Dim]) -> dict[str, list[Any]]:

@@ -18,7 +18,7 @@ from reglab.errors import ConfigError, ReglabError
 from reglab.study.executors import Executor, LocalExecutor, Task
 from reglab.study.storage import mask_url, open_storage
 from reglab.tuning.optuna_adapters import make_pruner, make_sampler
-from reglab.tuning.spaces import grid_space, suggest
+from reglab.tuning.spaces import condition_values, grid_space, suggest
 
 if TYPE_CHECKING:
     import optuna
@@ -30,7 +30,7 @@ TUNE_INFIX = "/tune/"
 
 def _fingerprint(spec: StudySpec, arm: str) -> str:
     assert spec.search is not None
-    fixed, space = spec.arm_space(arm)
+    space = spec.arm_space(arm)[1]
     payload = {
         "config": spec.arm_config(arm).model_dump(mode="json"),
         "space": {k: d.model_dump() for k, d in space.items()},
@@ -90,7 +90,9 @@ def _counted(t: optuna.trial.FrozenTrial) -> bool:
     import optuna
 
     S = optuna.trial.TrialState
-    return t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.user_attrs.get("status") != "interrupted")
+    return t.state in (S.COMPLETE, S.PRUNED) or (
+        t.state == S.FAIL and t.user_attrs.get("status") != "interrupted"
+    )
 
 
 def tune_arm(
@@ -109,6 +111,7 @@ def tune_arm(
     _, space = spec.arm_space(arm)
     study = _open_arm_study(spec, arm, url, new)
     stale = _recover(study)
+    fixed = condition_values(spec.arm_config(arm), space)
     budget = s.trials
     if s.sampler == "grid" and budget is None:
         budget = math.prod(len(v) for v in grid_space(space).values()) if space else 1
@@ -130,7 +133,7 @@ def tune_arm(
     while running or can_launch():
         while len(running) < executor.slots and can_launch():
             trial = study.ask()
-            params = suggest(trial, space)
+            params = suggest(trial, space, fixed)
             try:
                 cfg = spec.run_config(arm, s.tuning_seed, params)
             except ConfigError as err:  # e.g. a conditional value the model rejects
@@ -141,7 +144,7 @@ def tune_arm(
                 continue
             key = f"{arm}/trial{trial.number}"
             running[key] = (trial, False)
-            executor.submit(Task(key, cfg.model_dump(mode="json"), folds=s.cv))
+            executor.submit(Task(key, cfg.model_dump(mode="json"), folds=s.cv, evaluate_test=False))
             launched += 1
         events, finished = executor.poll(0.1)
         for key, rec in events:
@@ -203,7 +206,7 @@ def arm_insight(study: optuna.Study, spec: StudySpec, arm: str, stale: int = 0) 
     ]
     best = None
     if complete:
-        best = max(complete, key=lambda t: t.value if maximize else -t.value)  # type: ignore[arg-type,operator]
+        best = max(complete, key=lambda t: float(t.value or 0.0) * (1 if maximize else -1))
     importance: dict[str, dict[str, float]] = {}
     if len(complete) >= 4 and len({k for t in complete for k in t.params}) >= 1:
         for label, evaluator in (
@@ -212,7 +215,8 @@ def arm_insight(study: optuna.Study, spec: StudySpec, arm: str, stale: int = 0) 
         ):
             try:
                 importance[label] = {
-                    k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()
+                    k: float(v)
+                    for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()
                 }
             except Exception as err:  # too few distinct values, single-valued params, ...
                 importance[label] = {"_error": str(err)[:200]}  # type: ignore[dict-item]
@@ -244,7 +248,9 @@ class _TuneProgress:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        self.p = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        )
         self.arms = self.p.add_task("tuning arms", total=n_arms)
         self.arm_task: Any = None
         self.active: dict[str, Any] = {}
@@ -271,8 +277,10 @@ class _TuneProgress:
             return
         if key not in self.active:
             self.active[key] = self.p.add_task(f"    {key}", total=None)
-        self.p.update(self.active[key], description=f"    {key} epoch {int(rec.get('step', rec['epoch']))} "
-                      f"val_acc {rec['val_acc']:.3f}")
+        self.p.update(
+            self.active[key],
+            description=f"    {key} epoch {int(rec.get('step', rec['epoch']))} val_acc {rec['val_acc']:.3f}",
+        )
 
     def trial_done(self, arm: str, key: str) -> None:
         if not self.enabled:
@@ -326,7 +334,18 @@ def _json_safe(x: Any) -> Any:
 def tuned_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The part of ``summary.json`` about tuning: per arm tuned values, trials and epochs spent."""
     return {
-        arm: {k: r[k] for k in ("best_params", "best_value", "n_trials", "n_complete", "n_pruned", "n_failed",
-                                "epochs_spent", "metric")}
+        arm: {
+            k: r[k]
+            for k in (
+                "best_params",
+                "best_value",
+                "n_trials",
+                "n_complete",
+                "n_pruned",
+                "n_failed",
+                "epochs_spent",
+                "metric",
+            )
+        }
         for arm, r in results.items()
     }

@@ -1,0 +1,143 @@
+"""Regularization paths: sweep one setting (e.g. L2 strength on a log scale) over several seeds,
+recording train and validation accuracy, weight sparsity and norms per value - the picture that
+shows under- and over-regularization. Each value is an arm of an ordinary study, so a path is
+stored, resumed and summarized like any study."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any
+
+from reglab.config import FIELD_SECTION, nest_overrides
+from reglab.errors import ConfigError
+
+if TYPE_CHECKING:
+    from reglab.study.runner import StudyResults
+    from reglab.study.spec import StudySpec
+
+
+def parse_values(text: str, num: int = 10, scale: str = "auto") -> list[float]:
+    """``LOW:HIGH`` (``num`` points, log-spaced for scale=log or auto with HIGH/LOW >= 100) or a
+    comma-separated list."""
+    if num < 2:
+        raise ConfigError("--num: must be >= 2")
+    if scale not in ("auto", "log", "linear"):
+        raise ConfigError(f"--scale: unknown scale {scale!r}; valid choices: auto, log, linear")
+    try:
+        if ":" in text:
+            lo_s, hi_s = text.split(":", 1)
+            lo, hi = float(lo_s), float(hi_s)
+            if lo > hi:
+                raise ConfigError(f"--values: low ({lo:g}) must be <= high ({hi:g})")
+            log = scale == "log" or (scale == "auto" and lo > 0 and hi / lo >= 100)
+            if log:
+                if lo <= 0:
+                    raise ConfigError(
+                        f"--values: a log-scale range must be > 0 (low is {lo:g}); use --scale linear"
+                    )
+                return [
+                    math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (num - 1)) for i in range(num)
+                ]
+            return [lo + i * (hi - lo) / (num - 1) for i in range(num)]
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--values: expected LOW:HIGH or a comma-separated list of numbers, got {text!r}"
+        ) from None
+    if not values:
+        raise ConfigError("--values: no values given")
+    return values
+
+
+def path_spec(
+    spec: StudySpec, param: str, values: list[float], seeds: int, arm: str | None = None
+) -> StudySpec:
+    """A study whose arms are the values of ``param`` applied to ``arm`` (default: the baseline)."""
+    head = param.split(".")[0]
+    if head not in FIELD_SECTION:
+        raise ConfigError(f"--param: unknown setting {param!r}; valid: {', '.join(sorted(FIELD_SECTION))}")
+    base_arm = arm or spec.baseline_arm
+    if base_arm not in spec.arms:
+        raise ConfigError(f"--arm: unknown arm {base_arm!r}; arms: {', '.join(spec.arms)}")
+    fixed = spec.arm_space(base_arm)[0]
+    arms: dict[str, Any] = {}
+    for v in values:
+        value: Any = int(round(v)) if _is_int_field(spec, param) else v
+        name = f"{param}={value:.3g}" if isinstance(value, float) else f"{param}={value}"
+        arms[name.replace(":", "_")] = _merge(nest_overrides(fixed), nest_overrides({param: value}))
+    out = spec.output_dir() / f"path-{param}"
+    new = spec.model_copy(
+        update={
+            "name": f"{spec.name}.path.{param}"[:64],
+            "arms": arms,
+            "baseline": None,
+            "seeds": seeds,
+            "search": None,
+            "output": str(out),
+            "storage": spec.storage,
+        }
+    )
+    for a in new.arms:  # validate every value (e.g. dropout 1.5) before anything runs
+        new.arm_config(a)
+    return new
+
+
+def _is_int_field(spec: StudySpec, param: str) -> bool:
+    cfg = spec.shared_config().model_dump()
+    section = FIELD_SECTION[param.split(".")[0]]
+    node: Any = cfg[section]
+    for part in param.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return isinstance(node, int) and not isinstance(node, bool)
+
+
+def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def run_path(
+    spec: StudySpec,
+    param: str,
+    values: list[float],
+    *,
+    seeds: int = 3,
+    arm: str | None = None,
+    jobs: int | None = None,
+    new: bool = False,
+    progress: bool = True,
+) -> tuple[StudyResults, list[dict[str, Any]]]:
+    """Run the sweep and write ``path.json`` (one row per value x seed) next to its summary."""
+    from reglab.study.runner import run_study
+
+    pspec = path_spec(spec, param, values, seeds, arm)
+    results = run_study(pspec, jobs=jobs, new=new, progress=progress, storage=spec.storage_url())
+    by_arm = dict(zip(pspec.arms, values, strict=True))
+    rows = []
+    for rec in results.finals.to_dict("records"):
+        rows.append(
+            {
+                "param": param,
+                "value": by_arm[rec["arm"]],
+                "seed": int(rec["seed"]),
+                "status": rec["status"],
+                **{
+                    k: _num(rec.get(k))
+                    for k in ("train_acc", "val_acc", "test_acc", "sparsity", "weight_l2", "gap")
+                },
+            }
+        )
+    rows.sort(key=lambda r: (r["value"], r["seed"]))
+    (pspec.output_dir() / "path.json").write_text(json.dumps(rows, indent=2), encoding="utf-8")
+    return results, rows
+
+
+def _num(x: Any) -> float | None:
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None

@@ -1,0 +1,137 @@
+"""The MLP and CNN builders: shapes, structure from the regularization settings, initialization."""
+
+from __future__ import annotations
+
+import math
+import typing
+
+import pytest
+import torch
+from torch import nn
+
+from reglab.config import ModelConfig, RegularizationConfig
+from reglab.errors import ConfigError
+from reglab.models import MODELS, build_model
+
+
+def _build(
+    arch: str = "mlp",
+    shape: tuple[int, ...] = (1, 8, 8),
+    n_classes: int = 10,
+    reg: dict | None = None,
+    **model: object,
+) -> nn.Module:
+    torch.manual_seed(0)
+    cfg = ModelConfig(arch=arch, **model)  # type: ignore[arg-type]
+    return build_model(cfg, RegularizationConfig(**(reg or {})), shape, n_classes)
+
+
+def test_registry_matches_config_choices() -> None:
+    assert set(MODELS.names()) == set(typing.get_args(ModelConfig.model_fields["arch"].annotation))
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (20,)])
+def test_mlp_forward_shapes(shape: tuple[int, ...]) -> None:
+    model = _build("mlp", shape, hidden=(16, 8))
+    out = model(torch.randn(5, *shape))
+    assert out.shape == (5, 10)
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(math.prod(shape), 16), (16, 8), (8, 10)]
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (3, 9, 7)])
+@pytest.mark.parametrize("reg", [{}, {"batch_norm": True, "dropout": (0.2, 0.3), "input_dropout": 0.1}])
+def test_cnn_forward_shapes(shape: tuple[int, ...], reg: dict) -> None:
+    model = _build("cnn", shape, n_classes=7, reg=reg, channels=(4, 8), fc=12)
+    model.eval()
+    out = model(torch.randn(3, *shape))
+    assert out.shape == (3, 7)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(shape[0], 4), (4, 8)]
+    fc = [m for m in model.modules() if isinstance(m, nn.Linear)][0]
+    assert fc.in_features == 8 * (shape[1] // 4) * (shape[2] // 4)
+
+
+def test_cnn_needs_images() -> None:
+    with pytest.raises(ConfigError, match="cnn needs image inputs"):
+        _build("cnn", (20,))
+
+
+def test_batch_norm_layers_and_no_redundant_biases() -> None:
+    mlp = _build("mlp", reg={"batch_norm": True}, hidden=(16, 8))
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in mlp.modules()) == 2
+    hidden = [m for m in mlp.modules() if isinstance(m, nn.Linear)][:-1]
+    assert all(m.bias is None for m in hidden)
+    cnn = _build("cnn", reg={"batch_norm": True}, channels=(4, 8))
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in cnn.modules()) == 2
+    assert all(c.bias is None for c in cnn.modules() if isinstance(c, nn.Conv2d))
+    plain = _build("mlp", hidden=(16,))
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in plain.modules())
+
+
+def test_dropout_layers() -> None:
+    assert not any(isinstance(m, nn.Dropout) for m in _build("mlp", hidden=(16, 8)).modules())
+    rates = [
+        m.p
+        for m in _build("mlp", reg={"dropout": 0.4}, hidden=(16, 8)).modules()
+        if isinstance(m, nn.Dropout)
+    ]
+    assert rates == [0.4, 0.4]
+    cnn_single = [m.p for m in _build("cnn", reg={"dropout": 0.4}).modules() if isinstance(m, nn.Dropout)]
+    assert cnn_single == [0.4]  # before the classifier only
+    cnn_pair = [
+        m.p for m in _build("cnn", reg={"dropout": (0.1, 0.5)}).modules() if isinstance(m, nn.Dropout)
+    ]
+    assert cnn_pair == [0.1, 0.5]
+
+
+def test_dropout_rates_must_match_the_layers() -> None:
+    with pytest.raises(ConfigError, match="3 rates given for 2 hidden layers"):
+        _build("mlp", reg={"dropout": (0.1, 0.2, 0.3)}, hidden=(16, 8))
+
+
+@pytest.mark.parametrize("activation", [("relu", nn.ReLU), ("tanh", nn.Tanh), ("gelu", nn.GELU)])
+def test_activation(activation: tuple[str, type]) -> None:
+    name, cls = activation
+    model = _build("mlp", hidden=(8, 8), activation=name)
+    assert sum(isinstance(m, cls) for m in model.modules()) == 2
+
+
+def _big_layer(init: str, activation: str = "relu", fan_in: int = 400, fan_out: int = 300) -> nn.Linear:
+    model = _build("mlp", (fan_in,), n_classes=10, hidden=(fan_out,), init=init, activation=activation)
+    return next(m for m in model.modules() if isinstance(m, nn.Linear))
+
+
+def test_he_init_std() -> None:
+    layer = _big_layer("he")
+    assert float(layer.weight.detach().std()) == pytest.approx(math.sqrt(2 / 400), rel=0.03)
+    assert float(layer.weight.detach().mean()) == pytest.approx(0.0, abs=0.002)
+    assert torch.all(layer.bias == 0)
+
+
+@pytest.mark.parametrize(("activation", "gain"), [("relu", math.sqrt(2)), ("tanh", 5 / 3)])
+def test_xavier_init_std_and_bound(activation: str, gain: float) -> None:
+    layer = _big_layer("xavier", activation)
+    w = layer.weight.detach()
+    assert float(w.std()) == pytest.approx(gain * math.sqrt(2 / (400 + 300)), rel=0.03)
+    assert float(w.abs().max()) <= gain * math.sqrt(6 / (400 + 300)) + 1e-6
+    assert torch.all(layer.bias == 0)
+
+
+def test_default_init_is_torchs() -> None:
+    w = _big_layer("default").weight.detach()
+    assert float(w.std()) == pytest.approx(1 / math.sqrt(3 * 400), rel=0.03)  # U(-1/sqrt(fan_in), ..)
+    assert float(w.abs().max()) <= 1 / math.sqrt(400)
+    assert float(_big_layer("he").weight.std()) > 2 * float(w.std())
+
+
+def test_he_init_on_conv_uses_the_kernel_fan_in() -> None:
+    model = _build("cnn", (3, 32, 32), channels=(64, 64), init="he")
+    conv = [m for m in model.modules() if isinstance(m, nn.Conv2d)][1]
+    assert float(conv.weight.std()) == pytest.approx(math.sqrt(2 / (64 * 9)), rel=0.03)
+
+
+def test_same_seed_same_weights() -> None:
+    a, b = _build("mlp", hidden=(16,)), _build("mlp", hidden=(16,))
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)

@@ -1,0 +1,222 @@
+"""Fuzzing the study loader: whatever the document, the result is a valid StudySpec or a ConfigError
+(which the CLI prints as one line) - never another exception, never a hang."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from reglab.config import FIELD_SECTION, SECTIONS
+from reglab.errors import ConfigError
+from reglab.study.spec import StudySpec, load_study, parse_study
+
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+VALID: dict[str, Any] = {
+    "name": "fuzz",
+    "data": {"name": "digits", "n_train": 200, "val_fraction": 0.2, "synthetic": {"n_samples": 300}},
+    "model": {"arch": "mlp", "hidden": [32, 16], "activation": "relu"},
+    "train": {"optimizer": "momentum", "lr": 0.05, "epochs": 2, "batch_size": 32, "device": "cpu"},
+    "regularization": {"l2": 1e-4, "dropout": 0.1, "augment": {"shift": 0.1}, "early_stopping": {"patience": 2}},
+    "arms": {
+        "none": {},
+        "l2": {"l2": 1e-3},
+        "nested": {"regularization": {"dropout": 0.3, "augment": {"rotation": 5}}, "train": {"lr": 0.1}},
+        "dotted": {"regularization.l1": 1e-5, "train.epochs": 3},
+    },
+    "baseline": "none",
+    "seeds": 3,
+    "metric": {"select": "val_acc", "compare": "test_acc"},
+    "diagnosis": {"high_variance_gap": 0.05},
+    "jobs": 2,
+    "output": "out",
+}
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+    | st.sampled_from(["digits", "mnist", "tune", "mlp", "cnn", "sgd", "relu", "1,2", "csv:", "csv:x.csv", "cpu",
+                       "cuda:x", "", "none", "l2", "val_acc", "test_acc"])
+)
+keys = st.text(max_size=10) | st.sampled_from([*SECTIONS, *FIELD_SECTION, *VALID, "low", "high", "choices", "log"])
+anything = st.recursive(
+    scalars,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(keys | st.integers(-3, 3), children, max_size=4),
+    max_leaves=20,
+)
+
+# every place a value can go in a study document
+PATHS: list[tuple[str, ...]] = [
+    *[(k,) for k in VALID],
+    *[(sec, f) for sec, model in SECTIONS.items() for f in model.model_fields],
+    ("data", "synthetic", "n_samples"),
+    ("data", "synthetic", "n_classes"),
+    ("regularization", "augment", "shift"),
+    ("regularization", "early_stopping", "patience"),
+    ("metric", "select"),
+    ("metric", "compare"),
+    ("diagnosis", "high_bias_train_error"),
+    ("arms", "none"),
+    ("arms", "l2", "l2"),
+    ("arms", "nested", "regularization"),
+    ("arms", "nested", "train", "lr"),
+    *[("arms", "l2", f) for f in FIELD_SECTION],
+    ("arms", "dotted", "regularization.l1"),
+    ("arms", "new-arm"),
+    ("search",),
+    ("search", "trials"),
+]
+
+
+def check(make: Any) -> StudySpec | None:
+    """``make()`` must return a StudySpec or raise ConfigError; a valid spec must also be usable."""
+    try:
+        spec = make()
+    except ConfigError as err:
+        assert str(err)  # a message, printed as one line
+        return None
+    assert isinstance(spec, StudySpec)
+    # what run_study does with a spec before training anything
+    spec.fingerprint()
+    resolved = spec.resolved()
+    json.dumps(resolved)
+    yaml.safe_dump(resolved)
+    for arm in spec.arms:
+        spec.run_config(arm, spec.seed_list[-1])
+    assert spec.baseline_arm in spec.arms
+    return spec
+
+
+def set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
+    node: Any = doc
+    for k in path[:-1]:
+        if not isinstance(node.get(k), dict):
+            node[k] = {}
+        node = node[k]
+    node[path[-1]] = value
+
+
+def test_the_valid_document_is_valid() -> None:
+    spec = check(lambda: parse_study(copy.deepcopy(VALID)))
+    assert spec is not None and list(spec.arms) == ["none", "l2", "nested", "dotted"]
+
+
+@FUZZ
+@given(doc=anything)
+@example(doc={"name": "x", "arms": {"a": None}})
+@example(doc={"name": "x", "arms": {"a": {"data": {"name": []}}}})
+@example(doc={"name": "x", "arms": {"a": {1: 2}}, "seeds": [True]})
+@example(doc={"name": "x", "arms": {"a": {"regularization": {"dropout": "a,b"}}}})
+def test_random_documents(doc: Any) -> None:
+    check(lambda: parse_study(doc))
+
+
+@FUZZ
+@given(
+    changes=st.lists(st.tuples(st.sampled_from(PATHS), anything), min_size=1, max_size=3),
+    drop=st.lists(st.sampled_from(list(VALID)), max_size=2),
+)
+def test_valid_looking_studies_with_bad_values(changes: list[tuple[tuple[str, ...], Any]], drop: list[str]) -> None:
+    doc = copy.deepcopy(VALID)
+    for path, value in changes:
+        set_path(doc, path, value)
+    for k in drop:
+        doc.pop(k, None)
+    check(lambda: parse_study(doc, "fuzz.yaml"))
+    # the same document through a file (line numbers are looked up in the text)
+    try:
+        text = yaml.safe_dump(doc, sort_keys=False)
+    except yaml.YAMLError:
+        return
+    path = _TMP / "valid_looking.yaml"
+    path.write_text(text, encoding="utf-8")
+    check(lambda: load_study(path))
+
+
+YAML_TOKENS = [
+    "name:", "arms:", "seeds:", "data:", "train:", " lr:", " l2:", "a:", "none:", " {", "}", "[", "]", "- ", ": ",
+    ", ", "\n", "\n  ", "\n    ", "\t", "&a ", "*a", "*b", "!!int ", "!!float ", "!!binary ", "!!timestamp ",
+    "!!set ", "!!omap ", "!!python/object:os.system ", "!custom ", "2001-13-45", "2020-02-30", "12:30:61", "1e400",
+    "0x1F", "0o9", ".inf", "-.nan", "~", "null", "true", "yes", "'", '"', "\\", "|", ">", "? ", "<<: ", "%YAML 1.1\n",
+    "---\n", "...\n", "#", "digits", "mnist", "tune", "x", "1", "-1", "0.5", "\x00", "\ufeff", "\u2028", "é",
+]
+
+
+@FUZZ
+@given(tokens=st.lists(st.sampled_from(YAML_TOKENS), max_size=40))
+@example(tokens=["name:", " x", "\n", "arms:", " {", "a:", " {", "}", "}", "\n", "seeds:", " ", "2001-13-45"])
+@example(tokens=["name:", " ", "!!int ", "x", "\n", "arms:", " &a ", "[", "*a", "]"])
+def test_random_yaml_text(tokens: list[str]) -> None:
+    path = _TMP / "tokens.yaml"
+    path.write_text("".join(tokens), encoding="utf-8")
+    check(lambda: load_study(path))
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_valid_yaml(data: st.DataObject) -> None:
+    text = yaml.safe_dump(VALID, sort_keys=False, default_flow_style=data.draw(st.sampled_from([False, None, True])))
+    for _ in range(data.draw(st.integers(1, 4))):
+        i = data.draw(st.integers(0, len(text)))
+        j = data.draw(st.integers(i, min(len(text), i + 8)))
+        text = text[:i] + data.draw(st.text(max_size=6) | st.sampled_from(YAML_TOKENS)) + text[j:]
+    path = _TMP / "mutated.yaml"
+    path.write_text(text, encoding="utf-8")
+    check(lambda: load_study(path))
+
+
+@FUZZ
+@given(text=st.text(max_size=200))
+def test_random_text(text: str) -> None:
+    path = _TMP / "text.yaml"
+    path.write_text(text, encoding="utf-8")
+    check(lambda: load_study(path))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("name: t\narms: {a: {}}\nseeds: 2001-13-45\n", id="impossible-date"),
+        pytest.param("name: 2020-02-30\narms: {a: {}}\n", id="impossible-date-name"),
+        pytest.param("name: t\narms: {a: {}}\nseeds: !!int x\n", id="bad-int-tag"),
+        pytest.param("name: t\narms: {a: {}}\nseeds: !!float x\n", id="bad-float-tag"),
+        pytest.param("name: t\narms: &a {x: *a}\n", id="recursive-mapping"),
+        pytest.param("name: t\narms: {a: {}}\nseeds: &s [1, *s]\n", id="recursive-list"),
+        pytest.param("name: t\narms: {a: {}}\nmodel: {hidden: " + "[" * 2000 + "]" * 2000 + "}\n", id="deep-list"),
+        pytest.param("name: t\narms: {a: " + "{a: " * 2000 + "1" + "}" * 2001 + "\n", id="deep-mapping"),
+        pytest.param(
+            "name: t\narms: {a: {}}\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
+            + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 8)),
+            id="billion-laughs",
+        ),
+        pytest.param(b"name: t\xff\n", id="not-utf8"),
+        pytest.param("name: t\x00\n", id="nul"),
+    ],
+)
+def test_hostile_yaml_is_a_config_error(tmp_path: Path, text: str | bytes) -> None:
+    path = tmp_path / "hostile.yaml"
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=str(path)):
+        load_study(path)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
+    global _TMP
+    _TMP = tmp_path_factory.mktemp("fuzz")
+
+
+_TMP = Path(".")

@@ -1,0 +1,135 @@
+"""The command line: an end-to-end run, user errors as one line with exit code 2, gradcheck."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from reglab.cli import app, main
+
+SMALL = ["--n-train", "100", "--hidden", "16", "--device", "cpu"]
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_train_end_to_end(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["train", "--epochs", "2", *SMALL])
+    assert result.exit_code == 0, result.output
+    assert "test accuracy" in result.stdout
+    assert "mlp on digits" in result.stdout
+
+
+def test_train_json(runner: CliRunner) -> None:
+    result = runner.invoke(
+        app, ["train", "--epochs", "2", "--l2", "1e-3", "--dropout", "0.2", "--json", *SMALL]
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["status"] == "completed"
+    assert len(out["history"]) == 2
+    assert out["config"]["regularization"]["l2"] == 1e-3
+    assert out["config"]["data"]["n_train"] == 100
+    assert sorted(out["info"]["regularizers"]) == ["dropout", "l2"]
+    assert 0.0 <= out["final"]["test_acc"] <= 1.0
+
+
+def test_train_options_reach_the_config(runner: CliRunner) -> None:
+    args = ["train", "--epochs", "1", "--json", *SMALL, "--augment", "shift=0.1,hflip=true"]
+    args += ["--early-stopping", "3", "--snapshot", "2", "--optimizer", "nesterov", "--model", "cnn"]
+    args += ["--channels", "4,8", "--schedule", "cosine", "--lr", "0.01"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(result.stdout)["config"]
+    reg = cfg["regularization"]
+    assert reg["augment"]["shift"] == 0.1 and reg["augment"]["hflip"] is True
+    assert reg["early_stopping"]["patience"] == 3 and reg["snapshot"]["cycles"] == 2
+    assert cfg["train"]["optimizer"] == "nesterov" and cfg["train"]["schedule"] == "cosine"
+    assert cfg["model"]["arch"] == "cnn" and cfg["model"]["channels"] == [4, 8]
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--dropout", "1.5"], "--dropout"),
+        (["--epochs", "0"], "--epochs"),
+        (["--l2", "-1"], "--l2"),
+        (["--optimizer", "foo"], "--optimizer"),
+        (["--data", "foo"], "--data"),
+        (["--model", "rnn"], "--model"),
+        (["--hidden", "a,b"], "--hidden"),
+        (["--lr", "0"], "--lr"),
+        (["--device", "tpu"], "--device"),
+    ],
+)
+def test_bad_values_give_one_line_and_exit_2(runner: CliRunner, args: list[str], option: str) -> None:
+    result = runner.invoke(app, ["train", *args])
+    assert result.exit_code == 2
+    assert "Traceback" not in result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"error: {option}:")
+    assert result.stdout == ""
+
+
+def test_unknown_dataset_lists_the_valid_ones(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["train", "--data", "foo"])
+    assert "digits" in result.stderr and "synthetic" in result.stderr
+
+
+def test_non_numeric_value_is_a_usage_error(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["train", "--epochs", "many"])
+    assert result.exit_code == 2
+    assert "--epochs" in result.output and "Traceback" not in result.output
+
+
+def test_main_entry_point_reports_errors_without_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--dropout", "1.5"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert err.strip().startswith("error: --dropout:") and "Traceback" not in err
+
+
+def test_gradcheck_command(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["gradcheck"])
+    assert result.exit_code == 0, result.output
+    for name in ("cross_entropy", "l1 (+ loss)", "l2 (+ loss)", "elastic_net (+ loss)"):
+        assert name in result.stdout
+    assert "FAIL" not in result.stdout
+
+
+def test_help_lists_the_commands(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "gradcheck", "datasets"):
+        assert command in result.stdout
+
+
+@pytest.mark.slow
+def test_installed_script_prints_json() -> None:
+    script = Path(sys.executable).parent / "reglab"
+    if not script.exists():
+        pytest.skip("the reglab console script is not installed next to this interpreter")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [str(script), "train", "--epochs", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["status"] == "completed" and len(out["history"]) == 2
+    assert out["config"]["data"]["name"] == "digits"
+    assert out["final"]["test_acc"] > 0.5  # two epochs on all of digits learn something
+    assert "Traceback" not in proc.stderr
