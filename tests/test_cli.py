@@ -29,9 +29,7 @@ def test_train_end_to_end(runner: CliRunner) -> None:
 
 
 def test_train_json(runner: CliRunner) -> None:
-    result = runner.invoke(
-        app, ["train", "--epochs", "2", "--l2", "1e-3", "--dropout", "0.2", "--json", *SMALL]
-    )
+    result = runner.invoke(app, ["train", "--epochs", "2", "--l2", "1e-3", "--dropout", "0.2", "--json", *SMALL])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
     assert out["status"] == "completed"

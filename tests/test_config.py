@@ -141,7 +141,7 @@ def test_error_messages_carry_the_where_prefix_and_the_value() -> None:
         RunConfig().override({"lr": -1}, where="arm 'x': ")
     assert str(e.value).startswith("arm 'x': train.lr: ")
     assert "(got -1)" in str(e.value)
-    with pytest.raises(ConfigError, match="^arm 'x': foo: unknown setting"):
+    with pytest.raises(ConfigError, match=r"^arm 'x': foo: unknown setting"):
         RunConfig().override({"foo": 1}, where="arm 'x': ")
 
 

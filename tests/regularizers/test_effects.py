@@ -304,9 +304,7 @@ def _records(key: str, values: list[float]) -> list[dict[str, float]]:
         (EarlyStoppingConfig(patience=3), [3.0, 2.0, 1.0, 0.5], None, 4),
     ],
 )
-def test_early_stopping_rule(
-    cfg: EarlyStoppingConfig, values: list[float], stop_at: int | None, best: int
-) -> None:
+def test_early_stopping_rule(cfg: EarlyStoppingConfig, values: list[float], stop_at: int | None, best: int) -> None:
     es = EarlyStopping(cfg)
     model = nn.Linear(1, 1, bias=False)
     ctx = _ctx(torch.zeros(1, 1))

@@ -133,7 +133,7 @@ def test_gaussian_noise_has_the_requested_std() -> None:
 
 def _shift(img: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
     """``img`` (C, H, W) moved by (dy, dx) with zeros shifted in."""
-    c, h, w = img.shape
+    _, h, w = img.shape
     out = torch.zeros_like(img)
     ys, yd = slice(max(0, -dy), min(h, h - dy)), slice(max(0, dy), min(h, h + dy))
     xs, xd = slice(max(0, -dx), min(w, w - dx)), slice(max(0, dx), min(w, w + dx))
@@ -192,9 +192,7 @@ def test_random_affine_shift_is_bounded_by_the_fraction_of_the_side() -> None:
 
     def centre(t: torch.Tensor) -> torch.Tensor:
         mass = t.sum((1, 2, 3))
-        return torch.stack(
-            [(t.sum((1, 3)) * coords).sum(1) / mass, (t.sum((1, 2)) * coords).sum(1) / mass], 1
-        )
+        return torch.stack([(t.sum((1, 3)) * coords).sum(1) / mass, (t.sum((1, 2)) * coords).sum(1) / mass], 1)
 
     moved = (centre(out) - centre(x)).abs()
     assert torch.all(moved <= shift * side + 1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import typing
 
@@ -41,7 +42,7 @@ def test_cosine() -> None:
     assert lrs == pytest.approx([0.25 * (1 + math.cos(math.pi * e / EPOCHS)) for e in range(EPOCHS)])
     assert lrs[0] == 0.5
     assert lrs[EPOCHS // 2] == pytest.approx(0.25)
-    assert all(a > b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(lrs))
     assert lrs[-1] > 0
 
 

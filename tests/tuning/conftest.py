@@ -72,9 +72,7 @@ class LockstepExecutor:
         self.payloads.append((task, payload))
         self._items.put(("done", task, payload))
 
-    def poll(
-        self, timeout: float
-    ) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
+    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
         if self._current is None:
             if not self._todo:
                 return [], []
@@ -110,9 +108,7 @@ def lockstep() -> LockstepExecutor:
 def make_spec(tmp_path: Path) -> Any:
     """``make_spec(name, arms, search, **more)``: a validated tiny study writing under tmp_path."""
 
-    def _make(
-        name: str, arms: dict[str, Any], search: dict[str, Any] | None = None, **more: Any
-    ) -> StudySpec:
+    def _make(name: str, arms: dict[str, Any], search: dict[str, Any] | None = None, **more: Any) -> StudySpec:
         doc: dict[str, Any] = {**BASE_DOC, "name": name, "arms": arms, "output": str(tmp_path / name), **more}
         if search is not None:
             doc["search"] = search

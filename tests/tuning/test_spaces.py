@@ -120,6 +120,13 @@ def test_grid_points() -> None:
     assert Dim(low=0.0, high=1.0, num=3).grid() == [0.0, 0.5, 1.0]
     g = Dim(low=1e-4, high=1e-2, log=True, num=3).grid()
     assert g == pytest.approx([1e-4, 1e-3, 1e-2])
+    for d in (
+        Dim(low=1e-4, high=1e-2, log=True, num=3),
+        Dim(low=1e-6, high=0.1, log=True),
+        Dim(low=0.1, high=0.7, num=7),
+    ):
+        g = d.grid()  # the ends exactly, nothing outside the range (Optuna warns about such values)
+        assert (g[0], g[-1]) == (d.low, d.high) and all(d.low <= v <= d.high for v in g)
     assert Dim(low=1, high=7, int=True, num=4).grid() == [1, 3, 5, 7]
     assert grid_space({"o": Dim(choices=["sgd", "adam"])}) == {"o": ["sgd", "adam"]}
 
@@ -202,6 +209,18 @@ def test_unknown_condition_setting() -> None:
     assert "arms.a.momentum" in msg and "optimiser" in msg
 
 
+def test_typo_in_a_dimension_key() -> None:
+    msg = config_error({"a": {"l2": {"low": 1e-4, "high": 1e-2, "lgo": True}}})
+    assert "arms.a.l2: lgo: unknown field" in msg
+    msg = config_error({"a": {"l2": {"low": 1e-4, "high": 1e-2, "num": 1000}}})
+    assert "arms.a.l2: num:" in msg
+
+
+def test_grid_needs_plain_values() -> None:
+    msg = config_error({"a": {"hidden": {"choices": [[16], [32]]}}}, {"sampler": "grid"})
+    assert "grid sampler" in msg and "hidden" in msg
+
+
 def test_bad_dimension_keys() -> None:
     msg = config_error({"a": {"l2": {"low": 0.1, "high": 0.2, "choices": [1]}}})
     assert "arms.a.l2" in msg and "either choices or low/high" in msg
@@ -282,9 +301,7 @@ def _write(tmp_path: Path, key: str) -> tuple[Path, str]:
 
 
 @pytest.mark.parametrize("key", sorted(BAD_FILES))
-def test_validate_command_reports_one_line(
-    key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_validate_command_reports_one_line(key: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path, expected = _write(tmp_path, key)
     with pytest.raises(SystemExit) as info:
         cli_main(["validate", str(path)])

@@ -163,8 +163,8 @@ class Report:
             except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as err:
                 self.so.notes.append(f"figure {name!r} left out ({type(err).__name__}: {err})")
                 return None
-        r = F.render(fig, name, self.png_dir)
-        r.title, r.caption = title, caption
+        r = F.render(fig, name, self.png_dir, title)
+        r.caption = caption
         self.figures.append(r)
         return r
 

@@ -8,6 +8,7 @@ IDs unique across the page (several SVGs share one HTML document) and, optionall
 
 from __future__ import annotations
 
+import html
 import io
 import math
 import re
@@ -72,8 +73,8 @@ STYLE: dict[str, Any] = {
     "ytick.color": "#4b5563",
     "xtick.labelsize": 8,
     "ytick.labelsize": 8,
-    "xtick.major.size": 0,
-    "ytick.major.size": 0,
+    "xtick.bottom": False,  # tick marks off (labels stay): less SVG, calmer axes
+    "ytick.left": False,
     "legend.frameon": False,
     "legend.fontsize": 8.5,
     "lines.linewidth": 1.7,
@@ -124,25 +125,38 @@ def style(name: str) -> Iterator[None]:
         yield
 
 
-_ID = re.compile(r'\bid="([^"]+)"')
+_ID = re.compile(r'\sid="([^"]+)"')
+_REF = re.compile(r'(?:url\(#|href="#)([^)"]+)')
+_GEOMETRY = re.compile(r'\s(?:d|x|y|x1|x2|y1|y2|cx|cy|r|width|height|transform|points)="[^"]*"')
+_LONG_NUMBER = re.compile(r"(-?\d+\.\d\d)\d+")
+_FONT_FAMILY = re.compile(r"font-family:[^;\"]*;?\s*")
+_EMPTY_G = re.compile(r"<g>\s*</g>")
 
 
-def clean_svg(svg: str, prefix: str, width_pt: float) -> str:
-    """Inline-ready SVG: no XML prolog or metadata, IDs prefixed (unique in the page), scaling
-    with the page width up to the size that keeps text at the report's font size."""
+def clean_svg(svg: str, prefix: str, width_pt: float, label: str = "") -> str:
+    """Inline-ready SVG: no XML prolog or metadata; only referenced IDs kept, prefixed so they
+    are unique in the page; coordinates rounded to 0.01 pt; fonts left to the page's CSS; and
+    scaling with the page width up to the size that keeps text at the report's font size."""
     start = svg.find("<svg")
     svg = svg[start:] if start >= 0 else svg
     svg = re.sub(r"\s*<metadata>.*?</metadata>", "", svg, flags=re.S)
-    ids = set(_ID.findall(svg))
     pre = re.sub(r"[^A-Za-z0-9_-]", "-", prefix)
+    referenced = set(_REF.findall(svg))
 
-    def _sub(m: re.Match[str]) -> str:
-        whole, ident = m.group(0), m.group(1)
-        return whole.replace(ident, f"{pre}-{ident}", 1) if ident in ids else whole
+    def _id(m: re.Match[str]) -> str:
+        ident = m.group(1)
+        return f' id="{pre}-{ident}"' if ident in referenced else ""
 
-    svg = _ID.sub(_sub, svg)
-    svg = re.sub(r"url\(#([^)]+)\)", _sub, svg)
-    svg = re.sub(r'href="#([^"]+)"', _sub, svg)
+    svg = _ID.sub(_id, svg)
+    svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{pre}-{m.group(1)})", svg)
+    svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{pre}-{m.group(1)}"', svg)
+    svg = _GEOMETRY.sub(lambda m: _LONG_NUMBER.sub(r"\1", m.group(0)), svg)
+    svg = _FONT_FAMILY.sub("", svg)
+    while True:
+        svg, n = _EMPTY_G.subn("", svg)
+        if not n:
+            break
+    svg = re.sub(r"\n\s*\n", "\n", svg)
     max_px = round(width_pt * PX_PER_PT)
     svg = re.sub(
         r'<svg([^>]*?)\swidth="[^"]*"\s+height="[^"]*"',
@@ -150,10 +164,11 @@ def clean_svg(svg: str, prefix: str, width_pt: float) -> str:
         svg,
         count=1,
     )
-    return svg.replace("<svg", f'<svg role="img" aria-label="{pre}"', 1).strip()
+    aria = html.escape(label or prefix, quote=True)
+    return svg.replace("<svg", f'<svg role="img" aria-label="{aria}" class="plot"', 1).strip()
 
 
-def render(fig: Figure, name: str, png_dir: Path | None = None) -> Rendered:
+def render(fig: Figure, name: str, png_dir: Path | None = None, title: str = "") -> Rendered:
     """SVG text (and ``png_dir/name.png``) of a figure."""
     buf = io.StringIO()
     width_pt = float(fig.get_figwidth()) * 72
@@ -163,13 +178,48 @@ def render(fig: Figure, name: str, png_dir: Path | None = None) -> Rendered:
         if png_dir is not None:
             png = png_dir / f"{name}.png"
             fig.savefig(png, format="png", dpi=150, metadata={"Software": None})
-    return Rendered(name, clean_svg(buf.getvalue(), name, width_pt), png=png)
+    return Rendered(name, clean_svg(buf.getvalue(), name, width_pt, title), title=title, png=png)
 
 
-def _figure(width: float, height: float) -> Figure:
+@dataclass(frozen=True)
+class Margins:
+    """Space around and between panels, in inches (a fixed layout: fast and predictable)."""
+
+    left: float = 0.75
+    right: float = 0.2
+    top: float = 0.35
+    bottom: float = 0.5
+    wspace: float = 0.3
+    hspace: float = 0.5
+
+
+def _grid(width: float, panel_h: float, rows: int, cols: int, m: Margins, **kw: Any) -> tuple[Figure, Any]:
+    """A figure of ``rows x cols`` panels, each ``panel_h`` inches high, with margins ``m``."""
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), layout="constrained")
+    height = m.top + m.bottom + rows * panel_h + (rows - 1) * m.hspace
+    fig = Figure(figsize=(width, height))
+    aw = max(0.5, (width - m.left - m.right - (cols - 1) * m.wspace) / cols)
+    fig.subplots_adjust(
+        left=m.left / width,
+        right=1 - m.right / width,
+        bottom=m.bottom / height,
+        top=1 - m.top / height,
+        wspace=m.wspace / aw if cols > 1 else 0.2,
+        hspace=m.hspace / panel_h if rows > 1 else 0.2,
+    )
+    return fig, fig.subplots(rows, cols, squeeze=False, **kw)
+
+
+def _bottom_legend(fig: Figure, handles: list[Any], ncol: int) -> None:
+    h = float(fig.get_figheight())
+    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.04 / h), ncol=max(1, ncol),
+               handlelength=2.2, columnspacing=1.6)
+
+
+def _text_width(labels: Sequence[str], size: float = 8.0) -> float:
+    """Rough width in inches of the longest label (for margins)."""
+    return max((len(str(x)) for x in labels), default=0) * size * 0.0085 + 0.1
 
 
 def _pct_axis(ax: Axes, axis: str = "y", decimals: int | None = None) -> None:
@@ -177,6 +227,16 @@ def _pct_axis(ax: Axes, axis: str = "y", decimals: int | None = None) -> None:
 
     fmt = PercentFormatter(1.0, decimals=decimals)
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def _log_y(ax: Axes) -> None:
+    """Log y axis; minor ticks (invisible here anyway) only when the range spans < 1 decade."""
+    from matplotlib.ticker import NullLocator
+
+    ax.set_yscale("log")
+    lo, hi = ax.get_ylim()
+    if lo > 0 and hi / lo >= 10:
+        ax.yaxis.set_minor_locator(NullLocator())
 
 
 def _grid_shape(n: int) -> tuple[int, int]:
@@ -228,8 +288,8 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
     from matplotlib.patches import Patch
 
     rows, cols = _grid_shape(len(data))
-    fig = _figure(_panel_width(cols), 0.55 + 2.05 * rows)
-    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    fig, axes = _grid(_panel_width(cols), 1.75, rows, cols, Margins(left=0.75, top=0.3, bottom=0.85, hspace=0.42),
+                      sharex=True, sharey=True)
     tr, va = f"train_{kind}", f"val_{kind}"
     for ax, arm in zip(axes.flat, data, strict=False):
         col = colors[arm.arm]
@@ -269,7 +329,7 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
         if finite:
             first.set_ylim(max(0.0, min(finite) - 0.03), 1.01)
     else:
-        first.set_yscale("log")
+        _log_y(first)
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
     for ax in axes[:, 0]:
@@ -283,7 +343,7 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
     ]
     if any(a.stops for a in data):
         handles.append(Line2D([], [], color=gray, marker="X", ls="", label="early stop"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    _bottom_legend(fig, handles, len(handles))
     return fig
 
 
@@ -291,8 +351,10 @@ def curves_overlaid(data: list[ArmCurves], colors: dict[str, str]) -> Figure:
     """All arms in one set of axes per metric (validation/train x accuracy/loss)."""
     from matplotlib.lines import Line2D
 
-    fig = _figure(FULL_WIDTH, 6.4)
-    axes = fig.subplots(2, 2, sharex=True)
+    ncol = min(len(data) + 1, 7)
+    legend_rows = math.ceil((len(data) + 1) / ncol)
+    fig, axes = _grid(FULL_WIDTH, 2.3, 2, 2, Margins(left=0.6, top=0.3, bottom=0.6 + 0.22 * legend_rows, wspace=0.75,
+                                                      hspace=0.42), sharex=True)
     panels = (("val_acc", "validation accuracy"), ("train_acc", "train accuracy"),
               ("val_loss", "validation loss"), ("train_loss", "train loss"))
     for ax, (key, title) in zip(axes.flat, panels, strict=True):
@@ -312,12 +374,12 @@ def curves_overlaid(data: list[ArmCurves], colors: dict[str, str]) -> Figure:
         if key.endswith("acc"):
             _pct_axis(ax, decimals=0)
         else:
-            ax.set_yscale("log")
+            _log_y(ax)
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
     handles = [Line2D([], [], color=colors[a.arm], lw=2, label=plain(a.arm)) for a in data]
     handles.append(Line2D([], [], color="#6b7280", marker="o", ls="", label="best epoch (mean)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 7))
+    _bottom_legend(fig, handles, ncol)
     return fig
 
 
@@ -336,8 +398,9 @@ def gap_dumbbell(rows: list[GapRow], colors: dict[str, str]) -> Figure:
     """Train vs test accuracy per arm (rank order, best on top), the gap written at the right."""
     from matplotlib.lines import Line2D
 
-    fig = _figure(8.0, 0.9 + 0.36 * len(rows))
-    ax = fig.add_subplot()
+    left = _text_width([r.arm for r in rows], 8.5) + 0.15
+    fig, axes = _grid(8.0, 0.34 * len(rows) + 0.2, 1, 1, Margins(left=left, right=0.3, top=0.45, bottom=0.5))
+    ax = axes[0, 0]
     ys = np.arange(len(rows))[::-1]
     for y, r in zip(ys, rows, strict=True):
         col = colors[r.arm]
@@ -391,8 +454,11 @@ def paired_strip(arms: list[StripArm], baseline: str | None, colors: dict[str, s
     """Each seed's value per arm; lines join it to the baseline's value for the same seed."""
     from matplotlib.lines import Line2D
 
-    fig = _figure(max(5.2, min(FULL_WIDTH, 1.6 + 0.85 * len(arms))), 3.9)
-    ax = fig.add_subplot()
+    rotate = len(arms) > 6
+    bottom = (0.2 + _text_width([a.arm for a in arms], 8.5) * 0.55) if rotate else 0.45
+    fig, axes = _grid(max(5.2, min(FULL_WIDTH, 1.6 + 0.85 * len(arms))), 3.0, 1, 1,
+                      Margins(left=0.85, right=0.2, top=0.45, bottom=bottom))
+    ax = axes[0, 0]
     base = next((a for a in arms if a.arm == baseline), None)
     off = 0.16 if base is not None else 0.0
     paired_any = False
@@ -420,7 +486,7 @@ def paired_strip(arms: list[StripArm], baseline: str | None, colors: dict[str, s
     for lab, a in zip(ax.get_xticklabels(), arms, strict=True):
         lab.set_color(colors[a.arm])
         lab.set_fontweight("bold")
-    if len(arms) > 6:
+    if rotate:
         for lab in ax.get_xticklabels():
             lab.set_rotation(30)
             lab.set_ha("right")
@@ -459,8 +525,8 @@ def weight_histograms(hists: list[ArmHistogram], baseline_hist: ArmHistogram | N
     from matplotlib.patches import Patch
 
     rows, cols = _grid_shape(len(hists))
-    fig = _figure(_panel_width(cols), 0.6 + 1.85 * rows)
-    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    fig, axes = _grid(_panel_width(cols), 1.6, rows, cols, Margins(left=0.8, top=0.3, bottom=0.85, hspace=0.42),
+                      sharex=True, sharey=True)
     for ax, h in zip(axes.flat, hists, strict=False):
         col = colors[h.arm]
         ax.stairs(h.frac, h.edges, fill=True, color=col, alpha=0.35, lw=0)
@@ -475,7 +541,7 @@ def weight_histograms(hists: list[ArmHistogram], baseline_hist: ArmHistogram | N
     for ax in list(axes.flat)[len(hists):]:
         ax.set_visible(False)
     if view == "linear":
-        axes[0, 0].set_yscale("log")
+        _log_y(axes[0, 0])
     _pct_axis(axes[0, 0], decimals=None if view == "linear" else 0)
     for ax in axes[-1, :]:
         ax.set_xlabel("log10 |w|" if view == "log" else "w")
@@ -487,7 +553,7 @@ def weight_histograms(hists: list[ArmHistogram], baseline_hist: ArmHistogram | N
         handles.append(Line2D([], [], color=BASELINE_COLOR, ls=(0, (3, 2)), label=f"baseline ({plain(baseline_hist.arm)})"))
     if view == "log":
         handles.append(Line2D([], [], color="#9ca3af", ls=":", label="|w| = 1e-3 (sparsity threshold)"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    _bottom_legend(fig, handles, len(handles))
     return fig
 
 
@@ -501,8 +567,10 @@ class BarRow:
 def weight_bars(sparsity: list[BarRow], l2: list[BarRow], colors: dict[str, str]) -> Figure:
     """Sparsity and weight L2 norm per arm (mean and 95% CI over seeds)."""
     n = len(sparsity)
-    fig = _figure(FULL_WIDTH * 0.8, 0.8 + 0.3 * n)
-    axes = fig.subplots(1, 2, sharey=True)
+    left = _text_width([r.arm for r in sparsity], 8.5) + 0.15
+    fig, grid = _grid(FULL_WIDTH * 0.8, 0.28 * n + 0.15, 1, 2, Margins(left=left, right=0.3, top=0.35, bottom=0.4,
+                                                                       wspace=0.35), sharey=True)
+    axes = grid[0]
     ys = np.arange(n)[::-1]
     for ax, data, title in ((axes[0], sparsity, "sparsity (share of |w| < 1e-3)"), (axes[1], l2, "weight L2 norm")):
         for y, r in zip(ys, data, strict=True):
@@ -537,8 +605,8 @@ class PathPoint:
 
 def path_figure(points: list[PathPoint], param: str, best: float | None, log_x: bool) -> Figure:
     """Train/validation accuracy, sparsity and weight norm against the swept value."""
-    fig = _figure(FULL_WIDTH, 3.3)
-    axes = fig.subplots(1, 3)
+    fig, grid = _grid(FULL_WIDTH, 2.5, 1, 3, Margins(left=0.6, top=0.35, bottom=0.5, wspace=0.75))
+    axes = grid[0]
     xs = np.array([p.value for p in points])
     specs = (
         (axes[0], (("train_acc", "train", PALETTE[0], (0, (4, 2.5))), ("val_acc", "validation", PALETTE[1], "-")),
@@ -588,8 +656,8 @@ class TuningCurves:
 
 def tuning_progress(data: list[TuningCurves], colors: dict[str, str], metric: str) -> Figure:
     """Best value so far per trial, and the expected best value for a budget of k trials."""
-    fig = _figure(FULL_WIDTH, 3.4)
-    axes = fig.subplots(1, 2)
+    fig, grid = _grid(FULL_WIDTH, 2.6, 1, 2, Margins(left=0.7, top=0.35, bottom=0.5, wspace=0.8))
+    axes = grid[0]
     for d in data:
         col = colors.get(d.arm, PALETTE[0])
         pts = [(i + 1, v) for i, v in enumerate(d.best_so_far) if v is not None]
@@ -619,8 +687,9 @@ def importance_bars(importance: dict[str, dict[str, float]], colors: dict[str, s
     arms = list(importance)
     rows, cols = _grid_shape(len(arms))
     n_params = max(len(v) for v in importance.values())
-    fig = _figure(_panel_width(cols), 0.5 + rows * (0.6 + 0.24 * n_params))
-    axes = fig.subplots(rows, cols, squeeze=False)
+    left = _text_width([k for v in importance.values() for k in v], 8.0) + 0.1
+    fig, axes = _grid(_panel_width(cols), 0.25 * n_params + 0.2, rows, cols,
+                      Margins(left=left, top=0.3, bottom=0.5, wspace=left + 0.2, hspace=0.5))
     for ax, arm in zip(axes.flat, arms, strict=False):
         items = sorted(importance[arm].items(), key=lambda kv: kv[1])
         ax.barh([plain(k) for k, _ in items], [v for _, v in items], color=colors.get(arm, PALETTE[0]), height=0.6)

@@ -4,14 +4,32 @@ Each finished run is one Optuna trial of the study ``<name>/runs``: COMPLETE wit
 selection metric, or FAIL with ``status`` diverged/failed and its reason. A trial is created and
 finished in one go by the driver when the result arrives, so a killed study leaves at most a
 stale RUNNING trial, which is marked FAIL ("interrupted") and redone on resume.
+
+Workers (``reglab worker``) share one storage instead of one driver; they *claim* runs:
+
+- a claim is a RUNNING trial with the run's ``arm``/``seed`` and a ``heartbeat`` (wall-clock
+  seconds) created *before* training, by :meth:`RunStore.claim` under a storage-wide lock
+  (:func:`storage_lock`: a PostgreSQL advisory lock, MySQL ``GET_LOCK``, or a lock file next to a
+  SQLite database), so two workers never claim the same run;
+- the worker refreshes the heartbeat while it trains; a RUNNING trial whose heartbeat is older
+  than ``stale_after`` seconds belongs to a dead worker: the next claim marks it FAIL
+  ("interrupted") and the run becomes claimable again;
+- :meth:`RunStore.finish` stores the result into the same trial, under the lock and only while it
+  is still RUNNING - a worker that lost its claim (it was taken as stale) stores nothing. So
+  every run is stored once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from reglab.errors import ConfigError
 
@@ -26,8 +44,156 @@ def mask_url(url: str) -> str:
     return _PASSWORD.sub(r"\g<head>***\g<at>", url)
 
 
+def scrub(text: str, url: str) -> str:
+    """``text`` (e.g. an exception message) with every storage URL masked and the password of
+    ``url`` removed wherever it appears on its own."""
+    text = mask_url(text)
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password or "")} - {None, ""}:
+        if len(str(secret)) >= 3:
+            text = text.replace(str(secret), "***")
+    return text
+
+
 RUNS_SUFFIX = "/runs"
 DONE_STATUSES = ("completed", "diverged")
+HEARTBEAT = "heartbeat"  # user attr of a claimed (RUNNING) trial: wall-clock seconds of the last sign of life
+WORKER = "worker"  # user attr: who claimed it (host-pid)
+STALE_AFTER = 120.0  # seconds without a heartbeat after which a claim is taken as abandoned
+
+_local_locks: dict[str, threading.Lock] = {}
+
+
+def _lock_key(name: str) -> int:
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+def lock_supported(storage: Any) -> bool:
+    engine = getattr(storage, "engine", None)
+    return engine is not None and engine.dialect.name in ("postgresql", "mysql", "sqlite")
+
+
+@contextlib.contextmanager
+def storage_lock(storage: Any, name: str) -> Iterator[None]:
+    """An exclusive lock named ``name`` shared by every process using ``storage``: a PostgreSQL
+    advisory lock or MySQL ``GET_LOCK`` (released by the server if the holder dies), or an
+    ``flock`` on ``<database>.lock`` for SQLite (one machine). Other storages raise ConfigError."""
+    engine = getattr(storage, "engine", None)
+    dialect = engine.dialect.name if engine is not None else type(storage).__name__
+    if dialect in ("postgresql", "mysql"):
+        from sqlalchemy import text
+
+        if dialect == "postgresql":
+            acquire, release = "SELECT pg_advisory_lock(:k)", "SELECT pg_advisory_unlock(:k)"
+            params: dict[str, Any] = {"k": _lock_key(name)}
+        else:
+            acquire, release = "SELECT GET_LOCK(:k, -1)", "SELECT RELEASE_LOCK(:k)"
+            params = {"k": "reglab:" + hashlib.sha1(name.encode()).hexdigest()[:40]}
+        assert engine is not None
+        with engine.connect() as conn:
+            conn.execute(text(acquire), params)
+            conn.commit()
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(text(release), params)
+                    conn.commit()
+                except Exception:  # a broken connection: the server drops the lock with it
+                    conn.invalidate()
+        return
+    if dialect == "sqlite":
+        assert engine is not None
+        db = engine.url.database
+        if db and db != ":memory:" and not db.startswith("file::memory:"):
+            try:
+                import fcntl
+            except ImportError:  # not POSIX: one process per SQLite file is all we can promise
+                fcntl = None  # type: ignore[assignment]
+            if fcntl is not None:
+                with open(f"{db}.lock", "a+") as fh:
+                    fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+                    try:
+                        yield
+                    finally:
+                        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+                return
+        with _local_locks.setdefault(f"{db}:{name}", threading.Lock()):
+            yield
+        return
+    raise ConfigError(
+        f"workers need a PostgreSQL, MySQL or SQLite storage to share a study (got {dialect}); "
+        "use postgresql://USER:PASSWORD@HOST/DB"
+    )
+
+
+def _heartbeat_age(t: optuna.trial.FrozenTrial, now: float) -> float:
+    """Seconds since a RUNNING trial's last heartbeat (since its start when it has none)."""
+    beat = t.user_attrs.get(HEARTBEAT)
+    if isinstance(beat, int | float):
+        return now - float(beat)
+    start = t.datetime_start.timestamp() if t.datetime_start is not None else 0.0
+    return now - start
+
+
+def fail_stale(storage: Any, trials: Sequence[optuna.trial.FrozenTrial], stale_after: float | None) -> int:
+    """Mark RUNNING trials FAIL ("interrupted") - all of them with ``stale_after`` None (the
+    single-driver resume), else those whose heartbeat is older than ``stale_after`` seconds.
+    A trial finished meanwhile by its owner is left alone. Returns how many were marked."""
+    import optuna
+
+    now = time.time()
+    n = 0
+    for t in trials:
+        if t.state != optuna.trial.TrialState.RUNNING:
+            continue
+        if stale_after is not None and _heartbeat_age(t, now) < stale_after:
+            continue
+        try:
+            storage.set_trial_user_attr(t._trial_id, "status", "interrupted")
+            storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished by its owner in the meantime
+        n += 1
+    return n
+
+
+def _finished_at(t: optuna.trial.FrozenTrial) -> float:
+    at = t.user_attrs.get("finished_at")
+    if isinstance(at, int | float):
+        return float(at)
+    return t.datetime_complete.timestamp() if t.datetime_complete is not None else 0.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this worker claimed: the RUNNING trial that will hold its result."""
+
+    arm: str
+    seed: int
+    trial_id: int
+    number: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.arm}/seed{self.seed}"
+
+
+@dataclass(frozen=True)
+class ClaimState:
+    """Where the study's runs stand, as a worker sees them."""
+
+    done: int  # completed or diverged
+    running: int  # claimed with a fresh heartbeat (by any worker)
+    failed: int  # failed during this worker session (not retried by it)
+    open: int  # claimable
+
+    @property
+    def settled(self) -> bool:
+        return self.open == 0 and self.running == 0
 
 
 @dataclass(frozen=True)
@@ -80,21 +246,30 @@ class RunStore:
             study_name=self.study_name, storage=self.storage, direction="maximize", load_if_exists=True
         )
         self.study.set_user_attr("fingerprint", fingerprint)
+        self.study_id = self.storage.get_study_id_from_name(self.study_name)
+        self._recorded: set[tuple[str, int]] = set()
 
     def _trials(self) -> Iterator[optuna.trial.FrozenTrial]:
         yield from self.study.get_trials(deepcopy=False)
 
-    def recover_stale(self) -> int:
-        """Mark RUNNING trials left by a killed process as FAIL (interrupted); return how many."""
+    def _lock(self) -> contextlib.AbstractContextManager[None]:
+        if lock_supported(self.storage):
+            return storage_lock(self.storage, self.study_name)
+        return contextlib.nullcontext()
+
+    def recover_stale(self, stale_after: float | None = None) -> int:
+        """Mark RUNNING trials left by a killed process as FAIL (interrupted); return how many.
+        Claims of workers (trials with a heartbeat) are only taken when their heartbeat is older
+        than ``stale_after`` (default :data:`STALE_AFTER`), so a driver started next to live
+        workers does not break their claims."""
         import optuna
 
-        n = 0
-        for t in self._trials():
-            if t.state == optuna.trial.TrialState.RUNNING:
-                self.storage.set_trial_user_attr(t._trial_id, "status", "interrupted")
-                self.storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL)
-                n += 1
-        return n
+        after = STALE_AFTER if stale_after is None else stale_after
+        with self._lock():
+            trials = [t for t in self._trials() if t.state == optuna.trial.TrialState.RUNNING]
+            legacy = [t for t in trials if HEARTBEAT not in t.user_attrs]  # created by a killed driver
+            claims = [t for t in trials if HEARTBEAT in t.user_attrs]
+            return fail_stale(self.storage, legacy, None) + fail_stale(self.storage, claims, after)
 
     def done(self) -> dict[tuple[str, int], RunRecord]:
         """Finished runs (completed or diverged) by (arm, seed); the first record wins."""
@@ -113,9 +288,14 @@ class RunStore:
         return out
 
     def record(self, arm: str, seed: int, payload: dict[str, Any], value: float | None) -> None:
-        """Store one finished run as a trial (COMPLETE, or FAIL when it diverged)."""
+        """Store one finished run as a trial (COMPLETE, or FAIL when it diverged). A run this store
+        already recorded is not stored again (an executor reporting a result twice)."""
         import optuna
 
+        if payload.get("status") in DONE_STATUSES:
+            if (arm, seed) in self._recorded:
+                return
+            self._recorded.add((arm, seed))
         trial = self.study.ask()
         for k, v in {"arm": arm, "seed": seed, **payload}.items():
             trial.set_user_attr(k, v)
@@ -123,3 +303,123 @@ class RunStore:
             self.study.tell(trial, value)
         else:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+    # -- workers: claims ---------------------------------------------------------------------------
+    def _key_states(
+        self, keys: Sequence[tuple[str, int]], stale_after: float, since: float
+    ) -> tuple[dict[tuple[str, int], str], int]:
+        """(state per key: done | running | failed | open, stale claims marked FAIL); under the lock."""
+        import optuna
+
+        S = optuna.trial.TrialState
+        trials = [t for t in self._trials() if "arm" in t.user_attrs]
+        stale = fail_stale(self.storage, [t for t in trials if t.state == S.RUNNING], stale_after)
+        if stale:
+            trials = [t for t in self._trials() if "arm" in t.user_attrs]
+        wanted = set(keys)
+        seen: dict[tuple[str, int], set[str]] = {}
+        for t in trials:
+            key = (str(t.user_attrs["arm"]), int(t.user_attrs["seed"]))
+            if key not in wanted:
+                continue
+            status = t.user_attrs.get("status")
+            if t.state == S.COMPLETE or (t.state == S.FAIL and status == "diverged"):
+                seen.setdefault(key, set()).add("done")
+            elif t.state == S.RUNNING:
+                seen.setdefault(key, set()).add("running")
+            elif t.state == S.FAIL and status in ("failed", "error") and _finished_at(t) >= since:
+                seen.setdefault(key, set()).add("failed")
+        state = {}
+        for k in keys:
+            marks = seen.get(k, set())
+            state[k] = next((m for m in ("done", "running", "failed") if m in marks), "open")
+        return state, stale
+
+    def claim(
+        self,
+        keys: Sequence[tuple[str, int]],
+        worker: str,
+        stale_after: float = STALE_AFTER,
+        since: float = 0.0,
+    ) -> Claim | None:
+        """Claim the first of ``keys`` (arm, seed) that is neither done, nor claimed by a live
+        worker, nor failed since ``since`` (wall-clock seconds; earlier failures are retried):
+        a RUNNING trial with its arm, seed, worker and heartbeat, created under the storage lock.
+        Abandoned claims (heartbeat older than ``stale_after`` seconds) are marked FAIL first.
+        None when nothing is left to claim."""
+        from datetime import datetime
+
+        import optuna
+
+        with storage_lock(self.storage, self.study_name):
+            states, _ = self._key_states(keys, stale_after, since)
+            free = next((k for k in keys if states[k] == "open"), None)
+            if free is None:
+                return None
+            template = optuna.trial.FrozenTrial(
+                number=-1,
+                state=optuna.trial.TrialState.RUNNING,
+                value=None,
+                datetime_start=datetime.now(),
+                datetime_complete=None,
+                params={},
+                distributions={},
+                user_attrs={
+                    "arm": free[0],
+                    "seed": free[1],
+                    "status": "running",
+                    WORKER: worker,
+                    HEARTBEAT: time.time(),
+                },
+                system_attrs={},
+                intermediate_values={},
+                trial_id=-1,
+            )
+            trial_id = self.storage.create_new_trial(self.study_id, template_trial=template)
+        return Claim(free[0], free[1], trial_id, self.storage.get_trial_number_from_id(trial_id))
+
+    def heartbeat(self, claim: Claim) -> bool:
+        """Refresh a claim's heartbeat; False when the claim was taken away (marked stale)."""
+        import optuna
+
+        try:
+            self.storage.set_trial_user_attr(claim.trial_id, HEARTBEAT, time.time())
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return False
+        return True
+
+    def finish(self, claim: Claim, payload: dict[str, Any], value: float | None) -> bool:
+        """Store a claimed run's result in its trial (COMPLETE, or FAIL when it diverged or
+        failed); False, storing nothing, when the claim was taken away meanwhile."""
+        import optuna
+
+        S = optuna.trial.TrialState
+        with storage_lock(self.storage, self.study_name):
+            if self.storage.get_trial(claim.trial_id).state != S.RUNNING:
+                return False
+            for k, v in {**payload, "arm": claim.arm, "seed": claim.seed, "finished_at": time.time()}.items():
+                self.storage.set_trial_user_attr(claim.trial_id, k, v)
+            if payload["status"] == "completed" and value is not None:
+                self.storage.set_trial_state_values(claim.trial_id, S.COMPLETE, [float(value)])
+            else:
+                self.storage.set_trial_state_values(claim.trial_id, S.FAIL)
+        return True
+
+    def release(self, claim: Claim, reason: str = "interrupted") -> None:
+        """Give a claim back (the worker is stopping): FAIL with ``status`` ``reason``, claimable again."""
+        import optuna
+
+        try:
+            self.storage.set_trial_user_attr(claim.trial_id, "status", reason)
+            self.storage.set_trial_state_values(claim.trial_id, optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass
+
+    def claim_state(
+        self, keys: Sequence[tuple[str, int]], stale_after: float = STALE_AFTER, since: float = 0.0
+    ) -> ClaimState:
+        """How many of ``keys`` are done, claimed by live workers, failed since ``since``, or open."""
+        with storage_lock(self.storage, self.study_name):
+            states, _ = self._key_states(keys, stale_after, since)
+        values = list(states.values())
+        return ClaimState(values.count("done"), values.count("running"), values.count("failed"), values.count("open"))

@@ -81,6 +81,8 @@ class Dim(BaseModel):
             ]
         else:
             vals = [lo + i * (hi - lo) / (self.num - 1) for i in range(self.num)]
+        if self.step is None:  # exact ends: exp(log(hi)) may round above hi (out of the range)
+            vals[0], vals[-1] = lo, hi
         return [round(v) for v in vals] if self.integer else vals
 
 
