@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import SHARED_DATA, env_line, pin_threads, table, verdict  # noqa: E402
-from _tuning_common import make_spec, run_search, workdir  # noqa: E402
+from _common import SHARED_DATA, env_line, pin_threads, table, verdict
+from _tuning_common import make_spec, run_search, workdir
 
 PRUNERS = ("none", "median", "hyperband")
 SPACE = {"lr": {"low": 1e-3, "high": 0.5, "log": True}, "l2": "tune", "dropout": "tune"}

@@ -44,6 +44,7 @@ def _option_names(message: str) -> str:
     """Say ``--dropout`` instead of ``regularization.dropout`` in CLI messages."""
     from reglab.config import FIELD_SECTION
 
+    message = message.replace("regularization.augment.", "--augment ")
     for key, section in sorted(FIELD_SECTION.items(), key=lambda kv: -len(kv[0])):
         message = message.replace(f"{section}.{key}:", f"--{key.replace('_', '-')}:")
     return message
@@ -244,14 +245,20 @@ def gradcheck(seed: Annotated[int, typer.Option()] = 0) -> None:
         raise typer.Exit(1)
 
 
-def _study_run(spec: Any, jobs: int | None, new: bool, progress: bool, storage: str | None = None) -> Any:
+def _study_run(
+    spec: Any, jobs: int | None, new: bool, progress: bool, storage: str | None = None, executor: Any = None
+) -> Any:
     from rich.console import Console
 
     from reglab.study.console import print_summary
     from reglab.study.protocol import run_protocol
 
     console = Console()
-    results = run_protocol(spec, jobs=jobs, new=new, progress=progress, storage=storage)
+    try:
+        results = run_protocol(spec, jobs=jobs, new=new, progress=progress, storage=storage, executor=executor)
+    finally:
+        if executor is not None:
+            executor.close()
     st = results.stats
     if st.get("skipped") or st.get("stale"):
         console.print(
@@ -275,6 +282,12 @@ def run(
         str | None, typer.Option(help="Optuna storage URL (default: SQLite in output)")
     ] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
+    executor: Annotated[str, typer.Option(help="local (processes here) or ray (a Ray cluster)")] = "local",
+    address: Annotated[
+        str | None, typer.Option(help="Ray head HOST:PORT, auto or ray://HOST:PORT (default: $RAY_ADDRESS)")
+    ] = None,
+    cpus_per_run: Annotated[float, typer.Option(help="CPUs per run on Ray")] = 1,
+    gpus_per_run: Annotated[float, typer.Option(help="GPUs per run on Ray (fractions share a GPU)")] = 0,
 ) -> None:
     """Run (or resume) a study: every arm x seed, statistics, diagnosis, outputs."""
     from reglab.study.spec import load_study
@@ -284,7 +297,62 @@ def run(
         spec = spec.model_copy(update={"output": output})
     if jobs is not None and jobs < 1:
         _fail("--jobs: must be >= 1")
-    _study_run(spec, jobs, new, progress, storage)
+    _study_run(spec, jobs, new, progress, storage, _executor(executor, address, cpus_per_run, gpus_per_run, jobs))
+
+
+def _executor(kind: str, address: str | None, cpus_per_run: float, gpus_per_run: float, jobs: int | None) -> Any:
+    """None for the local executor (the study makes its own), else a connected RayExecutor."""
+    if kind not in ("local", "ray"):
+        _fail(f"--executor: unknown executor {kind!r}; valid choices: local, ray")
+    if kind == "local":
+        if address is not None or gpus_per_run:
+            _fail("--address/--gpus-per-run: only with --executor ray")
+        return None
+    from reglab.study.ray_executor import RayExecutor
+
+    ex = RayExecutor(address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
+    if jobs is not None:
+        ex.slots = min(ex.slots, jobs)
+    return ex
+
+
+@app.command()
+def worker(
+    study: Annotated[str, typer.Argument(help="study file (YAML)")],
+    storage: Annotated[str, typer.Option(help="shared storage, e.g. postgresql://USER:PASSWORD@HOST:5432/DB")],
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel runs here (default: cores)")] = None,
+    output: Annotated[str | None, typer.Option(help="output directory")] = None,
+    stale_after: Annotated[
+        float, typer.Option(help="seconds without a heartbeat after which another worker's run is redone")
+    ] = 120.0,
+    report: Annotated[bool, typer.Option(help="write report.html at the end")] = True,
+) -> None:
+    """Join a study in a shared storage: workers on any machines tune and train its runs (each run
+    once) until none is left; then each writes the summary."""
+    import signal
+
+    from rich.console import Console
+
+    from reglab.study.console import print_summary
+    from reglab.study.distributed import work
+    from reglab.study.spec import load_study
+
+    spec = load_study(study)
+    if output:
+        spec = spec.model_copy(update={"output": output})
+    if jobs is not None and jobs < 1:
+        _fail("--jobs: must be >= 1")
+
+    def _terminate(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # the runs this worker claimed are given back on the way out
+
+    signal.signal(signal.SIGTERM, _terminate)
+    console = Console(highlight=False)
+    results = work(
+        spec, storage, jobs=jobs, stale_after=stale_after, say=lambda m: console.print(m, markup=False), report=report
+    )
+    print_summary(results.summary, console)
+    console.print(f"outputs in [bold]{results.output_dir}[/]")
 
 
 @app.command()

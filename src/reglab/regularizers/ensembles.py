@@ -95,17 +95,21 @@ class Snapshot(Regularizer):
         self.cfg = cfg
         self.snapshots: list[dict[str, Any]] = []
 
-    def _cycle_len(self, ctx: TrainContext) -> int:
-        return max(1, ctx.epochs // self.cfg.cycles)
+    def _bounds(self, ctx: TrainContext) -> list[int]:
+        """Epoch counts at which each cycle ends (cycles as equal as the epochs allow)."""
+        cycles = min(self.cfg.cycles, ctx.epochs)
+        return [round((i + 1) * ctx.epochs / cycles) for i in range(cycles)]
 
     def adjust_lr(self, epoch: int, lr: float, ctx: TrainContext) -> float:
-        m = self._cycle_len(ctx)
-        t = epoch % m
-        return lr * 0.5 * (1 + math.cos(math.pi * t / m))
+        start = 0
+        for end in self._bounds(ctx):
+            if epoch < end:
+                return lr * 0.5 * (1 + math.cos(math.pi * (epoch - start) / (end - start)))
+            start = end
+        return lr
 
     def on_epoch_end(self, model: nn.Module, record: dict[str, float], ctx: TrainContext) -> bool:
-        epoch = int(record["epoch"])
-        if epoch % self._cycle_len(ctx) == 0 or epoch == ctx.epochs:
+        if int(record["epoch"]) in self._bounds(ctx):  # the end of a cycle: lowest learning rate
             self.snapshots.append(copy.deepcopy(model.state_dict()))
         return False
 

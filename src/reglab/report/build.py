@@ -218,7 +218,11 @@ class Report:
             c = a.get("comparison") or {}
             d = a.get("diagnosis") or {}
             is_base = arm == self.baseline
-            verdict = "baseline" if is_base else (c.get("verdict") or ("no completed runs" if not a.get("n_completed") else "–"))
+            verdict = (
+                "baseline"
+                if is_base
+                else (c.get("verdict") or ("no completed runs" if not a.get("n_completed") else "–"))
+            )
             rows.append(
                 {
                     "arm": arm,
@@ -228,7 +232,7 @@ class Report:
                     "n_completed": a.get("n_completed"),
                     "n_failed": a.get("n_failed") or 0,
                     "mean": cell(fmt_value(m, st.get("mean")), st.get("mean"), "mean"),
-                    "ci": fmt_interval(st.get("ci_low"), st.get("ci_high"), lambda x: fmt_value(m, x)),
+                    "ci": _fmt_ci(m, st),
                     "ci_low": raw(st.get("ci_low")),
                     "ci_high": raw(st.get("ci_high")),
                     "diff": cell(fmt_diff(m, c.get("mean_diff")), c.get("mean_diff"), "mean_diff"),
@@ -243,10 +247,14 @@ class Report:
                     "diagnosis_class": DIAGNOSIS_CLASS.get(str(d.get("label")), "neutral"),
                     "reason": d.get("reason"),
                     "recommendation": d.get("recommendation"),
-                    "ensemble": cell(fmt_value("acc", a.get("ensemble_test_acc")), a.get("ensemble_test_acc"),
-                                     "ensemble_test_acc"),
-                    "gap": cell(fmt_diff("gap", self.metric_of(arm, "gap").get("mean")),
-                                self.metric_of(arm, "gap").get("mean"), "gap"),
+                    "ensemble": cell(
+                        fmt_value("acc", a.get("ensemble_test_acc")), a.get("ensemble_test_acc"), "ensemble_test_acc"
+                    ),
+                    "gap": cell(
+                        fmt_diff("gap", self.metric_of(arm, "gap").get("mean")),
+                        self.metric_of(arm, "gap").get("mean"),
+                        "gap",
+                    ),
                 }
             )
         top = next((r for r in rows if r["mean"]["value"]), None)
@@ -260,12 +268,22 @@ class Report:
         elif self.baseline is None or len(self.arms) == 1:
             headline, tone = "A single arm: nothing to compare against.", "neutral"
         else:
-            headline, tone = f"No arm is significantly better than the baseline ({self.baseline}) after Holm correction.", "neutral"
+            headline, tone = (
+                f"No arm is significantly better than the baseline ({self.baseline}) after Holm correction.",
+                "neutral",
+            )
         groups: dict[str, dict[str, Any]] = {}
         for r in rows:
             if r["diagnosis"]:
-                g = groups.setdefault(r["diagnosis"], {"label": r["diagnosis"], "class": r["diagnosis_class"],
-                                                       "arms": [], "recommendation": r["recommendation"]})
+                g = groups.setdefault(
+                    r["diagnosis"],
+                    {
+                        "label": r["diagnosis"],
+                        "class": r["diagnosis_class"],
+                        "arms": [],
+                        "recommendation": r["recommendation"],
+                    },
+                )
                 g["arms"].append(r["arm"])
         return {
             "rows": rows,
@@ -325,8 +343,12 @@ class Report:
             for k in keys:
                 agg = g[k].agg(["mean", "min", "max"])
                 if agg["mean"].notna().any():
-                    curves[k] = F.Curve(agg.index.to_numpy(float), agg["mean"].to_numpy(float),
-                                        agg["min"].to_numpy(float), agg["max"].to_numpy(float))
+                    curves[k] = F.Curve(
+                        agg.index.to_numpy(float),
+                        agg["mean"].to_numpy(float),
+                        agg["min"].to_numpy(float),
+                        agg["max"].to_numpy(float),
+                    )
             if not curves:
                 continue
             planned = self._configured_epochs(arm, runs)
@@ -352,8 +374,9 @@ class Report:
         has_loss = any("val_loss" in a.curves or "train_loss" in a.curves for a in data)
         if has_acc:
             acc = [a for a in data if "val_acc" in a.curves or "train_acc" in a.curves]
-            f = self.fig("curves_accuracy", lambda: F.curves_small_multiples(acc, self.colors, "acc"),
-                         "Accuracy per arm")
+            f = self.fig(
+                "curves_accuracy", lambda: F.curves_small_multiples(acc, self.colors, "acc"), "Accuracy per arm"
+            )
             if f:
                 tabs.append({"id": "acc", "label": "Accuracy · per arm", "figure": f})
         if has_loss:
@@ -415,10 +438,8 @@ class Report:
                 vals = [num(v) for v in st.get("values") or []]
                 keys = seeds if len(vals) == len(seeds) else [-1 - i for i in range(len(vals))]
                 values = {k: v for k, v in zip(keys, vals, strict=True) if v is not None}
-            lo, hi = num(st.get("ci_low")), num(st.get("ci_high"))
-            ci = (lo, hi) if lo is not None and hi is not None else None
             if values or num(st.get("mean")) is not None:
-                out.append(F.StripArm(arm, values, num(st.get("mean")), ci))
+                out.append(F.StripArm(arm, values, num(st.get("mean")), _ci(st)))
         return out
 
     def distribution_section(self) -> dict[str, Any] | None:
@@ -431,20 +452,24 @@ class Report:
             lambda: F.paired_strip(data, self.baseline, self.colors, m, is_fraction(m)),
             f"{m} per seed",
         )
-        return {"figure": f, "metric": m} if f else None
+        limits = F.strip_limits(data, is_fraction(m))
+        cut = limits is not None and any(a.ci and (a.ci[0] < limits[0] or a.ci[1] > limits[1]) for a in data)
+        return {"figure": f, "metric": m, "cut": cut} if f else None
 
     # 5. weights
-    def weights_section(self) -> dict[str, Any] | None:
+    def _histograms(self) -> dict[str, list[F.ArmHistogram]]:
         hists: dict[str, list[F.ArmHistogram]] = {"log": [], "linear": []}
         for arm in self.order:
             h = self.arms[arm].get("weight_histogram")
             if not isinstance(h, dict):
                 continue
-            sp = num(self.metric_of(arm, "sparsity").get("mean"))
-            l2 = num(self.metric_of(arm, "weight_l2").get("mean"))
-            label = " · ".join(
-                x for x in (f"sparsity {sp * 100:.1f}%" if sp is not None else "", f"L2 {l2:.3g}" if l2 is not None else "") if x
-            )
+            sparsity = num(self.metric_of(arm, "sparsity").get("mean"))
+            norm = num(self.metric_of(arm, "weight_l2").get("mean"))
+            parts = []
+            if sparsity is not None:
+                parts.append(f"sparsity {sparsity * 100:.1f}%")
+            if norm is not None:
+                parts.append(f"L2 {norm:.3g}")
             for view, key, rng in (("log", "log10_abs", "log10_abs_range"), ("linear", "linear", "linear_range")):
                 counts, r = h.get(key), h.get(rng)
                 if not isinstance(counts, list) or not isinstance(r, list) or len(r) != 3:
@@ -453,44 +478,49 @@ class Report:
                 if c.sum() <= 0 or int(r[2]) != len(c):
                     continue
                 edges = np.linspace(float(r[0]), float(r[1]), int(r[2]) + 1)
-                hists[view].append(F.ArmHistogram(arm, edges, c / c.sum(), label))
+                hists[view].append(F.ArmHistogram(arm, edges, c / c.sum(), " · ".join(parts)))
+        return hists
+
+    def weights_section(self) -> dict[str, Any] | None:
+        hists = self._histograms()
         tabs = []
         for view, label in (("log", "log10 |w|"), ("linear", "w (linear)")):
             hs = hists[view]
             if not hs:
                 continue
             base = next((h for h in hs if h.arm == self.baseline), None)
-            f = self.fig(f"weights_{view}", lambda hs=hs, base=base, view=view: F.weight_histograms(hs, base, self.colors, view),
-                         f"Final weights, {label}")
+
+            def build(hs: list[F.ArmHistogram] = hs, base: F.ArmHistogram | None = base, view: str = view) -> Any:
+                return F.weight_histograms(hs, base, self.colors, view)
+
+            f = self.fig(f"weights_{view}", build, f"Final weights, {label}")
             if f:
                 tabs.append({"id": view, "label": label, "figure": f})
         sp_rows, l2_rows, table = [], [], []
         for arm in self.order:
-            sp, l2, l1 = self.metric_of(arm, "sparsity"), self.metric_of(arm, "weight_l2"), self.metric_of(arm, "weight_l1")
+            sp = self.metric_of(arm, "sparsity")
+            l2 = self.metric_of(arm, "weight_l2")
+            l1 = self.metric_of(arm, "weight_l1")
             if num(sp.get("mean")) is None and num(l2.get("mean")) is None:
                 continue
-
-            def ci(st: dict[str, Any]) -> tuple[float, float] | None:
-                lo, hi = num(st.get("ci_low")), num(st.get("ci_high"))
-                return (lo, hi) if lo is not None and hi is not None else None
-
-            sp_rows.append(F.BarRow(arm, num(sp.get("mean")), ci(sp)))
-            l2_rows.append(F.BarRow(arm, num(l2.get("mean")), ci(l2)))
+            sp_rows.append(F.BarRow(arm, num(sp.get("mean")), _ci(sp)))
+            l2_rows.append(F.BarRow(arm, num(l2.get("mean")), _ci(l2)))
             table.append(
                 {
                     "arm": arm,
                     "color": self.colors[arm],
                     "sparsity": cell(fmt_value("sparsity", sp.get("mean")), sp.get("mean"), "sparsity"),
-                    "sparsity_ci": fmt_interval(sp.get("ci_low"), sp.get("ci_high"), lambda x: fmt_value("sparsity", x)),
+                    "sparsity_ci": _fmt_ci("sparsity", sp),
                     "l2": cell(fmt_value("weight_l2", l2.get("mean")), l2.get("mean"), "weight_l2"),
-                    "l2_ci": fmt_interval(l2.get("ci_low"), l2.get("ci_high"), lambda x: fmt_value("weight_l2", x)),
+                    "l2_ci": _fmt_ci("weight_l2", l2),
                     "l1": cell(fmt_value("weight_l1", l1.get("mean")), l1.get("mean"), "weight_l1"),
                 }
             )
         bars = None
         if sp_rows:
-            bars = self.fig("weights_norms", lambda: F.weight_bars(sp_rows, l2_rows, self.colors),
-                            "Sparsity and L2 norm")
+            bars = self.fig(
+                "weights_norms", lambda: F.weight_bars(sp_rows, l2_rows, self.colors), "Sparsity and L2 norm"
+            )
         if not tabs and bars is None and not table:
             return None
         return {"tabs": tabs, "bars": bars, "table": table}
@@ -531,7 +561,9 @@ class Report:
         vals = [p.value for p in points]
         log_x = min(vals) > 0 and max(vals) / min(vals) >= 20
         name = "path" if i == 0 else f"path_{i + 1}"
-        f = self.fig(name, lambda: F.path_figure(points, sweep.param, best, log_x), f"Regularization path: {sweep.param}")
+        f = self.fig(
+            name, lambda: F.path_figure(points, sweep.param, best, log_x), f"Regularization path: {sweep.param}"
+        )
         if f is None:
             return None
         n_failed = sum(1 for r in sweep.rows if str(r.get("status") or "completed") != "completed")
@@ -588,18 +620,24 @@ class Report:
                     "n_pruned": t.get("n_pruned", states.count("PRUNED")),
                     "n_failed": t.get("n_failed", states.count("FAIL")),
                     "best_value": cell(fmt_value(metric, t.get("best_value")), t.get("best_value"), "best_value"),
-                    "best_params": [(str(k), _fmt_param(v)) for k, v in params.items()] if isinstance(params, dict) else [],
+                    "best_params": [(str(k), _fmt_param(v)) for k, v in params.items()]
+                    if isinstance(params, dict)
+                    else [],
                 }
             )
         figs = []
         if any(c.best_so_far or c.expected for c in curves):
-            f = self.fig("tuning_progress", lambda: F.tuning_progress(curves, self.colors, metric),
-                         "Best so far and expected best")
+            f = self.fig(
+                "tuning_progress",
+                lambda: F.tuning_progress(curves, self.colors, metric),
+                "Best so far and expected best",
+            )
             if f:
                 figs.append(f)
         if importance:
-            f = self.fig("tuning_importance", lambda: F.importance_bars(importance, self.colors),
-                         "Parameter importance")
+            f = self.fig(
+                "tuning_importance", lambda: F.importance_bars(importance, self.colors), "Parameter importance"
+            )
             if f:
                 figs.append(f)
         return {"figures": figs, "table": table, "metric": metric}
@@ -624,6 +662,15 @@ class Report:
             "config_name": s.get("resolved_config") or "config.resolved.yaml",
             "directory": str(self.so.directory),
         }
+
+
+def _ci(st: dict[str, Any]) -> tuple[float, float] | None:
+    lo, hi = num(st.get("ci_low")), num(st.get("ci_high"))
+    return (lo, hi) if lo is not None and hi is not None else None
+
+
+def _fmt_ci(metric: str, st: dict[str, Any]) -> str:
+    return fmt_interval(st.get("ci_low"), st.get("ci_high"), lambda x: fmt_value(metric, x))
 
 
 def _importance(imp: Any) -> dict[str, float] | None:
@@ -699,13 +746,24 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
     header += ["diagnosis"]
     rows = []
     for r in v["rows"]:
-        row = [r["rank"] if r["rank"] is not None else "–", r["arm"] + (" (baseline)" if r["is_baseline"] else ""),
-               r["mean"]["text"], r["ci"]]
+        row = [
+            r["rank"] if r["rank"] is not None else "–",
+            r["arm"] + (" (baseline)" if r["is_baseline"] else ""),
+            r["mean"]["text"],
+            r["ci"],
+        ]
         if v["has_comparison"]:
             if r["is_baseline"]:
                 row += ["–", "–", "–", "–", "–", "baseline"]
             else:
-                row += [r["diff"]["text"], r["diff_ci"], r["prob"]["text"], r["prob_ci"], r["p_holm"]["text"], r["verdict"]]
+                row += [
+                    r["diff"]["text"],
+                    r["diff_ci"],
+                    r["prob"]["text"],
+                    r["prob_ci"],
+                    r["p_holm"]["text"],
+                    r["verdict"],
+                ]
         row.append(r["diagnosis"] or "–")
         rows.append(row)
     align = "rl" + "r" * (len(header) - 3) + "l"
@@ -719,8 +777,10 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
         lines += ["## Failed runs", ""]
         lines += _md_table(
             ["arm", "seed", "status", "epoch", "reason"],
-            [[f["arm"], f["seed"], f["status"], "–" if f["epoch"] is None else f["epoch"], f["reason"] or "–"]
-             for f in ctx["failed"]],
+            [
+                [f["arm"], f["seed"], f["status"], "–" if f["epoch"] is None else f["epoch"], f["reason"] or "–"]
+                for f in ctx["failed"]
+            ],
             "lrlrl",
         )
         lines.append("")

@@ -69,7 +69,9 @@ def load_output(output_dir: str | Path) -> StudyOutput:
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ReglabError(f"{path}: cannot read it ({type(err).__name__}: {err}); rerun the study to rewrite it") from None
+        raise ReglabError(
+            f"{path}: cannot read it ({type(err).__name__}: {err}); rerun the study to rewrite it"
+        ) from None
     if not isinstance(summary, dict) or not isinstance(summary.get("arms"), dict) or not summary["arms"]:
         raise ReglabError(f"{path}: not a reglab study summary (no arms); rerun the study to rewrite it")
     so = StudyOutput(out, summary)

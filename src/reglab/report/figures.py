@@ -121,7 +121,8 @@ class Rendered:
 def style(name: str) -> Iterator[None]:
     import matplotlib
 
-    with matplotlib.rc_context({**STYLE, "svg.hashsalt": f"reglab-{name}"}):
+    rc: dict[str, Any] = {**STYLE, "svg.hashsalt": f"reglab-{name}"}
+    with matplotlib.rc_context(rc):  # type: ignore[arg-type]
         yield
 
 
@@ -148,7 +149,7 @@ def clean_svg(svg: str, prefix: str, width_pt: float, label: str = "") -> str:
         return f' id="{pre}-{ident}"' if ident in referenced else ""
 
     svg = _ID.sub(_id, svg)
-    svg = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{pre}-{m.group(1)})", svg)
+    svg = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{pre}-{m.group(1)})", svg)
     svg = re.sub(r'href="#([^"]+)"', lambda m: f'href="#{pre}-{m.group(1)}"', svg)
     svg = _GEOMETRY.sub(lambda m: _LONG_NUMBER.sub(r"\1", m.group(0)), svg)
     svg = _FONT_FAMILY.sub("", svg)
@@ -213,8 +214,14 @@ def _grid(width: float, panel_h: float, rows: int, cols: int, m: Margins, **kw: 
 
 def _bottom_legend(fig: Figure, handles: list[Any], ncol: int) -> None:
     h = float(fig.get_figheight())
-    fig.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 0.04 / h), ncol=max(1, ncol),
-               handlelength=2.2, columnspacing=1.6)
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        bbox_to_anchor=(0.5, 0.04 / h),
+        ncol=max(1, ncol),
+        handlelength=2.2,
+        columnspacing=1.6,
+    )
 
 
 def _text_width(labels: Sequence[str], size: float = 8.0) -> float:
@@ -230,13 +237,23 @@ def _pct_axis(ax: Axes, axis: str = "y", decimals: int | None = None) -> None:
 
 
 def _log_y(ax: Axes) -> None:
-    """Log y axis; minor ticks (invisible here anyway) only when the range spans < 1 decade."""
-    from matplotlib.ticker import NullLocator
+    """Log y axis with plain tick labels (0.1, 0.2, 0.5, 1, ...) instead of powers of ten; call it
+    after plotting (the tick density follows the data range)."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullLocator
 
     ax.set_yscale("log")
     lo, hi = ax.get_ylim()
-    if lo > 0 and hi / lo >= 10:
-        ax.yaxis.set_minor_locator(NullLocator())
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs, numticks=12))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
+
+
+def _int_x(ax: Axes) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=6, integer=True))
 
 
 def _grid_shape(n: int) -> tuple[int, int]:
@@ -250,7 +267,8 @@ def _grid_shape(n: int) -> tuple[int, int]:
 
 
 def _panel_width(cols: int) -> float:
-    return FULL_WIDTH if cols >= 3 else 0.5 + 3.9 * cols
+    """Figure width for a row of ``cols`` panels (wide enough for the legend below it)."""
+    return FULL_WIDTH if cols >= 3 else max(7.0, 0.5 + 3.9 * cols)
 
 
 # -- learning curves ----------------------------------------------------------------------------
@@ -288,8 +306,15 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
     from matplotlib.patches import Patch
 
     rows, cols = _grid_shape(len(data))
-    fig, axes = _grid(_panel_width(cols), 1.75, rows, cols, Margins(left=0.75, top=0.3, bottom=0.85, hspace=0.42),
-                      sharex=True, sharey=True)
+    fig, axes = _grid(
+        _panel_width(cols),
+        1.75,
+        rows,
+        cols,
+        Margins(left=0.75, top=0.3, bottom=0.85, hspace=0.42),
+        sharex=True,
+        sharey=True,
+    )
     tr, va = f"train_{kind}", f"val_{kind}"
     for ax, arm in zip(axes.flat, data, strict=False):
         col = colors[arm.arm]
@@ -303,23 +328,24 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
             ax.axvline(arm.best_epoch, color=col, ls=":", lw=1.2, alpha=0.9)
             ax.annotate(
                 f"best {arm.best_epoch:.3g}",
-                (arm.best_epoch, 1.0),
+                (arm.best_epoch, 0.03 if kind == "acc" else 0.97),
                 xycoords=("data", "axes fraction"),
-                xytext=(3, -3),
+                xytext=(3, 0),
                 textcoords="offset points",
                 fontsize=7.5,
                 color=MUTED,
-                va="top",
+                va="bottom" if kind == "acc" else "top",
+                bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85},
             )
         ys = [s[1] if kind == "acc" else s[2] for s in arm.stops]
         pts = [(s[0], y) for s, y in zip(arm.stops, ys, strict=True) if y is not None]
         if pts:
             ax.scatter(*zip(*pts, strict=True), marker="X", s=34, color=col, edgecolor="white", lw=0.6, zorder=4)
         ax.set_title(plain(arm.arm), color=col)
-        ax.text(0.99, 0.02 if kind == "acc" else 0.97, f"{arm.n_seeds} seed{'s' * (arm.n_seeds != 1)}",
-                transform=ax.transAxes, ha="right", va="bottom" if kind == "acc" else "top", fontsize=7.5,
-                color=MUTED)
-    for ax in list(axes.flat)[len(data):]:
+        ax.set_title(
+            f"{arm.n_seeds} seed{'s' * (arm.n_seeds != 1)}", loc="right", fontsize=7.5, color=MUTED, fontweight="normal"
+        )
+    for ax in list(axes.flat)[len(data) :]:
         ax.set_visible(False)
     first = axes[0, 0]
     if kind == "acc":
@@ -330,6 +356,7 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
             first.set_ylim(max(0.0, min(finite) - 0.03), 1.01)
     else:
         _log_y(first)
+    _int_x(first)
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
     for ax in axes[:, 0]:
@@ -353,10 +380,20 @@ def curves_overlaid(data: list[ArmCurves], colors: dict[str, str]) -> Figure:
 
     ncol = min(len(data) + 1, 7)
     legend_rows = math.ceil((len(data) + 1) / ncol)
-    fig, axes = _grid(FULL_WIDTH, 2.3, 2, 2, Margins(left=0.6, top=0.3, bottom=0.6 + 0.22 * legend_rows, wspace=0.75,
-                                                      hspace=0.42), sharex=True)
-    panels = (("val_acc", "validation accuracy"), ("train_acc", "train accuracy"),
-              ("val_loss", "validation loss"), ("train_loss", "train loss"))
+    fig, axes = _grid(
+        FULL_WIDTH,
+        2.3,
+        2,
+        2,
+        Margins(left=0.6, top=0.3, bottom=0.6 + 0.22 * legend_rows, wspace=0.75, hspace=0.42),
+        sharex=True,
+    )
+    panels = (
+        ("val_acc", "validation accuracy"),
+        ("train_acc", "train accuracy"),
+        ("val_loss", "validation loss"),
+        ("train_loss", "train loss"),
+    )
     for ax, (key, title) in zip(axes.flat, panels, strict=True):
         for arm in data:
             c = arm.curves.get(key)
@@ -375,6 +412,7 @@ def curves_overlaid(data: list[ArmCurves], colors: dict[str, str]) -> Figure:
             _pct_axis(ax, decimals=0)
         else:
             _log_y(ax)
+    _int_x(axes[0, 0])
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch")
     handles = [Line2D([], [], color=colors[a.arm], lw=2, label=plain(a.arm)) for a in data]
@@ -399,17 +437,36 @@ def gap_dumbbell(rows: list[GapRow], colors: dict[str, str]) -> Figure:
     from matplotlib.lines import Line2D
 
     left = _text_width([r.arm for r in rows], 8.5) + 0.15
-    fig, axes = _grid(8.0, 0.34 * len(rows) + 0.2, 1, 1, Margins(left=left, right=0.3, top=0.45, bottom=0.5))
+    fig, axes = _grid(8.0, 0.34 * len(rows) + 0.2, 1, 1, Margins(left=left, right=1.0, top=0.45, bottom=0.5))
     ax = axes[0, 0]
     ys = np.arange(len(rows))[::-1]
     for y, r in zip(ys, rows, strict=True):
         col = colors[r.arm]
         ax.plot([r.test, r.train], [y, y], color="#d3d7de", lw=4, solid_capstyle="round", zorder=1)
-        ax.scatter([r.train], [y], s=44, facecolor="white", edgecolor=col, lw=1.8, zorder=3)
-        ax.scatter([r.test], [y], s=48, color=col, zorder=4)
+        ax.scatter([r.train], [y], s=44, facecolor="white", edgecolor=col, lw=1.8, zorder=3, clip_on=False)
+        ax.scatter([r.test], [y], s=48, color=col, zorder=4, clip_on=False)
         if r.gap is not None:
-            ax.annotate(f"{r.gap * 100:+.2f} pp", (max(r.train, r.test), y), xytext=(9, 0),
-                        textcoords="offset points", va="center", fontsize=8, color=MUTED)
+            ax.annotate(
+                f"{r.gap * 100:+.2f} pp",
+                (1.0, y),
+                xycoords=("axes fraction", "data"),
+                xytext=(14, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+                color=MUTED,
+            )
+    ax.annotate(
+        "gap",
+        (1.0, 1.0),
+        xycoords="axes fraction",
+        xytext=(14, 4),
+        textcoords="offset points",
+        va="bottom",
+        fontsize=8,
+        color=INK,
+        fontweight="bold",
+    )
     ax.set_yticks(ys, [plain(r.arm) for r in rows])
     for lab, r in zip(ax.get_yticklabels(), rows, strict=True):
         lab.set_color(colors[r.arm])
@@ -418,18 +475,16 @@ def gap_dumbbell(rows: list[GapRow], colors: dict[str, str]) -> Figure:
     _pct_axis(ax, "x", decimals=0 if _span(rows) > 0.05 else 1)
     lo = min(min(r.test, r.train) for r in rows)
     hi = max(max(r.test, r.train) for r in rows)
-    pad = max(0.01, (hi - lo) * 0.08)
-    ax.set_xlim(lo - pad, hi + pad * 3.5)
-    ax.set_ylim(-0.7, len(rows) - 0.3)
+    pad = max(0.005, (hi - lo) * 0.06)
+    ax.set_xlim(max(0.0, lo - pad), min(1.0, hi + pad) if hi <= 1.0 else hi + pad)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
     ax.set_xlabel("accuracy (mean over seeds)")
     g = "#6b7280"
     handles = [
         Line2D([], [], marker="o", ls="", markerfacecolor="white", markeredgecolor=g, mew=1.8, label="train"),
         Line2D([], [], marker="o", ls="", color=g, label="test"),
-        Line2D([], [], ls="", label="gap = train - test"),
     ]
-    ax.legend(handles=handles, loc="lower left", ncol=3, bbox_to_anchor=(0, 1.0), borderaxespad=0.2,
-              handletextpad=0.3)
+    ax.legend(handles=handles, loc="lower left", ncol=2, bbox_to_anchor=(0, 1.0), borderaxespad=0.2, handletextpad=0.3)
     return fig
 
 
@@ -449,15 +504,32 @@ class StripArm:
     ci: tuple[float, float] | None
 
 
-def paired_strip(arms: list[StripArm], baseline: str | None, colors: dict[str, str], metric: str,
-                 fraction: bool) -> Figure:
+def strip_limits(arms: list[StripArm], fraction: bool) -> tuple[float, float] | None:
+    """y range around the points and means: a 2-seed t-interval can be far wider than the data,
+    so confidence whiskers may run off the plot (they are cut at its edge)."""
+    ys = [v for a in arms for v in a.values.values()] + [a.mean for a in arms if a.mean is not None]
+    if not ys:
+        return None
+    lo, hi = min(ys), max(ys)
+    pad = max((hi - lo) * 0.35, 0.005 if fraction else abs(hi) * 0.02 + 1e-9)
+    return lo - pad, hi + pad
+
+
+def paired_strip(
+    arms: list[StripArm], baseline: str | None, colors: dict[str, str], metric: str, fraction: bool
+) -> Figure:
     """Each seed's value per arm; lines join it to the baseline's value for the same seed."""
     from matplotlib.lines import Line2D
 
     rotate = len(arms) > 6
     bottom = (0.2 + _text_width([a.arm for a in arms], 8.5) * 0.55) if rotate else 0.45
-    fig, axes = _grid(max(5.2, min(FULL_WIDTH, 1.6 + 0.85 * len(arms))), 3.0, 1, 1,
-                      Margins(left=0.85, right=0.2, top=0.45, bottom=bottom))
+    fig, axes = _grid(
+        max(5.2, min(FULL_WIDTH, 1.6 + 0.85 * len(arms))),
+        3.0,
+        1,
+        1,
+        Margins(left=0.85, right=0.2, top=0.45, bottom=bottom),
+    )
     ax = axes[0, 0]
     base = next((a for a in arms if a.arm == baseline), None)
     off = 0.16 if base is not None else 0.0
@@ -472,24 +544,36 @@ def paired_strip(arms: list[StripArm], baseline: str | None, colors: dict[str, s
                 ax.plot([x - off, xa], [base.values[s], a.values[s]], color=col, alpha=0.45, lw=1.1, zorder=2)
                 paired_any = True
             if common:
-                ax.scatter([x - off] * len(common), [base.values[s] for s in common], s=18, facecolor="white",
-                           edgecolor=BASELINE_COLOR, lw=1.0, zorder=3)
+                ax.scatter(
+                    [x - off] * len(common),
+                    [base.values[s] for s in common],
+                    s=18,
+                    facecolor="white",
+                    edgecolor=BASELINE_COLOR,
+                    lw=1.0,
+                    zorder=3,
+                )
         if a.values:
-            ax.scatter([xa] * len(a.values), list(a.values.values()), s=30, color=col, edgecolor="white", lw=0.6,
-                       zorder=4)
+            ax.scatter(
+                [xa] * len(a.values), list(a.values.values()), s=30, color=col, edgecolor="white", lw=0.6, zorder=4
+            )
         if a.mean is not None:
             xm = xa + (0.2 if not is_base else 0.22)
             ax.plot([xm - 0.07, xm + 0.07], [a.mean, a.mean], color=col, lw=2.2, zorder=5)
             if a.ci is not None:
                 ax.plot([xm, xm], list(a.ci), color=col, lw=1.1, zorder=5)
+
     ax.set_xticks(range(len(arms)), [plain(a.arm) for a in arms])
     for lab, a in zip(ax.get_xticklabels(), arms, strict=True):
         lab.set_color(colors[a.arm])
         lab.set_fontweight("bold")
-    if rotate:
-        for lab in ax.get_xticklabels():
+        if rotate:
             lab.set_rotation(30)
             lab.set_ha("right")
+            lab.set_rotation_mode("anchor")
+    limits = strip_limits(arms, fraction)
+    if limits is not None:
+        ax.set_ylim(*limits)
     ax.set_xlim(-0.6, len(arms) - 0.4)
     ax.grid(axis="x", visible=False)
     if fraction:
@@ -499,8 +583,17 @@ def paired_strip(arms: list[StripArm], baseline: str | None, colors: dict[str, s
     handles = [Line2D([], [], marker="o", ls="", color=g, label="arm, one seed")]
     if paired_any:
         handles += [
-            Line2D([], [], marker="o", ls="-", color=g, alpha=0.6, markerfacecolor="white", markeredgecolor=BASELINE_COLOR,
-                   label="baseline, same seed"),
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="-",
+                color=g,
+                alpha=0.6,
+                markerfacecolor="white",
+                markeredgecolor=BASELINE_COLOR,
+                label="baseline, same seed",
+            ),
         ]
     handles.append(Line2D([], [], ls="-", color=g, lw=2.2, label="mean and 95% CI"))
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(handles), borderaxespad=0.2)
@@ -518,15 +611,23 @@ class ArmHistogram:
     label: str  # "sparsity 87.5% · L2 9.41" (numbers from summary.json)
 
 
-def weight_histograms(hists: list[ArmHistogram], baseline_hist: ArmHistogram | None, colors: dict[str, str],
-                      view: str) -> Figure:
+def weight_histograms(
+    hists: list[ArmHistogram], baseline_hist: ArmHistogram | None, colors: dict[str, str], view: str
+) -> Figure:
     """Small multiples of the final-weight histogram per arm (baseline outline for reference)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
     rows, cols = _grid_shape(len(hists))
-    fig, axes = _grid(_panel_width(cols), 1.6, rows, cols, Margins(left=0.8, top=0.3, bottom=0.85, hspace=0.42),
-                      sharex=True, sharey=True)
+    fig, axes = _grid(
+        _panel_width(cols),
+        1.6,
+        rows,
+        cols,
+        Margins(left=0.8, top=0.3, bottom=0.85, hspace=0.42),
+        sharex=True,
+        sharey=True,
+    )
     for ax, h in zip(axes.flat, hists, strict=False):
         col = colors[h.arm]
         ax.stairs(h.frac, h.edges, fill=True, color=col, alpha=0.35, lw=0)
@@ -536,21 +637,26 @@ def weight_histograms(hists: list[ArmHistogram], baseline_hist: ArmHistogram | N
         if view == "log":
             ax.axvline(-3, color="#9ca3af", lw=0.9, ls=":")
         ax.set_title(plain(h.arm), color=col)
-        ax.text(0.02 if view == "log" else 0.98, 0.96, h.label, transform=ax.transAxes, fontsize=7.5, color=MUTED,
-                ha="left" if view == "log" else "right", va="top")
-    for ax in list(axes.flat)[len(hists):]:
+        ax.set_title(h.label, loc="right", fontsize=7.5, color=MUTED, fontweight="normal")
+    for ax in list(axes.flat)[len(hists) :]:
         ax.set_visible(False)
     if view == "linear":
+        from matplotlib.ticker import FuncFormatter
+
         _log_y(axes[0, 0])
-    _pct_axis(axes[0, 0], decimals=None if view == "linear" else 0)
+        axes[0, 0].yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v * 100:g}%"))
+    else:
+        _pct_axis(axes[0, 0], decimals=0)
     for ax in axes[-1, :]:
         ax.set_xlabel("log10 |w|" if view == "log" else "w")
     for ax in axes[:, 0]:
         ax.set_ylabel("share of weights" + (" (log)" if view == "linear" else ""))
     g = "#6b7280"
     handles: list[Any] = [Patch(color=g, alpha=0.35, label="arm (all seeds)")]
-    if baseline_hist is not None:
-        handles.append(Line2D([], [], color=BASELINE_COLOR, ls=(0, (3, 2)), label=f"baseline ({plain(baseline_hist.arm)})"))
+    if baseline_hist is not None and any(h.arm != baseline_hist.arm for h in hists):
+        handles.append(
+            Line2D([], [], color=BASELINE_COLOR, ls=(0, (3, 2)), label=f"baseline ({plain(baseline_hist.arm)})")
+        )
     if view == "log":
         handles.append(Line2D([], [], color="#9ca3af", ls=":", label="|w| = 1e-3 (sparsity threshold)"))
     _bottom_legend(fig, handles, len(handles))
@@ -568,8 +674,14 @@ def weight_bars(sparsity: list[BarRow], l2: list[BarRow], colors: dict[str, str]
     """Sparsity and weight L2 norm per arm (mean and 95% CI over seeds)."""
     n = len(sparsity)
     left = _text_width([r.arm for r in sparsity], 8.5) + 0.15
-    fig, grid = _grid(FULL_WIDTH * 0.8, 0.28 * n + 0.15, 1, 2, Margins(left=left, right=0.3, top=0.35, bottom=0.4,
-                                                                       wspace=0.35), sharey=True)
+    fig, grid = _grid(
+        FULL_WIDTH * 0.8,
+        0.28 * n + 0.15,
+        1,
+        2,
+        Margins(left=left, right=0.3, top=0.35, bottom=0.4, wspace=0.35),
+        sharey=True,
+    )
     axes = grid[0]
     ys = np.arange(n)[::-1]
     for ax, data, title in ((axes[0], sparsity, "sparsity (share of |w| < 1e-3)"), (axes[1], l2, "weight L2 norm")):
@@ -583,7 +695,7 @@ def weight_bars(sparsity: list[BarRow], l2: list[BarRow], colors: dict[str, str]
                 ax.plot(list(r.ci), [y, y], color=INK, lw=1, alpha=0.7)
         ax.set_title(title)
         ax.grid(axis="y", visible=False)
-    _pct_axis(axes[0], "x", decimals=0)
+    _pct_axis(axes[0], "x")
     axes[0].set_xlim(left=0)
     axes[1].set_xlim(left=0)
     axes[0].set_yticks(ys, [plain(r.arm) for r in sparsity])
@@ -609,8 +721,12 @@ def path_figure(points: list[PathPoint], param: str, best: float | None, log_x: 
     axes = grid[0]
     xs = np.array([p.value for p in points])
     specs = (
-        (axes[0], (("train_acc", "train", PALETTE[0], (0, (4, 2.5))), ("val_acc", "validation", PALETTE[1], "-")),
-         "accuracy", True),
+        (
+            axes[0],
+            (("train_acc", "train", PALETTE[0], (0, (4, 2.5))), ("val_acc", "validation", PALETTE[1], "-")),
+            "accuracy",
+            True,
+        ),
         (axes[1], (("sparsity", "sparsity", PALETTE[2], "-"),), "sparsity (share of |w| < 1e-3)", True),
         (axes[2], (("weight_l2", "weight L2", PALETTE[4], "-"),), "weight L2 norm", False),
     )
@@ -639,8 +755,15 @@ def path_figure(points: list[PathPoint], param: str, best: float | None, log_x: 
         ax.set_xlabel(plain(param))
     axes[0].legend(loc="best")
     if best is not None:
-        axes[0].annotate(f"best {best:.3g}", (best, 0.02), xycoords=("data", "axes fraction"), xytext=(4, 0),
-                         textcoords="offset points", fontsize=7.5, color=INK)
+        axes[0].annotate(
+            f"best {best:.3g}",
+            (best, 0.02),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, 0),
+            textcoords="offset points",
+            fontsize=7.5,
+            color=INK,
+        )
     return fig
 
 
@@ -670,6 +793,8 @@ def tuning_progress(data: list[TuningCurves], colors: dict[str, str], metric: st
             s = np.array([e[2] for e in d.expected])
             axes[1].fill_between(k, m - s, m + s, color=col, alpha=0.12, lw=0)
             axes[1].plot(k, m, color=col, label=plain(d.arm))
+    _int_x(axes[0])
+    _int_x(axes[1])
     axes[0].set_title(f"best {plain(metric)} so far")
     axes[0].set_xlabel("trial")
     axes[1].set_title(f"expected best {plain(metric)} (mean ± std)")
@@ -688,15 +813,20 @@ def importance_bars(importance: dict[str, dict[str, float]], colors: dict[str, s
     rows, cols = _grid_shape(len(arms))
     n_params = max(len(v) for v in importance.values())
     left = _text_width([k for v in importance.values() for k in v], 8.0) + 0.1
-    fig, axes = _grid(_panel_width(cols), 0.25 * n_params + 0.2, rows, cols,
-                      Margins(left=left, top=0.3, bottom=0.5, wspace=left + 0.2, hspace=0.5))
+    fig, axes = _grid(
+        _panel_width(cols),
+        0.25 * n_params + 0.2,
+        rows,
+        cols,
+        Margins(left=left, top=0.3, bottom=0.5, wspace=left + 0.2, hspace=0.5),
+    )
     for ax, arm in zip(axes.flat, arms, strict=False):
         items = sorted(importance[arm].items(), key=lambda kv: kv[1])
         ax.barh([plain(k) for k, _ in items], [v for _, v in items], color=colors.get(arm, PALETTE[0]), height=0.6)
         ax.set_title(plain(arm), color=colors.get(arm, PALETTE[0]))
         ax.set_xlim(0, max(1e-9, max(v for _, v in items)) * 1.1)
         ax.grid(axis="y", visible=False)
-    for ax in list(axes.flat)[len(arms):]:
+    for ax in list(axes.flat)[len(arms) :]:
         ax.set_visible(False)
     for ax in axes[-1, :]:
         ax.set_xlabel("importance")

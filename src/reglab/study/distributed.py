@@ -85,9 +85,7 @@ def work(
         raise ConfigError("--stale-after: must be > 0 seconds")
     t0 = time.perf_counter()
     if not lock_supported(open_storage(url)):
-        raise ConfigError(
-            f"workers need a PostgreSQL, MySQL or SQLite storage to share a study, not {mask_url(url)}"
-        )
+        raise ConfigError(f"workers need a PostgreSQL, MySQL or SQLite storage to share a study, not {mask_url(url)}")
     wid = worker_name()
     beat = heartbeat or min(10.0, stale_after / 4)
     own = executor is None
@@ -101,8 +99,12 @@ def work(
             from reglab.tuning.tune import tuned_summary
 
             results = _Tuner(spec, url, ex, wid, stale_after, beat, say).run()
-            tuning_doc = {"study": spec.name, "search": spec.search.model_dump(), "storage": mask_url(url),
-                          "arms": results}
+            tuning_doc = {
+                "study": spec.name,
+                "search": spec.search.model_dump(),
+                "storage": mask_url(url),
+                "arms": results,
+            }
             confirm = spec.with_tuned({arm: r["best_params"] for arm, r in results.items()})
             extra = {"tuning": tuned_summary(results)}
         store = RunStore(url, confirm.name, confirm.fingerprint())
@@ -183,8 +185,9 @@ def _confirm(
                 value = (payload.get("final") or {}).get(spec.metric.select)
                 if store.finish(claim, payload, value):
                     stats["new"] += 1
+                    m = spec.metric.select
                     final = payload.get("final") or {}
-                    shown = f"  {spec.metric.select} {final[spec.metric.select]:.4f}" if spec.metric.select in final else ""
+                    shown = f"  {m} {final[m]:.4f}" if m in final else ""
                     say(f"  {task.key}: {payload['status']}{shown}")
                 else:
                     stats["lost"] += 1
@@ -198,8 +201,10 @@ def _confirm(
                 store.release(claim)
         raise
     end = store.claim_state(keys, stale_after, since)
-    say(f"worker {wid}: {stats['new']} runs stored by this worker; {end.done} of {len(keys)} runs done"
-        + (f", {end.failed} failed" if end.failed else ""))
+    say(
+        f"worker {wid}: {stats['new']} runs stored by this worker; {end.done} of {len(keys)} runs done"
+        + (f", {end.failed} failed" if end.failed else "")
+    )
     return stats
 
 
@@ -254,10 +259,13 @@ class _Tuner:
         counted = sum(1 for t in trials if _counted(t))
         n_running = sum(1 for t in trials if t.state == optuna.trial.TrialState.RUNNING)
         over = False
-        if self.search.timeout is not None and trials:
-            first = min(float(t.user_attrs.get("asked_at") or t.datetime_start.timestamp())  # type: ignore[union-attr]
-                        for t in trials if t.datetime_start is not None)
-            over = time.time() - first >= self.search.timeout
+        starts = [
+            float(t.user_attrs.get("asked_at") or t.datetime_start.timestamp())
+            for t in trials
+            if t.datetime_start is not None
+        ]
+        if self.search.timeout is not None and starts:
+            over = time.time() - min(starts) >= self.search.timeout
         return counted, n_running, over
 
     def _can_ask(self, arm: str, counted: int, running: int, over: bool) -> bool:
@@ -446,10 +454,8 @@ def _publish(
                     shutil.copy2(out / name, stage / name)
             from reglab.report import build_report
 
-            try:
+            with contextlib.suppress(ReglabError):  # the outputs are written; the report is a bonus
                 build_report(stage)
-            except ReglabError:
-                pass
         for name in OUTPUT_FILES:
             if (stage / name).is_file():
                 os.replace(stage / name, out / name)

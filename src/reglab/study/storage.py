@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import random
 import re
 import threading
 import time
@@ -205,6 +206,20 @@ class RunRecord:
     number: int
 
 
+def with_driver(url: str) -> str:
+    """A plain ``postgresql://`` (or ``postgres://``) URL with the PostgreSQL driver that is
+    installed: SQLAlchemy's default (psycopg 3 since SQLAlchemy 2.1) or else psycopg2."""
+    import importlib.util
+
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return url
+    for module, driver in (("psycopg", "psycopg"), ("psycopg2", "psycopg2")):
+        if importlib.util.find_spec(module) is not None:
+            return f"postgresql+{driver}://{rest}"
+    return f"postgresql://{rest}"
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     import optuna
 
@@ -212,12 +227,29 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 120}}
+    elif url.startswith(("postgresql", "postgres:")):
+        kwargs = {"pool_pre_ping": True}  # survive a server restart or a dropped idle connection
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs, heartbeat_interval=None)
+        except Exception as err:  # bad URL, unreachable server, missing driver
+            if attempt < 5 and _schema_race(err):
+                time.sleep(0.2 + 0.3 * attempt + random.random() * 0.5)
+                continue
+            raise ConfigError(
+                f"cannot open storage {mask_url(url)}: {type(err).__name__}: {scrub(str(err), url)[:300]}"
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _schema_race(err: BaseException) -> bool:
+    """Two processes creating Optuna's tables in a new database at once: the loser retries."""
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=None)
-    except Exception as err:  # bad URL, unreachable server, missing driver
-        raise ConfigError(
-            f"cannot open storage {mask_url(url)}: {type(err).__name__}: {mask_url(str(err))[:300]}"
-        ) from None
+        from sqlalchemy.exc import IntegrityError, ProgrammingError
+    except ImportError:  # pragma: no cover - optuna depends on SQLAlchemy
+        return False
+    return isinstance(err, IntegrityError | ProgrammingError) and "already exists" in str(err)
+
 
 
 class RunStore:

@@ -59,6 +59,8 @@ class Dim(BaseModel):
             return self
         if self.low is None or self.high is None:
             raise ValueError("a range needs low and high (or choices)")
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            raise ValueError("low and high must be finite numbers")
         if self.low > self.high:
             raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
         if self.log and self.low <= 0:
