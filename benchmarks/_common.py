@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import statistics
 import sys
@@ -18,10 +19,8 @@ def pin_threads(n: int) -> int:
     import torch
 
     torch.set_num_threads(n)
-    try:
+    with contextlib.suppress(RuntimeError):  # already set, or work already started: harmless
         torch.set_num_interop_threads(1)
-    except RuntimeError:  # already set (or work already started): harmless here
-        pass
     return torch.get_num_threads()
 
 
@@ -35,11 +34,6 @@ def timed(fn: Callable[[], object]) -> float:
 
 def median(xs: Sequence[float]) -> float:
     return statistics.median(xs)
-
-
-def spread(xs: Sequence[float]) -> str:
-    """``min-max`` of the repetitions, to show how noisy a median is."""
-    return f"{min(xs):.3f}-{max(xs):.3f}"
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -69,3 +63,14 @@ def env_line() -> str:
         f"python {sys.version.split()[0]}, torch {torch.__version__}, {platform.machine()}, "
         f"{platform.processor() or platform.system()}"
     )
+
+
+def load_line() -> str:
+    """The machine's load average: other processes competing for the CPUs make timings noisy."""
+    import os
+
+    try:
+        one, five, _ = os.getloadavg()
+    except OSError:
+        return "load average unavailable"
+    return f"load average {one:.1f} (1 min) / {five:.1f} (5 min) on {os.cpu_count()} CPUs"

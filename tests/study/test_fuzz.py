@@ -192,13 +192,14 @@ def test_random_text(text: str) -> None:
         pytest.param("name: t\narms: {a: {}}\nseeds: !!float x\n", id="bad-float-tag"),
         pytest.param("name: t\narms: &a {x: *a}\n", id="recursive-mapping"),
         pytest.param("name: t\narms: {a: {}}\nseeds: &s [1, *s]\n", id="recursive-list"),
-        pytest.param("name: t\narms: {a: {}}\nmodel: {hidden: " + "[" * 2000 + "]" * 2000 + "}\n", id="deep-list"),
-        pytest.param("name: t\narms: {a: " + "{a: " * 2000 + "1" + "}" * 2001 + "\n", id="deep-mapping"),
-        pytest.param(
-            "name: t\narms: {a: {}}\nl0: &l0 [x, x, x, x, x, x, x, x, x, x]\n"
-            + "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 10)}]\n" for i in range(1, 8)),
-            id="billion-laughs",
-        ),
+        *[
+            pytest.param("name: t\narms: {a: {}}\nmodel: {hidden: " + "[" * n + "]" * n + "}\n", id=f"deep-list-{n}")
+            for n in (450, 700)
+        ],
+        *[
+            pytest.param("name: t\narms: {a: " + "{a: " * n + "1" + "}" * (n + 1) + "\n", id=f"deep-mapping-{n}")
+            for n in (450, 700)
+        ],
         pytest.param(b"name: t\xff\n", id="not-utf8"),
         pytest.param("name: t\x00\n", id="nul"),
     ],

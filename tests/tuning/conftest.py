@@ -13,6 +13,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ class LockstepExecutor:
 
 
 @pytest.fixture
-def lockstep() -> LockstepExecutor:
+def lockstep() -> Iterator[LockstepExecutor]:
     ex = LockstepExecutor()
     yield ex
     ex.close()

@@ -209,6 +209,11 @@ def test_unknown_condition_setting() -> None:
     assert "arms.a.momentum" in msg and "optimiser" in msg
 
 
+def test_range_must_be_finite() -> None:
+    msg = config_error({"a": {"cutout": {"low": 1, "high": float("inf"), "int": True}}})
+    assert "arms.a.cutout" in msg and "finite" in msg
+
+
 def test_typo_in_a_dimension_key() -> None:
     msg = config_error({"a": {"l2": {"low": 1e-4, "high": 1e-2, "lgo": True}}})
     assert "arms.a.l2: lgo: unknown field" in msg

@@ -156,14 +156,14 @@ class Report:
         return (self.arms[arm].get("metrics") or {}).get(m) or {}
 
     def fig(self, name: str, build: Callable[[], Any], title: str, caption: str = "") -> F.Rendered | None:
-        """Build and render one figure; a plotting failure drops the figure, not the report."""
-        with F.style(name):
-            try:
+        """Build and render one figure; a plotting failure drops the figure (with a note), not the report."""
+        try:
+            with F.style(name):
                 fig = build()
-            except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError) as err:
-                self.so.notes.append(f"figure {name!r} left out ({type(err).__name__}: {err})")
-                return None
-        r = F.render(fig, name, self.png_dir, title)
+            r = F.render(fig, name, self.png_dir, title)
+        except (ValueError, TypeError, IndexError, KeyError, ZeroDivisionError, OverflowError) as err:
+            self.so.notes.append(f"figure {name!r} left out ({type(err).__name__}: {str(err)[:200]})")
+            return None
         r.caption = caption
         self.figures.append(r)
         return r

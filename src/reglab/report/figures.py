@@ -326,14 +326,17 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
             ax.plot(c.epochs, c.mean, color=col, ls=ls, lw=1.7 if key == va else 1.4)
         if arm.best_epoch is not None:
             ax.axvline(arm.best_epoch, color=col, ls=":", lw=1.2, alpha=0.9)
+            epochs = np.concatenate([c.epochs for c in arm.curves.values()])
+            right = arm.best_epoch > epochs.min() + 0.7 * (epochs.max() - epochs.min())
             ax.annotate(
                 f"best {arm.best_epoch:.3g}",
                 (arm.best_epoch, 0.03 if kind == "acc" else 0.97),
                 xycoords=("data", "axes fraction"),
-                xytext=(3, 0),
+                xytext=(-3 if right else 3, 0),
                 textcoords="offset points",
                 fontsize=7.5,
                 color=MUTED,
+                ha="right" if right else "left",
                 va="bottom" if kind == "acc" else "top",
                 bbox={"boxstyle": "square,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.85},
             )
@@ -524,7 +527,7 @@ def paired_strip(
     rotate = len(arms) > 6
     bottom = (0.2 + _text_width([a.arm for a in arms], 8.5) * 0.55) if rotate else 0.45
     fig, axes = _grid(
-        max(5.2, min(FULL_WIDTH, 1.6 + 0.85 * len(arms))),
+        max(6.6, min(FULL_WIDTH, 1.6 + 0.85 * len(arms))),
         3.0,
         1,
         1,
@@ -637,7 +640,17 @@ def weight_histograms(
         if view == "log":
             ax.axvline(-3, color="#9ca3af", lw=0.9, ls=":")
         ax.set_title(plain(h.arm), color=col)
-        ax.set_title(h.label, loc="right", fontsize=7.5, color=MUTED, fontweight="normal")
+        ax.text(
+            0.03,
+            0.97,
+            h.label,
+            transform=ax.transAxes,
+            fontsize=7.5,
+            color=MUTED,
+            ha="left",
+            va="top",
+            bbox={"boxstyle": "square,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
+        )
     for ax in list(axes.flat)[len(hists) :]:
         ax.set_visible(False)
     if view == "linear":

@@ -251,10 +251,14 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     index: dict[tuple[str, ...], int] = {}
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return index
+    seen: set[int] = set()
 
     def walk(node: Any, path: tuple[str, ...]) -> None:
+        if id(node) in seen:  # an alias: recursive (&a [*a]) or repeated (billion laughs) structure
+            return
+        seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 key = (*path, str(k.value))
@@ -266,7 +270,10 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
                 walk(v, (*path, str(i)))
 
     if root is not None:
-        walk(root, ())
+        try:
+            walk(root, ())
+        except RecursionError:
+            pass
     return index
 
 
@@ -352,14 +359,19 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> S
         raise ConfigError(_with_lines(err, lines, source)) from None
     except (TypeError, ValueError) as err:  # e.g. unhashable keys
         raise ConfigError(f"{source}: {err}") from None
+    except RecursionError:  # a recursive (&a [*a]) or absurdly deep document
+        raise ConfigError(f"{source}: the document is nested too deeply (or refers to itself)") from None
     for arm in spec.arms:
+        line = lines.get(("arms", arm))
         try:
             spec.arm_config(arm)
             _check_budget(spec, arm)
             _check_space(spec, arm)
         except ConfigError as err:
-            line = lines.get(("arms", arm))
             raise ConfigError(f"{source}:{line}: {err}" if line else f"{source}: {err}") from None
+        except RecursionError:
+            where = f"{source}:{line}" if line else source
+            raise ConfigError(f"{where}: arms.{arm}: nested too deeply (or refers to itself)") from None
     return spec
 
 
@@ -379,6 +391,10 @@ def load_study(path: str | Path) -> StudySpec:
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
+    except Exception as err:  # PyYAML's constructors raise plain errors: !!int x, !!float '', 2001-13-45
+        raise ConfigError(f"{p}: invalid YAML: a value cannot be read ({type(err).__name__}: {err})") from None
     return parse_study(doc, str(p), text)
 
 
