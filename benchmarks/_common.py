@@ -74,3 +74,13 @@ def load_line() -> str:
     except OSError:
         return "load average unavailable"
     return f"load average {one:.1f} (1 min) / {five:.1f} (5 min) on {os.cpu_count()} CPUs"
+
+
+def overloaded() -> bool:
+    """Whether the 1-minute load average exceeds the number of CPUs."""
+    import os
+
+    try:
+        return os.getloadavg()[0] > (os.cpu_count() or 1)
+    except OSError:
+        return False

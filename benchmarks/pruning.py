@@ -152,7 +152,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3, help="sampler seeds (each: all three variants)")
     ap.add_argument("--startup", type=int, default=5, help="startup trials of the median pruner")
     ap.add_argument("--mnist", action="store_true", help="also MNIST from ../shared/data (when present)")
-    ap.add_argument("--mnist-n", type=int, default=3000, help="MNIST training examples")
+    ap.add_argument("--mnist-n", type=int, default=2000, help="MNIST training examples")
     args = ap.parse_args()
 
     pin_threads(1)

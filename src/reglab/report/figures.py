@@ -229,10 +229,11 @@ def _text_width(labels: Sequence[str], size: float = 8.0) -> float:
     return max((len(str(x)) for x in labels), default=0) * size * 0.0085 + 0.1
 
 
-def _pct_axis(ax: Axes, axis: str = "y", decimals: int | None = None) -> None:
+def _pct_axis(ax: Axes, axis: str = "y") -> None:
+    """Percent tick labels; the number of decimals follows the axis range."""
     from matplotlib.ticker import PercentFormatter
 
-    fmt = PercentFormatter(1.0, decimals=decimals)
+    fmt = PercentFormatter(1.0, decimals=None)
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
 
 
@@ -352,7 +353,7 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
         ax.set_visible(False)
     first = axes[0, 0]
     if kind == "acc":
-        _pct_axis(first, decimals=0)
+        _pct_axis(first)
         lo = [np.nanmin(a.curves[k].lo) for a in data for k in (tr, va) if k in a.curves]
         finite = [v for v in lo if np.isfinite(v)]
         if finite:
@@ -412,7 +413,7 @@ def curves_overlaid(data: list[ArmCurves], colors: dict[str, str]) -> Figure:
                     ax.scatter([arm.best_epoch], [y], s=26, color=col, edgecolor="white", lw=0.8, zorder=4)
         ax.set_title(title)
         if key.endswith("acc"):
-            _pct_axis(ax, decimals=0)
+            _pct_axis(ax)
         else:
             _log_y(ax)
     _int_x(axes[0, 0])
@@ -475,7 +476,7 @@ def gap_dumbbell(rows: list[GapRow], colors: dict[str, str]) -> Figure:
         lab.set_color(colors[r.arm])
         lab.set_fontweight("bold")
     ax.grid(axis="y", visible=False)
-    _pct_axis(ax, "x", decimals=0 if _span(rows) > 0.05 else 1)
+    _pct_axis(ax, "x")
     lo = min(min(r.test, r.train) for r in rows)
     hi = max(max(r.test, r.train) for r in rows)
     pad = max(0.005, (hi - lo) * 0.06)
@@ -489,11 +490,6 @@ def gap_dumbbell(rows: list[GapRow], colors: dict[str, str]) -> Figure:
     ]
     ax.legend(handles=handles, loc="lower left", ncol=2, bbox_to_anchor=(0, 1.0), borderaxespad=0.2, handletextpad=0.3)
     return fig
-
-
-def _span(rows: list[GapRow]) -> float:
-    vals = [v for r in rows for v in (r.train, r.test)]
-    return max(vals) - min(vals) if vals else 0.0
 
 
 # -- per-seed distribution ----------------------------------------------------------------------
@@ -580,7 +576,7 @@ def paired_strip(
     ax.set_xlim(-0.6, len(arms) - 0.4)
     ax.grid(axis="x", visible=False)
     if fraction:
-        _pct_axis(ax, decimals=1)
+        _pct_axis(ax)
     ax.set_ylabel(f"{metric} per seed")
     g = "#6b7280"
     handles = [Line2D([], [], marker="o", ls="", color=g, label="arm, one seed")]
@@ -659,7 +655,7 @@ def weight_histograms(
         _log_y(axes[0, 0])
         axes[0, 0].yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v * 100:g}%"))
     else:
-        _pct_axis(axes[0, 0], decimals=0)
+        _pct_axis(axes[0, 0])
     for ax in axes[-1, :]:
         ax.set_xlabel("log10 |w|" if view == "log" else "w")
     for ax in axes[:, 0]:
@@ -763,7 +759,7 @@ def path_figure(points: list[PathPoint], param: str, best: float | None, log_x: 
         if log_x:
             ax.set_xscale("log")
         if frac:
-            _pct_axis(ax, decimals=0)
+            _pct_axis(ax)
         ax.set_title(title)
         ax.set_xlabel(plain(param))
     axes[0].legend(loc="best")
@@ -814,7 +810,7 @@ def tuning_progress(data: list[TuningCurves], colors: dict[str, str], metric: st
     axes[1].set_xlabel("budget (trials)")
     for ax in axes:
         if metric.endswith("acc"):
-            _pct_axis(ax, decimals=1)
+            _pct_axis(ax)
     if data:
         axes[1].legend(loc="lower right", ncol=1 if len(data) < 6 else 2)
     return fig

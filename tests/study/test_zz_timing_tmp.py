@@ -1,0 +1,115 @@
+"""Kill a real ``reglab run --jobs 2`` with SIGKILL mid-study, resume it, and get exactly the results
+of an uninterrupted run: every arm x seed stored once, the same per-seed numbers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+
+from reglab.study import load_study, parse_study, run_study
+
+REGLAB = str(Path(sys.executable).with_name("reglab"))
+ARMS = {"none": {}, "dropout": {"dropout": 0.2}}
+SEEDS = 6
+
+
+def complete_runs(db: Path) -> int:
+    """COMPLETE trials in the study DB, read-only (0 while the DB or its tables do not exist)."""
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # no tables yet, or the writer holds the lock
+        return 0
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], executor: Any
+) -> None:
+    out = tmp_path / "killed"
+    # runs of about a second: all of digits, a 128-128 MLP, 6 epochs of batches of 16
+    doc = tiny_study(name="resume", arms=ARMS, seeds=SEEDS, output=str(out))
+    doc["data"] = {"name": "digits"}
+    doc["model"] = {"hidden": [128, 128]}
+    doc["train"] = {"epochs": 6, "batch_size": 16, "device": "cpu"}
+    study_file = tmp_path / "study.yaml"
+    study_file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    db = out / "study.db"
+
+    T0=time.monotonic()
+    proc = subprocess.Popen(
+        [REGLAB, "run", str(study_file), "--jobs", "2", "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the driver and its workers, nothing else
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while complete_runs(db) < 3:
+            if proc.poll() is not None:
+                pytest.fail(f"reglab run ended before it was killed:\n{proc.stdout.read().decode()}")  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "no runs stored in time"
+            time.sleep(0.1)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+        proc.stdout.close()  # type: ignore[union-attr]
+    print("killed after", time.monotonic()-T0, complete_runs(db))
+    assert proc.returncode == -signal.SIGKILL
+    stored_at_kill = complete_runs(db)
+    assert 3 <= stored_at_kill < 2 * SEEDS, "the kill came too late to interrupt anything"
+
+    # resume: only the missing runs are trained
+    spec = load_study(study_file)
+    resumed = run_study(spec, progress=False, executor=executor)
+    assert resumed.stats["skipped"] == stored_at_kill
+    assert resumed.stats["new"] == 2 * SEEDS - stored_at_kill
+    assert resumed.summary["n_runs"] == 2 * SEEDS and resumed.summary["failed_runs"] == []
+
+    print("resumed after", time.monotonic()-T0)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trials = optuna.load_study(study_name="resume/runs", storage=f"sqlite:///{db}").get_trials()
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert Counter((t.user_attrs["arm"], t.user_attrs["seed"]) for t in complete) == {
+        (a, s): 1 for a in ARMS for s in range(SEEDS)
+    }
+
+    # the same study, uninterrupted, under another name and output
+    reference = run_study(
+        parse_study({**doc, "name": "resume-ref", "output": str(tmp_path / "reference")}),
+        progress=False,
+        executor=executor,
+    )
+    print("ref after", time.monotonic()-T0, [r["info"]["wall_time"] for r in []])
+    print(reference.finals.wall_time.tolist(), resumed.finals.wall_time.tolist())
+    assert reference.stats["new"] == 2 * SEEDS
+    for arm in ARMS:
+        got = resumed.summary["arms"][arm]["metrics"]
+        want = reference.summary["arms"][arm]["metrics"]
+        assert len(got["test_acc"]["values"]) == SEEDS
+        for metric in ("test_acc", "test_loss", "val_acc", "train_acc"):
+            assert got[metric]["values"] == want[metric]["values"], (arm, metric)
+    cols = ["arm", "seed", "status", "train_loss", "val_loss", "test_loss", "test_acc", "epochs_run"]
+    killed_finals = resumed.finals.sort_values(["arm", "seed"])[cols].reset_index(drop=True)
+    ref_finals = reference.finals.sort_values(["arm", "seed"])[cols].reset_index(drop=True)
+    assert killed_finals.equals(ref_finals)
+    assert resumed.summary["ranking"] == reference.summary["ranking"]
