@@ -47,7 +47,17 @@ def write_study(folder: Path, doc: dict[str, Any], name: str = "study.yaml") -> 
 
 def reglab_env() -> dict[str, str]:
     env = dict(os.environ)
-    env.update({"PYTHONUNBUFFERED": "1", "COLUMNS": "200", "NO_COLOR": "1", "RAY_USAGE_STATS_ENABLED": "0"})
+    # the test cluster listens on 127.0.0.1 only; without this, a token in ~/.ray makes `ray start`
+    # require authentication that clients in the default mode do not send
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "COLUMNS": "200",
+            "NO_COLOR": "1",
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "RAY_AUTH_MODE": "disabled",
+        }
+    )
     return env
 
 

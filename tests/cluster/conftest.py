@@ -219,27 +219,46 @@ class RayCluster:
     logs: Path
 
     def worker_task_pids(self) -> list[int]:
-        """PIDs of processes of the worker node running a reglab task right now."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                if os.getpgid(int(entry.name)) != self.worker.pid:
-                    continue
-                cmd = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-            except (OSError, ProcessLookupError):
-                continue
-            if "_run_on_ray" in cmd:
-                pids.append(int(entry.name))
-        return pids
+        """PIDs of the worker node's processes running a reglab task right now."""
+        return [pid for pid in _descendants(self.worker.pid) if "_run_on_ray" in _cmdline(pid)]
 
     def kill_worker_node(self) -> None:
-        _kill_group(self.worker, grace=0)
+        """SIGKILL the worker node: its raylet and agents, and its task workers (which Ray puts
+        into process groups of their own)."""
+        _kill_tree(self.worker, grace=0)
 
 
-def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5) -> None:
-    """Stop a process started with start_new_session=True and everything in its process group."""
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _descendants(root: int) -> list[int]:
+    """Every live process below ``root`` (from /proc: Ray starts workers in new process groups)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def _kill_tree(proc: subprocess.Popen[bytes], grace: float = 5) -> None:
+    """Stop a process started with start_new_session=True: its process group and every
+    descendant (also those in process groups of their own)."""
+    tree = _descendants(proc.pid)
     with contextlib.suppress(ProcessLookupError):
         if grace:
             os.killpg(proc.pid, signal.SIGTERM)
@@ -247,6 +266,10 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5) -> None:
             while time.monotonic() < deadline and proc.poll() is None:
                 time.sleep(0.2)
         os.killpg(proc.pid, signal.SIGKILL)
+    for pid in tree:
+        if "ray" in _cmdline(pid):  # still one of ours (not a recycled PID)
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=10)
 
@@ -348,7 +371,7 @@ def ray_cluster() -> Iterator[RayCluster]:
             yield RayCluster(f"127.0.0.1:{port}", temp, procs[0], procs[1], temp)
         finally:
             for p in reversed(procs):
-                _kill_group(p)
+                _kill_tree(p)
             shutil.rmtree(temp, ignore_errors=True)
 
 

@@ -21,9 +21,6 @@ TINY_STUDY: dict[str, Any] = {
     "seeds": 3,
 }
 
-# lr 1e6 alone can leave a ReLU net dead but finite; with an L2 penalty the weights overflow in epoch 1
-DIVERGING_ARM: dict[str, Any] = {"lr": 1.0e6, "l2": 1.0}
-
 
 def study_doc(**changes: Any) -> dict[str, Any]:
     """A deep copy of :data:`TINY_STUDY` with top-level keys replaced."""

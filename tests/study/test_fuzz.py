@@ -45,8 +45,27 @@ scalars = (
     | st.integers(min_value=-(2**70), max_value=2**70)
     | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=12)
-    | st.sampled_from(["digits", "mnist", "tune", "mlp", "cnn", "sgd", "relu", "1,2", "csv:", "csv:x.csv", "cpu",
-                       "cuda:x", "", "none", "l2", "val_acc", "test_acc"])
+    | st.sampled_from(
+        [
+            "digits",
+            "mnist",
+            "tune",
+            "mlp",
+            "cnn",
+            "sgd",
+            "relu",
+            "1,2",
+            "csv:",
+            "csv:x.csv",
+            "cpu",
+            "cuda:x",
+            "",
+            "none",
+            "l2",
+            "val_acc",
+            "test_acc",
+        ]
+    )
 )
 keys = st.text(max_size=10) | st.sampled_from([*SECTIONS, *FIELD_SECTION, *VALID, "low", "high", "choices", "log"])
 anything = st.recursive(
@@ -78,6 +97,33 @@ PATHS: list[tuple[str, ...]] = [
 ]
 
 
+# a study that tunes its arms (the search section and search dimensions in arms)
+VALID_SEARCH: dict[str, Any] = {
+    **VALID,
+    "search": {"sampler": "random", "trials": 4, "space": {"lr": {"low": 0.01, "high": 0.5, "log": True}}},
+    "arms": {
+        "none": {},
+        "tuned": {
+            "l2": {"low": 1e-5, "high": 1e-2, "log": True},
+            "dropout": "tune",
+            "epochs": {"low": 2, "high": 4, "int": True},
+            "optimizer": {"choices": ["sgd", "momentum"]},
+            "momentum": {"low": 0.5, "high": 0.9, "when": {"optimizer": ["momentum"]}},
+        },
+    },
+}
+DIM_KEYS = ["low", "high", "log", "step", "int", "choices", "when", "num"]
+SEARCH_PATHS: list[tuple[str, ...]] = [
+    *[("search", k) for k in ("sampler", "trials", "timeout", "pruner", "cv", "seed", "startup_trials", "space")],
+    ("search", "space", "lr"),
+    *[("search", "space", "lr", k) for k in DIM_KEYS],
+    *[("arms", "tuned", f) for f in ("l2", "dropout", "epochs", "optimizer", "momentum", "lr", "hidden", "augment")],
+    *[("arms", "tuned", f, k) for f in ("l2", "epochs", "optimizer", "momentum") for k in DIM_KEYS],
+    ("arms", "tuned", "momentum", "when", "optimizer"),
+    ("arms", "none", "l1"),
+]
+
+
 def check(make: Any) -> StudySpec | None:
     """``make()`` must return a StudySpec or raise ConfigError; a valid spec must also be usable."""
     try:
@@ -106,9 +152,11 @@ def set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
-def test_the_valid_document_is_valid() -> None:
+def test_the_valid_documents_are_valid() -> None:
     spec = check(lambda: parse_study(copy.deepcopy(VALID)))
     assert spec is not None and list(spec.arms) == ["none", "l2", "nested", "dotted"]
+    spec = check(lambda: parse_study(copy.deepcopy(VALID_SEARCH)))
+    assert spec is not None and spec.search is not None
 
 
 @FUZZ
@@ -143,12 +191,99 @@ def test_valid_looking_studies_with_bad_values(changes: list[tuple[tuple[str, ..
     check(lambda: load_study(path))
 
 
+@FUZZ
+@given(
+    changes=st.lists(
+        st.tuples(st.sampled_from(SEARCH_PATHS), anything | st.sampled_from(["grid", "tpe", "median", "tune"])),
+        min_size=1,
+        max_size=3,
+    )
+)
+@example(changes=[(("arms", "tuned", "epochs", "high"), float("inf"))])
+@example(changes=[(("arms", "tuned", "l2", "low"), float("nan"))])
+@example(
+    changes=[(("search", "sampler"), "grid"), (("search", "trials"), 10**5), (("arms", "tuned", "l2", "step"), 1e-300)]
+)
+@example(
+    changes=[
+        (("search", "sampler"), "grid"),
+        (("search", "trials"), 10**5),
+        (("arms", "tuned", "epochs", "high"), 1e300),
+    ]
+)
+def test_search_studies_with_bad_values(changes: list[tuple[tuple[str, ...], Any]]) -> None:
+    doc = copy.deepcopy(VALID_SEARCH)
+    for path, value in changes:
+        set_path(doc, path, value)
+    check(lambda: parse_study(doc, "fuzz.yaml"))
+
+
 YAML_TOKENS = [
-    "name:", "arms:", "seeds:", "data:", "train:", " lr:", " l2:", "a:", "none:", " {", "}", "[", "]", "- ", ": ",
-    ", ", "\n", "\n  ", "\n    ", "\t", "&a ", "*a", "*b", "!!int ", "!!float ", "!!binary ", "!!timestamp ",
-    "!!set ", "!!omap ", "!!python/object:os.system ", "!custom ", "2001-13-45", "2020-02-30", "12:30:61", "1e400",
-    "0x1F", "0o9", ".inf", "-.nan", "~", "null", "true", "yes", "'", '"', "\\", "|", ">", "? ", "<<: ", "%YAML 1.1\n",
-    "---\n", "...\n", "#", "digits", "mnist", "tune", "x", "1", "-1", "0.5", "\x00", "\ufeff", "\u2028", "é",
+    "name:",
+    "arms:",
+    "seeds:",
+    "data:",
+    "train:",
+    " lr:",
+    " l2:",
+    "a:",
+    "none:",
+    " {",
+    "}",
+    "[",
+    "]",
+    "- ",
+    ": ",
+    ", ",
+    "\n",
+    "\n  ",
+    "\n    ",
+    "\t",
+    "&a ",
+    "*a",
+    "*b",
+    "!!int ",
+    "!!float ",
+    "!!binary ",
+    "!!timestamp ",
+    "!!set ",
+    "!!omap ",
+    "!!python/object:os.system ",
+    "!custom ",
+    "2001-13-45",
+    "2020-02-30",
+    "12:30:61",
+    "1e400",
+    "0x1F",
+    "0o9",
+    ".inf",
+    "-.nan",
+    "~",
+    "null",
+    "true",
+    "yes",
+    "'",
+    '"',
+    "\\",
+    "|",
+    ">",
+    "? ",
+    "<<: ",
+    "%YAML 1.1\n",
+    "---\n",
+    "...\n",
+    "#",
+    "digits",
+    "mnist",
+    "tune",
+    "x",
+    "1",
+    "-1",
+    "0.5",
+    "\x00",
+    "\ufeff",
+    "\u2028",
+    "é",
 ]
 
 

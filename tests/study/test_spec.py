@@ -68,10 +68,13 @@ def test_nested_override_merges_into_a_section(tiny_study: Callable[..., dict[st
     assert spec.arms["base"] == {}
 
 
-def test_empty_arm_may_be_null(tiny_study: Callable[..., dict[str, Any]]) -> None:
-    spec = parse_study(tiny_study(arms={"none": None, "l2": {"l2": 1e-4}}))
+def test_arm_without_overrides(tiny_study: Callable[..., dict[str, Any]]) -> None:
+    spec = parse_study(tiny_study(arms={"none": {}, "l2": {"l2": 1e-4}}))
     assert spec.arms["none"] == {}
     assert spec.arm_config("none") == spec.shared_config()
+    # `none:` with nothing after it is YAML null, which is not accepted: the message says where
+    with pytest.raises(ConfigError, match=r"arms\.none: Input should be a valid dictionary \(got None\)"):
+        parse_study(tiny_study(arms={"none": None, "l2": {"l2": 1e-4}}))
 
 
 @pytest.mark.parametrize(
@@ -87,9 +90,7 @@ def test_empty_arm_may_be_null(tiny_study: Callable[..., dict[str, Any]]) -> Non
         ({"a": {"data": {"name": "nope"}}}, r"arms\.a\.data\.name: unknown dataset"),
     ],
 )
-def test_bad_arms_name_the_field(
-    tiny_study: Callable[..., dict[str, Any]], arms: dict[str, Any], match: str
-) -> None:
+def test_bad_arms_name_the_field(tiny_study: Callable[..., dict[str, Any]], arms: dict[str, Any], match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         parse_study(tiny_study(arms=arms))
 
@@ -143,9 +144,7 @@ def test_fingerprint_covers_results_not_bookkeeping(tiny_study: Callable[..., di
     assert parse_study(tiny_study(seeds=4)).fingerprint() != fp
     assert parse_study(tiny_study(arms={"none": {}, "l2": {"l2": 1e-2}})).fingerprint() != fp
     # the same effective configuration written differently is the same study
-    assert (
-        parse_study(tiny_study(arms={"none": {}, "l2": {"regularization": {"l2": 1e-3}}})).fingerprint() == fp
-    )
+    assert parse_study(tiny_study(arms={"none": {}, "l2": {"regularization": {"l2": 1e-3}}})).fingerprint() == fp
 
 
 # -- loading files: field paths and line numbers -------------------------------------------------
@@ -186,9 +185,7 @@ def test_bad_field_names_path_and_line(write_yaml: Callable[..., Path]) -> None:
         ("name: t\narms:\n  a: {}\nbaseline: c\n", None, "baseline 'c' is not an arm"),
     ],
 )
-def test_errors_name_field_and_line(
-    write_yaml: Callable[..., Path], text: str, line: int | None, field: str
-) -> None:
+def test_errors_name_field_and_line(write_yaml: Callable[..., Path], text: str, line: int | None, field: str) -> None:
     p = write_yaml(text)
     with pytest.raises(ConfigError) as e:
         load_study(p)
@@ -199,7 +196,9 @@ def test_errors_name_field_and_line(
 
 def test_several_errors_are_all_reported(write_yaml: Callable[..., Path]) -> None:
     p = write_yaml("name: t\narms:\n  a: {}\ntrain:\n  epochs: 0\n  batch_size: 0\n")
-    msg = str(pytest.raises(ConfigError, load_study, p).value)
+    with pytest.raises(ConfigError) as e:
+        load_study(p)
+    msg = str(e.value)
     assert f"{p}:5: train.epochs" in msg and f"{p}:6: train.batch_size" in msg
 
 
@@ -223,7 +222,9 @@ def test_unknown_dataset_lists_the_valid_ones(write_yaml: Callable[..., Path]) -
         "name: t\narms:\n  a: {}\n  b:\n    data:\n      name: mnsit\n",  # in an arm
     ):
         p = write_yaml(text)
-        msg = str(pytest.raises(ConfigError, load_study, p).value)
+        with pytest.raises(ConfigError) as e:
+            load_study(p)
+        msg = str(e.value)
         assert "unknown dataset 'mnsit'" in msg
         assert all(name in msg for name in VALID_DATASETS), msg
         assert "csv:PATH" in msg
@@ -265,22 +266,26 @@ def test_validate_good_file(
     assert not out.exists()
 
 
-@pytest.mark.parametrize("text", [BAD_SHARED, "name: t\narms: {a: {}\n", "name: t\narms:\n  a: {l2: lots}\n"])
+@pytest.mark.parametrize(
+    "text",
+    [BAD_SHARED, "name: t\narms: {a: {}\n", "name: t\narms:\n  a: {l2: lots}\n"],
+    ids=["bad-value", "bad-yaml", "bad-arm"],
+)
 def test_validate_and_run_bad_file_exit_2_and_write_nothing(
-    write_yaml: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str
+    write_yaml: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # where the default output (reglab-runs/NAME) would go
     out = tmp_path / "out"
-    p = write_yaml(text + f"output: {out}\n" if text.endswith("\n") and "{a: {}\n" not in text else text)
-    for argv in (
-        ["validate", str(p)],
-        ["run", str(p), "--no-progress"],
-        ["run", str(p), "--output", str(out)],
-    ):
+    p = write_yaml(text)
+    for argv in (["validate", str(p)], ["run", str(p), "--no-progress"], ["run", str(p), "--output", str(out)]):
         assert cli(argv) == 2
         err = capsys.readouterr().err
-        assert err.startswith("error: ") and str(p) in err and "Traceback" not in err
-        assert not out.exists()
-        assert not (tmp_path / "reglab-runs").exists()
+        assert err.startswith(f"error: {p}:") and err.count("\n") == 1 and "Traceback" not in err
+        assert list(tmp_path.iterdir()) == [p]
 
 
 def test_run_with_bad_option_writes_nothing(
@@ -296,26 +301,24 @@ def test_run_with_bad_option_writes_nothing(
     assert not out.exists()
 
 
-def test_failed_run_in_a_real_process_has_no_traceback(
-    write_yaml: Callable[..., Path], tmp_path: Path
-) -> None:
+def test_failed_run_in_a_real_process_has_no_traceback(write_yaml: Callable[..., Path], tmp_path: Path) -> None:
     out = tmp_path / "out"
     p = write_yaml(BAD_SHARED + f"output: {out}\n")
-    for cmd in ("validate", "run"):
-        proc = subprocess.run(
-            [REGLAB, cmd, str(p)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=tmp_path,
-            env={**os.environ, "COLUMNS": "200"},
-        )
-        assert proc.returncode == 2, proc.stderr
-        assert "Traceback" not in proc.stderr + proc.stdout
-        assert proc.stderr.strip().splitlines() == [
-            f"error: {p}:7: regularization.l2: Input should be greater than or equal to 0 (got -1.0)"
-        ]
-        assert not out.exists()
+    proc = subprocess.run(
+        [REGLAB, "run", str(p)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.stderr.strip().splitlines() == [
+        f"error: {p}:7: regularization.l2: Input should be greater than or equal to 0 (got -1.0)"
+    ]
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == [p]
 
 
 def test_schema_is_json_with_arms(capsys: pytest.CaptureFixture[str]) -> None:

@@ -173,7 +173,12 @@ class StudySpec(BaseModel):
 
         fixed, space = split_overrides(self.arms[arm], f"arms.{arm}.")
         if self.search is not None and self.search.space:
-            _, shared = split_overrides(self.search.space, "search.space.")
+            not_dims, shared = split_overrides(self.search.space, "search.space.")
+            if not_dims:  # would be silently ignored
+                raise ConfigError(
+                    f"search.space: {', '.join(map(str, not_dims))}: not a search dimension; give "
+                    "{low, high}, choices or tune (fixed settings belong in the study's sections)"
+                )
             space = {**shared, **space}
         if space and self.search is None:
             raise ConfigError(
@@ -338,7 +343,7 @@ def _check_space(spec: StudySpec, arm: str) -> None:
         if d.choices is not None:
             values = list(d.choices)
         else:
-            values = [int(d.low), int(d.high)] if d.integer else [d.low, d.high]  # type: ignore[arg-type]
+            values = [int(d.low), int(d.high)] if d.integer else [d.low, d.high]
         for v in values:
             try:
                 base.override({name: v})

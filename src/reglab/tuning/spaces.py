@@ -74,6 +74,11 @@ class Dim(BaseModel):
             return list(self.choices)
         lo, hi = float(self.low or 0.0), float(self.high or 0.0)
         if self.step is not None:
+            if (hi - lo) / self.step > 100_000:  # more points than any budget; never build the list
+                raise ConfigError(
+                    f"a grid over [{lo:g}, {hi:g}] with step {self.step:g} has more than 100000 points; "
+                    "use a larger step or another sampler"
+                )
             n = int(math.floor((hi - lo) / self.step + 1e-9)) + 1
             vals = [lo + i * self.step for i in range(n)]
         elif self.log:
@@ -174,8 +179,12 @@ def suggest(
                 params[name] = trial.suggest_categorical(name, d.choices)
             elif d.integer:
                 params[name] = trial.suggest_int(
-                    name, int(d.low), int(d.high), log=d.log, step=int(d.step or 1)
-                )  # type: ignore[arg-type]
+                    name,
+                    int(d.low),  # type: ignore[arg-type]
+                    int(d.high),  # type: ignore[arg-type]
+                    log=d.log,
+                    step=int(d.step or 1),
+                )
             else:
                 params[name] = trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)  # type: ignore[arg-type]
         if not pending or not progressed:
