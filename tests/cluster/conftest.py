@@ -201,7 +201,7 @@ def postgres() -> Iterator[Postgres]:
 
 
 @pytest.fixture
-def pg_url(postgres: Postgres, request: pytest.FixtureRequest) -> str:
+def pg_url(postgres: Postgres) -> str:
     """A fresh database per test (so studies never meet), as a URL with the password."""
     name = "t_" + secrets.token_hex(6)
     return postgres.new_database(name)

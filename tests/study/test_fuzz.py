@@ -152,6 +152,12 @@ def set_path(doc: dict[str, Any], path: tuple[str, ...], value: Any) -> None:
     node[path[-1]] = value
 
 
+@pytest.fixture(scope="module")
+def fuzz_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the fuzzed files go (module-scoped: hypothesis calls a test many times)."""
+    return tmp_path_factory.mktemp("fuzz")
+
+
 def test_the_valid_documents_are_valid() -> None:
     spec = check(lambda: parse_study(copy.deepcopy(VALID)))
     assert spec is not None and list(spec.arms) == ["none", "l2", "nested", "dotted"]
@@ -174,7 +180,9 @@ def test_random_documents(doc: Any) -> None:
     changes=st.lists(st.tuples(st.sampled_from(PATHS), anything), min_size=1, max_size=3),
     drop=st.lists(st.sampled_from(list(VALID)), max_size=2),
 )
-def test_valid_looking_studies_with_bad_values(changes: list[tuple[tuple[str, ...], Any]], drop: list[str]) -> None:
+def test_valid_looking_studies_with_bad_values(
+    fuzz_dir: Path, changes: list[tuple[tuple[str, ...], Any]], drop: list[str]
+) -> None:
     doc = copy.deepcopy(VALID)
     for path, value in changes:
         set_path(doc, path, value)
@@ -186,7 +194,7 @@ def test_valid_looking_studies_with_bad_values(changes: list[tuple[tuple[str, ..
         text = yaml.safe_dump(doc, sort_keys=False)
     except yaml.YAMLError:
         return
-    path = _TMP / "valid_looking.yaml"
+    path = fuzz_dir / "valid_looking.yaml"
     path.write_text(text, encoding="utf-8")
     check(lambda: load_study(path))
 
@@ -291,29 +299,29 @@ YAML_TOKENS = [
 @given(tokens=st.lists(st.sampled_from(YAML_TOKENS), max_size=40))
 @example(tokens=["name:", " x", "\n", "arms:", " {", "a:", " {", "}", "}", "\n", "seeds:", " ", "2001-13-45"])
 @example(tokens=["name:", " ", "!!int ", "x", "\n", "arms:", " &a ", "[", "*a", "]"])
-def test_random_yaml_text(tokens: list[str]) -> None:
-    path = _TMP / "tokens.yaml"
+def test_random_yaml_text(fuzz_dir: Path, tokens: list[str]) -> None:
+    path = fuzz_dir / "tokens.yaml"
     path.write_text("".join(tokens), encoding="utf-8")
     check(lambda: load_study(path))
 
 
 @FUZZ
 @given(data=st.data())
-def test_mutated_valid_yaml(data: st.DataObject) -> None:
+def test_mutated_valid_yaml(fuzz_dir: Path, data: st.DataObject) -> None:
     text = yaml.safe_dump(VALID, sort_keys=False, default_flow_style=data.draw(st.sampled_from([False, None, True])))
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(text)))
         j = data.draw(st.integers(i, min(len(text), i + 8)))
         text = text[:i] + data.draw(st.text(max_size=6) | st.sampled_from(YAML_TOKENS)) + text[j:]
-    path = _TMP / "mutated.yaml"
+    path = fuzz_dir / "mutated.yaml"
     path.write_text(text, encoding="utf-8")
     check(lambda: load_study(path))
 
 
 @FUZZ
 @given(text=st.text(max_size=200))
-def test_random_text(text: str) -> None:
-    path = _TMP / "text.yaml"
+def test_random_text(fuzz_dir: Path, text: str) -> None:
+    path = fuzz_dir / "text.yaml"
     path.write_text(text, encoding="utf-8")
     check(lambda: load_study(path))
 
@@ -347,12 +355,3 @@ def test_hostile_yaml_is_a_config_error(tmp_path: Path, text: str | bytes) -> No
         path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=str(path)):
         load_study(path)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _tmp(tmp_path_factory: pytest.TempPathFactory) -> None:
-    global _TMP
-    _TMP = tmp_path_factory.mktemp("fuzz")
-
-
-_TMP = Path(".")

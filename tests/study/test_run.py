@@ -50,13 +50,30 @@ def optuna_trials(spec: StudySpec) -> list[optuna.trial.FrozenTrial]:
 def main_run(
     tmp_path_factory: pytest.TempPathFactory, tiny_study: Callable[..., dict[str, Any]], executor: Any
 ) -> StudyResults:
-    """The main study, run once for the module on the session's two worker processes (as ``--jobs 2``;
-    ``run_study`` starting its own pool is exercised by the ``reglab run --jobs 2`` of test_resume)."""
+    """The main study, run once for the module as ``reglab run --jobs 2`` does it: ``run_study``
+    makes its own two-worker LocalExecutor and closes it. The pool it gets is the session's (already
+    started: spawning workers and importing torch in them takes many seconds); a real own pool is
+    started by the ``reglab run --jobs 2`` process of test_resume."""
+    made: list[Any] = []
+
+    class OwnPool:
+        def __init__(self, jobs: int) -> None:
+            made.append(jobs)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(executor, name)
+
+        def close(self) -> None:
+            made.append("closed")
+
     out = tmp_path_factory.mktemp("main") / "out"
     doc = tiny_study(name="main", arms=ARMS, seeds=SEEDS, output=str(out))
     doc["train"]["epochs"] = EPOCHS
-    assert executor.slots == 2
-    return run_study(parse_study(doc), progress=False, executor=executor)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("reglab.study.runner.LocalExecutor", OwnPool)
+        results = run_study(parse_study(doc), jobs=2, progress=False)
+    assert made == [2, "closed"] and executor.slots == 2
+    return results
 
 
 def test_outputs_are_written(main_run: StudyResults) -> None:
@@ -145,9 +162,9 @@ def test_stored_as_plain_optuna_trials(main_run: StudyResults) -> None:
             assert t.state == state.FAIL and t.user_attrs["status"] == "diverged"
 
 
-def test_rerun_skips_everything_and_gives_the_same_summary(main_run: StudyResults) -> None:
-    rec = Recorder(None)  # nothing may be submitted
-    again = run_study(main_run.spec, progress=False, executor=rec)  # type: ignore[arg-type]
+def test_rerun_skips_everything_and_gives_the_same_summary(main_run: StudyResults, executor: Any) -> None:
+    rec = Recorder(executor)
+    again = run_study(main_run.spec, progress=False, executor=rec)
     assert rec.tasks == []
     assert again.stats["new"] == 0 and again.stats["skipped"] == 12
     for key in ("arms", "ranking", "failed_runs", "n_runs", "seeds", "baseline"):
@@ -209,7 +226,7 @@ def test_changed_study_needs_new(tmp_path: Path, tiny_study: Callable[..., dict[
     assert run_study(changed, progress=False, executor=executor).stats["new"] == 0
 
 
-def test_two_workers_on_sqlite_store_every_run(main_run: StudyResults, capfd: pytest.CaptureFixture[str]) -> None:
+def test_jobs_2_on_sqlite_stores_every_run(main_run: StudyResults, capfd: pytest.CaptureFixture[str]) -> None:
     # two worker processes finishing runs concurrently, the driver writing each to SQLite
     out, err = capfd.readouterr()
     assert "database is locked" not in out + err

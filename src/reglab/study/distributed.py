@@ -144,7 +144,7 @@ def _confirm(
     mine: dict[str, Claim] = {}
     last_beat: dict[str, float] = {}
     next_claim = 0.0
-    stats = {"new": 0, "stale": 0, "skipped": 0, "lost": 0}
+    stats = {"new": 0, "skipped": 0, "lost": 0}
     start = store.claim_state(keys, stale_after, since)
     stats["skipped"] = start.done
 

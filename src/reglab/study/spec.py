@@ -15,6 +15,7 @@ seeds: 5               # or a list; seed i fixes split, initialization and batch
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
@@ -275,10 +276,8 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
                 walk(v, (*path, str(i)))
 
     if root is not None:
-        try:
+        with contextlib.suppress(RecursionError):
             walk(root, ())
-        except RecursionError:
-            pass
     return index
 
 

@@ -220,10 +220,18 @@ def with_driver(url: str) -> str:
     return f"postgresql://{rest}"
 
 
+_SERVER_STORAGES: dict[str, Any] = {}  # database-server URL -> its storage, one per process
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
+    """An Optuna RDB storage for ``url``. Database servers (PostgreSQL, MySQL) get one storage -
+    one connection pool - per process, however many studies use it."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    server = not url.startswith("sqlite")
+    if server and url in _SERVER_STORAGES:
+        return _SERVER_STORAGES[url]
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 120}}
@@ -231,7 +239,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         kwargs = {"pool_pre_ping": True}  # survive a server restart or a dropped idle connection
     for attempt in range(6):
         try:
-            return optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs, heartbeat_interval=None)
+            storage = optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs, heartbeat_interval=None)
         except Exception as err:  # bad URL, unreachable server, missing driver
             if attempt < 5 and _schema_race(err):
                 time.sleep(0.2 + 0.3 * attempt + random.random() * 0.5)
@@ -239,6 +247,9 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise ConfigError(
                 f"cannot open storage {mask_url(url)}: {type(err).__name__}: {scrub(str(err), url)[:300]}"
             ) from None
+        if server:
+            _SERVER_STORAGES[url] = storage
+        return storage
     raise AssertionError("unreachable")
 
 
@@ -249,7 +260,6 @@ def _schema_race(err: BaseException) -> bool:
     except ImportError:  # pragma: no cover - optuna depends on SQLAlchemy
         return False
     return isinstance(err, IntegrityError | ProgrammingError) and "already exists" in str(err)
-
 
 
 class RunStore:

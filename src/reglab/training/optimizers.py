@@ -27,10 +27,10 @@ def build_optimizer(
 ) -> torch.optim.Optimizer:
     """With ``adamw`` the decoupled ``weight_decay`` goes to torch's AdamW for the penalized
     parameters only; every other optimizer gets it from the weight-decay regularizer's hook."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if train.optimizer != "adamw" or reg.weight_decay == 0:
+        return OPTIMIZERS.get(train.optimizer)([{"params": params}], train)  # one group: cheapest step
     ids = {id(p) for p in penalized}
-    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
-    groups: Params = [{"params": penalized}, {"params": rest}]
-    if train.optimizer == "adamw":
-        groups[0]["weight_decay"] = reg.weight_decay
-    groups = [g for g in groups if g["params"]]
-    return OPTIMIZERS.get(train.optimizer)(groups, train)
+    rest = [p for p in params if id(p) not in ids]
+    groups: Params = [{"params": penalized, "weight_decay": reg.weight_decay}, {"params": rest}]
+    return OPTIMIZERS.get(train.optimizer)([g for g in groups if g["params"]], train)
