@@ -291,6 +291,15 @@ def format_validation_error(err: ValidationError, where: str = "") -> str:
     return "; ".join(validation_messages(err, where))
 
 
+def _short_repr(value: Any) -> str:
+    """A bounded repr: a huge bad value must not make the error itself slow or unreadable."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring, r.maxother, r.maxlist, r.maxtuple, r.maxlevel = 60, 60, 6, 6, 3
+    return r.repr(value)
+
+
 def validation_messages(err: ValidationError, where: str = "") -> list[str]:
     """One message per problem (in the order of ``err.errors()``): ``field.path: message (got value)``."""
     lines = []
@@ -300,8 +309,8 @@ def validation_messages(err: ValidationError, where: str = "") -> list[str]:
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
         got = e.get("input")
-        shown = "" if isinstance(got, dict) or e["type"] == "missing" else f" (got {got!r})"
-        lines.append(f"{where}{loc}: {msg}{shown}")
+        shown = "" if isinstance(got, dict) or e["type"] == "missing" else f" (got {_short_repr(got)})"
+        lines.append(f"{where}{loc}: {msg}{shown}" if loc else f"{where.rstrip('.: ')}: {msg}{shown}".lstrip(": "))
     return lines
 
 

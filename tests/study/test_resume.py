@@ -53,25 +53,26 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
     study_file.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     db = out / "study.db"
 
-    proc = subprocess.Popen(
-        [REGLAB, "run", str(study_file), "--jobs", "2", "--no-progress"],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # its own process group: the driver and its workers, nothing else
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while complete_runs(db) < 3:
-            if proc.poll() is not None:
-                pytest.fail(f"reglab run ended before it was killed:\n{proc.stdout.read().decode()}")  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "no runs stored in time"
-            time.sleep(0.1)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-        proc.stdout.close()  # type: ignore[union-attr]
+    log = tmp_path / "reglab-run.log"
+    with log.open("w") as sink:
+        proc = subprocess.Popen(
+            [REGLAB, "run", str(study_file), "--jobs", "2", "--no-progress"],
+            cwd=tmp_path,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the driver and its workers, nothing else
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while complete_runs(db) < 3:
+                if proc.poll() is not None:
+                    pytest.fail(f"reglab run ended before it was killed:\n{log.read_text()}")
+                assert time.monotonic() < deadline, "no runs stored in time"
+                time.sleep(0.1)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
 
     # resume: only the missing runs are trained (a run being recorded at the kill is redone)

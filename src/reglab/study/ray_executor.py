@@ -26,6 +26,7 @@ from reglab.errors import ConfigError
 from reglab.study.executors import Task
 
 NAMESPACE = "reglab"
+DRAIN_EVERY = 0.25  # seconds between reads of the event channel while no task finishes
 
 
 class _Channel:
@@ -124,6 +125,7 @@ class RayExecutor:
         self._pending: dict[Any, Task] = {}  # ObjectRef -> task
         self._attempts: dict[str, int] = {}  # key -> executor-level submissions
         self._seen_step: dict[str, float] = {}  # key -> last step forwarded (dedupes retried epochs)
+        self._last_drain = 0.0
         self._lost = _lost_errors()
         self.address = address or os.environ.get("RAY_ADDRESS") or "local"
         self._own_ray = not ray.is_initialized()
@@ -185,7 +187,11 @@ class RayExecutor:
                 ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
         elif timeout > 0:
             time.sleep(timeout)
-        events = self._events()  # after the wait: a finished task's events are all in the channel
+        now = time.monotonic()
+        events: list[tuple[str, dict[str, float]]] = []
+        if ready or now - self._last_drain >= DRAIN_EVERY:
+            self._last_drain = now
+            events = self._events()  # after the wait: a finished task's events are all in the channel
         finished = []
         for ref in ready:
             task = self._pending.pop(ref)

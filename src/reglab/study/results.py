@@ -215,7 +215,8 @@ def summarize(
         "n_expected": n_seeds * len(spec.arms),
         "underpowered": n_seeds < MIN_SEEDS,
         "underpowered_note": (
-            f"only {n_seeds} seed{'' if n_seeds == 1 else 's'}: comparisons are underpowered (need >= {MIN_SEEDS}); no winner is declared"
+            f"only {n_seeds} seed{'' if n_seeds == 1 else 's'}: comparisons are underpowered "
+            f"(need >= {MIN_SEEDS}); no winner is declared"
             if n_seeds < MIN_SEEDS
             else None
         ),

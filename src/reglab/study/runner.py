@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -152,8 +153,14 @@ def run_study(
     t0 = time.perf_counter()
     out = spec.output_dir()
     url = storage or spec.storage_url()
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    store = RunStore(url, spec.name, spec.fingerprint(), new=new)
+    try:
+        store = RunStore(url, spec.name, spec.fingerprint(), new=new)
+    except ReglabError:
+        if created:  # a bad storage URL or a changed study leaves nothing behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
     stale = store.recover_stale()
     done = store.done()
     (out / "config.resolved.yaml").write_text(

@@ -125,17 +125,19 @@ class StudySpec(BaseModel):
             raise ValueError("use 1-64 letters, digits, _ . + - (starting with a letter or digit)")
         return v
 
-    @field_validator("arms")
+    @field_validator("arms", mode="before")
     @classmethod
-    def _arms(cls, v: dict[str, Any]) -> dict[str, Any]:
+    def _arms(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v  # pydantic reports the type error
         if not v:
             raise ValueError("at least one arm is needed")
         for k, o in v.items():
             if not _NAME.match(str(k)):
                 raise ValueError(f"arm name {k!r}: use letters, digits, _ . + -")
-            if o is not None and not isinstance(o, dict):
-                raise ValueError(f"arm {k!r}: expected a mapping of overrides (or {{}}), got {o!r}")
-        return {str(k): (o or {}) for k, o in v.items()}
+        # null (``none:``) is an arm without overrides; other non-mappings are reported by pydantic
+        # with their path (arms.NAME)
+        return {str(k): ({} if o is None else o) for k, o in v.items()}
 
     @field_validator("seeds")
     @classmethod
@@ -348,6 +350,12 @@ def _check_space(spec: StudySpec, arm: str) -> None:
                 base.override({name: v})
             except ConfigError as err:
                 raise ConfigError(f"{where}: the setting does not accept {v!r} ({err})") from None
+        for key, vals in (d.when or {}).items():  # a value the setting never takes is a typo
+            for v in vals:
+                try:
+                    base.override({key: v})
+                except ConfigError as err:
+                    raise ConfigError(f"{where}: when: {key}: the setting never takes {v!r} ({err})") from None
 
 
 def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> StudySpec:

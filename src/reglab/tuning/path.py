@@ -63,7 +63,7 @@ def path_spec(
     fixed = spec.arm_space(base_arm)[0]
     arms: dict[str, Any] = {}
     for v in values:
-        value: Any = int(round(v)) if _is_int_field(spec, param) else v
+        value: Any = round(v) if _is_int_field(spec, param) else v
         name = f"{param}={value:.3g}" if isinstance(value, float) else f"{param}={value}"
         arms[name.replace(":", "_")] = _merge(nest_overrides(fixed), nest_overrides({param: value}))
     out = spec.output_dir() / f"path-{param}"

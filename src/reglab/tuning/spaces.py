@@ -79,7 +79,7 @@ class Dim(BaseModel):
                     f"a grid over [{lo:g}, {hi:g}] with step {self.step:g} has more than 100000 points; "
                     "use a larger step or another sampler"
                 )
-            n = int(math.floor((hi - lo) / self.step + 1e-9)) + 1
+            n = math.floor((hi - lo) / self.step + 1e-9) + 1
             vals = [lo + i * self.step for i in range(n)]
         elif self.log:
             vals = [
