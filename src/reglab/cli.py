@@ -52,39 +52,23 @@ def _option_names(message: str) -> str:
 
 @app.command()
 def train(
-    data: Annotated[
-        str | None, typer.Option(help="dataset name or csv:PATH", rich_help_panel=_PANEL_DATA)
-    ] = None,
-    data_dir: Annotated[
-        str | None, typer.Option(help="folder with dataset files", rich_help_panel=_PANEL_DATA)
-    ] = None,
-    n_train: Annotated[
-        int | None, typer.Option(help="training subset size", rich_help_panel=_PANEL_DATA)
-    ] = None,
+    data: Annotated[str | None, typer.Option(help="dataset name or csv:PATH", rich_help_panel=_PANEL_DATA)] = None,
+    data_dir: Annotated[str | None, typer.Option(help="folder with dataset files", rich_help_panel=_PANEL_DATA)] = None,
+    n_train: Annotated[int | None, typer.Option(help="training subset size", rich_help_panel=_PANEL_DATA)] = None,
     val_fraction: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
     split_seed: Annotated[int | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
     model: Annotated[str | None, typer.Option(help="mlp or cnn", rich_help_panel=_PANEL_MODEL)] = None,
-    hidden: Annotated[
-        str | None, typer.Option(help="MLP sizes, e.g. 256,128", rich_help_panel=_PANEL_MODEL)
-    ] = None,
-    activation: Annotated[
-        str | None, typer.Option(help="relu, tanh, gelu", rich_help_panel=_PANEL_MODEL)
-    ] = None,
-    channels: Annotated[
-        str | None, typer.Option(help="CNN widths, e.g. 32,64", rich_help_panel=_PANEL_MODEL)
-    ] = None,
-    init: Annotated[
-        str | None, typer.Option(help="default, he, xavier", rich_help_panel=_PANEL_MODEL)
-    ] = None,
+    hidden: Annotated[str | None, typer.Option(help="MLP sizes, e.g. 256,128", rich_help_panel=_PANEL_MODEL)] = None,
+    activation: Annotated[str | None, typer.Option(help="relu, tanh, gelu", rich_help_panel=_PANEL_MODEL)] = None,
+    channels: Annotated[str | None, typer.Option(help="CNN widths, e.g. 32,64", rich_help_panel=_PANEL_MODEL)] = None,
+    init: Annotated[str | None, typer.Option(help="default, he, xavier", rich_help_panel=_PANEL_MODEL)] = None,
     l1: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     l2: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     elastic_net: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     l1_ratio: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     weight_decay: Annotated[float | None, typer.Option(help="decoupled", rich_help_panel=_PANEL_REG)] = None,
     penalize_biases: Annotated[bool | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
-    dropout: Annotated[
-        str | None, typer.Option(help="rate, or one per layer", rich_help_panel=_PANEL_REG)
-    ] = None,
+    dropout: Annotated[str | None, typer.Option(help="rate, or one per layer", rich_help_panel=_PANEL_REG)] = None,
     input_dropout: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     batch_norm: Annotated[bool | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
     max_norm: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
@@ -96,15 +80,9 @@ def train(
     mixup: Annotated[float | None, typer.Option(help="Beta alpha", rich_help_panel=_PANEL_REG)] = None,
     cutout: Annotated[int | None, typer.Option(help="square side", rich_help_panel=_PANEL_REG)] = None,
     input_noise: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_REG)] = None,
-    early_stopping: Annotated[
-        int | None, typer.Option(help="patience (epochs)", rich_help_panel=_PANEL_REG)
-    ] = None,
-    swa: Annotated[
-        bool | None, typer.Option(help="stochastic weight averaging", rich_help_panel=_PANEL_REG)
-    ] = None,
-    snapshot: Annotated[
-        int | None, typer.Option(help="snapshot-ensemble cycles", rich_help_panel=_PANEL_REG)
-    ] = None,
+    early_stopping: Annotated[int | None, typer.Option(help="patience (epochs)", rich_help_panel=_PANEL_REG)] = None,
+    swa: Annotated[bool | None, typer.Option(help="stochastic weight averaging", rich_help_panel=_PANEL_REG)] = None,
+    snapshot: Annotated[int | None, typer.Option(help="snapshot-ensemble cycles", rich_help_panel=_PANEL_REG)] = None,
     optimizer: Annotated[str | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     lr: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     momentum: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
@@ -113,9 +91,7 @@ def train(
     batch_size: Annotated[int | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     grad_clip: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     seed: Annotated[int | None, typer.Option(help="init/order seed", rich_help_panel=_PANEL_TRAIN)] = None,
-    device: Annotated[
-        str | None, typer.Option(help="auto, cpu, cuda, mps", rich_help_panel=_PANEL_TRAIN)
-    ] = None,
+    device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps", rich_help_panel=_PANEL_TRAIN)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print machine-readable results")] = False,
 ) -> None:
     """Train one model and print per-epoch metrics and the final test accuracy."""
@@ -237,9 +213,7 @@ def gradcheck(seed: Annotated[int, typer.Option()] = 0) -> None:
     for col in ("function", "checked", "max relative error", "result"):
         table.add_column(col)
     for r in results:
-        table.add_row(
-            r.name, str(r.n_checked), f"{r.max_rel_error:.2e}", "[green]ok[/]" if r.ok else "[red]FAIL[/]"
-        )
+        table.add_row(r.name, str(r.n_checked), f"{r.max_rel_error:.2e}", "[green]ok[/]" if r.ok else "[red]FAIL[/]")
     Console().print(table)
     if not all(r.ok for r in results):
         raise typer.Exit(1)
@@ -273,14 +247,10 @@ def _study_run(
 @app.command()
 def run(
     study: Annotated[str, typer.Argument(help="study file (YAML)")],
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")
-    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")] = None,
     new: Annotated[bool, typer.Option(help="discard stored results of a changed study")] = False,
     output: Annotated[str | None, typer.Option(help="output directory")] = None,
-    storage: Annotated[
-        str | None, typer.Option(help="Optuna storage URL (default: SQLite in output)")
-    ] = None,
+    storage: Annotated[str | None, typer.Option(help="Optuna storage URL (default: SQLite in output)")] = None,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
     executor: Annotated[str, typer.Option(help="local (processes here) or ray (a Ray cluster)")] = "local",
     address: Annotated[
@@ -362,9 +332,7 @@ def validate(study: Annotated[str, typer.Argument(help="study file (YAML)")]) ->
 
     spec = load_study(study)
     n = len(spec.arms) * len(spec.seed_list)
-    print(
-        f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}"
-    )
+    print(f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}")
 
 
 @app.command()
@@ -377,9 +345,7 @@ def schema() -> None:
 
 @app.command()
 def demo(
-    jobs: Annotated[
-        int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")
-    ] = None,
+    jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")] = None,
     output: Annotated[str, typer.Option(help="output directory")] = "reglab-demo",
     seeds: Annotated[int | None, typer.Option(help="override the number of seeds")] = None,
     new: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
@@ -432,9 +398,7 @@ def path(
     for r in rows:
         if r["status"] == "completed":
             by_value.setdefault(r["value"], []).append(r)
-    best = max(
-        by_value, key=lambda v: sum(r["val_acc"] for r in by_value[v]) / len(by_value[v]), default=None
-    )
+    best = max(by_value, key=lambda v: sum(r["val_acc"] for r in by_value[v]) / len(by_value[v]), default=None)
     for v, rs in by_value.items():
 
         def mean(k: str, rs: list[dict[str, Any]] = rs) -> float:

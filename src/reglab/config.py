@@ -106,9 +106,7 @@ class AugmentConfig(_Frozen):
 
     @property
     def active(self) -> bool:
-        return bool(
-            self.shift or self.rotation or self.scale or self.crop_padding or self.hflip or self.noise
-        )
+        return bool(self.shift or self.rotation or self.scale or self.crop_padding or self.hflip or self.noise)
 
 
 class EarlyStoppingConfig(_Frozen):

@@ -36,9 +36,7 @@ class Registry(Generic[T]):
         try:
             return self._items[name]
         except KeyError:
-            raise ConfigError(
-                f"unknown {self.family} {name!r}; valid choices: {', '.join(self._items)}"
-            ) from None
+            raise ConfigError(f"unknown {self.family} {name!r}; valid choices: {', '.join(self._items)}") from None
 
     def names(self) -> list[str]:
         return list(self._items)

@@ -169,13 +169,7 @@ def _py2(obj: Any) -> bytes:
         return b"}(" + b"".join(_py2(k) + _py2(v) for k, v in obj.items()) + b"u"
     if isinstance(obj, np.ndarray):
         assert obj.dtype == np.uint8
-        dtype = (
-            b"cnumpy\ndtype\n"
-            + _py2(("u1", 0, 1))
-            + b"R"
-            + _py2((3, "|", None, None, None, -1, -1, 0))
-            + b"b"
-        )
+        dtype = b"cnumpy\ndtype\n" + _py2(("u1", 0, 1)) + b"R" + _py2((3, "|", None, None, None, -1, -1, 0)) + b"b"
         state = b"(" + _int(1) + _py2(tuple(obj.shape)) + dtype + b"\x89" + _str(obj.tobytes()) + b"t"
         new = b"cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n" + _py2((0,)) + _str(b"b") + b"tR"
         return new + state + b"b"

@@ -80,9 +80,7 @@ def test_load_data_end_to_end(tmp_path: Path) -> None:
     n = 300
     x = rng.normal(5.0, 3.0, (n, 4))
     y = np.where(x[:, 0] > 5.0, "yes", "no")
-    lines = ["f0,f1,f2,f3,target"] + [
-        ",".join(f"{v:.6f}" for v in row) + f",{t}" for row, t in zip(x, y, strict=True)
-    ]
+    lines = ["f0,f1,f2,f3,target"] + [",".join(f"{v:.6f}" for v in row) + f",{t}" for row, t in zip(x, y, strict=True)]
     p = _csv(tmp_path, "\n".join(lines) + "\n")
     splits = load_data(DataConfig(name=f"csv:{p}", val_fraction=0.2, test_fraction=0.2))
     sizes = splits.sizes()

@@ -42,9 +42,7 @@ def test_mnist() -> None:
 
 @pytest.mark.realdata
 def test_fashion_mnist() -> None:
-    raw = load_fashion_mnist(
-        DataConfig(name="fashion-mnist", data_dir=_need("fashion-mnist"), download=False)
-    )
+    raw = load_fashion_mnist(DataConfig(name="fashion-mnist", data_dir=_need("fashion-mnist"), download=False))
     assert raw.x_train.shape == (60000, 1, 28, 28)
     assert raw.y_test is not None
     assert np.bincount(raw.y_train).tolist() == [6000] * 10

@@ -64,9 +64,7 @@ def load_csv(cfg: DataConfig) -> RawData:
         rows = [int(i) + 2 for i in np.flatnonzero(target.isna().to_numpy())[:5]]  # 1-based, after header
         raise DataError(f"{path}: missing {TARGET!r} values (file lines {rows})")
     if pd.api.types.is_float_dtype(target) and not np.all(np.mod(target.to_numpy(), 1) == 0):
-        raise DataError(
-            f"{path}: {TARGET!r} has fractional values; only classification targets are supported"
-        )
+        raise DataError(f"{path}: {TARGET!r} has fractional values; only classification targets are supported")
     if pd.api.types.is_numeric_dtype(target):
         values = target.to_numpy()
         if pd.api.types.is_float_dtype(target):

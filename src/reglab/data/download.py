@@ -222,9 +222,7 @@ def check_file(path: str | Path, spec: DatasetFiles, f: FileSpec) -> None:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     if not ok:
         expected = f.md5 + (f" (or {f.raw_md5} decompressed)" if f.raw_md5 else "")
-        raise DataError(
-            f"{path}: not the {spec.name} file {f.name} (md5 {digest}, expected {expected}); {_FIX}"
-        )
+        raise DataError(f"{path}: not the {spec.name} file {f.name} (md5 {digest}, expected {expected}); {_FIX}")
 
 
 def mirror_urls(spec: DatasetFiles, f: FileSpec, mirrors: Sequence[str] | None = None) -> list[str]:
@@ -278,9 +276,7 @@ def ensure_files(
         try:
             found[f.name] = _download(spec, f, mirror_urls(spec, f, mirrors), timeout, progress)
         except _Unreachable as e:
-            raise DataError(
-                f"{_missing_message(spec, missing[i:], data_dir)}; download failed ({e})"
-            ) from None
+            raise DataError(f"{_missing_message(spec, missing[i:], data_dir)}; download failed ({e})") from None
     return found
 
 

@@ -18,15 +18,11 @@ if TYPE_CHECKING:
     from reglab.config import ModelConfig, RegularizationConfig
 
 
-def build_cnn(
-    model: ModelConfig, reg: RegularizationConfig, input_shape: tuple[int, ...], n_classes: int
-) -> nn.Module:
+def build_cnn(model: ModelConfig, reg: RegularizationConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     if len(input_shape) != 3:
         from reglab.errors import ConfigError
 
-        raise ConfigError(
-            f"model.arch: cnn needs image inputs (C, H, W), this dataset has shape {input_shape}"
-        )
+        raise ConfigError(f"model.arch: cnn needs image inputs (C, H, W), this dataset has shape {input_shape}")
     c, h, w = input_shape
     act = ACTIVATIONS[model.activation]
     if isinstance(reg.dropout, tuple) and len(reg.dropout) == 2:

@@ -26,9 +26,7 @@ def layer_rates(dropout: float | tuple[float, ...], n: int, what: str = "hidden 
     return [dropout] * n
 
 
-def build_mlp(
-    model: ModelConfig, reg: RegularizationConfig, input_shape: tuple[int, ...], n_classes: int
-) -> nn.Module:
+def build_mlp(model: ModelConfig, reg: RegularizationConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
     layers: list[nn.Module] = [nn.Flatten()]
     if reg.input_dropout > 0:
         layers.append(nn.Dropout(reg.input_dropout))

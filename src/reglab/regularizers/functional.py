@@ -96,9 +96,7 @@ def random_crop(x: Tensor, padding: int, gen: torch.Generator) -> Tensor:
     padded = F.pad(x, (padding, padding, padding, padding))
     oy = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
     ox = torch.randint(0, 2 * padding + 1, (n,), generator=gen).to(x.device)
-    rows = (
-        (oy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * padding)
-    )
+    rows = (oy.view(n, 1) + torch.arange(h, device=x.device)).view(n, 1, h, 1).expand(n, c, h, w + 2 * padding)
     out = padded.gather(2, rows)
     cols = (ox.view(n, 1) + torch.arange(w, device=x.device)).view(n, 1, 1, w).expand(n, c, h, w)
     return out.gather(3, cols)

@@ -79,9 +79,7 @@ class PairedComparison:
         return asdict(self)
 
 
-def paired_compare(
-    arm: Sequence[float], baseline: Sequence[float], confidence: float = 0.95
-) -> PairedComparison:
+def paired_compare(arm: Sequence[float], baseline: Sequence[float], confidence: float = 0.95) -> PairedComparison:
     """Compare paired samples (same seeds, same order): mean difference with a t-interval, paired
     t-test, Wilcoxon signed-rank test and probability of improvement."""
     a, b = np.asarray(arm, dtype=float), np.asarray(baseline, dtype=float)

@@ -27,11 +27,7 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
     console = console or Console()
     m = summary["compare_metric"]
     is_acc = m.endswith("acc")
-    fmt = (
-        _pct
-        if is_acc
-        else (lambda x, signed=False: "-" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}"))
-    )
+    fmt = _pct if is_acc else (lambda x, signed=False: "-" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}"))
     t = Table(
         title=f"study {summary['study']}: {m}, {len(summary['seeds'])} seeds, baseline {summary['baseline']}",
         show_edge=False,

@@ -33,9 +33,7 @@ class Executor(Protocol):
 
     def submit(self, task: Task) -> None: ...
 
-    def poll(
-        self, timeout: float
-    ) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]: ...
+    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]: ...
 
     def stop(self, key: str) -> None: ...
 
@@ -119,14 +117,10 @@ class LocalExecutor:
         if self._stops is not None:
             self._stops[key] = True
 
-    def poll(
-        self, timeout: float
-    ) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
+    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
-        done, _ = (
-            wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED) if self._pending else ((), ())
-        )
+        done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED) if self._pending else ((), ())
         events = []
         while True:
             try:

@@ -57,9 +57,7 @@ def epochs_frame(spec: StudySpec, records: dict[tuple[str, int], RunRecord]) -> 
         for h in rec.payload.get("history", []):
             rows.append({"arm": arm, "seed": seed, "status": rec.status, **h})
         if rec.status != "completed" and not rec.payload.get("history"):
-            rows.append(
-                {"arm": arm, "seed": seed, "status": rec.status, "epoch": rec.payload.get("diverged_epoch")}
-            )
+            rows.append({"arm": arm, "seed": seed, "status": rec.status, "epoch": rec.payload.get("diverged_epoch")})
     return pd.DataFrame(rows)
 
 

@@ -167,9 +167,7 @@ def run_study(
         yaml.safe_dump({**spec.resolved(), "storage": mask_url(url)}, sort_keys=False), encoding="utf-8"
     )
     todo = [(arm, seed) for seed in spec.seed_list for arm in spec.arms if (arm, seed) not in done]
-    tasks = [
-        Task(f"{arm}/seed{seed}", spec.run_config(arm, seed).model_dump(mode="json")) for arm, seed in todo
-    ]
+    tasks = [Task(f"{arm}/seed{seed}", spec.run_config(arm, seed).model_dump(mode="json")) for arm, seed in todo]
     keys = {t.key: kv for t, kv in zip(tasks, todo, strict=True)}
     epochs = {t.key: int(t.config["train"]["epochs"]) for t in tasks}
     total = len(spec.seed_list) * len(spec.arms)

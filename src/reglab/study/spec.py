@@ -49,9 +49,7 @@ class DiagnosisConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     high_bias_train_error: float = Field(0.05, ge=0, le=1, description="train error above this: high bias")
-    high_variance_gap: float = Field(
-        0.03, ge=0, le=1, description="train - val accuracy above this: high variance"
-    )
+    high_variance_gap: float = Field(0.03, ge=0, le=1, description="train - val accuracy above this: high variance")
     over_reg_train_drop: float = Field(
         0.02, ge=0, le=1, description="train accuracy this far below the baseline's, ..."
     )
@@ -166,9 +164,7 @@ class StudySpec(BaseModel):
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     def shared_config(self) -> RunConfig:
-        return RunConfig(
-            data=self.data, model=self.model, train=self.train, regularization=self.regularization
-        )
+        return RunConfig(data=self.data, model=self.model, train=self.train, regularization=self.regularization)
 
     def arm_space(self, arm: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """(fixed overrides, search dimensions) of an arm; the shared ``search.space`` included."""
@@ -238,8 +234,7 @@ class StudySpec(BaseModel):
             "diagnosis": self.diagnosis.model_dump(),
             "fingerprint": self.fingerprint(),
             "arms": {
-                a: {"overrides": self.arms[a], "config": self.arm_config(a).model_dump(mode="json")}
-                for a in self.arms
+                a: {"overrides": self.arms[a], "config": self.arm_config(a).model_dump(mode="json")} for a in self.arms
             },
         }
 
@@ -361,9 +356,7 @@ def _check_space(spec: StudySpec, arm: str) -> None:
 def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> StudySpec:
     """Validate a parsed document (and every arm's merged run config) into a :class:`StudySpec`."""
     if not isinstance(doc, dict):
-        raise ConfigError(
-            f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})"
-        )
+        raise ConfigError(f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})")
     lines = _line_index(text) if text else {}
     try:
         spec = StudySpec.model_validate(doc)

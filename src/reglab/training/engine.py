@@ -321,9 +321,7 @@ def fit(
         x_te, y_te = test.read()  # the only read of the test split
         te_loss, te_acc, te_probs = evaluate(final_model, x_te.to(device), y_te.to(device), ebs)
         test_metrics = {"test_loss": te_loss, "test_acc": te_acc, "gap": tr_acc - te_acc}
-    best_epoch = info.get("early_stopping_best_epoch") or int(
-        max(history, key=lambda h: h["val_acc"])["epoch"]
-    )
+    best_epoch = info.get("early_stopping_best_epoch") or int(max(history, key=lambda h: h["val_acc"])["epoch"])
     final = {
         "train_loss": tr_loss,
         "train_acc": tr_acc,

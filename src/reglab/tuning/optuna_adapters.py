@@ -17,9 +17,7 @@ for _n in ("none", "median", "successive-halving", "hyperband"):
     PRUNERS.add(_n, _n)
 
 
-def make_sampler(
-    name: str, seed: int, grid: dict[str, list[Any]] | None = None
-) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, grid: dict[str, list[Any]] | None = None) -> optuna.samplers.BaseSampler:
     import optuna
 
     SAMPLERS.get(name)
@@ -62,9 +60,7 @@ def make_pruner(name: str, max_steps: int, startup_trials: int = 5) -> optuna.pr
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "median":
-        return optuna.pruners.MedianPruner(
-            n_startup_trials=startup_trials, n_warmup_steps=max(1, max_steps // 4)
-        )
+        return optuna.pruners.MedianPruner(n_startup_trials=startup_trials, n_warmup_steps=max(1, max_steps // 4))
     if name == "successive-halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, max_steps // 9), reduction_factor=3)
     return optuna.pruners.HyperbandPruner(

@@ -33,26 +33,18 @@ def parse_values(text: str, num: int = 10, scale: str = "auto") -> list[float]:
             log = scale == "log" or (scale == "auto" and lo > 0 and hi / lo >= 100)
             if log:
                 if lo <= 0:
-                    raise ConfigError(
-                        f"--values: a log-scale range must be > 0 (low is {lo:g}); use --scale linear"
-                    )
-                return [
-                    math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (num - 1)) for i in range(num)
-                ]
+                    raise ConfigError(f"--values: a log-scale range must be > 0 (low is {lo:g}); use --scale linear")
+                return [math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (num - 1)) for i in range(num)]
             return [lo + i * (hi - lo) / (num - 1) for i in range(num)]
         values = [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise ConfigError(
-            f"--values: expected LOW:HIGH or a comma-separated list of numbers, got {text!r}"
-        ) from None
+        raise ConfigError(f"--values: expected LOW:HIGH or a comma-separated list of numbers, got {text!r}") from None
     if not values:
         raise ConfigError("--values: no values given")
     return values
 
 
-def path_spec(
-    spec: StudySpec, param: str, values: list[float], seeds: int, arm: str | None = None
-) -> StudySpec:
+def path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm: str | None = None) -> StudySpec:
     """A study whose arms are the values of ``param`` applied to ``arm`` (default: the baseline)."""
     head = param.split(".")[0]
     if head not in FIELD_SECTION:
@@ -124,10 +116,7 @@ def run_path(
                 "value": by_arm[rec["arm"]],
                 "seed": int(rec["seed"]),
                 "status": rec["status"],
-                **{
-                    k: _num(rec.get(k))
-                    for k in ("train_acc", "val_acc", "test_acc", "sparsity", "weight_l2", "gap")
-                },
+                **{k: _num(rec.get(k)) for k in ("train_acc", "val_acc", "test_acc", "sparsity", "weight_l2", "gap")},
             }
         )
     rows.sort(key=lambda r: (r["value"], r["seed"]))

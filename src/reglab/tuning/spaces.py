@@ -64,9 +64,7 @@ class Dim(BaseModel):
         if self.low > self.high:
             raise ValueError(f"low ({self.low:g}) must be <= high ({self.high:g})")
         if self.log and self.low <= 0:
-            raise ValueError(
-                f"a log-scale range must be > 0 (low is {self.low:g}); use log: false or low > 0"
-            )
+            raise ValueError(f"a log-scale range must be > 0 (low is {self.low:g}); use log: false or low > 0")
         return self
 
     def grid(self) -> list[Any]:
@@ -83,8 +81,7 @@ class Dim(BaseModel):
             vals = [lo + i * self.step for i in range(n)]
         elif self.log:
             vals = [
-                math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (self.num - 1))
-                for i in range(self.num)
+                math.exp(math.log(lo) + i * (math.log(hi) - math.log(lo)) / (self.num - 1)) for i in range(self.num)
             ]
         else:
             vals = [lo + i * (hi - lo) / (self.num - 1) for i in range(self.num)]
@@ -118,9 +115,7 @@ def _is_dim(value: Any) -> bool:
     )
 
 
-def split_overrides(
-    overrides: dict[str, Any], where: str, prefix: str = ""
-) -> tuple[dict[str, Any], dict[str, Dim]]:
+def split_overrides(overrides: dict[str, Any], where: str, prefix: str = "") -> tuple[dict[str, Any], dict[str, Dim]]:
     """Separate fixed overrides from search dimensions; dimension names are flat dotted field paths
     (``l2``, ``augment.shift``)."""
     from reglab.config import SECTIONS
@@ -154,9 +149,7 @@ def split_overrides(
     return fixed, space
 
 
-def suggest(
-    trial: optuna.Trial, space: dict[str, Dim], fixed: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def suggest(trial: optuna.Trial, space: dict[str, Dim], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
     """Sample a configuration; conditional dimensions only when their condition holds. A condition
     on a setting that is not tuned is judged by its value in ``fixed`` (``condition_values``)."""
     known = fixed or {}

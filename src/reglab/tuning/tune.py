@@ -90,9 +90,7 @@ def _counted(t: optuna.trial.FrozenTrial) -> bool:
     import optuna
 
     S = optuna.trial.TrialState
-    return t.state in (S.COMPLETE, S.PRUNED) or (
-        t.state == S.FAIL and t.user_attrs.get("status") != "interrupted"
-    )
+    return t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.user_attrs.get("status") != "interrupted")
 
 
 def tune_arm(
@@ -215,8 +213,7 @@ def arm_insight(study: optuna.Study, spec: StudySpec, arm: str, stale: int = 0) 
         ):
             try:
                 importance[label] = {
-                    k: float(v)
-                    for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()
+                    k: float(v) for k, v in optuna.importance.get_param_importances(study, evaluator=evaluator).items()
                 }
             except Exception as err:  # too few distinct values, single-valued params, ...
                 importance[label] = {"_error": str(err)[:200]}  # type: ignore[dict-item]
@@ -248,9 +245,7 @@ class _TuneProgress:
             return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        self.p = Progress(
-            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-        )
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
         self.arms = self.p.add_task("tuning arms", total=n_arms)
         self.arm_task: Any = None
         self.active: dict[str, Any] = {}
