@@ -130,7 +130,7 @@ class StudySpec(BaseModel):
             return v  # pydantic reports the type error
         if not v:
             raise ValueError("at least one arm is needed")
-        for k, o in v.items():
+        for k in v:
             if not _NAME.match(str(k)):
                 raise ValueError(f"arm name {k!r}: use letters, digits, _ . + -")
         # null (``none:``) is an arm without overrides; other non-mappings are reported by pydantic
