@@ -47,6 +47,7 @@ from reglab.study.storage import (
     scrub,
     storage_lock,
 )
+from reglab.tuning.tune import tell_result
 
 if TYPE_CHECKING:
     import optuna
@@ -362,20 +363,7 @@ class _Tuner:
             if self.storage.get_trial(trial._trial_id).state != optuna.trial.TrialState.RUNNING:
                 self.say(f"  {task.key}: result dropped (the trial was taken over by another worker)")
                 return
-            trial.set_user_attr("status", status)
-            trial.set_user_attr("epochs_spent", int(payload.get("epochs_spent") or 0))
-            if payload.get("reason"):
-                trial.set_user_attr("reason", str(payload["reason"])[:500])
-            if status == "completed":
-                final = payload["final"]
-                for m in ("train_acc", "val_acc", "val_loss"):
-                    if m in final:
-                        trial.set_user_attr(m, final[m])
-                study.tell(trial, float(final[self.spec.metric.select]))
-            elif status == "pruned":
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            tell_result(study, trial, payload, self.spec.metric.select)
         if status == "error":
             raise ReglabError(f"{task.key}: {payload['reason']}")
         self.say(f"  {task.key}: {status}")

@@ -93,6 +93,28 @@ def _counted(t: optuna.trial.FrozenTrial) -> bool:
     return t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.user_attrs.get("status") != "interrupted")
 
 
+def tell_result(study: optuna.Study, trial: optuna.Trial, payload: dict[str, Any], select: str) -> None:
+    """Record a finished tuning run: COMPLETE with the selection metric, PRUNED, or FAIL (diverged or
+    failed), with its status, epochs spent and reason as user attributes."""
+    import optuna
+
+    status = payload["status"]
+    trial.set_user_attr("status", status)
+    trial.set_user_attr("epochs_spent", int(payload.get("epochs_spent") or 0))
+    if payload.get("reason"):
+        trial.set_user_attr("reason", str(payload["reason"])[:500])
+    if status == "completed":
+        final = payload["final"]
+        for m in ("train_acc", "val_acc", "val_loss"):
+            if m in final:
+                trial.set_user_attr(m, final[m])
+        study.tell(trial, float(final[select]))
+    elif status == "pruned":
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
 def tune_arm(
     spec: StudySpec,
     arm: str,
@@ -161,20 +183,7 @@ def tune_arm(
             status = payload["status"]
             if status == "error":
                 raise ReglabError(f"{task.key}: {payload['reason']}")
-            trial.set_user_attr("status", status)
-            trial.set_user_attr("epochs_spent", int(payload.get("epochs_spent") or 0))
-            if payload.get("reason"):
-                trial.set_user_attr("reason", str(payload["reason"])[:500])
-            if status == "completed":
-                final = payload["final"]
-                for m in ("train_acc", "val_acc", "val_loss"):
-                    if m in final:
-                        trial.set_user_attr(m, final[m])
-                study.tell(trial, float(final[select]))
-            elif status == "pruned":
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            else:
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            tell_result(study, trial, payload, select)
             if progress is not None:
                 progress.trial_done(arm, task.key)
     return arm_insight(study, spec, arm, stale)
