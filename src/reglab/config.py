@@ -239,11 +239,12 @@ for _sec, _model in SECTIONS.items():
         FIELD_SECTION[_f] = _sec
 
 
-def _deep_merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
+def deep_merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:
+    """``base`` updated by ``upd``, merging nested mappings instead of replacing them."""
     out = dict(base)
     for k, v in upd.items():
         if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = _deep_merge(out[k], v)
+            out[k] = deep_merge(out[k], v)
         else:
             out[k] = v
     return out
@@ -257,7 +258,7 @@ def nest_overrides(overrides: dict[str, Any], where: str = "") -> dict[str, Any]
         if key in SECTIONS:
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}{key}: expected a mapping of {key} settings, got {value!r}")
-            nested = _deep_merge(nested, {key: value})
+            nested = deep_merge(nested, {key: value})
             continue
         parts = key.split(".")
         head = parts[0]
@@ -276,12 +277,12 @@ def nest_overrides(overrides: dict[str, Any], where: str = "") -> dict[str, Any]
             cur[p] = {}
             cur = cur[p]
         cur[path[-1]] = value
-        nested = _deep_merge(nested, node)
+        nested = deep_merge(nested, node)
     return nested
 
 
 def merge_overrides(base: dict[str, Any], overrides: dict[str, Any], where: str = "") -> dict[str, Any]:
-    return _deep_merge(base, nest_overrides(overrides, where))
+    return deep_merge(base, nest_overrides(overrides, where))
 
 
 def format_validation_error(err: ValidationError, where: str = "") -> str:

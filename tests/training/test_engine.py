@@ -108,7 +108,8 @@ def test_final_metrics_agree_with_the_returned_model(tiny_cfg: RunConfig, tiny_d
     model = result.model
     assert isinstance(model, nn.Module)
     x_te, y_te = tiny_digits.test.read()
-    loss, acc, probs = evaluate(model, x_te, y_te, 64)
+    loss, acc, probs = evaluate(model, x_te, y_te, 64, probs=True)
+    assert probs is not None
     assert not model.training
     assert loss == pytest.approx(result.final["test_loss"], rel=1e-5)
     assert acc == result.final["test_acc"]
@@ -126,7 +127,9 @@ def test_evaluate_and_weight_stats() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(5, 3), nn.Dropout(0.5))
     x, y = torch.randn(37, 5), torch.randint(0, 3, (37,))
-    loss, acc, probs = evaluate(model, x, y, batch_size=10)
+    loss, acc, probs = evaluate(model, x, y, batch_size=10, probs=True)
+    assert probs is not None
+    assert evaluate(model, x, y, batch_size=10)[2] is None  # probabilities only on request
     logits = model[0](x).detach()
     assert loss == pytest.approx(float(nn.functional.cross_entropy(logits, y)), rel=1e-5)
     assert acc == pytest.approx(float((logits.argmax(1) == y).float().mean()))

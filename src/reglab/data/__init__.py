@@ -35,6 +35,14 @@ class DatasetInfo:
 DATASETS: Registry[DatasetInfo] = Registry("dataset")
 
 
+IDX_FILES = (  # the four files of every MNIST-format dataset
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
+
+
 def _add(info: DatasetInfo) -> None:
     DATASETS.add(info.name, info)
 
@@ -61,12 +69,7 @@ _add(
         "28x28 handwritten digits (LeCun et al. 1998)",
         "reglab.data.mnist_like:load_mnist",
         "70,000 images (60,000 train + 10,000 test), 10 classes, 11 MB",
-        files=(
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-        ),
+        files=IDX_FILES,
     )
 )
 _add(
@@ -75,12 +78,7 @@ _add(
         "28x28 Zalando article images, a harder drop-in for MNIST",
         "reglab.data.mnist_like:load_fashion_mnist",
         "70,000 images (60,000 train + 10,000 test), 10 classes, 30 MB",
-        files=(
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-        ),
+        files=IDX_FILES,
     )
 )
 _add(
@@ -89,12 +87,7 @@ _add(
         "28x28 Kuzushiji (cursive Japanese) characters, a drop-in for MNIST",
         "reglab.data.mnist_like:load_kmnist",
         "70,000 images (60,000 train + 10,000 test), 10 classes, 20 MB",
-        files=(
-            "train-images-idx3-ubyte.gz",
-            "train-labels-idx1-ubyte.gz",
-            "t10k-images-idx3-ubyte.gz",
-            "t10k-labels-idx1-ubyte.gz",
-        ),
+        files=IDX_FILES,
     )
 )
 _add(

@@ -51,6 +51,15 @@ class TestSplit:
     def to(self, device: torch.device) -> TestSplit:
         return TestSplit(self._x.to(device), self._y.to(device))
 
+    def fresh(self) -> TestSplit:
+        """The same tensors behind a new guard (reads = 0): one per run when data is cached."""
+        return TestSplit(self._x, self._y)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """The test labels, for packing a finished run's predictions (not counted as a read)."""
+        return self._y
+
 
 @dataclass
 class DataSplits:

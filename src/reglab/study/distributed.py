@@ -420,8 +420,8 @@ def _publish(
 ) -> StudyResults:
     """Write the outputs into a private folder, then move each file into the output directory
     (``os.replace``: atomic), so workers sharing a folder never leave a half-written file."""
+    from reglab.jsonsafe import json_safe
     from reglab.study.runner import StudyResults, collect
-    from reglab.tuning.tune import _json_safe
 
     out = spec.output_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -432,7 +432,7 @@ def _publish(
             yaml.safe_dump({**spec.resolved(), "storage": mask_url(url)}, sort_keys=False), encoding="utf-8"
         )
         if tuning_doc is not None:
-            (stage / "tuning.json").write_text(json.dumps(_json_safe(tuning_doc), indent=2), encoding="utf-8")
+            (stage / "tuning.json").write_text(json.dumps(json_safe(tuning_doc), indent=2), encoding="utf-8")
         elif (out / "tuning.json").is_file():
             shutil.copy2(out / "tuning.json", stage / "tuning.json")
         res = collect(staged, store, url, wall_time=wall_time, stats=stats, extra=extra)

@@ -6,12 +6,16 @@ methods, so nothing else in reglab knows which executor runs:
 - ``stop(key)``: ask a running task to stop after its current epoch (a pruned trial);
 - ``close()``.
 
-``LocalExecutor`` uses spawned worker processes on this machine, one torch thread each.
+``LocalExecutor`` uses spawned worker processes on this machine, one torch thread each;
+``InProcessExecutor`` runs one task at a time in this process (notebooks, debugging, tests and
+deterministic benchmarks).
 """
 
 from __future__ import annotations
 
 import queue as queue_mod
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -144,3 +148,81 @@ class LocalExecutor:
         if self._manager is not None:
             self._manager.shutdown()
             self._manager = None
+
+
+# -- in this process ---------------------------------------------------------------------------
+
+
+class InProcessExecutor:
+    """One task at a time in a thread of this process, advancing one epoch per ``poll``.
+
+    The task reports an epoch and waits until the driver polls again, i.e. until the driver has
+    handled the event (reported it to the pruner and maybe called ``stop``): pruning takes effect
+    at the very next epoch, so results do not depend on how busy the machine is. Everything runs
+    in this process, so monkeypatches and debuggers see it. With ``record`` the submitted tasks,
+    stop requests, events and payloads are kept for inspection.
+    """
+
+    def __init__(self, record: bool = False) -> None:
+        self.slots = 1
+        self.record = record
+        self._todo: deque[Task] = deque()
+        self._items: queue_mod.Queue[tuple[str, Any, Any]] = queue_mod.Queue()
+        self._go = threading.Semaphore(0)
+        self._stops: set[str] = set()
+        self._current: threading.Thread | None = None
+        self.submitted: list[Task] = []
+        self.stopped: list[str] = []
+        self.events: list[tuple[str, dict[str, float]]] = []
+        self.payloads: list[tuple[Task, dict[str, Any]]] = []
+
+    def submit(self, task: Task) -> None:
+        if self.record:
+            self.submitted.append(task)
+        self._todo.append(task)
+
+    def stop(self, key: str) -> None:
+        if self.record:
+            self.stopped.append(key)
+        self._stops.add(key)
+
+    def _work(self, task: Task) -> None:
+        from reglab.study.worker import execute_task
+
+        def report(record: dict[str, float]) -> bool:
+            self._items.put(("epoch", task.key, dict(record)))
+            self._go.acquire()  # until the driver has seen this epoch
+            return task.key in self._stops or "*" in self._stops
+
+        try:
+            payload = execute_task(task, report)
+        except BaseException as err:  # handed to the driver like a dead worker's
+            payload = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+        if self.record:
+            self.payloads.append((task, payload))
+        self._items.put(("done", task, payload))
+
+    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
+        if self._current is None:
+            if not self._todo:
+                return [], []
+            self._current = threading.Thread(target=self._work, args=(self._todo.popleft(),), daemon=True)
+            self._current.start()
+        else:
+            self._go.release()  # the driver handled the previous epoch: go on
+        kind, a, b = self._items.get()
+        if kind == "epoch":
+            if self.record:
+                self.events.append((a, b))
+            return [(a, b)], []
+        self._current.join()
+        self._current = None
+        return [], [(a, b)]
+
+    def close(self) -> None:
+        if self._current is not None:  # a driver that gave up mid-task: let the thread finish
+            self._stops.add("*")
+            while self._current.is_alive():
+                self._go.release()
+                self._current.join(timeout=0.05)
+            self._current = None

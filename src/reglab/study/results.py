@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from reglab.jsonsafe import json_safe
 from reglab.stats.compare import MIN_SEEDS, describe, holm, paired_compare
 from reglab.stats.diagnosis import diagnose
 from reglab.study.storage import RunRecord
@@ -32,19 +33,6 @@ SUMMARY_METRICS = (
     "weight_l1",
 )
 ALPHA = 0.05
-
-
-def _clean(x: Any) -> Any:
-    """JSON-safe: NaN/inf -> None, numpy -> python."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_clean(v) for v in x]
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def epochs_frame(spec: StudySpec, records: dict[tuple[str, int], RunRecord]) -> pd.DataFrame:
@@ -223,4 +211,4 @@ def summarize(
         "arms": out_arms,
         **(extra or {}),
     }
-    return _clean(summary)
+    return json_safe(summary)

@@ -198,12 +198,12 @@ class StudySpec(BaseModel):
 
     def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> StudySpec:
         """The confirmation study: every arm's fixed overrides plus its tuned values, no search."""
-        from reglab.config import nest_overrides
+        from reglab.config import deep_merge, nest_overrides
 
         arms = {}
         for arm in self.arms:
             fixed = self.arm_space(arm)[0]
-            arms[arm] = _merge(nest_overrides(fixed), nest_overrides(tuned.get(arm, {})))
+            arms[arm] = deep_merge(nest_overrides(fixed), nest_overrides(tuned.get(arm, {})))
         return self.model_copy(update={"arms": arms, "search": None})
 
     def output_dir(self) -> Path:
@@ -237,13 +237,6 @@ class StudySpec(BaseModel):
                 a: {"overrides": self.arms[a], "config": self.arm_config(a).model_dump(mode="json")} for a in self.arms
             },
         }
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 # -- loading -------------------------------------------------------------------------------------

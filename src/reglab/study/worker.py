@@ -36,11 +36,7 @@ def _data(cfg: Any) -> Any:
             _DATA_CACHE.clear()
         _DATA_CACHE[key] = load_data(cfg.data)
     data = _DATA_CACHE[key]
-    # a fresh guard per run, so each run's single test read is counted on its own
-    from reglab.data.base import TestSplit
-
-    x, y = data.test._x, data.test._y
-    data.test = TestSplit(x, y)
+    data.test = data.test.fresh()  # each run's single test read is counted on its own
     return data
 
 
@@ -131,5 +127,5 @@ def execute_run(
     payload["epochs_spent"] = len(result.history)
     if result.test_probs is not None:
         payload["test_probs"] = pack_array(result.test_probs, "float16")
-        payload["test_labels"] = pack_array(data.test._y.cpu().numpy(), "int32")
+        payload["test_labels"] = pack_array(data.test.labels.cpu().numpy(), "int32")
     return payload

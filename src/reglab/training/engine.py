@@ -68,18 +68,22 @@ def resolve_device(name: str) -> torch.device:
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: Tensor, y: Tensor, batch_size: int) -> tuple[float, float, Tensor]:
-    """Mean cross-entropy, accuracy and softmax probabilities of ``model`` in eval mode."""
+def evaluate(
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int, probs: bool = False
+) -> tuple[float, float, Tensor | None]:
+    """Mean cross-entropy and accuracy of ``model`` in eval mode, and its softmax probabilities when
+    ``probs`` (only the final test evaluation needs them, for seed ensembles)."""
     model.eval()
-    loss, correct, probs = 0.0, 0, []
+    loss, correct, chunks = 0.0, 0, []
     for i in range(0, len(y), batch_size):
         logits = model(x[i : i + batch_size])
         yb = y[i : i + batch_size]
         loss += float(F.cross_entropy(logits, yb, reduction="sum"))
         correct += int((logits.argmax(1) == yb).sum())
-        probs.append(logits.softmax(1))
+        if probs:
+            chunks.append(logits.softmax(1))
     n = max(len(y), 1)
-    return loss / n, correct / n, torch.cat(probs) if probs else torch.empty(0)
+    return loss / n, correct / n, torch.cat(chunks) if chunks else None
 
 
 HIST_LINEAR = (-0.3, 0.3, 60)  # signed weights
@@ -319,7 +323,7 @@ def fit(
     test_metrics: dict[str, float] = {}
     if evaluate_test:
         x_te, y_te = test.read()  # the only read of the test split
-        te_loss, te_acc, te_probs = evaluate(final_model, x_te.to(device), y_te.to(device), ebs)
+        te_loss, te_acc, te_probs = evaluate(final_model, x_te.to(device), y_te.to(device), ebs, probs=True)
         test_metrics = {"test_loss": te_loss, "test_acc": te_acc, "gap": tr_acc - te_acc}
     best_epoch = info.get("early_stopping_best_epoch") or int(max(history, key=lambda h: h["val_acc"])["epoch"])
     final = {

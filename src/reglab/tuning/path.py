@@ -9,7 +9,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from reglab.config import FIELD_SECTION, nest_overrides
+from reglab.config import FIELD_SECTION, deep_merge, nest_overrides
 from reglab.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ def path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm:
     for v in values:
         value: Any = round(v) if _is_int_field(spec, param) else v
         name = f"{param}={value:.3g}" if isinstance(value, float) else f"{param}={value}"
-        arms[name.replace(":", "_")] = _merge(nest_overrides(fixed), nest_overrides({param: value}))
+        arms[name.replace(":", "_")] = deep_merge(nest_overrides(fixed), nest_overrides({param: value}))
     out = spec.output_dir() / f"path-{param}"
     new = spec.model_copy(
         update={
@@ -82,13 +82,6 @@ def _is_int_field(spec: StudySpec, param: str) -> bool:
     for part in param.split("."):
         node = node.get(part) if isinstance(node, dict) else None
     return isinstance(node, int) and not isinstance(node, bool)
-
-
-def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
-    out = dict(a)
-    for k, v in b.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
 
 
 def run_path(

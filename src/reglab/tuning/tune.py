@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError, ReglabError
+from reglab.jsonsafe import json_safe
 from reglab.study.executors import Executor, LocalExecutor, Task
 from reglab.study.storage import mask_url, open_storage
 from reglab.tuning.optuna_adapters import make_pruner, make_sampler
@@ -321,18 +322,8 @@ def tune_study(
         if own:
             ex.close()
     doc = {"study": spec.name, "search": spec.search.model_dump(), "storage": mask_url(url), "arms": results}
-    (out / "tuning.json").write_text(json.dumps(_json_safe(doc), indent=2), encoding="utf-8")
+    (out / "tuning.json").write_text(json.dumps(json_safe(doc), indent=2), encoding="utf-8")
     return results
-
-
-def _json_safe(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {str(k): _json_safe(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
 
 
 def tuned_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
