@@ -234,6 +234,10 @@ def _study_run(
         if executor is not None:
             executor.close()
     st = results.stats
+    if st.get("replaced"):
+        console.print(
+            f"the tuning found other values than the last confirmation used: its {st['replaced']} runs were replaced"
+        )
     if st.get("skipped") or st.get("stale"):
         console.print(
             f"resumed: {st['skipped']} runs already stored, {st['stale']} interrupted runs redone, {st['new']} new"

@@ -198,3 +198,12 @@ def test_random_affine_shift_is_bounded_by_the_fraction_of_the_side() -> None:
     assert torch.all(moved <= shift * side + 1e-3)
     assert moved.max() > 0.6 * shift * side  # the range is used, not just tiny moves
     assert out.sum((1, 2, 3)).sub(16).abs().max() < 1e-3  # content kept (blob stays inside)
+
+
+def test_random_affine_fills_uncovered_pixels_with_the_background_not_zero() -> None:
+    # normalized digits have a negative background; zero padding would add grey bands
+    x = torch.full((50, 1, 12, 12), -0.4)
+    x[:, 0, 5:7, 5:7] = 2.0
+    out = Fn.random_affine(x, 0.25, 10.0, 0.0, torch.Generator().manual_seed(0))
+    assert out.min() >= -0.4 - 1e-5
+    assert torch.isclose(out[:, 0, 0, :], torch.tensor(-0.4), atol=1e-4).float().mean() > 0.9

@@ -265,6 +265,9 @@ def test_path_and_tuning_sections(copy_of: Callable[[str], Path]) -> None:
     assert "lr = 0.0123" in html
     cells = {c["key"]: c for c in p.cells[("tuning", "l1")]}
     assert float(cells["best_value"]["value"]) == 0.96
+    # what the search cost: epochs and minutes per arm (l1: 101 epochs, 180 s)
+    row = re.search(r'<tr data-arm="l1">(.*?)</tr>', html.split('data-table="tuning"')[1], re.S)
+    assert row is not None and "<td>101</td><td>3.0</td>" in row.group(1)
 
 
 def test_user_strings_are_escaped_and_storage_masked(copy_of: Callable[[str], Path]) -> None:
@@ -451,6 +454,8 @@ def write_path_and_tuning(out: Path) -> None:
             ],
             "best_value": scores[-1],
             "best_params": {"lr": 0.0123, "batch_size": 64},
+            "epochs_spent": 100 + k,
+            "seconds_spent": 90.0 * (k + 1),
             "expected_best": [{"n": n, "mean": scores[-1] - 0.02 / n, "std": 0.01 / n} for n in range(1, 10)],
             "importance": {"fanova": {"lr": 0.7, "batch_size": 0.3}, "ped_anova": {"_error": "too few trials"}},
             "metric": "val_acc",

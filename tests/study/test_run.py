@@ -232,7 +232,7 @@ def test_jobs_2_on_sqlite_stores_every_run(main_run: StudyResults, capfd: pytest
     assert "database is locked" not in out + err
     trials = optuna_trials(main_run.spec)
     assert len(trials) == 12 and all(t.state.is_finished() for t in trials)
-    assert main_run.stats == {"new": 12, "stale": 0, "skipped": 0}
+    assert main_run.stats == {"new": 12, "stale": 0, "skipped": 0, "replaced": 0}
 
 
 # -- the test split is read once, after training --------------------------------------------------

@@ -310,3 +310,93 @@ def test_conditional_dimension_on_a_fixed_setting(make_spec: Any, lockstep: Any)
     results = tune_study(spec, executor=lockstep, progress=False)
     assert all(set(t["params"]) == {"lr"} for t in results["sgd"]["trials"])
     assert all(set(t["params"]) == {"lr", "momentum"} for t in results["nag"]["trials"])
+
+
+# -- time budget ---------------------------------------------------------------------------------
+
+
+def test_time_budget_is_hard_and_survives_a_resume(make_spec: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """search.timeout: no trial starts after it, a trial still running stops at its next epoch
+    end (PRUNED, with the reason), and a resumed study counts the seconds already spent."""
+    import types
+
+    from reglab.study.executors import InProcessExecutor
+
+    clock = [0.0]
+    monkeypatch.setattr(tune_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+
+    class Clocked(InProcessExecutor):  # every poll (one epoch, or a finished run) takes 1 "second"
+        def poll(self, timeout: float) -> Any:
+            clock[0] += 1.0
+            return super().poll(timeout)
+
+    def tune(timeout: float) -> dict[str, Any]:
+        spec = make_spec("deadline", {"a": {}}, {"sampler": "random", "timeout": timeout, "space": {"lr": LR}})
+        ex = Clocked(record=True)
+        try:
+            return {"r": tune_study(spec, executor=ex, progress=False)["a"], "ex": ex, "spec": spec}
+        finally:
+            ex.close()
+
+    # 3 epochs = 4 polls per trial: trial 0 ends at t=4, trial 1 starts then and is stopped at t=6
+    first = tune(5.5)
+    r = first["r"]
+    assert [t["state"] for t in r["trials"]] == ["COMPLETE", "PRUNED"]
+    assert r["trials"][1]["reason"] == tune_mod.DEADLINE_REASON and r["trials"][1]["epochs_spent"] == 2
+    assert first["ex"].stopped == ["a/trial1"]
+    assert r["seconds_spent"] == pytest.approx(7.0) and r["epochs_spent"] == 5
+    assert r["best_trial"] == 0  # a trial cut short is never the selected configuration
+
+    # the same budget again: spent already, nothing runs
+    again = tune(5.5)
+    assert again["r"]["n_trials"] == 2 and again["ex"].submitted == []
+    # a larger budget (same search otherwise) continues from the seconds already spent
+    more = tune(11.5)
+    assert [t["state"] for t in more["r"]["trials"]] == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+    assert [t.key for t in more["ex"].submitted] == ["a/trial2", "a/trial3"]
+    states = [t.state.name for t in trials_of(first["spec"], "a")]
+    assert states == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+
+
+def test_a_larger_budget_after_confirmation_keeps_the_tuning_and_replaces_outdated_runs(
+    make_spec: Any, lockstep: Any
+) -> None:
+    from reglab.errors import ConfigError
+
+    arms = {"none": {}, "l2": {"l2": {"low": 1e-4, "high": 1.0, "log": True}}}
+    spec2 = make_spec("grow", arms, {"sampler": "random", "trials": 2})
+    first = run_protocol(spec2, executor=lockstep, progress=False)
+    assert first.stats["new"] == 4 and first.stats["replaced"] == 0
+    again = run_protocol(spec2, executor=lockstep, progress=False)  # nothing to do
+    assert (again.stats["new"], again.stats["skipped"], again.stats["replaced"]) == (0, 4, 0)
+
+    n = len(lockstep.submitted)
+    spec8 = with_trials(spec2, 8)
+    grown = run_protocol(spec8, executor=lockstep, progress=False)  # no --new needed
+    tuned = [t for t in lockstep.submitted[n:] if "/trial" in t.key]
+    assert [t.key for t in tuned] == [f"l2/trial{i}" for i in range(2, 8)]  # trials 0, 1 kept, not redone
+    old_l2, new_l2 = (r.summary["tuning"]["l2"]["best_params"]["l2"] for r in (first, grown))
+    assert old_l2 != new_l2  # (deterministic: trial >= 2 is better for this sampler seed)
+    # the confirmation used other values: its runs are replaced, and the new ones use the new value
+    assert grown.stats["replaced"] == 4 and grown.stats["new"] == 4
+    assert set(grown.finals.query("arm == 'l2'")["seed"]) == {0, 1}
+    resolved = yaml.safe_load((spec8.output_dir() / "config.resolved.yaml").read_text())
+    assert resolved["arms"]["l2"]["config"]["regularization"]["l2"] == new_l2
+    assert len(trials_of(spec8, "l2")) == 8
+
+    # a change of what the user wrote (here the seeds) still needs --new
+    with pytest.raises(ConfigError, match="--new"):
+        run_protocol(spec8.model_copy(update={"seeds": 3}), executor=lockstep, progress=False)
+
+
+def test_an_arm_without_a_completed_trial_stops_the_study_before_confirmation(make_spec: Any, lockstep: Any) -> None:
+    from reglab.errors import ReglabError
+
+    # every trial diverges at once (a coupled L2 step with lr * l2 >> 1): nothing was tuned
+    spec = make_spec(
+        "nothing", {"a": {"lr": 100.0, "l2": {"low": 5.0, "high": 10.0}}}, {"sampler": "random", "trials": 2}
+    )
+    with pytest.raises(ReglabError, match=r"arm 'a': none of its 2 tuning trials completed .* 2 failed or diverged"):
+        run_protocol(spec, executor=lockstep, progress=False)
+    assert not [t for t in lockstep.submitted if "/seed" in t.key]  # no confirmation run
+    assert "nothing/runs" not in optuna.get_all_study_names(spec.storage_url())

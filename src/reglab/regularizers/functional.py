@@ -75,7 +75,8 @@ def gaussian_noise(x: Tensor, std: float, gen: torch.Generator) -> Tensor:
 
 def random_affine(x: Tensor, shift: float, rotation: float, scale: float, gen: torch.Generator) -> Tensor:
     """Random translation (fraction of the side), rotation (degrees) and zoom per image, by one
-    batched ``affine_grid``/``grid_sample`` (Simard et al. 2003's elastic-free distortions)."""
+    batched ``affine_grid``/``grid_sample`` (Simard et al. 2003's elastic-free distortions).
+    Uncovered pixels repeat the border (the background of normalized digits, not 0 = the mean)."""
     n = x.shape[0]
 
     def uniform(lim: float) -> Tensor:
@@ -87,7 +88,7 @@ def random_affine(x: Tensor, shift: float, rotation: float, scale: float, gen: t
     cos, sin = torch.cos(angle) / s, torch.sin(angle) / s
     theta = torch.stack([torch.stack([cos, -sin, tx], 1), torch.stack([sin, cos, ty], 1)], 1)
     grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def random_crop(x: Tensor, padding: int, gen: torch.Generator) -> Tensor:

@@ -619,6 +619,8 @@ class Report:
                     "n_complete": t.get("n_complete", states.count("COMPLETE")),
                     "n_pruned": t.get("n_pruned", states.count("PRUNED")),
                     "n_failed": t.get("n_failed", states.count("FAIL")),
+                    "epochs_spent": t.get("epochs_spent", "–"),
+                    "minutes": f"{secs / 60:.1f}" if (secs := num(t.get("seconds_spent"))) is not None else "–",
                     "best_value": cell(fmt_value(metric, t.get("best_value")), t.get("best_value"), "best_value"),
                     "best_params": [(str(k), _fmt_param(v)) for k, v in params.items()]
                     if isinstance(params, dict)

@@ -20,11 +20,41 @@ def _pm(fmt: Any, mean: float | None, lo: float | None, hi: float | None, signed
     return f"{fmt(mean, signed)} ± {fmt((hi - lo) / 2)}"
 
 
+def _value(v: Any) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+
+def print_tuning(tuning: dict[str, Any], console: Any) -> None:
+    """Per arm: the tuned values and what finding them cost (trials, epochs, minutes)."""
+    from rich.table import Table
+
+    t = Table(title="tuning (validation only; the same budget per arm)", show_edge=False)
+    for col in ("arm", "trials", "done/pruned/failed", "epochs", "min", "best val", "tuned values"):
+        t.add_column(col, justify="left" if col in ("arm", "tuned values") else "right")
+    for arm, r in tuning.items():
+        if not r.get("n_trials"):
+            t.add_row(arm, "0", "-", "-", "-", "-", "nothing to tune")
+            continue
+        best = r.get("best_value")
+        t.add_row(
+            arm,
+            str(r["n_trials"]),
+            f"{r['n_complete']}/{r['n_pruned']}/{r['n_failed']}",
+            str(r["epochs_spent"]),
+            f"{r.get('seconds_spent', 0.0) / 60:.1f}",
+            "-" if best is None else f"{best:.4f}",
+            ", ".join(f"{k}={_value(v)}" for k, v in (r.get("best_params") or {}).items()),
+        )
+    console.print(t)
+
+
 def print_summary(summary: dict[str, Any], console: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
+    if summary.get("tuning"):
+        print_tuning(summary["tuning"], console)
     m = summary["compare_metric"]
     is_acc = m.endswith("acc")
     fmt = _pct if is_acc else (lambda x, signed=False: "-" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}"))

@@ -47,7 +47,7 @@ from reglab.study.storage import (
     scrub,
     storage_lock,
 )
-from reglab.tuning.tune import tell_result
+from reglab.tuning.tune import SECONDS_SPENT, tell_result
 
 if TYPE_CHECKING:
     import optuna
@@ -97,7 +97,7 @@ def work(
         tuning_doc: dict[str, Any] | None = None
         confirm = spec
         if spec.search is not None:
-            from reglab.tuning.tune import tuned_summary
+            from reglab.tuning.tune import best_params, tuned_summary
 
             results = _Tuner(spec, url, ex, wid, stale_after, beat, say).run()
             tuning_doc = {
@@ -106,9 +106,10 @@ def work(
                 "storage": mask_url(url),
                 "arms": results,
             }
-            confirm = spec.with_tuned({arm: r["best_params"] for arm, r in results.items()})
+            confirm = spec.with_tuned(best_params(spec, results))
             extra = {"tuning": tuned_summary(results)}
-        store = RunStore(url, confirm.name, confirm.fingerprint())
+        fingerprint, derived = confirm.store_keys(spec if spec.search is not None else None)
+        store = RunStore(url, confirm.name, fingerprint, derived=derived)
         stats = _confirm(confirm, store, ex, wid, stale_after, beat, say)
         return _publish(confirm, store, url, time.perf_counter() - t0, stats, extra, tuning_doc, report)
     except ReglabError:
@@ -242,6 +243,8 @@ class _Tuner:
             self.studies[arm], self.spaces[arm], self.budgets[arm], self.stale[arm] = study, space, budget, 0
         # key -> [arm, trial, stop requested, last heartbeat]
         self.running: dict[str, list[Any]] = {}
+        self.arm_start: dict[str, float] = {}  # first trial's start per arm (the time budget's origin)
+        self.at_deadline: set[str] = set()  # runs stopped by the time budget
 
     def _state(self, arm: str) -> tuple[int, int, bool]:
         """(counted trials, running trials, time budget over) of an arm; marks stale trials first.
@@ -265,6 +268,8 @@ class _Tuner:
             for t in trials
             if t.datetime_start is not None
         ]
+        if starts:
+            self.arm_start[arm] = min(starts)
         if self.search.timeout is not None and starts:
             over = time.time() - min(starts) >= self.search.timeout
         return counted, n_running, over
@@ -340,7 +345,13 @@ class _Tuner:
         if entry is None or entry[2]:
             return
         trial = entry[1]
+        start = self.arm_start.get(entry[0])
         try:
+            if self.search.timeout is not None and start is not None and time.time() - start >= self.search.timeout:
+                self.at_deadline.add(key)  # a hard budget, as in the local driver
+                self.ex.stop(key)
+                entry[2] = True
+                return
             trial.report(float(rec[self.spec.metric.select]), int(rec.get("step", rec["epoch"])))
             if trial.should_prune():
                 self.ex.stop(key)
@@ -363,7 +374,9 @@ class _Tuner:
             if self.storage.get_trial(trial._trial_id).state != optuna.trial.TrialState.RUNNING:
                 self.say(f"  {task.key}: result dropped (the trial was taken over by another worker)")
                 return
-            tell_result(study, trial, payload, self.spec.metric.select)
+            tell_result(study, trial, payload, self.spec.metric.select, deadline=task.key in self.at_deadline)
+            if arm in self.arm_start:  # wall time since the arm's first trial, over all workers
+                study.set_user_attr(SECONDS_SPENT, time.time() - self.arm_start[arm])
         if status == "error":
             raise ReglabError(f"{task.key}: {payload['reason']}")
         self.say(f"  {task.key}: {status}")

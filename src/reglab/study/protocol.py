@@ -23,10 +23,10 @@ def run_protocol(
 ) -> StudyResults:
     if spec.search is None:
         return run_study(spec, jobs=jobs, new=new, progress=progress, storage=storage, executor=executor)
-    from reglab.tuning.tune import tune_study, tuned_summary
+    from reglab.tuning.tune import best_params, tune_study, tuned_summary
 
     tuning = tune_study(spec, jobs=jobs, new=new, progress=progress, storage=storage, executor=executor)
-    confirm = spec.with_tuned({arm: r["best_params"] for arm, r in tuning.items()})
+    confirm = spec.with_tuned(best_params(spec, tuning))
     return run_study(
         confirm,
         jobs=jobs,
@@ -35,4 +35,5 @@ def run_protocol(
         storage=storage or spec.storage_url(),
         executor=executor,
         extra={"tuning": tuned_summary(tuning)},
+        tuned_from=spec,
     )

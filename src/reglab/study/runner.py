@@ -148,15 +148,18 @@ def run_study(
     storage: str | None = None,
     on_result: Callable[[str, int, dict[str, Any]], None] | None = None,
     extra: dict[str, Any] | None = None,
+    tuned_from: StudySpec | None = None,
 ) -> StudyResults:
-    """Train every arm x seed not yet stored, then write the study outputs and return results."""
+    """Train every arm x seed not yet stored, then write the study outputs and return results.
+    ``tuned_from``: the tuned study this one confirms (``StudySpec.store_keys``)."""
     t0 = time.perf_counter()
     out = spec.output_dir()
     url = storage or spec.storage_url()
     created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     try:
-        store = RunStore(url, spec.name, spec.fingerprint(), new=new)
+        fingerprint, derived = spec.store_keys(tuned_from)
+        store = RunStore(url, spec.name, fingerprint, new=new, derived=derived)
     except ReglabError:
         if created:  # a bad storage URL or a changed study leaves nothing behind
             shutil.rmtree(out, ignore_errors=True)
@@ -189,7 +192,7 @@ def run_study(
     finally:
         if own_executor:
             ex.close()
-    stats = {"new": n_new, "stale": stale, "skipped": len(done)}
+    stats = {"new": n_new, "stale": stale, "skipped": len(done), "replaced": store.replaced}
     return collect(spec, store, url, wall_time=time.perf_counter() - t0, stats=stats, extra=extra)
 
 

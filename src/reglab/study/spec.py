@@ -62,7 +62,9 @@ class SearchConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     sampler: str = Field("tpe", description="grid, random, tpe, gp, cmaes, qmc")
     trials: int | None = Field(None, ge=1, le=100_000, description="trials per arm (same for every arm)")
-    timeout: float | None = Field(None, gt=0, description="seconds per arm (no new trials after it)")
+    timeout: float | None = Field(
+        None, gt=0, description="seconds per arm; trials still running then stop at their next epoch end (pruned)"
+    )
     pruner: str = Field("none", description="none, median, successive-halving, hyperband")
     cv: int | None = Field(None, ge=2, le=20, description="select by K-fold CV on the training split")
     seed: int = Field(0, ge=0, description="sampler seed, and the data/init seed of tuning runs (+1000)")
@@ -206,6 +208,15 @@ class StudySpec(BaseModel):
             arms[arm] = deep_merge(nest_overrides(fixed), nest_overrides(tuned.get(arm, {})))
         return self.model_copy(update={"arms": arms, "search": None})
 
+    def store_keys(self, tuned_from: StudySpec | None = None) -> tuple[str, str | None]:
+        """(fingerprint, derived) of this study's confirmation runs (see ``RunStore``). For the
+        confirmation of a tuned study (``tuned_from``): the study as written, budget excluded, and
+        the tuned values - so raising the budget keeps the tuning trials and replaces only the
+        confirmation runs when it finds other values."""
+        if tuned_from is None:
+            return self.fingerprint(), None
+        return tuned_from.fingerprint(budget=False), self.fingerprint()
+
     def output_dir(self) -> Path:
         return Path(self.output) if self.output else Path("reglab-runs") / self.name
 
@@ -214,13 +225,15 @@ class StudySpec(BaseModel):
             return self.storage
         return f"sqlite:///{(self.output_dir() / 'study.db').resolve()}"
 
-    def fingerprint(self) -> str:
-        """Hash of everything that determines results (not jobs, output or storage)."""
+    def fingerprint(self, budget: bool = True) -> str:
+        """Hash of everything that determines results (not jobs, output or storage); without the
+        search budget (trials, timeout) when ``budget`` is False."""
+        search = self.search.model_dump(exclude=None if budget else {"trials", "timeout"}) if self.search else None
         payload = {
             "arms": {a: self.arm_config(a).model_dump(mode="json") for a in self.arms},
             "seeds": self.seed_list,
             "spaces": {a: {k: d.model_dump() for k, d in self.arm_space(a)[1].items()} for a in self.arms},
-            "search": self.search.model_dump() if self.search else None,
+            "search": search,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 

@@ -265,29 +265,39 @@ def _schema_race(err: BaseException) -> bool:
 class RunStore:
     """The confirmation runs of one study, kept in an Optuna storage."""
 
-    def __init__(self, url: str, name: str, fingerprint: str, new: bool = False) -> None:
+    def __init__(self, url: str, name: str, fingerprint: str, new: bool = False, derived: str | None = None) -> None:
+        """``fingerprint``: what the user wrote; a change is refused unless ``new``. ``derived``: what
+        the runs' configurations were derived from (a tuned study's tuned values): when only it
+        changed - a larger budget found other values - the outdated runs are replaced
+        (``self.replaced`` of them)."""
         import optuna
 
         self.url = url
         self.storage = open_storage(url)
         self.study_name = name + RUNS_SUFFIX
-        existing = {s.study_name: s for s in self.storage.get_all_studies()}
-        if self.study_name in existing:
-            old = existing[self.study_name].user_attrs.get("fingerprint")
-            if old != fingerprint:
-                if not new:
+        self.replaced = 0
+        lock = storage_lock(self.storage, self.study_name) if lock_supported(self.storage) else contextlib.nullcontext()
+        with lock:  # workers opening the store at once replace it at most once
+            existing = {s.study_name: s for s in self.storage.get_all_studies()}
+            if self.study_name in existing:
+                attrs = existing[self.study_name].user_attrs
+                old = attrs.get("fingerprint")
+                if old != fingerprint and not new:
                     raise ConfigError(
                         f"study {name!r} in {mask_url(url)} was run with a different configuration "
                         f"(fingerprint {old} != {fingerprint}); pass --new to discard its results and "
                         f"start again, or give the study a new name"
                     )
-                optuna.delete_study(study_name=self.study_name, storage=self.storage)
-            elif new:
-                optuna.delete_study(study_name=self.study_name, storage=self.storage)
-        self.study = optuna.create_study(
-            study_name=self.study_name, storage=self.storage, direction="maximize", load_if_exists=True
-        )
-        self.study.set_user_attr("fingerprint", fingerprint)
+                if old != fingerprint or new or attrs.get("derived") != derived:
+                    if not new and old == fingerprint:
+                        sid = existing[self.study_name]._study_id
+                        self.replaced = len(self.storage.get_all_trials(sid, deepcopy=False))
+                    optuna.delete_study(study_name=self.study_name, storage=self.storage)
+            self.study = optuna.create_study(
+                study_name=self.study_name, storage=self.storage, direction="maximize", load_if_exists=True
+            )
+            self.study.set_user_attr("fingerprint", fingerprint)
+            self.study.set_user_attr("derived", derived)
         self.study_id = self.storage.get_study_id_from_name(self.study_name)
         self._recorded: set[tuple[str, int]] = set()
 

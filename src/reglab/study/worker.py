@@ -74,7 +74,7 @@ def execute_task(task: Any, report: Callable[[dict[str, float]], bool]) -> dict[
         payload = execute_run(cfg.model_dump(mode="json"), fold_report, evaluate_test=test)
         if payload["status"] != "completed":
             payload["reason"] = f"fold {k}: {payload.get('reason')}"
-            payload["epochs_spent"] = sum(len(h) for h in histories) + len(payload.get("history", []))
+            payload["epochs_spent"] = sum(len(h) for h in histories) + int(payload.get("epochs_spent") or 0)
             return payload
         finals.append(payload["final"])
         histories.append(payload["history"])
@@ -124,7 +124,8 @@ def execute_run(
         tb = traceback.format_exc(limit=3)
         return {"status": "failed", "reason": f"{type(err).__name__}: {err}", "traceback": tb[-2000:]}
     payload: dict[str, Any] = result.to_dict()
-    payload["epochs_spent"] = len(result.history)
+    # a diverged epoch has no history record but was trained
+    payload["epochs_spent"] = max(len(result.history), result.diverged_epoch or 0)
     if result.test_probs is not None:
         payload["test_probs"] = pack_array(result.test_probs, "float16")
         payload["test_labels"] = pack_array(data.test.labels.cpu().numpy(), "int32")

@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from reglab.study.spec import StudySpec
 
 TUNE_INFIX = "/tune/"
+SECONDS_SPENT = "seconds_spent"  # study attribute: tuning wall time so far (the time budget resumes)
+DEADLINE_REASON = "stopped at the time budget (search.timeout)"
 
 
 def _fingerprint(spec: StudySpec, arm: str) -> str:
@@ -94,16 +96,20 @@ def _counted(t: optuna.trial.FrozenTrial) -> bool:
     return t.state in (S.COMPLETE, S.PRUNED) or (t.state == S.FAIL and t.user_attrs.get("status") != "interrupted")
 
 
-def tell_result(study: optuna.Study, trial: optuna.Trial, payload: dict[str, Any], select: str) -> None:
+def tell_result(
+    study: optuna.Study, trial: optuna.Trial, payload: dict[str, Any], select: str, deadline: bool = False
+) -> None:
     """Record a finished tuning run: COMPLETE with the selection metric, PRUNED, or FAIL (diverged or
-    failed), with its status, epochs spent and reason as user attributes."""
+    failed), with its status, epochs spent and reason as user attributes. ``deadline``: the driver
+    stopped this run at the time budget (not the pruner)."""
     import optuna
 
     status = payload["status"]
     trial.set_user_attr("status", status)
     trial.set_user_attr("epochs_spent", int(payload.get("epochs_spent") or 0))
-    if payload.get("reason"):
-        trial.set_user_attr("reason", str(payload["reason"])[:500])
+    reason = DEADLINE_REASON if deadline and status == "pruned" else payload.get("reason")
+    if reason:
+        trial.set_user_attr("reason", str(reason)[:500])
     if status == "completed":
         final = payload["final"]
         for m in ("train_acc", "val_acc", "val_loss"):
@@ -140,14 +146,19 @@ def tune_arm(
         budget = 0  # nothing to tune: the arm is confirmed as written
     done = sum(1 for t in study.get_trials(deepcopy=False) if _counted(t))
     select = spec.metric.select
-    t0 = time.perf_counter()
+    # the time budget survives a resume: seconds spent by earlier sessions count
+    t0 = time.perf_counter() - float(study.user_attrs.get(SECONDS_SPENT, 0.0))
     running: dict[str, tuple[optuna.Trial, bool]] = {}  # key -> (trial, stop requested)
+    at_deadline: set[str] = set()  # runs stopped by the time budget
     launched = done
+
+    def out_of_time() -> bool:
+        return s.timeout is not None and time.perf_counter() - t0 >= s.timeout
 
     def can_launch() -> bool:
         if budget is not None and launched >= budget:
             return False
-        return s.timeout is None or time.perf_counter() - t0 < s.timeout
+        return not out_of_time()
 
     if progress is not None:
         progress.start_arm(arm, budget, done)
@@ -168,6 +179,12 @@ def tune_arm(
             executor.submit(Task(key, cfg.model_dump(mode="json"), folds=s.cv, evaluate_test=False))
             launched += 1
         events, finished = executor.poll(0.1)
+        if out_of_time():  # a hard budget: runs still going stop at their next epoch end
+            for key, (trial, stopping) in list(running.items()):
+                if not stopping:
+                    at_deadline.add(key)
+                    executor.stop(key)
+                    running[key] = (trial, True)
         for key, rec in events:
             if key not in running or running[key][1]:
                 continue
@@ -184,9 +201,11 @@ def tune_arm(
             status = payload["status"]
             if status == "error":
                 raise ReglabError(f"{task.key}: {payload['reason']}")
-            tell_result(study, trial, payload, select)
+            tell_result(study, trial, payload, select, deadline=task.key in at_deadline)
+            study.set_user_attr(SECONDS_SPENT, time.perf_counter() - t0)
             if progress is not None:
                 progress.trial_done(arm, task.key)
+    study.set_user_attr(SECONDS_SPENT, time.perf_counter() - t0)
     return arm_insight(study, spec, arm, stale)
 
 
@@ -237,6 +256,7 @@ def arm_insight(study: optuna.Study, spec: StudySpec, arm: str, stale: int = 0) 
         "n_failed": sum(1 for t in trials if t.state == S.FAIL),
         "n_interrupted_redone": stale,
         "epochs_spent": int(sum(r["epochs_spent"] or 0 for r in rows)),
+        "seconds_spent": float(study.user_attrs.get(SECONDS_SPENT, 0.0)),
         "best_value": best.value if best else None,
         "best_params": dict(best.params) if best else {},
         "best_trial": best.number if best else None,
@@ -326,6 +346,19 @@ def tune_study(
     return results
 
 
+def best_params(spec: StudySpec, results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each arm's tuned values for the confirmation; an arm whose search completed no trial stops
+    the study (confirming its untuned defaults would compare something nobody chose)."""
+    for arm, r in results.items():
+        if spec.arm_space(arm)[1] and r["n_complete"] == 0:
+            raise ReglabError(
+                f"arm {arm!r}: none of its {r['n_trials']} tuning trials completed ({r['n_pruned']} pruned or stopped "
+                f"at the time budget, {r['n_failed']} failed or diverged), so there is nothing to confirm; raise "
+                "search.timeout or search.trials, or narrow the space, and run again (finished trials are kept)"
+            )
+    return {arm: r["best_params"] for arm, r in results.items()}
+
+
 def tuned_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """The part of ``summary.json`` about tuning: per arm tuned values, trials and epochs spent."""
     return {
@@ -339,8 +372,10 @@ def tuned_summary(results: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 "n_pruned",
                 "n_failed",
                 "epochs_spent",
+                "seconds_spent",
                 "metric",
             )
+            if k in r
         }
         for arm, r in results.items()
     }
