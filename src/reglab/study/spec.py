@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from reglab.config import (
     DataConfig,
@@ -71,22 +79,15 @@ class SearchConfig(BaseModel):
     startup_trials: int = Field(5, ge=0, description="trials before the median pruner starts")
     space: dict[str, Any] = Field(default_factory=dict, description="dimensions tuned in every arm")
 
-    @field_validator("sampler")
+    @field_validator("sampler", "pruner")
     @classmethod
-    def _sampler(cls, v: str) -> str:
-        from reglab.tuning.optuna_adapters import SAMPLERS
+    def _known(cls, v: str, info: ValidationInfo) -> str:
+        from reglab.tuning.optuna_adapters import PRUNERS, SAMPLERS
 
-        if v not in SAMPLERS:
-            raise ValueError(f"unknown sampler {v!r}; valid choices: {', '.join(SAMPLERS.names())}")
-        return v
-
-    @field_validator("pruner")
-    @classmethod
-    def _pruner(cls, v: str) -> str:
-        from reglab.tuning.optuna_adapters import PRUNERS
-
-        if v not in PRUNERS:
-            raise ValueError(f"unknown pruner {v!r}; valid choices: {', '.join(PRUNERS.names())}")
+        try:
+            (SAMPLERS if info.field_name == "sampler" else PRUNERS).get(v)  # lists the valid names
+        except ConfigError as err:
+            raise ValueError(str(err)) from None
         return v
 
     @model_validator(mode="after")

@@ -288,8 +288,8 @@ class RunStore:
                         f"(fingerprint {old} != {fingerprint}); pass --new to discard its results and "
                         f"start again, or give the study a new name"
                     )
-                if old != fingerprint or new or attrs.get("derived") != derived:
-                    if not new and old == fingerprint:
+                if new or attrs.get("derived") != derived:
+                    if not new:  # the same study, other tuned values: its runs are outdated
                         sid = existing[self.study_name]._study_id
                         self.replaced = len(self.storage.get_all_trials(sid, deepcopy=False))
                     optuna.delete_study(study_name=self.study_name, storage=self.storage)
