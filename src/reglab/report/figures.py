@@ -212,6 +212,12 @@ def _grid(width: float, panel_h: float, rows: int, cols: int, m: Margins, **kw: 
     return fig, fig.subplots(rows, cols, squeeze=False, **kw)
 
 
+def _small_multiples(n: int, panel_h: float, m: Margins, **kw: Any) -> tuple[Figure, Any]:
+    """A grid of ``n`` equal panels (rows and columns from ``_grid_shape``)."""
+    rows, cols = _grid_shape(n)
+    return _grid(_panel_width(cols), panel_h, rows, cols, m, **kw)
+
+
 def _bottom_legend(fig: Figure, handles: list[Any], ncol: int) -> None:
     h = float(fig.get_figheight())
     fig.legend(
@@ -306,15 +312,8 @@ def curves_small_multiples(data: list[ArmCurves], colors: dict[str, str], kind: 
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    rows, cols = _grid_shape(len(data))
-    fig, axes = _grid(
-        _panel_width(cols),
-        1.75,
-        rows,
-        cols,
-        Margins(left=0.75, top=0.3, bottom=0.85, hspace=0.42),
-        sharex=True,
-        sharey=True,
+    fig, axes = _small_multiples(
+        len(data), 1.75, Margins(left=0.75, top=0.3, bottom=0.85, hspace=0.42), sharex=True, sharey=True
     )
     tr, va = f"train_{kind}", f"val_{kind}"
     for ax, arm in zip(axes.flat, data, strict=False):
@@ -617,15 +616,8 @@ def weight_histograms(
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    rows, cols = _grid_shape(len(hists))
-    fig, axes = _grid(
-        _panel_width(cols),
-        1.6,
-        rows,
-        cols,
-        Margins(left=0.8, top=0.3, bottom=0.85, hspace=0.42),
-        sharex=True,
-        sharey=True,
+    fig, axes = _small_multiples(
+        len(hists), 1.6, Margins(left=0.8, top=0.3, bottom=0.85, hspace=0.42), sharex=True, sharey=True
     )
     for ax, h in zip(axes.flat, hists, strict=False):
         col = colors[h.arm]
@@ -819,15 +811,10 @@ def tuning_progress(data: list[TuningCurves], colors: dict[str, str], metric: st
 def importance_bars(importance: dict[str, dict[str, float]], colors: dict[str, str]) -> Figure:
     """Parameter importance per arm (horizontal bars, largest on top)."""
     arms = list(importance)
-    rows, cols = _grid_shape(len(arms))
     n_params = max(len(v) for v in importance.values())
     left = _text_width([k for v in importance.values() for k in v], 8.0) + 0.1
-    fig, axes = _grid(
-        _panel_width(cols),
-        0.25 * n_params + 0.2,
-        rows,
-        cols,
-        Margins(left=left, top=0.3, bottom=0.5, wspace=left + 0.2, hspace=0.5),
+    fig, axes = _small_multiples(
+        len(arms), 0.25 * n_params + 0.2, Margins(left=left, top=0.3, bottom=0.5, wspace=left + 0.2, hspace=0.5)
     )
     for ax, arm in zip(axes.flat, arms, strict=False):
         items = sorted(importance[arm].items(), key=lambda kv: kv[1])
