@@ -1,5 +1,5 @@
 """Shared by the tuning benchmarks: an in-process executor and a helper that runs one arm's search
-through reglab's own driver (``reglab.tuning.tune.tune_study``: spaces, samplers, pruners, storage).
+through reglab's own driver (``reglab.study.protocol.tune_study``: spaces, samplers, pruners, storage).
 
 ``InProcessExecutor`` (reglab's) trains in a thread of this process, one task at a time,
 advancing one epoch per ``poll``: a pruning decision takes effect at the very next
@@ -44,12 +44,12 @@ def make_spec(
 
 def run_search(spec: StudySpec) -> tuple[dict[str, Any], float]:
     """Tune the spec's single arm from scratch in this process; (insight, wall seconds)."""
-    from reglab.tuning.tune import tune_study
+    from reglab.study.protocol import tune_study
 
     ex = InProcessExecutor()
     t0 = time.perf_counter()
     try:
-        result = tune_study(spec, executor=ex, progress=False, new=True)["arm"]
+        result = tune_study(spec, executor=ex, progress=False, new=True)["arm"].model_dump()
     finally:
         ex.close()
     return result, time.perf_counter() - t0

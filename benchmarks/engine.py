@@ -63,7 +63,8 @@ from reglab.config import DataConfig, RunConfig
 from reglab.data.base import DataSplits, TestSplit
 from reglab.models import build_model
 from reglab.regularizers.base import penalized_parameters
-from reglab.training.engine import evaluate, fit, weight_stats
+from reglab.training.engine import fit
+from reglab.training.metrics import evaluate, weight_stats
 
 SEED = 0
 LR = 0.05
@@ -180,7 +181,9 @@ def epoch_reglab(cfg: RunConfig, data: DataSplits, overhead_cpu: float) -> Timin
 
 def _fresh_model(cfg: RunConfig, data: DataSplits) -> torch.nn.Module:
     torch.manual_seed(SEED)
-    return build_model(cfg.model, cfg.regularization, data.input_shape, data.n_classes)
+    from reglab.regularizers import build_regularizers
+
+    return build_model(cfg.model, data.input_shape, data.n_classes, build_regularizers(cfg))
 
 
 def epoch_hand(cfg: RunConfig, data: DataSplits) -> Timing:

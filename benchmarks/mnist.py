@@ -120,6 +120,7 @@ def main() -> None:
         return
     import optuna
 
+    from reglab.stats.summary import ArmTuning
     from reglab.study.protocol import run_protocol
     from reglab.study.spec import parse_study
 
@@ -134,30 +135,31 @@ def main() -> None:
     res = run_protocol(spec, jobs=args.jobs, new=args.new, progress=sys.stdout.isatty())
     wall = time.perf_counter() - t0
     s = res.summary
-    tuning = s.get("tuning", {})
+    tuning = s.tuning or {}
 
     rows = []
     verdicts = {}
     for arm in spec.arms:
-        a, t = s["arms"][arm], tuning.get(arm, {})
-        acc = a["metrics"]["test_acc"]
-        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t["best_params"].items())
+        a, t = s.arm(arm), tuning.get(arm) or ArmTuning()
+        acc = a.metric("test_acc")
+        mean = acc.mean if acc.mean is not None else float("nan")
+        params = ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in t.best_params.items())
         rows.append(
             [
                 arm,
-                f"{t['n_trials']} ({t['n_complete']}/{t['n_pruned']}/{t['n_failed']})",
-                str(t["epochs_spent"]),
-                f"{t.get('seconds_spent', float('nan')) / 60:.1f}",
-                f"{t['best_value']:.4f}" if t.get("best_value") is not None else "-",
-                f"{100 * acc['mean']:.2f} [{100 * acc['ci_low']:.2f}, {100 * acc['ci_high']:.2f}]"
-                if acc.get("ci_low") is not None and len(acc["values"]) > 1
-                else f"{100 * acc['mean']:.2f}",
-                " ".join(f"{100 * v:.2f}" for v in acc["values"]),
-                f"{100 * a['ensemble_test_acc']:.2f}" if a.get("ensemble_test_acc") is not None else "-",
+                f"{t.n_trials} ({t.n_complete}/{t.n_pruned}/{t.n_failed})",
+                str(t.epochs_spent),
+                f"{t.seconds_spent / 60:.1f}",
+                f"{t.best_value:.4f}" if t.best_value is not None else "-",
+                f"{100 * mean:.2f} [{100 * acc.ci[0]:.2f}, {100 * acc.ci[1]:.2f}]"
+                if acc.ci is not None and len(acc.values) > 1
+                else f"{100 * mean:.2f}",
+                " ".join(f"{100 * v:.2f}" for v in acc.values),
+                f"{100 * a.ensemble_test_acc:.2f}" if a.ensemble_test_acc is not None else "-",
                 f"{100 * GOALS[arm]:.1f} / {100 * KERAS[arm]:.2f}",
             ]
         )
-        verdicts[arm] = acc["mean"] >= GOALS[arm]
+        verdicts[arm] = mean >= GOALS[arm]
         print(f"  {arm}: tuned {params}")
     print(
         table(

@@ -33,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import env_line, table, verdict
 
 from reglab.study.executors import Executor, LocalExecutor, Task, run_tasks
+from reglab.study.protocol import make_task
 from reglab.study.spec import StudySpec, parse_study
 
 TARGET = 1.7
@@ -52,18 +53,13 @@ def study(quick: bool) -> StudySpec:
 
 
 def tasks(spec: StudySpec) -> list[Task]:
-    return [
-        Task(f"{arm}/seed{seed}", spec.run_config(arm, seed).model_dump(mode="json"))
-        for seed in spec.seed_list
-        for arm in spec.arms
-    ]
+    return [make_task(spec.arm(arm), seed) for seed in spec.seed_list for arm in spec.arms]
 
 
 def warmups(spec: StudySpec, n: int) -> list[Task]:
     """One single-epoch run per slot: starts every worker, imports torch there and caches the data."""
-    arm = next(iter(spec.arms))
-    cfg = spec.run_config(arm, 0).override({"epochs": 1}).model_dump(mode="json")
-    return [Task(f"warmup{i}", cfg) for i in range(n)]
+    one_epoch = spec.model_copy(update={"train": spec.train.model_copy(update={"epochs": 1}), "seeds": n})
+    return [make_task(one_epoch.arm_list[0], seed) for seed in range(n)]
 
 
 def measure(make: Callable[[], Executor], spec: StudySpec, rounds: int) -> tuple[float, dict[int, list[float]]]:
@@ -72,8 +68,8 @@ def measure(make: Callable[[], Executor], spec: StudySpec, rounds: int) -> tuple
     ex = make()
     times: dict[int, list[float]] = {1: [], 2: []}
     try:
-        for _, payload in run_tasks(ex, warmups(spec, 2)):
-            assert payload["status"] == "completed", payload.get("reason")
+        for _, outcome in run_tasks(ex, warmups(spec, 2)):
+            assert outcome.status == "completed", outcome.reason
         cold = time.perf_counter() - t0
         for _ in range(rounds):
             for n in (1, 2):

@@ -131,3 +131,30 @@ def test_installed_script_prints_json() -> None:
     assert out["config"]["data"]["name"] == "digits"
     assert out["final"]["test_acc"] > 0.5  # two epochs on all of digits learn something
     assert "Traceback" not in proc.stderr
+
+
+def test_train_set_takes_any_setting_by_flat_or_dotted_name(runner: CliRunner) -> None:
+    args = ["train", "--epochs", "1", "--json", *SMALL, "--l2", "1e-4"]
+    args += ["--set", "dropout=[0.2]", "--set", "augment.shift=0.1", "--set", "train.lr=0.01", "--set", "swa=true"]
+    args += ["--set", "l2=1e-3"]  # --set is applied after the flags
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    cfg = json.loads(result.stdout)["config"]
+    reg = cfg["regularization"]
+    assert reg["dropout"] == [0.2] and reg["augment"]["shift"] == 0.1 and reg["l2"] == 1e-3
+    assert reg["swa"] == {"start": 0.75, "lr": None} and cfg["train"]["lr"] == 0.01
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("dropuot=0.3", "error: --set dropuot: unknown setting; did you mean dropout"),
+        ("dropout=1.5", "error: --set regularization.dropout: dropout rates must be in [0, 1)"),
+        ("dropout", "error: --set: expected KEY=VALUE, got 'dropout'"),
+        ("train.foo=1", "error: --set train.foo: unknown field"),
+    ],
+)
+def test_train_set_errors_name_the_key(runner: CliRunner, item: str, message: str) -> None:
+    result = runner.invoke(app, ["train", "--set", item])
+    assert result.exit_code == 2
+    assert result.stderr.strip().startswith(message), result.stderr

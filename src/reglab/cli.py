@@ -92,10 +92,18 @@ def train(
     grad_clip: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_TRAIN)] = None,
     seed: Annotated[int | None, typer.Option(help="init/order seed", rich_help_panel=_PANEL_TRAIN)] = None,
     device: Annotated[str | None, typer.Option(help="auto, cpu, cuda, mps", rich_help_panel=_PANEL_TRAIN)] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="KEY=VALUE: any setting, flat or dotted (l2=1e-3, augment.shift=0.1); YAML value; repeatable",
+            rich_help_panel=_PANEL_TRAIN,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print machine-readable results")] = False,
 ) -> None:
     """Train one model and print per-epoch metrics and the final test accuracy."""
-    flat: dict[str, Any] = {k: v for k, v in locals().items() if v is not None and k != "as_json"}
+    flat: dict[str, Any] = {k: v for k, v in locals().items() if v is not None and k not in ("as_json", "set_")}
     from reglab.config import RunConfig
 
     if "data" in flat:
@@ -113,7 +121,38 @@ def train(
     except ReglabError as err:
         _fail(_option_names(str(err).replace("data.name:", "--data:").replace("model.arch:", "--model:")))
         return
+    if set_:
+        try:
+            cfg = cfg.override(_parse_sets(set_), where="--set ")
+        except ReglabError as err:
+            _fail(str(err))
     _run_single(cfg, as_json)
+
+
+def _parse_sets(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as overrides; values parsed as YAML (``0.3``, ``true``, ``[0.5, 0.3]``)."""
+    import difflib
+
+    import yaml
+
+    from reglab.config import FIELD_SECTION, SECTIONS
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            _fail(f"--set: expected KEY=VALUE, got {item!r}")
+        parts = key.split(".")
+        if not (parts[0] in FIELD_SECTION or (parts[0] in SECTIONS and len(parts) > 1)):
+            close = difflib.get_close_matches(parts[0], [*FIELD_SECTION, *SECTIONS], n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else "; see `reglab schema` for the settings"
+            _fail(f"--set {key}: unknown setting{hint}")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            _fail(f"--set {key}: cannot read {text!r} as a value")
+    return out
 
 
 def _parse_kv(text: str, option: str) -> dict[str, Any]:
@@ -201,6 +240,28 @@ def datasets(
 
 
 @app.command()
+def regularizers(
+    markdown: Annotated[bool, typer.Option("--markdown", help="print the README's Markdown table")] = False,
+) -> None:
+    """List the registered regularizers: settings, what they do, sources, default tuning ranges."""
+    from reglab.regularizers.registry import describe, markdown_table
+
+    if markdown:
+        print(markdown_table(), end="")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_edge=False, show_lines=True)
+    table.add_column("name", no_wrap=True)
+    for col in ("settings", "what it does", "source", "default tune range"):
+        table.add_column(col)
+    for row in describe():
+        table.add_row(row["name"], row["settings"], row["what"], row["source"], row["tune"] or "-")
+    Console().print(table)
+
+
+@app.command()
 def gradcheck(seed: Annotated[int, typer.Option()] = 0) -> None:
     """Check the gradients of the loss and every registered penalty by two-sided differences."""
     from rich.console import Console
@@ -234,14 +295,12 @@ def _study_run(
         if executor is not None:
             executor.close()
     st = results.stats
-    if st.get("replaced"):
+    if st.replaced:
         console.print(
-            f"the tuning found other values than the last confirmation used: its {st['replaced']} runs were replaced"
+            f"the tuning found other values than the last confirmation used: its {st.replaced} runs were replaced"
         )
-    if st.get("skipped") or st.get("stale"):
-        console.print(
-            f"resumed: {st['skipped']} runs already stored, {st['stale']} interrupted runs redone, {st['new']} new"
-        )
+    if st.skipped or st.stale:
+        console.print(f"resumed: {st.skipped} runs already stored, {st.stale} interrupted runs redone, {st.new} new")
     print_summary(results.summary, console)
     console.print(f"outputs in [bold]{results.output_dir}[/]")
     _write_report(results.output_dir, console)
@@ -308,7 +367,7 @@ def worker(
     from rich.console import Console
 
     from reglab.study.console import print_summary
-    from reglab.study.distributed import work
+    from reglab.study.protocol import work
     from reglab.study.spec import load_study
 
     spec = load_study(study)
@@ -322,11 +381,11 @@ def worker(
 
     signal.signal(signal.SIGTERM, _terminate)
     console = Console(highlight=False)
-    results = work(
-        spec, storage, jobs=jobs, stale_after=stale_after, say=lambda m: console.print(m, markup=False), report=report
-    )
+    results = work(spec, storage, jobs=jobs, stale_after=stale_after, say=lambda m: console.print(m, markup=False))
     print_summary(results.summary, console)
     console.print(f"outputs in [bold]{results.output_dir}[/]")
+    if report:
+        _write_report(results.output_dir, console)
 
 
 @app.command()
@@ -379,8 +438,8 @@ def path(
     from rich.console import Console
     from rich.table import Table
 
+    from reglab.study.path import parse_values, run_path
     from reglab.study.spec import load_study
-    from reglab.tuning.path import parse_values, run_path
 
     spec = load_study(study)
     if seeds < 1:

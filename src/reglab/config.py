@@ -7,63 +7,37 @@ as with nested sections (``{regularization: {l2: 1e-4}}``).
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import functools
+import operator
+import types
+import typing
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from reglab.data.config import DataConfig
+from reglab.data.config import SyntheticConfig as SyntheticConfig
 from reglab.errors import ConfigError
+from reglab.optim import OPTIMIZERS, SCHEDULES
+from reglab.registry import Registry
+from reglab.regularizers.augment import AugmentConfig as AugmentConfig
+from reglab.regularizers.early_stopping import EarlyStoppingConfig as EarlyStoppingConfig
+from reglab.regularizers.snapshot import SnapshotConfig as SnapshotConfig
+from reglab.regularizers.swa import SWAConfig as SWAConfig
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class SyntheticConfig(_Frozen):
-    """Options of the ``synthetic`` dataset (scikit-learn's ``make_classification``)."""
-
-    n_samples: int = Field(2000, ge=20, le=10_000_000)
-    n_features: int = Field(20, ge=2, le=100_000)
-    n_informative: int = Field(10, ge=1)
-    n_classes: int = Field(2, ge=2, le=1000)
-    flip_y: float = Field(0.05, ge=0.0, le=1.0, description="share of labels assigned at random")
-
-    @model_validator(mode="after")
-    def _check(self) -> SyntheticConfig:
-        if self.n_informative > self.n_features:
-            raise ValueError("n_informative must be <= n_features")
-        return self
-
-
-class DataConfig(_Frozen):
-    name: str = Field("digits", description="dataset name, or csv:PATH (see `reglab datasets`)")
-    data_dir: str | None = Field(None, description="where dataset files are looked up first")
-    download: bool = Field(True, description="download missing files (verified by md5) when online")
-    val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="share of train carved out for validation")
-    test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="test share for datasets without one")
-    n_train: int | None = Field(None, ge=10, description="use only this many training examples")
-    split_seed: int = Field(0, ge=0, description="seed of the train/validation(/test) split")
-    cv_folds: int | None = Field(None, ge=2, le=50, description="K-fold CV: validation is fold cv_fold of K")
-    cv_fold: int = Field(0, ge=0, description="which fold is the validation split (with cv_folds)")
-    synthetic: SyntheticConfig = SyntheticConfig()
-
-    @model_validator(mode="after")
-    def _fold(self) -> DataConfig:
-        if self.cv_folds is not None and self.cv_fold >= self.cv_folds:
-            raise ValueError(f"cv_fold must be < cv_folds ({self.cv_folds})")
-        return self
-
-    @field_validator("name")
-    @classmethod
-    def _known(cls, v: str) -> str:
-        from reglab.data import DATASETS
-
-        if v.startswith("csv:"):
-            if len(v) == 4:
-                raise ValueError("csv: needs a path, e.g. csv:data/train.csv")
-            return v
-        if v not in DATASETS:
-            raise ValueError(f"unknown dataset {v!r}; valid choices: {', '.join(DATASETS.names())}, csv:PATH")
-        return v
 
 
 class ModelConfig(_Frozen):
@@ -94,103 +68,87 @@ class ModelConfig(_Frozen):
         return v
 
 
-class AugmentConfig(_Frozen):
-    """Random input transformations applied per batch in training only (Simard et al. 2003)."""
+def regularization_model() -> type[BaseModel]:
+    """The ``regularization`` section, generated from the registered regularizers' settings: their
+    fields in registry order, their validators, and the rule that excluded pairs (swa and snapshot)
+    cannot be combined."""
+    from reglab.regularizers import REGULARIZERS
 
-    shift: float = Field(0.0, ge=0.0, le=0.5, description="max translation, fraction of the image side")
-    rotation: float = Field(0.0, ge=0.0, le=180.0, description="max rotation in degrees")
-    scale: float = Field(0.0, ge=0.0, lt=1.0, description="max relative zoom in or out")
-    crop_padding: int = Field(0, ge=0, le=16, description="pad then random-crop back (pixels)")
-    hflip: bool = Field(False, description="random horizontal flip (off for digits!)")
-    noise: float = Field(0.0, ge=0.0, le=10.0, description="std of Gaussian pixel noise")
-
-    @property
-    def active(self) -> bool:
-        return bool(self.shift or self.rotation or self.scale or self.crop_padding or self.hflip or self.noise)
-
-
-class EarlyStoppingConfig(_Frozen):
-    """Stop when the monitored validation quantity stops improving (Prechelt 1998)."""
-
-    patience: int = Field(5, ge=1, le=10_000)
-    min_delta: float = Field(0.0, ge=0.0)
-    monitor: Literal["val_loss", "val_acc"] = "val_loss"
-    restore_best: bool = True
+    settings = [spec.settings for _, spec in REGULARIZERS.items()]
+    # pydantic collects fields from the last base first: reversed bases give registry order
+    bases = tuple(dict.fromkeys(reversed(settings)))
+    model: type[BaseModel] = create_model(
+        "RegularizationConfig", __base__=(_RegularizationBase, *bases), __module__=__name__
+    )
+    return model
 
 
-class SWAConfig(_Frozen):
-    """Stochastic weight averaging (Izmailov et al. 2018)."""
-
-    start: float = Field(0.75, gt=0.0, le=1.0, description="fraction of epochs after which averaging starts")
-    lr: float | None = Field(None, gt=0.0, description="constant SWA learning rate (default: keep schedule)")
-
-
-class SnapshotConfig(_Frozen):
-    """Snapshot ensembling with cyclic cosine learning rate (Huang et al. 2017)."""
-
-    cycles: int = Field(3, ge=2, le=100)
-
-
-def _bool_to_section(v: Any) -> Any:
-    if v is True:
-        return {}
-    if v is False:
-        return None
-    return v
-
-
-class RegularizationConfig(_Frozen):
-    l1: float = Field(0.0, ge=0.0, le=10.0, description="L1 penalty strength (lambda * sum|w|)")
-    l2: float = Field(0.0, ge=0.0, le=10.0, description="L2 penalty strength (lambda * sum w^2), coupled")
-    elastic_net: float = Field(0.0, ge=0.0, le=10.0, description="elastic-net strength")
-    l1_ratio: float = Field(0.5, ge=0.0, le=1.0, description="elastic-net share of L1")
-    weight_decay: float = Field(0.0, ge=0.0, le=10.0, description="decoupled weight decay (as in AdamW)")
-    penalize_biases: bool = Field(False, description="also penalize biases and norm parameters")
-    dropout: float | tuple[float, ...] = Field(0.0, description="dropout rate per hidden layer")
-    input_dropout: float = Field(0.0, ge=0.0, lt=1.0)
-    batch_norm: bool = False
-    max_norm: float | None = Field(None, gt=0.0, description="max L2 norm of each unit's incoming weights")
-    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    augment: AugmentConfig = AugmentConfig()
-    mixup: float = Field(0.0, ge=0.0, le=10.0, description="mixup Beta(alpha, alpha) parameter")
-    cutout: int = Field(0, ge=0, le=64, description="side of the zeroed square (pixels)")
-    input_noise: float = Field(0.0, ge=0.0, le=10.0, description="std of Gaussian noise on inputs")
-    early_stopping: EarlyStoppingConfig | None = None
-    swa: SWAConfig | None = None
-    snapshot: SnapshotConfig | None = None
-
-    @field_validator("early_stopping", "swa", "snapshot", mode="before")
-    @classmethod
-    def _sections(cls, v: Any) -> Any:
-        return _bool_to_section(v)
-
-    @field_validator("dropout", mode="before")
-    @classmethod
-    def _parse_dropout(cls, v: Any) -> Any:
-        if isinstance(v, str) and "," in v:
-            return tuple(float(s) for s in v.split(","))
-        return v
-
-    @field_validator("dropout")
-    @classmethod
-    def _dropout_range(cls, v: float | tuple[float, ...]) -> float | tuple[float, ...]:
-        rates = v if isinstance(v, tuple) else (v,)
-        if any(not 0.0 <= r < 1.0 for r in rates):
-            raise ValueError("dropout rates must be in [0, 1)")
-        return v
-
+class _RegularizationBase(_Frozen):
     @model_validator(mode="after")
-    def _exclusive(self) -> RegularizationConfig:
-        if self.swa is not None and self.snapshot is not None:
-            raise ValueError("swa and snapshot ensembling cannot be combined")
+    def _exclusive(self) -> Any:
+        from reglab.regularizers.registry import exclusion_errors
+
+        errors = exclusion_errors(self)
+        if errors:
+            raise ValueError("; ".join(errors))
         return self
 
 
+if TYPE_CHECKING:  # the static view: the built-in regularizers' settings (the runtime class is generated)
+    from reglab.regularizers.augment import AugmentSettings
+    from reglab.regularizers.batch_norm import BatchNormSettings
+    from reglab.regularizers.cutout import CutoutSettings
+    from reglab.regularizers.dropout import DropoutSettings
+    from reglab.regularizers.early_stopping import EarlyStoppingSettings
+    from reglab.regularizers.elastic_net import ElasticNetSettings
+    from reglab.regularizers.input_noise import InputNoiseSettings
+    from reglab.regularizers.l1 import L1Settings
+    from reglab.regularizers.l2 import L2Settings
+    from reglab.regularizers.label_smoothing import LabelSmoothingSettings
+    from reglab.regularizers.max_norm import MaxNormSettings
+    from reglab.regularizers.mixup import MixupSettings
+    from reglab.regularizers.snapshot import SnapshotSettings
+    from reglab.regularizers.swa import SWASettings
+    from reglab.regularizers.weight_decay import WeightDecaySettings
+
+    class RegularizationConfig(
+        SnapshotSettings,
+        SWASettings,
+        EarlyStoppingSettings,
+        MixupSettings,
+        LabelSmoothingSettings,
+        InputNoiseSettings,
+        CutoutSettings,
+        AugmentSettings,
+        MaxNormSettings,
+        BatchNormSettings,
+        DropoutSettings,
+        WeightDecaySettings,
+        ElasticNetSettings,
+        L2Settings,
+        L1Settings,
+    ):
+        pass
+
+else:
+    RegularizationConfig = regularization_model()
+
+
+def _choices(registry: Registry[Any]) -> Callable[[dict[str, Any]], None]:
+    """A ``json_schema_extra`` listing the registry's names as the field's ``enum``, read when the
+    schema is generated (so entries registered after import appear too)."""
+
+    def extra(schema: dict[str, Any]) -> None:
+        schema["enum"] = registry.names()
+
+    return extra
+
+
 class TrainConfig(_Frozen):
-    optimizer: Literal["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"] = "sgd"
+    optimizer: str = Field("sgd", description="see reglab.optim.OPTIMIZERS", json_schema_extra=_choices(OPTIMIZERS))
     lr: float = Field(0.05, gt=0.0, le=1e6, description="initial learning rate")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="for momentum and nesterov")
-    schedule: Literal["constant", "step", "exponential", "cosine", "inverse-time"] = "constant"
+    schedule: str = Field("constant", description="see reglab.optim.SCHEDULES", json_schema_extra=_choices(SCHEDULES))
     step_size: int = Field(10, ge=1, description="epochs between step decays")
     decay: float | None = Field(
         None, gt=0.0, description="step/exponential factor (default 0.1/0.95), inverse-time rate (0.1)"
@@ -201,6 +159,14 @@ class TrainConfig(_Frozen):
     seed: int = Field(0, ge=0, description="initialization, batch order and augmentation seed")
     device: str = Field("auto", description="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     eval_batch_size: int = Field(4096, ge=1)
+
+    @field_validator("optimizer", "schedule")
+    @classmethod
+    def _registered(cls, v: str, info: ValidationInfo) -> str:
+        registry = OPTIMIZERS if info.field_name == "optimizer" else SCHEDULES
+        if v not in registry:
+            raise ValueError(registry.unknown(v))
+        return v
 
     @field_validator("device")
     @classmethod
@@ -231,12 +197,77 @@ SECTIONS: dict[str, type[BaseModel]] = {
     "regularization": RegularizationConfig,
 }
 
-# flat field name -> section; names are unique across sections (checked at import).
+# flat field name -> section; names are unique across sections (checked at import and on registration).
 FIELD_SECTION: dict[str, str] = {}
-for _sec, _model in SECTIONS.items():
-    for _f in _model.model_fields:
-        assert _f not in FIELD_SECTION, f"duplicate field name {_f}"
-        FIELD_SECTION[_f] = _sec
+
+
+def _index_fields() -> None:
+    index: dict[str, str] = {}
+    for sec, model in SECTIONS.items():
+        for f in model.model_fields:
+            if f in index:
+                raise ValueError(f"setting {f!r} is defined in both {index[f]} and {sec}")
+            index[f] = sec
+    FIELD_SECTION.clear()
+    FIELD_SECTION.update(index)
+
+
+_index_fields()
+
+
+def rebuild_regularization() -> None:
+    """Regenerate the ``regularization`` section after a regularizer was registered or removed, and
+    rebuild every model that embeds it (``RunConfig``, ``StudySpec`` ...) or embeds those, so the new
+    settings validate everywhere. Called by ``reglab.regularizers.register``."""
+    global RegularizationConfig
+    old, new = SECTIONS["regularization"], regularization_model()
+    for sec, model in SECTIONS.items():  # a clash with another section's field
+        if sec != "regularization" and (clash := set(model.model_fields) & set(new.model_fields)):
+            raise ValueError(f"setting {sorted(clash)[0]!r} is already a {sec} setting")
+    RegularizationConfig = new  # type: ignore[misc,assignment]
+    SECTIONS["regularization"] = new
+    _index_fields()
+    _replace_model(old, new)
+
+
+def _replace_model(old: type[BaseModel], new: type[BaseModel]) -> None:
+    """Point every loaded pydantic model's fields from ``old`` to ``new`` and rebuild it and, in
+    turn, the models that embed the rebuilt ones."""
+    from pydantic.fields import FieldInfo
+
+    def mentions(tp: Any, classes: set[type]) -> bool:
+        return tp in classes or any(mentions(a, classes) for a in typing.get_args(tp))
+
+    def swap(tp: Any) -> Any:
+        if tp is old:
+            return new
+        args = typing.get_args(tp)
+        if not args or not mentions(tp, {old}):
+            return tp
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            return functools.reduce(operator.or_, [swap(a) for a in args])
+        return origin[tuple(swap(a) for a in args)]
+
+    def subclasses(cls: type[BaseModel]) -> list[type[BaseModel]]:
+        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
+
+    changed: set[type] = {old}
+    pending = [m for m in dict.fromkeys(subclasses(BaseModel)) if m is not new and old not in m.__mro__]
+    while True:
+        hit = [m for m in pending if any(mentions(f.annotation, changed) for f in m.__pydantic_fields__.values())]
+        if not hit:
+            return
+        for m in hit:
+            for name, f in list(m.__pydantic_fields__.items()):
+                if mentions(f.annotation, {old}):
+                    default = new() if isinstance(f.default, old) else f.default
+                    m.__pydantic_fields__[name] = FieldInfo.merge_field_infos(
+                        f, annotation=swap(f.annotation), default=default
+                    )
+            m.model_rebuild(force=True)
+        changed = set(hit)
+        pending = [m for m in pending if m not in changed]
 
 
 def deep_merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from reglab.errors import ConfigError
+from reglab.study.outcome import RunOutcome
 from reglab.study.storage import RunStore, mask_url, open_storage, scrub, storage_lock, with_driver
 
-DONE = {"status": "completed", "final": {"val_acc": 0.5}}
+DONE = RunOutcome(status="completed", final={"val_acc": 0.5})
 
 
 @pytest.fixture
@@ -47,7 +48,7 @@ def test_a_stale_claim_is_taken_over_and_its_late_result_dropped(url: str) -> No
     assert not store.heartbeat(old) and not store.finish(old, DONE, 0.9)
     assert store.heartbeat(new) and store.finish(new, DONE, 0.8)
     [record] = store.done().values()
-    assert record.payload["worker"] == "w2" and record.payload["status"] == "completed"
+    assert record.worker == "w2" and record.status == "completed"
 
 
 def test_failed_runs_are_retried_once_per_session(url: str) -> None:
@@ -56,7 +57,7 @@ def test_failed_runs_are_retried_once_per_session(url: str) -> None:
     since = time.time() - 1
     c = store.claim(keys, "w", since=since)
     assert c is not None
-    assert store.finish(c, {"status": "failed", "reason": "boom"}, None)
+    assert store.finish(c, RunOutcome.failed("boom"), None)
     assert store.claim(keys, "w", since=since) is None  # failed in this session: settled
     assert store.claim_state(keys, since=since).failed == 1
     assert store.claim(keys, "w", since=time.time() + 1) is not None  # a later session retries it

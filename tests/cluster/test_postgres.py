@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from clusterlib import REGLAB, load_study, reglab_env, run_reglab, small_study, trials_by_key
 
+from reglab.study.outcome import RunOutcome
+
 pytestmark = pytest.mark.servers
 
 KEYS = {(arm, seed) for arm in ("none", "l2") for seed in range(3)}
@@ -186,7 +188,7 @@ def test_concurrent_claims_never_collide(pg_url: str) -> None:
             with lock:
                 claimed.append((c.arm, c.seed))
             assert store.heartbeat(c)
-            assert store.finish(c, {"status": "completed", "final": {"val_acc": 0.5}}, 0.5)
+            assert store.finish(c, RunOutcome(status="completed", final={"val_acc": 0.5}), 0.5)
 
     threads = [threading.Thread(target=claimer, args=(n,)) for n in range(8)]
     for t in threads:
@@ -210,9 +212,9 @@ def test_stale_claims_are_reclaimed_and_late_results_dropped(pg_url: str) -> Non
     second = store.claim(keys, "w2", stale_after=1.0)  # the first looks dead now
     assert second is not None and second.trial_id != first.trial_id
     assert not store.heartbeat(first)  # the first worker learns it lost the run ...
-    assert not store.finish(first, {"status": "completed", "final": {}}, 0.9)  # ... and stores nothing
-    assert store.finish(second, {"status": "completed", "final": {}}, 0.8)
-    assert {k: r.payload["worker"] for k, r in store.done().items()} == {("a", 0): "w2"}
+    assert not store.finish(first, RunOutcome(status="completed"), 0.9)  # ... and stores nothing
+    assert store.finish(second, RunOutcome(status="completed"), 0.8)
+    assert {k: r.worker for k, r in store.done().items()} == {("a", 0): "w2"}
 
 
 def test_storage_errors_never_show_the_password(postgres: Any, study_dir: Any, tmp_path: Path) -> None:

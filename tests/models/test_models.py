@@ -9,9 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from reglab.config import ModelConfig, RegularizationConfig
+from reglab.config import ModelConfig, RunConfig
 from reglab.errors import ConfigError
 from reglab.models import MODELS, build_model
+from reglab.regularizers import build_regularizers
 
 
 def _build(
@@ -23,7 +24,7 @@ def _build(
 ) -> nn.Module:
     torch.manual_seed(0)
     cfg = ModelConfig(arch=arch, **model)  # type: ignore[arg-type]
-    return build_model(cfg, RegularizationConfig(**(reg or {})), shape, n_classes)
+    return build_model(cfg, shape, n_classes, build_regularizers(RunConfig().override(reg or {})))
 
 
 def test_registry_matches_config_choices() -> None:

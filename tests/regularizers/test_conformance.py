@@ -3,7 +3,9 @@
 With its registry ``example`` on tiny data each regularizer must be active, finish with finite
 metrics, reproduce its history and final metrics exactly for the same seed, read the test split
 exactly once and only after training, predict deterministically in eval mode, and be inactive in
-the default configuration.
+the default configuration. A structural regularizer must change the network it is built into and
+any other must leave it alone. The checks are functions of one spec (``check_*``) so a test can run
+them on a regularizer registered at run time (``test_registration.py``).
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from typing import Any
 import pytest
 import torch
 
-from reglab.config import RunConfig
+from reglab.config import ModelConfig, RunConfig
 from reglab.data.base import DataSplits
-from reglab.regularizers import REGULARIZERS, Regularizer, build_regularizers
-from reglab.regularizers.base import RegularizerSpec
+from reglab.models import build_model
+from reglab.regularizers import REGULARIZERS, Regularizer, RegularizerSpec, build_regularizers
 from reglab.training.engine import fit
 
 NAMES = REGULARIZERS.names()
@@ -25,49 +27,75 @@ NAMES = REGULARIZERS.names()
 EPOCHS = 4
 
 
-def _spec(name: str) -> RegularizerSpec:
+def _spec(name: str) -> RegularizerSpec[Any]:
     return REGULARIZERS.get(name)
 
 
-def _cfg(tiny_cfg: RunConfig, name: str, extra: dict[str, Any] | None = None) -> RunConfig:
-    return tiny_cfg.override({"epochs": EPOCHS, **(extra or {})}).override(_spec(name).example)
+def _cfg(tiny_cfg: RunConfig, spec: RegularizerSpec[Any], extra: dict[str, Any] | None = None) -> RunConfig:
+    return tiny_cfg.override({"epochs": EPOCHS, **(extra or {})}).override(spec.example)
 
 
 def test_registry_is_not_empty_and_names_match() -> None:
     assert len(NAMES) >= 15
     for name, spec in REGULARIZERS.items():
         assert spec.name == name
-        assert spec.doc.strip(), f"{name} has no documentation"
+        check_documented(spec)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_inactive_by_default(name: str) -> None:
-    spec = _spec(name)
+def check_documented(spec: RegularizerSpec[Any]) -> None:
+    assert spec.doc.strip(), f"{spec.name} has no description"
+    assert spec.citation.strip(), f"{spec.name} cites no source"
+    assert spec.fields, f"{spec.name} declares no settings"
+    for f in spec.fields:  # every setting of a regularizer is a field of the config
+        assert f in type(RunConfig().regularization).model_fields, f
+
+
+def check_inactive_by_default(spec: RegularizerSpec[Any]) -> None:
     assert spec.build(RunConfig()) is None
     assert not spec.active(RunConfig())
-    assert name not in [r.name for r in build_regularizers(RunConfig())]
+    assert spec.name not in [r.name for r in build_regularizers(RunConfig())]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_example_activates_the_regularizer(name: str) -> None:
-    spec = _spec(name)
+def check_example_activates(spec: RegularizerSpec[Any]) -> None:
     cfg = RunConfig().override(spec.example)
     reg = spec.build(cfg)
     assert isinstance(reg, Regularizer)
-    assert reg.name == name
+    assert reg.name == spec.name
     assert spec.active(cfg)
-    assert name in [r.name for r in build_regularizers(cfg)]
+    assert spec.name in [r.name for r in build_regularizers(cfg)]
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_tune_ranges_are_valid_settings(name: str) -> None:
-    spec = _spec(name)
+def check_tune_ranges(spec: RegularizerSpec[Any]) -> None:
     for key, rng in spec.tune.items():
         assert rng.low < rng.high, key
         for value in (rng.low, rng.high):
             v = int(value) if rng.kind == "int" else value
             # inside the config's domain (the example supplies sections such as early_stopping)
             RunConfig().override(spec.example).override({key: v})
+
+
+def _tree(model: torch.nn.Module) -> list[tuple[str, str, tuple[tuple[int, ...], ...]]]:
+    """The module tree: names, types and parameter shapes."""
+    return [
+        (name, type(m).__name__, tuple(tuple(p.shape) for p in m.parameters(recurse=False)))
+        for name, m in model.named_modules()
+    ]
+
+
+def check_structure(spec: RegularizerSpec[Any]) -> None:
+    """A structural regularizer changes the network (in the MLP or the CNN); any other does not."""
+    reg = spec.build(RunConfig().override(spec.example))
+    assert reg is not None
+    changed = []
+    for model, shape in ((ModelConfig(arch="mlp", hidden=(16, 8)), (1, 8, 8)), (ModelConfig(arch="cnn"), (1, 8, 8))):
+        torch.manual_seed(0)
+        plain = _tree(build_model(model, shape, 10))
+        torch.manual_seed(0)
+        changed.append(_tree(build_model(model, shape, 10, [reg])) != plain)
+    if spec.structural:
+        assert any(changed), f"{spec.name} is structural but adds nothing to the MLP or the CNN"
+    else:
+        assert not any(changed), f"{spec.name} is not structural but changes the network"
 
 
 def _run(cfg: RunConfig, data: DataSplits, **kw: Any) -> tuple[Any, list[int]]:
@@ -79,14 +107,12 @@ def _run(cfg: RunConfig, data: DataSplits, **kw: Any) -> tuple[Any, list[int]]:
     return fit(cfg, data, callbacks=[watch], **kw), reads_during_training
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_run_is_active_finite_reproducible_and_reads_test_once(
-    name: str, tiny_cfg: RunConfig, load: Callable[..., DataSplits], helpers: Any
-) -> None:
-    spec = _spec(name)
-    cfg = _cfg(tiny_cfg, name)
+def check_run(spec: RegularizerSpec[Any], tiny_cfg: RunConfig, load: Callable[..., DataSplits], helpers: Any) -> None:
+    """Active, finite, reproducible for a seed, the test split read once after training, and the
+    returned model deterministic in eval mode."""
+    name = spec.name
+    cfg = _cfg(tiny_cfg, spec)
     assert spec.build(cfg) is not None
-
     data_a = load(n_train=cfg.data.n_train)
     a, reads_a = _run(cfg, data_a, keep_model=True)
     assert a.status == "completed", a.reason
@@ -122,20 +148,68 @@ def test_run_is_active_finite_reproducible_and_reads_test_once(
     assert val_acc == pytest.approx(a.final["val_acc"], abs=1e-9)
 
 
+def check_cnn_and_tabular(
+    spec: RegularizerSpec[Any], setting: str, tiny_cfg: RunConfig, load: Callable[..., DataSplits], helpers: Any
+) -> None:
+    if setting == "cnn":
+        cfg = _cfg(tiny_cfg, spec, {"arch": "cnn"})
+        data = load(n_train=cfg.data.n_train)
+    else:
+        syn = {"n_samples": 300, "n_features": 12, "n_classes": 3}
+        cfg = _cfg(tiny_cfg, spec, {"name": "synthetic", "synthetic": syn, "n_train": None})
+        data = load(name="synthetic", synthetic=syn)
+    result = fit(cfg, data)
+    assert result.status == "completed", result.reason
+    assert spec.name in result.info["regularizers"]
+    assert helpers.all_finite(result.final)
+    assert data.test.reads == 1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_inactive_by_default(name: str) -> None:
+    check_inactive_by_default(_spec(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_example_activates_the_regularizer(name: str) -> None:
+    check_example_activates(_spec(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_tune_ranges_are_valid_settings(name: str) -> None:
+    check_tune_ranges(_spec(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_structural_ones_and_only_they_change_the_network(name: str) -> None:
+    check_structure(_spec(name))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_run_is_active_finite_reproducible_and_reads_test_once(
+    name: str, tiny_cfg: RunConfig, load: Callable[..., DataSplits], helpers: Any
+) -> None:
+    check_run(_spec(name), tiny_cfg, load, helpers)
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("setting", ["cnn", "tabular"])
 def test_runs_with_cnn_and_on_tabular_data(
     name: str, setting: str, tiny_cfg: RunConfig, load: Callable[..., DataSplits], helpers: Any
 ) -> None:
-    if setting == "cnn":
-        cfg = _cfg(tiny_cfg, name, {"arch": "cnn"})
-        data = load(n_train=cfg.data.n_train)
-    else:
-        syn = {"n_samples": 300, "n_features": 12, "n_classes": 3}
-        cfg = _cfg(tiny_cfg, name, {"name": "synthetic", "synthetic": syn, "n_train": None})
-        data = load(name="synthetic", synthetic=syn)
-    result = fit(cfg, data)
-    assert result.status == "completed", result.reason
-    assert name in result.info["regularizers"]
-    assert helpers.all_finite(result.final)
-    assert data.test.reads == 1
+    check_cnn_and_tabular(_spec(name), setting, tiny_cfg, load, helpers)
+
+
+def test_a_structural_check_that_can_fail() -> None:
+    """A regularizer that claims to be structural but adds nothing is caught."""
+    fake = RegularizerSpec(
+        name="dropout",
+        settings=_spec("dropout").settings,
+        make=lambda s: Regularizer(),
+        doc="x",
+        citation="x",
+        example={"dropout": 0.3},
+        structural=True,
+    )
+    with pytest.raises(AssertionError, match="adds nothing"):
+        check_structure(fake)

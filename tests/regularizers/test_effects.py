@@ -15,21 +15,32 @@ from reglab.config import (
     AugmentConfig,
     EarlyStoppingConfig,
     ModelConfig,
-    RegularizationConfig,
     RunConfig,
     SnapshotConfig,
     SWAConfig,
 )
 from reglab.data.base import DataSplits
 from reglab.models import build_model
-from reglab.regularizers import REGULARIZERS, Regularizer, TrainContext
+from reglab.regularizers import REGULARIZERS, Regularizer, TrainContext, build_regularizers
+from reglab.regularizers.augment import Augment
 from reglab.regularizers.base import constrained_weights, penalized_parameters
-from reglab.regularizers.data_transforms import Augment, Cutout, InputNoise, LabelSmoothing, Mixup
+from reglab.regularizers.cutout import Cutout
 from reglab.regularizers.early_stopping import EarlyStopping
-from reglab.regularizers.ensembles import SWA, Snapshot, SoftmaxEnsemble, recompute_batch_norm
+from reglab.regularizers.ensembles import SoftmaxEnsemble, recompute_batch_norm
+from reglab.regularizers.input_noise import InputNoise
+from reglab.regularizers.label_smoothing import LabelSmoothing
 from reglab.regularizers.max_norm import MaxNorm
+from reglab.regularizers.mixup import Mixup
+from reglab.regularizers.snapshot import Snapshot
+from reglab.regularizers.swa import SWA
 from reglab.regularizers.weight_decay import DecoupledWeightDecay
 from reglab.training.engine import fit
+
+
+def _hooks(**reg: Any) -> list[Regularizer]:
+    """The regularizers of a run with these settings: what ``build_model`` asks for layers."""
+    return build_regularizers(RunConfig().override(reg))
+
 
 # an MLP on 300 digits, plain SGD: long enough for the penalties to show, ~0.1 s per run
 EFFECT: dict[str, Any] = {
@@ -97,9 +108,9 @@ def test_decoupled_weight_decay_shrinks_the_norm(
 
 
 def test_adamw_applies_the_decay_once(effect_run: Callable[[dict[str, Any]], Any]) -> None:
-    """AdamW decays inside the optimizer; the hook must then stay out. Adam + hook does the same
-    update in the same order (decay, then the Adam step), so both runs agree; a double decay or a
-    missing one would not."""
+    """The weight_decay hook decays before the step for both; Adam + hook and AdamW + hook are the
+    same update in the same order (decay, then the Adam step), so both runs agree; a double decay or
+    a missing one would not."""
     adam = effect_run({"optimizer": "adam", "lr": 0.01})
     adam_wd = effect_run({"optimizer": "adam", "lr": 0.01, "weight_decay": 1.0})
     adamw_wd = effect_run({"optimizer": "adamw", "lr": 0.01, "weight_decay": 1.0})
@@ -109,13 +120,14 @@ def test_adamw_applies_the_decay_once(effect_run: Callable[[dict[str, Any]], Any
     assert adamw_wd.final["weight_l2"] < 0.8 * adam.final["weight_l2"]
 
 
-def test_weight_decay_hook_scales_penalized_params_except_with_adamw() -> None:
+def test_weight_decay_hook_scales_penalized_params_with_every_optimizer() -> None:
+    """The hook is the only place decoupled decay happens (adamw included: its optimizer gets none)."""
     w = nn.Parameter(torch.ones(3, 2))
     reg = DecoupledWeightDecay(0.5)
     reg.before_step(nn.Linear(1, 1), 0.1, _ctx(torch.zeros(2, 2), penalized=[w], optimizer_name="sgd"))
     assert torch.allclose(w.detach(), torch.full((3, 2), 0.95))
     reg.before_step(nn.Linear(1, 1), 0.1, _ctx(torch.zeros(2, 2), penalized=[w], optimizer_name="adamw"))
-    assert torch.allclose(w.detach(), torch.full((3, 2), 0.95))
+    assert torch.allclose(w.detach(), torch.full((3, 2), 0.95 * 0.95))
 
 
 # --- max-norm ------------------------------------------------------------------------------------
@@ -131,7 +143,7 @@ def test_max_norm_holds_after_every_sgd_step(arch: str) -> None:
     torch.manual_seed(0)
     shape = (1, 8, 8)
     mcfg = ModelConfig(arch=arch, hidden=(16,), channels=(4, 8), fc=16)
-    model = build_model(mcfg, RegularizationConfig(), shape, 10)
+    model = build_model(mcfg, shape, 10)
     x = torch.randn(64, *shape)
     y = torch.randint(0, 10, (64,))
     reg = MaxNorm(c)
@@ -184,7 +196,7 @@ def test_max_norm_in_the_engine_after_every_step(
 
 def _dropout_model(p: float = 0.5, **reg: Any) -> nn.Module:
     torch.manual_seed(0)
-    return build_model(ModelConfig(hidden=(64, 32)), RegularizationConfig(dropout=p, **reg), (1, 8, 8), 10)
+    return build_model(ModelConfig(hidden=(64, 32)), (1, 8, 8), 10, _hooks(dropout=p, **reg))
 
 
 def test_dropout_is_identity_in_eval_and_random_in_training() -> None:
@@ -216,9 +228,7 @@ def test_dropout_scales_survivors_by_inverse_keep_probability() -> None:
 
 
 def test_input_and_per_layer_dropout_placement() -> None:
-    model = build_model(
-        ModelConfig(hidden=(16, 8)), RegularizationConfig(dropout=(0.1, 0.2), input_dropout=0.25), (4,), 3
-    )
+    model = build_model(ModelConfig(hidden=(16, 8)), (4,), 3, _hooks(dropout=(0.1, 0.2), input_dropout=0.25))
     layers = list(model)
     assert isinstance(layers[1], nn.Dropout) and layers[1].p == 0.25  # right after Flatten
     rates = [m.p for m in layers[2:] if isinstance(m, nn.Dropout)]
@@ -227,7 +237,7 @@ def test_input_and_per_layer_dropout_placement() -> None:
 
 def test_batch_norm_uses_batch_stats_in_training_and_running_stats_in_eval() -> None:
     torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden=(16,)), RegularizationConfig(batch_norm=True), (1, 8, 8), 10)
+    model = build_model(ModelConfig(hidden=(16,)), (1, 8, 8), 10, _hooks(batch_norm=True))
     bn = next(m for m in model.modules() if isinstance(m, nn.BatchNorm1d))
     seen: dict[str, torch.Tensor] = {}
     bn.register_forward_hook(lambda m, i, o: seen.update(inp=i[0].detach(), out=o.detach()))
@@ -530,7 +540,7 @@ def test_snapshot_lr_and_members() -> None:
 
 
 def test_penalized_parameters_exclude_biases_by_default() -> None:
-    model = build_model(ModelConfig(hidden=(8,)), RegularizationConfig(batch_norm=True), (4,), 3)
+    model = build_model(ModelConfig(hidden=(8,)), (4,), 3, _hooks(batch_norm=True))
     weights = penalized_parameters(model, include_biases=False)
     assert all(p.ndim > 1 for p in weights) and len(weights) == 2
     assert len(penalized_parameters(model, include_biases=True)) == len(list(model.parameters()))

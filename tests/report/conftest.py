@@ -17,32 +17,35 @@ SMALL: dict[str, Any] = {
     "model": {"hidden": [32]},
     "train": {"epochs": 3},
 }
+CRAZY: dict[str, Any] = {"lr": 1.0e6, "l2": 10, "optimizer": "sgd"}  # the loss is NaN in epoch 1
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "chromium", "chromium-browser")
 
 
 @pytest.fixture(scope="session")
 def studies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path]]:
-    """Output directories of three real studies:
+    """Output directories of four real studies:
 
     - ``main``: 3 arms (none, l1, dropout) x 2 seeds;
     - ``single``: 1 arm, 1 seed;
-    - ``diverged``: ``none`` and an arm whose lr of 1e6 makes the loss NaN in epoch 1.
+    - ``diverged``: ``none`` and an arm whose lr of 1e6 makes the loss NaN in epoch 1;
+    - ``all_failed``: two arms x 2 seeds that all diverge in epoch 1 (nothing to compare).
     """
-    from reglab.study import parse_study, run_study
+    from reglab.study import parse_study, run_protocol
     from reglab.study.executors import LocalExecutor
 
     root = tmp_path_factory.mktemp("report-studies")
     docs = {
         "main": {"arms": {"none": {}, "l1": {"l1": 1e-3}, "dropout": {"dropout": 0.3}}, "seeds": 2},
         "single": {"arms": {"none": {}}, "seeds": 1},
-        "diverged": {"arms": {"none": {}, "crazy": {"lr": 1.0e6, "l2": 10, "optimizer": "sgd"}}, "seeds": 1},
+        "diverged": {"arms": {"none": {}, "crazy": CRAZY}, "seeds": 1},
+        "all_failed": {"arms": {"none": CRAZY, "crazy": {**CRAZY, "l2": 5}}, "seeds": 2},
     }
     executor = LocalExecutor(2)
     out: dict[str, Path] = {}
     try:
         for name, doc in docs.items():
             spec = parse_study({"name": f"report-{name}", **SMALL, **doc, "output": str(root / name)})
-            out[name] = run_study(spec, progress=False, executor=executor).output_dir
+            out[name] = run_protocol(spec, progress=False, executor=executor).output_dir
     finally:
         executor.close()
     yield out

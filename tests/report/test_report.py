@@ -15,8 +15,9 @@ import pytest
 
 from reglab.errors import ReglabError
 from reglab.report import build_report
-from reglab.report.build import Report
 from reglab.report.data import load_output
+from reglab.report.results_sections import curve_data, strip_data
+from reglab.report.view import ReportView
 
 REPO = Path(__file__).resolve().parents[2]
 VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -196,16 +197,16 @@ def test_plotted_data_matches_the_outputs(studies: dict[str, Path]) -> None:
     """Per-seed points are the summary's values; best-epoch marks are the summary's means."""
     so = load_output(studies["main"])
     s = so.summary
-    r = Report(so)
-    strip = {a.arm: a for a in r.strip_data()}
-    curves = {c.arm: c for c in r.curve_data()}
-    for arm, a in s["arms"].items():
-        assert sorted(strip[arm].values.values()) == pytest.approx(sorted(a["metrics"]["test_acc"]["values"]))
-        assert strip[arm].mean == a["metrics"]["test_acc"]["mean"]
-        assert curves[arm].best_epoch == a["metrics"]["best_epoch"]["mean"]
+    view = ReportView(so)
+    strip = {a.arm: a for a in strip_data(view)}
+    curves = {c.arm: c for c in curve_data(view)}
+    for arm, a in s.arms.items():
+        assert sorted(strip[arm].values.values()) == pytest.approx(sorted(a.metrics["test_acc"].values))
+        assert strip[arm].mean == a.metrics["test_acc"].mean
+        assert curves[arm].best_epoch == a.metrics["best_epoch"].mean
         assert curves[arm].n_seeds == 2
         assert list(curves[arm].curves["val_acc"].epochs) == [1.0, 2.0, 3.0]
-    assert set(strip[s["baseline"]].values) == set(s["seeds"])
+    assert set(strip[s.baseline].values) == set(s.seeds)
 
 
 def test_single_arm_single_seed(studies: dict[str, Path]) -> None:
@@ -234,6 +235,27 @@ def test_diverged_run_is_listed(studies: dict[str, Path]) -> None:
     assert f"<td>{f['epoch']}</td>" in failed
     assert "no completed runs" in html  # the diverged arm's verdict row
     assert "1 failed or diverged run left out" in html
+
+
+def test_study_whose_every_run_failed(studies: dict[str, Path]) -> None:
+    out = studies["all_failed"]
+    s = summary_of(out)
+    assert [a["n_completed"] for a in s["arms"].values()] == [0, 0] and len(s["failed_runs"]) == 4
+    p = check_report_without_figures(build_report(out))
+    assert [x for x in p.sections if x in OPTIONAL] == ["failed"]
+    html = (out / "report.html").read_text(encoding="utf-8")
+    assert "No run completed: all 4 runs failed or diverged" in html
+    assert html.count("non-finite training loss") == 4 and "no completed runs" in html
+    md = build_report(out, fmt="md").read_text(encoding="utf-8")
+    assert "**No run completed: all 4 runs failed or diverged" in md and "## Failed runs" in md
+
+
+def check_report_without_figures(path: Path) -> Page:
+    """Well-formed and self-contained (a study without a completed run has no figure to draw)."""
+    p = parse(path.read_text(encoding="utf-8"))
+    assert not p.errors and p.stack == [] and p.external == [] and p.figures == []
+    assert p.sections[0] == "verdict" and p.sections[-1] == "reproducibility"
+    return p
 
 
 def test_optional_files_missing_or_broken(copy_of: Callable[[str], Path]) -> None:
@@ -339,7 +361,7 @@ def test_png_dir(copy_of: Callable[[str], Path], tmp_path: Path) -> None:
     assert (single / "png" / "generalization_gap.png").is_file()
 
 
-def test_errors(tmp_path: Path, copy_of: Callable[[str], Path]) -> None:
+def test_errors(tmp_path: Path, copy_of: Callable[[str], Path], studies: dict[str, Path]) -> None:
     with pytest.raises(ReglabError, match=r"no summary\.json.*reglab run"):
         build_report(tmp_path)
     with pytest.raises(ReglabError, match="no such directory"):
@@ -356,6 +378,13 @@ def test_errors(tmp_path: Path, copy_of: Callable[[str], Path]) -> None:
     with pytest.raises(ReglabError) as info:
         build_report(tmp_path)
     assert "\n" not in str(info.value)
+    doc = summary_of(studies["single"])  # a renamed key
+    doc["arms"]["none"]["metrics"]["test_acc"]["average"] = doc["arms"]["none"]["metrics"]["test_acc"].pop("mean")
+    (out / "summary.json").write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(ReglabError) as info:
+        build_report(out)
+    msg = str(info.value)
+    assert "\n" not in msg and str(out / "summary.json") in msg and "arms.none.metrics.test_acc.mean: missing" in msg
 
 
 # -- real browser -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from reglab.errors import ConfigError
 from reglab.stats.diagnosis import RECOMMENDATIONS, diagnose
+from reglab.study.outcome import RunOutcome, RunStatus
 from reglab.study.spec import DiagnosisConfig, parse_study
 from reglab.study.storage import RunRecord
 
@@ -92,7 +93,7 @@ def test_thresholds_are_validated() -> None:
 
 def _record(arm: str, seed: int, train_acc: float, val_acc: float) -> RunRecord:
     final = {"train_acc": train_acc, "val_acc": val_acc, "test_acc": val_acc - 0.001, "test_loss": 0.3}
-    return RunRecord(arm, seed, "completed", {"status": "completed", "final": final, "history": []}, 0)
+    return RunRecord(arm, seed, RunOutcome(status=RunStatus.COMPLETED, final=final), 0)
 
 
 def test_summary_uses_the_study_thresholds_and_the_baseline_means() -> None:
@@ -107,7 +108,7 @@ def test_summary_uses_the_study_thresholds_and_the_baseline_means() -> None:
     records = {(a, s): _record(a, s, *v[s]) for a, v in accs.items() for s in (0, 1)}
     doc = {"name": "diag", "arms": {a: {} for a in accs}, "seeds": 2}
     summary = summarize(parse_study(doc), records)
-    labels = {a: summary["arms"][a]["diagnosis"]["label"] for a in accs}
+    labels = {a: summary.arm(a).diagnosis.label for a in accs}  # type: ignore[union-attr]
     assert labels == {
         "none": "high variance",
         "heavy": "over-regularized",
@@ -116,5 +117,5 @@ def test_summary_uses_the_study_thresholds_and_the_baseline_means() -> None:
     }
 
     loose = parse_study({**doc, "diagnosis": {"high_variance_gap": 0.2, "over_reg_train_drop": 0.1}})
-    labels = {a: v["diagnosis"]["label"] for a, v in summarize(loose, records)["arms"].items()}
+    labels = {a: v.diagnosis.label for a, v in summarize(loose, records).arms.items()}  # type: ignore[union-attr]
     assert labels == {"none": "good fit", "heavy": "good fit", "wild": "good fit", "fine": "good fit"}

@@ -138,7 +138,7 @@ def check(make: Any) -> StudySpec | None:
     json.dumps(resolved)
     yaml.safe_dump(resolved)
     for arm in spec.arms:
-        spec.run_config(arm, spec.seed_list[-1])
+        spec.arm(arm).run_config(spec.seed_list[-1])
     assert spec.baseline_arm in spec.arms
     return spec
 

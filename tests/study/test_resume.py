@@ -18,7 +18,7 @@ import optuna
 import pytest
 import yaml
 
-from reglab.study import load_study, parse_study, run_study
+from reglab.study import load_study, parse_study, run_protocol
 
 REGLAB = str(Path(sys.executable).with_name("reglab"))
 ARMS = {"none": {}, "dropout": {"dropout": 0.2}}
@@ -77,11 +77,11 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
 
     # resume: only the missing runs are trained (a run being recorded at the kill is redone)
     spec = load_study(study_file)
-    resumed = run_study(spec, progress=False, executor=executor)
-    stored_at_kill = resumed.stats["skipped"]
+    resumed = run_protocol(spec, progress=False, executor=executor)
+    stored_at_kill = resumed.stats.skipped
     assert 3 <= stored_at_kill < 2 * SEEDS, "the kill came too late to interrupt anything"
-    assert resumed.stats["new"] == 2 * SEEDS - stored_at_kill
-    assert resumed.summary["n_runs"] == 2 * SEEDS and resumed.summary["failed_runs"] == []
+    assert resumed.stats.new == 2 * SEEDS - stored_at_kill
+    assert resumed.summary.n_runs == 2 * SEEDS and resumed.summary.failed_runs == []
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trials = optuna.load_study(study_name="resume/runs", storage=f"sqlite:///{db}").get_trials()
@@ -91,20 +91,19 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
     }
 
     # the same study, uninterrupted, under another name and output
-    reference = run_study(
+    reference = run_protocol(
         parse_study({**doc, "name": "resume-ref", "output": str(tmp_path / "reference")}),
         progress=False,
         executor=executor,
     )
-    assert reference.stats["new"] == 2 * SEEDS
+    assert reference.stats.new == 2 * SEEDS
     for arm in ARMS:
-        got = resumed.summary["arms"][arm]["metrics"]
-        want = reference.summary["arms"][arm]["metrics"]
-        assert len(got["test_acc"]["values"]) == SEEDS
+        got, want = resumed.summary.arm(arm).metrics, reference.summary.arm(arm).metrics
+        assert len(got["test_acc"].values) == SEEDS
         for metric in ("test_acc", "test_loss", "val_acc", "train_acc"):
-            assert got[metric]["values"] == want[metric]["values"], (arm, metric)
+            assert got[metric].values == want[metric].values, (arm, metric)
     cols = ["arm", "seed", "status", "train_loss", "val_loss", "test_loss", "test_acc", "epochs_run"]
     killed_finals = resumed.finals.sort_values(["arm", "seed"])[cols].reset_index(drop=True)
     ref_finals = reference.finals.sort_values(["arm", "seed"])[cols].reset_index(drop=True)
     assert killed_finals.equals(ref_finals)
-    assert resumed.summary["ranking"] == reference.summary["ranking"]
+    assert resumed.summary.ranking == reference.summary.ranking

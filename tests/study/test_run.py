@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from reglab.errors import ConfigError
-from reglab.study import StudyResults, parse_study, run_study
+from reglab.study import StudyResults, parse_study, run_protocol
 from reglab.study.spec import StudySpec
 
 # lr 1e6 alone can leave a ReLU net dead but finite (it then "completes" at chance level); with an
@@ -50,7 +50,7 @@ def optuna_trials(spec: StudySpec) -> list[optuna.trial.FrozenTrial]:
 def main_run(
     tmp_path_factory: pytest.TempPathFactory, tiny_study: Callable[..., dict[str, Any]], executor: Any
 ) -> StudyResults:
-    """The main study, run once for the module as ``reglab run --jobs 2`` does it: ``run_study``
+    """The main study, run once for the module as ``reglab run --jobs 2`` does it: ``run_protocol``
     makes its own two-worker LocalExecutor and closes it. The pool it gets is the session's (already
     started: spawning workers and importing torch in them takes many seconds); a real own pool is
     started by the ``reglab run --jobs 2`` process of test_resume."""
@@ -70,8 +70,8 @@ def main_run(
     doc = tiny_study(name="main", arms=ARMS, seeds=SEEDS, output=str(out))
     doc["train"]["epochs"] = EPOCHS
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("reglab.study.runner.LocalExecutor", OwnPool)
-        results = run_study(parse_study(doc), jobs=2, progress=False)
+        mp.setattr("reglab.study.protocol.LocalExecutor", OwnPool)
+        results = run_protocol(parse_study(doc), jobs=2, progress=False)
     assert made == [2, "closed"] and executor.slots == 2
     return results
 
@@ -92,7 +92,7 @@ def test_outputs_are_written(main_run: StudyResults) -> None:
     assert resolved["storage"].startswith("sqlite:///")
 
     summary = json.loads((out / "summary.json").read_text())
-    assert summary == json.loads(json.dumps(main_run.summary))
+    assert summary == main_run.summary.model_dump(mode="json")
     assert summary["n_runs"] == summary["n_expected"] == 12
     assert summary["underpowered"] is True  # 4 seeds
 
@@ -115,7 +115,7 @@ def test_outputs_are_written(main_run: StudyResults) -> None:
 
 
 def test_summary_statistics_match_the_finals(main_run: StudyResults) -> None:
-    s, finals = main_run.summary, main_run.finals
+    s, finals = main_run.summary.model_dump(mode="json"), main_run.finals
     assert s["baseline"] == "none" and s["compare_metric"] == "test_acc"
     for arm in ("none", "l2"):
         vals = finals[finals.arm == arm].sort_values("seed").test_acc.tolist()
@@ -133,7 +133,7 @@ def test_summary_statistics_match_the_finals(main_run: StudyResults) -> None:
 
 
 def test_diverging_arm_is_recorded_and_the_study_completes(main_run: StudyResults) -> None:
-    s = main_run.summary
+    s = main_run.summary.model_dump(mode="json")
     failed = s["failed_runs"]
     assert sorted((f["arm"], f["seed"]) for f in failed) == [("crazy", i) for i in range(SEEDS)]
     for f in failed:
@@ -164,11 +164,11 @@ def test_stored_as_plain_optuna_trials(main_run: StudyResults) -> None:
 
 def test_rerun_skips_everything_and_gives_the_same_summary(main_run: StudyResults, executor: Any) -> None:
     rec = Recorder(executor)
-    again = run_study(main_run.spec, progress=False, executor=rec)
+    again = run_protocol(main_run.spec, progress=False, executor=rec)
     assert rec.tasks == []
-    assert again.stats["new"] == 0 and again.stats["skipped"] == 12
+    assert again.stats.new == 0 and again.stats.skipped == 12
     for key in ("arms", "ranking", "failed_runs", "n_runs", "seeds", "baseline"):
-        assert again.summary[key] == main_run.summary[key]
+        assert getattr(again.summary, key) == getattr(main_run.summary, key)
     pd.testing.assert_frame_equal(again.finals, main_run.finals)
     assert len(optuna_trials(main_run.spec)) == 12  # nothing recorded twice
 
@@ -182,20 +182,20 @@ def test_paired_design_every_arm_sees_the_same_seeds(
     doc["train"]["seed"] = 100
     spec = parse_study(doc)
     rec = Recorder(executor)
-    res = run_study(spec, progress=False, executor=rec)
-    assert res.stats["new"] == 6 and len(rec.tasks) == 6
+    res = run_protocol(spec, progress=False, executor=rec)
+    assert res.stats.new == 6 and len(rec.tasks) == 6
     by_seed: dict[tuple[int, int], set[str]] = {}
     for task in rec.tasks:
         arm, seed = task.key.split("/seed")
         cfg = task.config
-        assert cfg == spec.run_config(arm, int(seed)).model_dump(mode="json")
-        by_seed.setdefault((cfg["data"]["split_seed"], cfg["train"]["seed"]), set()).add(arm)
+        assert cfg == spec.arm(arm).run_config(int(seed))
+        by_seed.setdefault((cfg.data.split_seed, cfg.train.seed), set()).add(arm)
     assert by_seed == {(8, 103): set(arms), (13, 108): set(arms)}
     # same split, initialization and batch order per seed: identical arms give identical runs ...
     f = res.finals.set_index(["arm", "seed"]).drop(columns=["wall_time"])
     pd.testing.assert_frame_equal(f.loc["none"], f.loc["twin"])
-    twin = res.summary["arms"]["twin"]["comparison"]
-    assert twin["mean_diff"] == 0.0 and twin["prob_improvement"] == 0.5 and twin["t_pvalue"] == 1.0
+    twin = res.summary.arm("twin").comparison
+    assert twin is not None and twin.mean_diff == 0.0 and twin.prob_improvement == 0.5 and twin.t_pvalue == 1.0
     # ... while different seeds give different runs
     assert f.loc[("none", 3), "train_loss"] != f.loc[("none", 8), "train_loss"]
 
@@ -203,27 +203,27 @@ def test_paired_design_every_arm_sees_the_same_seeds(
 def test_changed_study_needs_new(tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], executor: Any) -> None:
     out = tmp_path / "out"
     doc = tiny_study(name="changing", seeds=2, output=str(out))
-    first = run_study(parse_study(doc), progress=False, executor=executor)
-    assert first.stats["new"] == 4
+    first = run_protocol(parse_study(doc), progress=False, executor=executor)
+    assert first.stats.new == 4
     before = (out / "summary.json").read_text()
 
     changed = parse_study({**doc, "arms": {"none": {}, "l2": {"l2": 1.0e-2}}})
     with pytest.raises(ConfigError, match="--new") as e:
-        run_study(changed, progress=False, executor=executor)
+        run_protocol(changed, progress=False, executor=executor)
     assert "'changing'" in str(e.value) and "different configuration" in str(e.value)
     assert (out / "summary.json").read_text() == before  # nothing was touched
     with pytest.raises(ConfigError, match="--new"):
-        run_study(parse_study({**doc, "seeds": 3}), progress=False, executor=executor)
+        run_protocol(parse_study({**doc, "seeds": 3}), progress=False, executor=executor)
 
-    fresh = run_study(changed, progress=False, executor=executor, new=True)
-    assert fresh.stats["new"] == 4 and fresh.stats["skipped"] == 0
-    assert fresh.summary["fingerprint"] == changed.fingerprint() != first.summary["fingerprint"]
+    fresh = run_protocol(changed, progress=False, executor=executor, new=True)
+    assert fresh.stats.new == 4 and fresh.stats.skipped == 0
+    assert fresh.summary.fingerprint == changed.fingerprint() != first.summary.fingerprint
     trials = optuna_trials(changed)
     assert len(trials) == 4  # the old results are gone
     # the baseline arm did not change: its runs are reproduced exactly
-    assert fresh.summary["arms"]["none"]["metrics"]["test_acc"] == first.summary["arms"]["none"]["metrics"]["test_acc"]
+    assert fresh.summary.metric("none", "test_acc") == first.summary.metric("none", "test_acc")
     # and resuming the changed study now works without --new
-    assert run_study(changed, progress=False, executor=executor).stats["new"] == 0
+    assert run_protocol(changed, progress=False, executor=executor).stats.new == 0
 
 
 def test_jobs_2_on_sqlite_stores_every_run(main_run: StudyResults, capfd: pytest.CaptureFixture[str]) -> None:
@@ -232,7 +232,8 @@ def test_jobs_2_on_sqlite_stores_every_run(main_run: StudyResults, capfd: pytest
     assert "database is locked" not in out + err
     trials = optuna_trials(main_run.spec)
     assert len(trials) == 12 and all(t.state.is_finished() for t in trials)
-    assert main_run.stats == {"new": 12, "stale": 0, "skipped": 0, "replaced": 0}
+    st = main_run.stats
+    assert (st.new, st.stale, st.skipped, st.replaced, st.lost) == (12, 0, 0, 0, 0)
 
 
 # -- the test split is read once, after training --------------------------------------------------
@@ -266,24 +267,29 @@ def test_test_split_is_read_only_by_the_final_evaluation(extra: dict[str, Any]) 
 def test_worker_reads_the_test_split_once_per_run() -> None:
     from reglab.config import RunConfig
     from reglab.study import worker
+    from reglab.study.outcome import RunOutcome, RunStatus
 
-    def run(config: dict[str, Any]) -> tuple[dict[str, Any], list[int], int]:
-        cfg = RunConfig.model_validate(config)
-        key = cfg.data.model_dump_json()
+    cache = worker.DataCache()
+
+    def run(cfg: RunConfig) -> tuple[RunOutcome, list[int], int]:
         reads: list[int] = []
 
         def on_epoch(record: dict[str, float]) -> None:
-            reads.append(worker._DATA_CACHE[key].test.reads)
+            data = cache.peek(cfg.data)
+            assert data is not None
+            reads.append(data.test.reads)
 
-        payload = worker.execute_run(config, on_epoch)
-        return payload, reads, worker._DATA_CACHE[key].test.reads
+        outcome = worker.execute_run(cfg, on_epoch, cache=cache)
+        data = cache.peek(cfg.data)
+        assert data is not None
+        return outcome, reads, data.test.reads
 
     base = RunConfig().override({"n_train": 200, "hidden": [32], "epochs": 3, "device": "cpu"})
     for _ in range(2):  # a cached dataset gets a fresh guard for every run
-        payload, reads, after = run(base.model_dump(mode="json"))
-        assert payload["status"] == "completed"
+        outcome, reads, after = run(base)
+        assert outcome.status is RunStatus.COMPLETED
         assert reads == [0, 0, 0] and after == 1
-        assert "test_probs" in payload and "test_labels" in payload
-    payload, reads, after = run(base.override(DIVERGING_ARM).model_dump(mode="json"))
-    assert payload["status"] == "diverged" and payload["diverged_epoch"] == 1
+        assert outcome.test_probs is not None and outcome.test_labels is not None
+    outcome, reads, after = run(base.override(DIVERGING_ARM))
+    assert outcome.status is RunStatus.DIVERGED and outcome.diverged_epoch == 1
     assert after == 0  # a diverged run never evaluates on test

@@ -45,7 +45,7 @@ def test_flat_dotted_and_nested_arm_overrides_are_equal(tiny_study: Callable[...
             }
         )
     )
-    configs = {a: spec.arm_config(a) for a in spec.arms}
+    configs = {a: spec.arm(a).config for a in spec.arms}
     assert len({c.model_dump_json() for c in configs.values()}) == 1
     cfg = configs["flat"]
     assert cfg.regularization.l2 == 1e-3 and cfg.train.lr == 0.1 and cfg.regularization.dropout == 0.25
@@ -59,23 +59,23 @@ def test_nested_override_merges_into_a_section(tiny_study: Callable[..., dict[st
         arms={"base": {}, "rot": {"augment": {"rotation": 10}}, "flat": {"augment.rotation": 10}},
     )
     spec = parse_study(doc)
-    base, rot = spec.arm_config("base"), spec.arm_config("rot")
+    base, rot = spec.arm("base").config, spec.arm("rot").config
     assert rot.regularization.augment.rotation == 10
     assert rot.regularization.augment.shift == 0.1 and rot.regularization.augment.noise == 0.2
     assert rot.regularization.l1 == 1e-5
     assert base.regularization.augment.rotation == 0
-    assert spec.arm_config("flat") == rot
+    assert spec.arm("flat").config == rot
     assert spec.arms["base"] == {}
 
 
 def test_arm_without_overrides(tiny_study: Callable[..., dict[str, Any]]) -> None:
     spec = parse_study(tiny_study(arms={"none": {}, "l2": {"l2": 1e-4}}))
     assert spec.arms["none"] == {}
-    assert spec.arm_config("none") == spec.shared_config()
+    assert spec.arm("none").config == spec.shared_config()
     # `none:` with nothing after it is YAML null: an arm without overrides, like `none: {}`
     spec = parse_study(tiny_study(arms={"none": None, "l2": {"l2": 1e-4}}))
     assert spec.arms["none"] == {}
-    assert spec.arm_config("none") == spec.shared_config()
+    assert spec.arm("none").config == spec.shared_config()
 
 
 @pytest.mark.parametrize(
@@ -129,13 +129,13 @@ def test_seed_i_gives_every_arm_the_same_split_and_init(tiny_study: Callable[...
     doc["data"]["split_seed"] = 10
     spec = parse_study(doc)
     for seed in spec.seed_list:
-        cfgs = {a: spec.run_config(a, seed) for a in spec.arms}
+        cfgs = {a: spec.arm(a).run_config(seed) for a in spec.arms}
         assert {c.data.split_seed for c in cfgs.values()} == {10 + seed}
         assert cfgs["none"].train.seed == cfgs["l2"].train.seed == seed
         assert cfgs["fast"].train.seed == 100 + seed  # an arm's own base seed is offset the same way
         # everything except the seeds is the arm's configuration
-        assert cfgs["l2"].override({"split_seed": 10, "seed": 0}) == spec.arm_config("l2")
-    assert spec.run_config("none", 0).data.split_seed != spec.run_config("none", 4).data.split_seed
+        assert cfgs["l2"].override({"split_seed": 10, "seed": 0}) == spec.arm("l2").config
+    assert spec.arm("none").run_config(0).data.split_seed != spec.arm("none").run_config(4).data.split_seed
 
 
 def test_fingerprint_covers_results_not_bookkeeping(tiny_study: Callable[..., dict[str, Any]]) -> None:

@@ -1,4 +1,4 @@
-"""The worker's payloads: what a tuning driver counts as budget spent."""
+"""The worker's outcomes: what a tuning driver counts as budget spent."""
 
 from __future__ import annotations
 
@@ -11,6 +11,6 @@ def test_a_diverged_run_counts_the_epoch_it_diverged_in() -> None:
     cfg = RunConfig().override(
         {"n_train": 150, "hidden": (16,), "lr": 100.0, "l2": 10.0, "epochs": 20, "device": "cpu"}
     )
-    payload = execute_run(cfg.model_dump(mode="json"), None, evaluate_test=False)
-    assert payload["status"] == "diverged"
-    assert payload["epochs_spent"] == payload["diverged_epoch"] == len(payload["history"]) + 1
+    outcome = execute_run(cfg, None, evaluate_test=False)
+    assert outcome.status == "diverged"
+    assert outcome.epochs_spent == outcome.diverged_epoch == len(outcome.history) + 1

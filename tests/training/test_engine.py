@@ -13,9 +13,11 @@ from torch import nn
 from reglab.config import RunConfig
 from reglab.data.base import DataSplits
 from reglab.models import build_model
+from reglab.optim import create_schedule
+from reglab.regularizers import build_regularizers
 from reglab.regularizers.base import penalized_parameters
-from reglab.training.engine import RunResult, evaluate, fit, resolve_device, weight_stats
-from reglab.training.schedules import lr_at
+from reglab.training.engine import RunResult, fit, resolve_device
+from reglab.training.metrics import evaluate, weight_stats
 
 HISTORY_KEYS = {
     "epoch",
@@ -95,7 +97,9 @@ def test_history_final_and_info_contents(tiny_cfg: RunConfig, tiny_digits: DataS
     assert info["regularizers"] == []
     assert info["epochs_run"] == tiny_cfg.train.epochs
     assert info["data_sizes"] == {"train": 150, "val": len(tiny_digits.y_val), "test": len(tiny_digits.test)}
-    n_params = sum(p.numel() for p in build_model(tiny_cfg.model, tiny_cfg.regularization, (1, 8, 8), 10).parameters())
+    n_params = sum(
+        p.numel() for p in build_model(tiny_cfg.model, (1, 8, 8), 10, build_regularizers(tiny_cfg)).parameters()
+    )
     assert info["n_params"] == n_params
     assert info["device"] == "cpu" and info["wall_time"] > 0
     assert result.model is None
@@ -210,7 +214,9 @@ def test_recorded_lr_follows_the_schedule(tiny_cfg: RunConfig, tiny_digits: Data
     cfg = tiny_cfg.override({"epochs": 6, "n_train": 150, "lr": 0.2, **schedule})
     result = fit(cfg, tiny_digits)
     lrs = [h["lr"] for h in result.history]
-    assert lrs == [lr_at(cfg.train, e) for e in range(6)]
+    tc = cfg.train
+    lr_of = create_schedule(tc.schedule, lr=tc.lr, epochs=tc.epochs, step_size=tc.step_size, decay=tc.decay)
+    assert lrs == [lr_of(e) for e in range(6)]
     assert lrs[0] == 0.2
     if schedule["schedule"] != "constant":
         assert lrs[-1] < lrs[0]
@@ -235,7 +241,7 @@ def test_gradient_clipping_bounds_every_update(tiny_cfg: RunConfig, load: Callab
 
     def moved(c: RunConfig) -> tuple[float, RunResult]:
         torch.manual_seed(c.train.seed)  # as fit does, before building the model
-        init = build_model(c.model, c.regularization, (1, 8, 8), 10)
+        init = build_model(c.model, (1, 8, 8), 10, build_regularizers(c))
         result = fit(c, load(n_train=150), keep_model=True)
         assert result.model is not None
         delta = torch.cat(
@@ -262,7 +268,7 @@ def test_recorded_grad_norm_is_the_mean_pre_clip_norm(tiny_cfg: RunConfig, load:
     plain = fit(cfg, data).history[0]["grad_norm"]
     clipped = fit(cfg.override({"grad_clip": 1e-3}), load(n_train=150)).history[0]["grad_norm"]
     torch.manual_seed(cfg.train.seed)
-    model = build_model(cfg.model, cfg.regularization, (1, 8, 8), 10)
+    model = build_model(cfg.model, (1, 8, 8), 10, build_regularizers(cfg))
     model.train()
     # one full batch: the mean loss does not depend on the batch order
     loss = nn.functional.cross_entropy(model(data.x_train), data.y_train)
@@ -312,3 +318,47 @@ def test_runs_on_cuda(tiny_cfg: RunConfig, tiny_digits: DataSplits, extra: dict)
     assert set(seen) == {0} and tiny_digits.test.reads == 1
     assert all(math.isfinite(v) for v in a.final.values())
     assert a.test_probs is not None and a.test_probs.shape[0] == len(tiny_digits.test)
+
+
+def test_a_run_leaves_the_callers_global_rng_alone(tiny_cfg: RunConfig, tiny_digits: DataSplits, helpers: Any) -> None:
+    """Initialization and dropout use torch's global RNG (they take no generator): fit seeds it for
+    the run and restores the caller's state, so results do not depend on it and it is not disturbed."""
+    cfg = tiny_cfg.override({"dropout": 0.3, "augment": {"shift": 0.1}, "mixup": 0.2})
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    a = fit(cfg, tiny_digits)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(99)  # another caller state: the same run
+    b = fit(cfg, helpers.fresh_copy(tiny_digits))
+    assert helpers.history_without_time(a.history) == helpers.history_without_time(b.history)
+    assert a.final == b.final
+
+
+def test_seeded_global_rng_equals_manual_seed_and_restores() -> None:
+    from reglab.training.rng import seeded_global_rng
+
+    torch.manual_seed(5)
+    expected = torch.rand(4)
+    torch.manual_seed(77)
+    outside = torch.get_rng_state()
+    with seeded_global_rng(5):
+        assert torch.equal(torch.rand(4), expected)
+        nn.Dropout(0.5)(torch.ones(8))
+    assert torch.equal(torch.get_rng_state(), outside)
+    with pytest.raises(RuntimeError), seeded_global_rng(5):  # restored on errors too
+        torch.rand(3)
+        raise RuntimeError
+    assert torch.equal(torch.get_rng_state(), outside)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_run_is_reproducible_and_leaves_the_global_rngs_alone(
+    tiny_cfg: RunConfig, tiny_digits: DataSplits, helpers: Any
+) -> None:
+    cfg = tiny_cfg.override({"device": "cuda", "dropout": 0.3})
+    torch.manual_seed(1)
+    cpu, gpu = torch.get_rng_state(), torch.cuda.get_rng_state()
+    a = fit(cfg, tiny_digits)
+    assert torch.equal(torch.get_rng_state(), cpu) and torch.equal(torch.cuda.get_rng_state(), gpu)
+    b = fit(cfg, helpers.fresh_copy(tiny_digits))
+    assert helpers.history_without_time(a.history) == helpers.history_without_time(b.history)

@@ -67,3 +67,12 @@ def test_gradcheck_result_tolerance() -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_check_registered_other_seeds(seed: int) -> None:
     assert all(r.ok for r in check_registered(seed=seed))
+
+
+def test_check_registered_leaves_the_global_rng_alone() -> None:
+    torch.manual_seed(3)
+    state = torch.get_rng_state()
+    first = check_registered(seed=0)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(4)
+    assert [(r.name, r.max_rel_error) for r in check_registered(seed=0)] == [(r.name, r.max_rel_error) for r in first]

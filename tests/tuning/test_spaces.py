@@ -15,8 +15,9 @@ import yaml
 
 from reglab.cli import main as cli_main
 from reglab.errors import ConfigError
+from reglab.space import Dim, condition_values, default_range, grid_space, split_overrides
 from reglab.study.spec import StudySpec, parse_study
-from reglab.tuning.spaces import Dim, condition_values, default_range, grid_space, split_overrides, suggest
+from reglab.tuning.sampling import suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -31,7 +32,7 @@ def study(arms: dict[str, Any], search: dict[str, Any] | None = SEARCH, **more: 
 
 
 def space_of(overrides: dict[str, Any], search: dict[str, Any] | None = SEARCH) -> dict[str, Dim]:
-    return study({"a": overrides}, search).arm_space("a")[1]
+    return study({"a": overrides}, search).arm("a").space
 
 
 def config_error(doc_arms: dict[str, Any], search: dict[str, Any] | None = SEARCH) -> str:
@@ -90,12 +91,12 @@ def test_explicit_choices_and_int_range() -> None:
 
 def test_nested_tune_gives_a_dotted_dimension_and_keeps_fixed_siblings() -> None:
     s = study({"a": {"augment": {"shift": "tune", "rotation": 5.0}}})
-    fixed, space = s.arm_space("a")
+    fixed, space = (s.arm("a").fixed, s.arm("a").space)
     assert list(space) == ["augment.shift"]
     assert (space["augment.shift"].low, space["augment.shift"].high) == (0.0, 0.2)
     assert fixed == {"augment": {"rotation": 5.0}}
     # a sampled value lands in the right place of the run configuration
-    cfg = s.run_config("a", 0, {"augment.shift": 0.15})
+    cfg = s.arm("a").run_config(0, {"augment.shift": 0.15})
     assert cfg.regularization.augment.shift == 0.15 and cfg.regularization.augment.rotation == 5.0
 
 
@@ -104,7 +105,7 @@ def test_section_form_and_shared_space() -> None:
         {"a": {"train": {"lr": {"low": 0.01, "high": 0.5, "log": True}}}, "b": {"l2": "tune"}},
         {**SEARCH, "space": {"lr": "tune", "dropout": {"low": 0.0, "high": 0.3}}},
     )
-    a, b = s.arm_space("a")[1], s.arm_space("b")[1]
+    a, b = s.arm("a").space, s.arm("b").space
     assert a["lr"].low == 0.01  # the arm's own range wins over the shared one
     assert b["lr"].low == 1e-4 and set(b) == {"lr", "dropout", "l2"}
     assert set(a) == {"lr", "dropout"}
@@ -175,8 +176,8 @@ def test_condition_on_a_fixed_setting() -> None:
     )
     trial = optuna.trial.FixedTrial({"momentum": 0.8})
     for arm, expected in (("sgd", {}), ("mom", {"momentum": 0.8})):
-        space = s.arm_space(arm)[1]
-        fixed = condition_values(s.arm_config(arm), space)
+        space = s.arm(arm).space
+        fixed = condition_values(s.arm(arm).config, space)
         assert fixed == {"optimizer": arm.replace("mom", "nesterov")}
         assert suggest(trial, space, fixed) == expected
 
@@ -276,7 +277,7 @@ def test_tune_without_search_section() -> None:
 
 def test_fixed_values_are_not_dimensions() -> None:
     s = study({"a": {"l2": 1e-4, "dropout": 0.2, "early_stopping": {"patience": 3}}}, None)
-    assert s.arm_space("a") == ({"l2": 1e-4, "dropout": 0.2, "early_stopping": {"patience": 3}}, {})
+    assert (s.arm("a").fixed, s.arm("a").space) == ({"l2": 1e-4, "dropout": 0.2, "early_stopping": {"patience": 3}}, {})
 
 
 # -- through the command line ------------------------------------------------------------------
@@ -354,3 +355,18 @@ def test_log_dimension_samples_stay_in_range() -> None:
         logs.append(math.log10(p["l2"]))
     # log-uniform: about as many draws in each decade
     assert sum(v < -3.5 for v in logs) > 15 and sum(v > -3.5 for v in logs) > 15
+
+
+def test_default_choices_follow_the_registries() -> None:
+    """``optimizer: tune`` searches every registered optimizer, including one a user registers."""
+    from reglab.models.init import INITIALIZATIONS
+    from reglab.optim import OPTIMIZERS, SCHEDULES
+
+    assert default_range("schedule")["choices"] == SCHEDULES.names()
+    assert default_range("init")["choices"] == INITIALIZATIONS.names()
+    OPTIMIZERS.add("my-sgd", OPTIMIZERS.get("sgd"))
+    try:
+        assert default_range("optimizer")["choices"] == [*OPTIMIZERS.names()[:-1], "my-sgd"]
+    finally:
+        OPTIMIZERS.remove("my-sgd")
+    assert "my-sgd" not in default_range("optimizer")["choices"]

@@ -17,13 +17,13 @@ import optuna
 import pytest
 import yaml
 
-import reglab.tuning.tune as tune_mod
-from reglab.config import RunConfig
+import reglab.study.coordination as coordination_mod
+import reglab.study.protocol as protocol_mod
+import reglab.tuning.studies as studies_mod
 from reglab.data.base import TestSplit
-from reglab.study.protocol import run_protocol
+from reglab.study.protocol import run_protocol, tune_study
 from reglab.study.spec import StudySpec
 from reglab.study.worker import execute_run
-from reglab.tuning.tune import tune_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -60,13 +60,13 @@ def with_trials(spec: StudySpec, trials: int) -> StudySpec:
 
 def test_every_arm_gets_the_same_budget_and_sampler_seed(make_spec: Any, lockstep: Any, monkeypatch: Any) -> None:
     seeds: list[tuple[str, int]] = []
-    real = tune_mod.make_sampler
+    real = studies_mod.create_sampler
 
     def spy(name: str, seed: int, grid: Any = None) -> Any:
         seeds.append((name, seed))
         return real(name, seed, grid)
 
-    monkeypatch.setattr(tune_mod, "make_sampler", spy)
+    monkeypatch.setattr(studies_mod, "create_sampler", spy)
     spec = make_spec(
         "budget",
         {"none": {}, "l2": {"l2": 1e-3}, "drop": {"dropout": 0.2}},
@@ -75,14 +75,14 @@ def test_every_arm_gets_the_same_budget_and_sampler_seed(make_spec: Any, lockste
     results = tune_study(spec, executor=lockstep, progress=False)
 
     assert seeds == [("random", 7)] * 3
-    assert [r["n_trials"] for r in results.values()] == [4, 4, 4]
-    lrs = {arm: [t["params"]["lr"] for t in r["trials"]] for arm, r in results.items()}
+    assert [r.n_trials for r in results.values()] == [4, 4, 4]
+    lrs = {arm: [t.params["lr"] for t in r.trials] for arm, r in results.items()}
     assert lrs["none"] == lrs["l2"] == lrs["drop"]  # same seed, same space: the same draws
     assert len(set(lrs["none"])) == 4
     for arm in spec.arms:
         assert len(trials_of(spec, arm)) == 4
     # every tuning run uses the tuning seed (1000 + search.seed) for split and initialization
-    cfgs = [RunConfig.model_validate(t.config) for t in lockstep.submitted]
+    cfgs = [t.config for t in lockstep.submitted]
     assert {(c.data.split_seed, c.train.seed) for c in cfgs} == {(1007, 1007)}
     assert len(lockstep.submitted) == 12
 
@@ -94,10 +94,10 @@ def test_arms_with_different_spaces_still_get_equal_trials(make_spec: Any, locks
         {"sampler": "tpe", "trials": 3},
     )
     results = tune_study(spec, executor=lockstep, progress=False)
-    assert results["l2"]["n_trials"] == results["drop"]["n_trials"] == 3
-    assert set(results["drop"]["best_params"]) == {"dropout", "lr"}
+    assert results["l2"].n_trials == results["drop"].n_trials == 3
+    assert set(results["drop"].best_params) == {"dropout", "lr"}
     # nothing to tune: confirmed as written, no budget spent
-    assert results["fixed"]["n_trials"] == 0 and results["fixed"]["best_params"] == {}
+    assert results["fixed"].n_trials == 0 and results["fixed"].best_params == {}
 
 
 # -- the test split ------------------------------------------------------------------------------
@@ -112,7 +112,7 @@ def test_tuning_never_reads_the_test_split_and_confirmation_uses_tuned_values(
         {"sampler": "random", "trials": 3},
     )
     during_tuning: list[int] = []
-    real = tune_mod.tune_study
+    real = protocol_mod.tune
 
     def watched(*args: Any, **kwargs: Any) -> Any:
         before = test_reads[0]
@@ -120,7 +120,7 @@ def test_tuning_never_reads_the_test_split_and_confirmation_uses_tuned_values(
         during_tuning.append(test_reads[0] - before)
         return out
 
-    monkeypatch.setattr(tune_mod, "tune_study", watched)
+    monkeypatch.setattr(protocol_mod, "tune", watched)
     results = run_protocol(spec, executor=lockstep, progress=False)
 
     assert during_tuning == [0]
@@ -129,14 +129,14 @@ def test_tuning_never_reads_the_test_split_and_confirmation_uses_tuned_values(
     confirm_tasks = [t for t in lockstep.submitted if "/seed" in t.key]
     assert len(tuning_tasks) == 3 and len(confirm_tasks) == 4
     assert not any(t.evaluate_test for t in tuning_tasks) and all(t.evaluate_test for t in confirm_tasks)
-    for task, payload in lockstep.payloads:
-        has_test = any(k.startswith("test_") for k in payload["final"]) or "test_probs" in payload
+    for task, outcome in lockstep.payloads:
+        has_test = any(k.startswith("test_") for k in outcome.final) or outcome.test_probs is not None
         assert has_test == ("/seed" in task.key), task.key
 
     # summary.json: per-arm tuning info
     summary = json.loads((spec.output_dir() / "summary.json").read_text())
     tuning = summary["tuning"]
-    assert results.summary["tuning"] == tuning
+    assert results.summary.model_dump(mode="json")["tuning"] == tuning
     best_l2 = tuning["l2"]["best_params"]["l2"]
     assert set(tuning["l2"]["best_params"]) == {"l2"}
     assert (tuning["l2"]["n_trials"], tuning["l2"]["epochs_spent"]) == (3, 3 * 3)
@@ -151,7 +151,7 @@ def test_tuning_never_reads_the_test_split_and_confirmation_uses_tuned_values(
     assert resolved["arms"]["l2"]["config"]["regularization"]["l2"] == best_l2
     assert resolved["arms"]["none"]["config"]["regularization"]["l2"] == 0.0
     for t in confirm_tasks:
-        assert RunConfig.model_validate(t.config).regularization.l2 == (best_l2 if t.key.startswith("l2/") else 0.0)
+        assert t.config.regularization.l2 == (best_l2 if t.key.startswith("l2/") else 0.0)
 
     # the storage is plain Optuna: tuning and confirmation studies side by side
     names = set(optuna.get_all_study_names(spec.storage_url()))
@@ -180,17 +180,17 @@ def test_pruned_trials_are_pruned_not_failed(make_spec: Any, lockstep: Any, prun
     )
     r = tune_study(spec, executor=lockstep, progress=False)["a"]
     states = [t.state for t in trials_of(spec, "a")]
-    assert len(states) == r["n_trials"] == 8
-    assert r["n_pruned"] >= 1 and r["n_failed"] == 0
-    assert states.count(optuna.trial.TrialState.PRUNED) == r["n_pruned"]
-    assert r["n_complete"] + r["n_pruned"] == 8
-    pruned = [t for t in r["trials"] if t["state"] == "PRUNED"]
-    assert all(t["status"] == "pruned" and 1 <= t["epochs_spent"] < 6 and t["value"] is None for t in pruned)
+    assert len(states) == r.n_trials == 8
+    assert r.n_pruned >= 1 and r.n_failed == 0
+    assert states.count(optuna.trial.TrialState.PRUNED) == r.n_pruned
+    assert r.n_complete + r.n_pruned == 8
+    pruned = [t for t in r.trials if t.state == "PRUNED"]
+    assert all(t.status == "pruned" and 1 <= t.epochs_spent < 6 and t.value is None for t in pruned)
     # the driver asked exactly the pruned runs to stop, and they stopped at once
-    assert sorted(lockstep.stopped) == sorted(f"a/trial{t['number']}" for t in pruned)
-    assert r["epochs_spent"] == 6 * r["n_complete"] + sum(t["epochs_spent"] for t in pruned) < 6 * 8
+    assert sorted(lockstep.stopped) == sorted(f"a/trial{t.number}" for t in pruned)
+    assert r.epochs_spent == 6 * r.n_complete + sum(t.epochs_spent for t in pruned) < 6 * 8
     doc = json.loads((spec.output_dir() / "tuning.json").read_text())["arms"]["a"]
-    assert (doc["n_pruned"], doc["n_trials"], doc["n_failed"]) == (r["n_pruned"], 8, 0)
+    assert (doc["n_pruned"], doc["n_trials"], doc["n_failed"]) == (r.n_pruned, 8, 0)
 
 
 # -- resuming ------------------------------------------------------------------------------------
@@ -199,18 +199,18 @@ def test_pruned_trials_are_pruned_not_failed(make_spec: Any, lockstep: Any, prun
 def test_raising_the_budget_resumes_and_keeps_finished_trials(make_spec: Any, lockstep: Any) -> None:
     spec3 = make_spec("resume", {"a": {"l2": "tune"}}, {"sampler": "tpe", "trials": 3, "space": {"lr": LR}})
     first = tune_study(spec3, executor=lockstep, progress=False)["a"]
-    assert first["n_trials"] == 3
+    assert first.n_trials == 3
     spec5 = with_trials(spec3, 5)
-    assert tune_mod._fingerprint(spec5, "a") == tune_mod._fingerprint(spec3, "a")
+    assert protocol_mod.arm_fingerprint(spec5, spec5.arm("a")) == protocol_mod.arm_fingerprint(spec3, spec3.arm("a"))
     second = tune_study(spec5, executor=lockstep, progress=False)["a"]
 
-    assert second["n_trials"] == 5 and len(trials_of(spec5, "a")) == 5
+    assert second.n_trials == 5 and len(trials_of(spec5, "a")) == 5
     assert len(lockstep.submitted) == 5  # 3 + 2: nothing was redone
-    assert [(t["number"], t["params"], t["value"]) for t in second["trials"][:3]] == [
-        (t["number"], t["params"], t["value"]) for t in first["trials"]
+    assert [(t.number, t.params, t.value) for t in second.trials[:3]] == [
+        (t.number, t.params, t.value) for t in first.trials
     ]
     # and running it again does nothing
-    assert tune_study(spec5, executor=lockstep, progress=False)["a"]["n_trials"] == 5
+    assert tune_study(spec5, executor=lockstep, progress=False)["a"].n_trials == 5
     assert len(lockstep.submitted) == 5
 
 
@@ -224,7 +224,7 @@ def test_a_changed_search_needs_new(make_spec: Any, lockstep: Any) -> None:
     )
     with pytest.raises(ConfigError, match="different search"):
         tune_study(other, executor=lockstep, progress=False)
-    assert tune_study(other, executor=lockstep, progress=False, new=True)["a"]["n_trials"] == 2
+    assert tune_study(other, executor=lockstep, progress=False, new=True)["a"].n_trials == 2
     assert all(t.params["l2"] <= 1e-2 for t in trials_of(other, "a"))
 
 
@@ -241,8 +241,8 @@ def test_a_stale_running_trial_is_marked_interrupted_and_not_counted(make_spec: 
     assert len(trials) == 4  # 2 done + the interrupted one + 1 new
     stale = trials[ghost.number]
     assert stale.state == optuna.trial.TrialState.FAIL and stale.user_attrs["status"] == "interrupted"
-    assert r["n_trials"] == 3 and r["n_failed"] == 0 and r["n_interrupted_redone"] == 1
-    assert ghost.number not in [t["number"] for t in r["trials"]]
+    assert r.n_trials == 3 and r.n_failed == 0 and r.n_interrupted_redone == 1
+    assert ghost.number not in [t.number for t in r.trials]
     assert len(lockstep.submitted) == 3
 
 
@@ -255,10 +255,11 @@ def test_cv_runs_k_folds_per_trial_and_reports_their_mean(make_spec: Any, lockst
 
     assert test_reads[0] == 0
     assert [t.folds for t in lockstep.submitted] == [3, 3]
-    assert r["epochs_spent"] == 2 * 3 * 3 and all(t["epochs_spent"] == 9 for t in r["trials"])
+    assert r.epochs_spent == 2 * 3 * 3 and all(t.epochs_spent == 9 for t in r.trials)
     by_number = {t.number: t for t in trials_of(spec, "a")}
-    for task, payload in lockstep.payloads:
-        folds = [f["val_acc"] for f in payload["fold_finals"]]
+    for task, outcome in lockstep.payloads:
+        assert outcome.fold_finals is not None
+        folds = [f["val_acc"] for f in outcome.fold_finals]
         assert len(folds) == 3
         trial = by_number[int(task.key.rsplit("trial", 1)[1])]
         assert trial.value == pytest.approx(float(np.mean(folds)), abs=1e-12)
@@ -268,10 +269,10 @@ def test_cv_runs_k_folds_per_trial_and_reports_their_mean(make_spec: Any, lockst
         assert steps[-1]["val_acc"] == pytest.approx(trial.value, abs=1e-12)
         assert sorted(trial.intermediate_values) == list(range(1, 10))
     # a fold is an ordinary run on fold k of the training split: recompute fold 1 on its own
-    task, payload = lockstep.payloads[0]
-    cfg = RunConfig.model_validate(task.config).override({"cv_folds": 3, "cv_fold": 1})
-    alone = execute_run(cfg.model_dump(mode="json"), evaluate_test=False)
-    assert alone["final"]["val_acc"] == pytest.approx(payload["fold_finals"][1]["val_acc"], abs=1e-12)
+    task, outcome = lockstep.payloads[0]
+    assert outcome.fold_finals is not None
+    alone = execute_run(task.config.override({"cv_folds": 3, "cv_fold": 1}), evaluate_test=False)
+    assert alone.final["val_acc"] == pytest.approx(outcome.fold_finals[1]["val_acc"], abs=1e-12)
 
 
 # -- grid ----------------------------------------------------------------------------------------
@@ -284,8 +285,8 @@ def test_grid_sampler_covers_the_grid_exactly(make_spec: Any, lockstep: Any) -> 
         {"sampler": "grid"},
     )
     r = tune_study(spec, executor=lockstep, progress=False)["a"]
-    assert r["n_trials"] == 6 and r["n_failed"] == 0
-    got = sorted((round(t["params"]["l2"], 12), t["params"]["dropout"]) for t in r["trials"])
+    assert r.n_trials == 6 and r.n_failed == 0
+    got = sorted((round(t.params["l2"], 12), t.params["dropout"]) for t in r.trials)
     want = sorted((round(a, 12), b) for a, b in itertools.product([1e-4, 1e-3, 1e-2], [0.0, 0.3]))
     assert got == want
 
@@ -293,8 +294,8 @@ def test_grid_sampler_covers_the_grid_exactly(make_spec: Any, lockstep: Any) -> 
 def test_grid_with_a_larger_budget_stops_at_the_budget(make_spec: Any, lockstep: Any) -> None:
     spec = make_spec("grid2", {"a": {"dropout": {"choices": [0.0, 0.2, 0.4]}}}, {"sampler": "grid", "trials": 4})
     r = tune_study(spec, executor=lockstep, progress=False)["a"]
-    assert r["n_trials"] == 4
-    assert {t["params"]["dropout"] for t in r["trials"]} == {0.0, 0.2, 0.4}
+    assert r.n_trials == 4
+    assert {t.params["dropout"] for t in r.trials} == {0.0, 0.2, 0.4}
 
 
 # -- conditional dimensions in a real search -----------------------------------------------------
@@ -308,8 +309,8 @@ def test_conditional_dimension_on_a_fixed_setting(make_spec: Any, lockstep: Any)
         {"sampler": "random", "trials": 2, "space": {"lr": LR}},
     )
     results = tune_study(spec, executor=lockstep, progress=False)
-    assert all(set(t["params"]) == {"lr"} for t in results["sgd"]["trials"])
-    assert all(set(t["params"]) == {"lr", "momentum"} for t in results["nag"]["trials"])
+    assert all(set(t.params) == {"lr"} for t in results["sgd"].trials)
+    assert all(set(t.params) == {"lr", "momentum"} for t in results["nag"].trials)
 
 
 # -- time budget ---------------------------------------------------------------------------------
@@ -323,7 +324,7 @@ def test_time_budget_is_hard_and_survives_a_resume(make_spec: Any, monkeypatch: 
     from reglab.study.executors import InProcessExecutor
 
     clock = [0.0]
-    monkeypatch.setattr(tune_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
+    monkeypatch.setattr(coordination_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))
 
     class Clocked(InProcessExecutor):  # every poll (one epoch, or a finished run) takes 1 "second"
         def poll(self, timeout: float) -> Any:
@@ -341,18 +342,18 @@ def test_time_budget_is_hard_and_survives_a_resume(make_spec: Any, monkeypatch: 
     # 3 epochs = 4 polls per trial: trial 0 ends at t=4, trial 1 starts then and is stopped at t=6
     first = tune(5.5)
     r = first["r"]
-    assert [t["state"] for t in r["trials"]] == ["COMPLETE", "PRUNED"]
-    assert r["trials"][1]["reason"] == tune_mod.DEADLINE_REASON and r["trials"][1]["epochs_spent"] == 2
+    assert [t.state for t in r.trials] == ["COMPLETE", "PRUNED"]
+    assert r.trials[1].reason == protocol_mod.DEADLINE_REASON and r.trials[1].epochs_spent == 2
     assert first["ex"].stopped == ["a/trial1"]
-    assert r["seconds_spent"] == pytest.approx(7.0) and r["epochs_spent"] == 5
-    assert r["best_trial"] == 0  # a trial cut short is never the selected configuration
+    assert r.seconds_spent == pytest.approx(7.0) and r.epochs_spent == 5
+    assert r.best_trial == 0  # a trial cut short is never the selected configuration
 
     # the same budget again: spent already, nothing runs
     again = tune(5.5)
-    assert again["r"]["n_trials"] == 2 and again["ex"].submitted == []
+    assert again["r"].n_trials == 2 and again["ex"].submitted == []
     # a larger budget (same search otherwise) continues from the seconds already spent
     more = tune(11.5)
-    assert [t["state"] for t in more["r"]["trials"]] == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
+    assert [t.state for t in more["r"].trials] == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
     assert [t.key for t in more["ex"].submitted] == ["a/trial2", "a/trial3"]
     states = [t.state.name for t in trials_of(first["spec"], "a")]
     assert states == ["COMPLETE", "PRUNED", "COMPLETE", "PRUNED"]
@@ -366,19 +367,19 @@ def test_a_larger_budget_after_confirmation_keeps_the_tuning_and_replaces_outdat
     arms = {"none": {}, "l2": {"l2": {"low": 1e-4, "high": 1.0, "log": True}}}
     spec2 = make_spec("grow", arms, {"sampler": "random", "trials": 2})
     first = run_protocol(spec2, executor=lockstep, progress=False)
-    assert first.stats["new"] == 4 and first.stats["replaced"] == 0
+    assert first.stats.new == 4 and first.stats.replaced == 0
     again = run_protocol(spec2, executor=lockstep, progress=False)  # nothing to do
-    assert (again.stats["new"], again.stats["skipped"], again.stats["replaced"]) == (0, 4, 0)
+    assert (again.stats.new, again.stats.skipped, again.stats.replaced) == (0, 4, 0)
 
     n = len(lockstep.submitted)
     spec8 = with_trials(spec2, 8)
     grown = run_protocol(spec8, executor=lockstep, progress=False)  # no --new needed
     tuned = [t for t in lockstep.submitted[n:] if "/trial" in t.key]
     assert [t.key for t in tuned] == [f"l2/trial{i}" for i in range(2, 8)]  # trials 0, 1 kept, not redone
-    old_l2, new_l2 = (r.summary["tuning"]["l2"]["best_params"]["l2"] for r in (first, grown))
+    old_l2, new_l2 = (r.summary.model_dump()["tuning"]["l2"]["best_params"]["l2"] for r in (first, grown))
     assert old_l2 != new_l2  # (deterministic: trial >= 2 is better for this sampler seed)
     # the confirmation used other values: its runs are replaced, and the new ones use the new value
-    assert grown.stats["replaced"] == 4 and grown.stats["new"] == 4
+    assert grown.stats.replaced == 4 and grown.stats.new == 4
     assert set(grown.finals.query("arm == 'l2'")["seed"]) == {0, 1}
     resolved = yaml.safe_load((spec8.output_dir() / "config.resolved.yaml").read_text())
     assert resolved["arms"]["l2"]["config"]["regularization"]["l2"] == new_l2

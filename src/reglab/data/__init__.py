@@ -1,6 +1,9 @@
 """Datasets: a registry of loaders, all producing in-memory tensors split the same way.
 
 ``load_data(cfg)`` is the one entry point; ``DATASETS`` lists what exists (``reglab datasets``).
+Each entry is a factory like every registry's: ``create_dataset(name, cfg)`` returns the raw arrays
+(:class:`DatasetInfo` is callable and carries what ``reglab datasets`` prints). The ``data`` config
+section is :class:`reglab.data.config.DataConfig`; this package never imports :mod:`reglab.config`.
 """
 
 from __future__ import annotations
@@ -12,8 +15,8 @@ from typing import TYPE_CHECKING
 from reglab.registry import Registry
 
 if TYPE_CHECKING:
-    from reglab.config import DataConfig
     from reglab.data.base import DataSplits, RawData
+    from reglab.data.config import DataConfig
 
 
 @dataclass(frozen=True)
@@ -24,7 +27,8 @@ class DatasetInfo:
     size: str
     files: tuple[str, ...] = ()
 
-    def load_raw(self, cfg: DataConfig) -> RawData:
+    def __call__(self, cfg: DataConfig) -> RawData:
+        """Load the raw arrays (the loader module is imported only now)."""
         import importlib
 
         mod, fn = self.loader.split(":")
@@ -101,6 +105,11 @@ _add(
 )
 
 
+def create_dataset(name: str, cfg: DataConfig) -> RawData:
+    """The raw arrays of the registered dataset ``name`` (unknown names list the valid ones)."""
+    return DATASETS.get(name)(cfg)
+
+
 def load_data(cfg: DataConfig) -> DataSplits:
     """Load, split and normalize the dataset that ``cfg`` names."""
     from reglab.data.base import make_splits
@@ -109,4 +118,4 @@ def load_data(cfg: DataConfig) -> DataSplits:
         from reglab.data.csv_data import load_csv
 
         return make_splits(load_csv(cfg), cfg, cfg.name)
-    return make_splits(DATASETS.get(cfg.name).load_raw(cfg), cfg, cfg.name)
+    return make_splits(create_dataset(cfg.name, cfg), cfg, cfg.name)

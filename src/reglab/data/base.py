@@ -15,7 +15,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-    from reglab.config import DataConfig
+    from reglab.data.config import DataConfig
 
 
 @dataclass

@@ -22,7 +22,7 @@ from reglab.data.base import RawData
 from reglab.errors import DataError
 
 if TYPE_CHECKING:
-    from reglab.config import DataConfig
+    from reglab.data.config import DataConfig
 
 ARCHIVE = "cifar-10-python.tar.gz"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))

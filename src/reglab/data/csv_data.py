@@ -17,7 +17,7 @@ from reglab.data.base import RawData
 from reglab.errors import DataError
 
 if TYPE_CHECKING:
-    from reglab.config import DataConfig
+    from reglab.data.config import DataConfig
 
 TARGET = "target"
 

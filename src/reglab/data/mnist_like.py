@@ -16,7 +16,7 @@ from reglab.data.idx import IDX_IMAGES, IDX_LABELS, read_idx
 from reglab.errors import DataError
 
 if TYPE_CHECKING:
-    from reglab.config import DataConfig
+    from reglab.data.config import DataConfig
 
 FASHION_CLASSES = [
     "T-shirt/top",

@@ -9,7 +9,7 @@ import numpy as np
 from reglab.data.base import RawData
 
 if TYPE_CHECKING:
-    from reglab.config import DataConfig
+    from reglab.data.config import DataConfig
 
 
 def load_digits(cfg: DataConfig) -> RawData:

@@ -1,23 +1,47 @@
-"""Weight initialization: framework default, He (He et al. 2015) or Xavier/Glorot (2010)."""
+"""Weight initialization schemes, a registry ``name -> init(layer, activation)`` applied to every
+linear and conv layer: framework default, He (He et al. 2015) or Xavier/Glorot (Glorot & Bengio 2010)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 from torch import nn
 
+from reglab.registry import Registry
+
+LayerInit = Callable[[nn.Linear | nn.Conv2d, str], None]
+
+INITIALIZATIONS: Registry[LayerInit] = Registry("initialization")
+
+
+@INITIALIZATIONS.register("default")
+def default(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
+    """Keep torch's own initialization (Kaiming-uniform with a = sqrt(5), uniform biases)."""
+
+
+@INITIALIZATIONS.register("he")
+def he(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
+    """N(0, 2 / fan_in) weights, zero biases (He et al. 2015)."""
+    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
+@INITIALIZATIONS.register("xavier")
+def xavier(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
+    """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)), zero biases (Glorot & Bengio 2010)."""
+    nonlin: Literal["relu", "tanh"] = "relu" if activation in ("relu", "gelu") else "tanh"
+    nn.init.xavier_uniform_(layer.weight, gain=nn.init.calculate_gain(nonlin))
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
 
 def initialize(model: nn.Module, scheme: str, activation: str = "relu") -> None:
-    if scheme == "default":
+    """Apply ``scheme`` to every linear and conv layer of ``model``, in module order."""
+    init = INITIALIZATIONS.get(scheme)
+    if init is default:
         return
-    nonlin: Literal["relu", "tanh"] = "relu" if activation in ("relu", "gelu") else "tanh"
     for m in model.modules():
         if isinstance(m, nn.Linear | nn.Conv2d):
-            if scheme == "he":
-                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            elif scheme == "xavier":
-                nn.init.xavier_uniform_(m.weight, gain=nn.init.calculate_gain(nonlin))
-            else:
-                raise ValueError(f"unknown init {scheme!r}")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            init(m, activation)

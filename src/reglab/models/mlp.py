@@ -1,4 +1,6 @@
-"""Multi-layer perceptron with optional input dropout, per-layer dropout and batch norm."""
+"""Multi-layer perceptron. Structural regularizers insert layers at its sites: ``input`` (after
+flattening), ``pre_activation`` after each hidden linear layer (its bias is dropped when a
+normalization follows), ``post_activation`` after each hidden activation."""
 
 from __future__ import annotations
 
@@ -7,37 +9,22 @@ from typing import TYPE_CHECKING
 
 from torch import nn
 
+from reglab.models.hooks import LayerHooks, normalizes
+
 if TYPE_CHECKING:
-    from reglab.config import ModelConfig, RegularizationConfig
+    from reglab.config import ModelConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 
 
-def layer_rates(dropout: float | tuple[float, ...], n: int, what: str = "hidden layers") -> list[float]:
-    """Expand a dropout spec to one rate per layer (a single rate applies to all)."""
-    if isinstance(dropout, tuple):
-        if len(dropout) == 1:
-            return [dropout[0]] * n
-        if len(dropout) != n:
-            from reglab.errors import ConfigError
-
-            raise ConfigError(f"regularization.dropout: {len(dropout)} rates given for {n} {what}")
-        return list(dropout)
-    return [dropout] * n
-
-
-def build_mlp(model: ModelConfig, reg: RegularizationConfig, input_shape: tuple[int, ...], n_classes: int) -> nn.Module:
-    layers: list[nn.Module] = [nn.Flatten()]
-    if reg.input_dropout > 0:
-        layers.append(nn.Dropout(reg.input_dropout))
+def build_mlp(model: ModelConfig, input_shape: tuple[int, ...], n_classes: int, hooks: LayerHooks) -> nn.Module:
     width = math.prod(input_shape)
-    for h, rate in zip(model.hidden, layer_rates(reg.dropout, len(model.hidden)), strict=True):
-        layers.append(nn.Linear(width, h, bias=not reg.batch_norm))
-        if reg.batch_norm:
-            layers.append(nn.BatchNorm1d(h))
-        layers.append(ACTIVATIONS[model.activation]())
-        if rate > 0:
-            layers.append(nn.Dropout(rate))
+    layers: list[nn.Module] = [nn.Flatten(), *hooks.at("input", ["input"], width)]
+    hidden = ["linear"] * len(model.hidden)
+    for i, h in enumerate(model.hidden):
+        norm = hooks.at("pre_activation", hidden, h, i)  # no random numbers: built before the layer
+        layers += [nn.Linear(width, h, bias=not normalizes(norm)), *norm, ACTIVATIONS[model.activation]()]
+        layers += hooks.at("post_activation", hidden, h, i)
         width = h
     layers.append(nn.Linear(width, n_classes))
     return nn.Sequential(*layers)

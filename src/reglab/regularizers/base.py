@@ -3,20 +3,53 @@
 The engine calls, per run: ``setup`` once; per batch ``transform_batch`` -> ``penalty`` (added to the
 loss) -> ``before_step`` -> optimizer step -> ``after_step``; per epoch ``adjust_lr`` and
 ``on_epoch_end``; and ``on_train_end``, which returns the module to evaluate (restored best weights,
-SWA average or snapshot ensemble).
+SWA average or snapshot ensemble). Structural regularizers (dropout, batch norm) instead answer
+``modules(site)`` while the model is built: the layers to insert at a named point of the network.
+
+A regularizer is one unit: its settings (a :class:`Settings` model with flat field names, which
+become fields of the config's ``regularization`` section), its hook object and its
+:class:`RegularizerSpec`, registered with ``reglab.regularizers.register``. This module imports
+neither torch nor ``reglab.config``, so the config can be derived from the registry cheaply.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import torch
-from torch import Tensor, nn
+from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
+    import torch
+    from torch import Tensor, nn
+
     from reglab.config import RunConfig
+    from reglab.models.hooks import Site
+
+
+class Settings(BaseModel):
+    """A regularizer's settings: its fields of the ``regularization`` section (flat names, unique
+    across the whole run config), frozen and strict like every config model. The section inherits
+    every regularizer's settings class, so validator names must be unique too (``_<name>_...``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class PenaltyOptions(Settings):
+    """The option shared by the parameter penalties (L1, L2, elastic net, weight decay): which
+    parameters they act on (``TrainContext.penalized``)."""
+
+    penalize_biases: bool = Field(False, description="also penalize biases and norm parameters")
+
+
+def section_switch(v: Any) -> Any:
+    """``true`` turns an optional section on with its defaults, ``false`` off (``swa: true``)."""
+    if v is True:
+        return {}
+    if v is False:
+        return None
+    return v
 
 
 @dataclass
@@ -32,6 +65,7 @@ class TrainContext:
     batch_size: int
     optimizer_name: str = "sgd"
     epoch: int = 0
+    best_epoch: int | None = None  # set by early stopping: the epoch whose weights are evaluated
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -39,6 +73,10 @@ class Regularizer:
     """Base class: every hook is a no-op. Subclasses override only what they need."""
 
     name: str = "regularizer"
+
+    def modules(self, site: Site) -> list[nn.Module]:
+        """Layers to insert at ``site`` while the model is built (structural regularizers only)."""
+        return []
 
     def setup(self, model: nn.Module, ctx: TrainContext) -> None:
         """Called once before training."""
@@ -70,13 +108,13 @@ class Regularizer:
         return model
 
     def summary(self) -> dict[str, Any]:
-        """Facts to record in the run's results (e.g. the epoch early stopping restored)."""
+        """Facts to record in the run's results (e.g. how many epochs SWA averaged)."""
         return {}
 
 
 @dataclass(frozen=True)
 class TuneRange:
-    """A documented default search range for ``field: tune`` (used by the tuning issue)."""
+    """A documented default search range for ``field: tune``."""
 
     low: float
     high: float
@@ -84,27 +122,45 @@ class TuneRange:
     kind: str = "float"
 
 
+S = TypeVar("S", bound=Settings)
+
+
 @dataclass(frozen=True)
-class RegularizerSpec:
-    """A registry entry: how to build the regularizer from a run config, when it is active, an
-    example override that activates it (for the conformance tests and docs), and default ranges."""
+class RegularizerSpec(Generic[S]):
+    """A registry entry, everything about one regularizer.
+
+    ``settings`` declares its fields of the ``regularization`` section; ``make`` builds its hook
+    object from that section (which has every registered regularizer's fields), or returns None
+    when the settings leave it off. ``example`` is an override that activates it (conformance
+    tests, docs), ``tune`` its default search ranges, ``excludes`` regularizers it cannot be
+    combined with, ``structural`` says it changes the network (answers ``modules``).
+    """
 
     name: str
+    settings: type[S]
+    make: Callable[[S], Regularizer | None]
     doc: str
-    build: Callable[[RunConfig], Regularizer | None]
+    citation: str
     example: dict[str, Any]
     tune: dict[str, TuneRange] = field(default_factory=dict)
-    structural: bool = False  # lives in the model (dropout, batch norm); no hooks
+    structural: bool = False
+    excludes: tuple[str, ...] = ()
+
+    def build(self, cfg: RunConfig) -> Regularizer | None:
+        """The hook object for this run, or None when the regularizer is off."""
+        return self.from_section(cfg.regularization)
+
+    def from_section(self, section: Any) -> Regularizer | None:
+        """As :meth:`build`, from the ``regularization`` section alone."""
+        return self.make(section)
 
     def active(self, cfg: RunConfig) -> bool:
         return self.build(cfg) is not None
 
-
-class Structural(Regularizer):
-    """A regularizer that is part of the model's structure (dropout, batch norm)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
+    @property
+    def fields(self) -> list[str]:
+        """The flat setting names this regularizer owns (shared penalty options aside)."""
+        return [f for f in self.settings.model_fields if f not in PenaltyOptions.model_fields]
 
 
 def penalized_parameters(model: nn.Module, include_biases: bool) -> list[nn.Parameter]:
@@ -114,4 +170,6 @@ def penalized_parameters(model: nn.Module, include_biases: bool) -> list[nn.Para
 
 def constrained_weights(model: nn.Module) -> Sequence[Tensor]:
     """Weight matrices/kernels of linear and conv layers, for max-norm."""
+    from torch import nn
+
     return [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]

@@ -3,17 +3,39 @@
 from __future__ import annotations
 
 import copy
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from torch import nn
+from pydantic import Field, field_validator
 
-from reglab.config import EarlyStoppingConfig
-from reglab.regularizers.base import Regularizer, TrainContext
+from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
+from reglab.regularizers.base import section_switch
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class EarlyStoppingConfig(Settings):
+    """Stop when the monitored validation quantity stops improving (Prechelt 1998)."""
+
+    patience: int = Field(5, ge=1, le=10_000)
+    min_delta: float = Field(0.0, ge=0.0)
+    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    restore_best: bool = True
+
+
+class EarlyStoppingSettings(Settings):
+    early_stopping: EarlyStoppingConfig | None = None
+
+    @field_validator("early_stopping", mode="before")
+    @classmethod
+    def _early_stopping_switch(cls, v: Any) -> Any:
+        return section_switch(v)
 
 
 class EarlyStopping(Regularizer):
     """Stop when the monitored validation loss or accuracy has not improved for ``patience``
-    epochs and restore the best epoch's weights (Prechelt 1998)."""
+    epochs and restore the best epoch's weights (Prechelt 1998). The best epoch is reported
+    through ``TrainContext.best_epoch``."""
 
     name = "early_stopping"
 
@@ -36,6 +58,7 @@ class EarlyStopping(Regularizer):
         value = record[self.cfg.monitor]
         if self._improved(value):
             self.best, self.best_epoch, self._bad = value, int(record["epoch"]), 0
+            ctx.best_epoch = self.best_epoch
             if self.cfg.restore_best:
                 self._state = copy.deepcopy(model.state_dict())
             return False
@@ -55,3 +78,16 @@ class EarlyStopping(Regularizer):
             "early_stopping_best_epoch": self.best_epoch,
             "early_stopping_stopped_epoch": self.stopped_epoch,
         }
+
+
+register(
+    RegularizerSpec(
+        name="early_stopping",
+        settings=EarlyStoppingSettings,
+        make=lambda s: EarlyStopping(s.early_stopping) if s.early_stopping else None,
+        doc="stop when validation stops improving and restore the best epoch's weights",
+        citation="Prechelt 1998",
+        example={"early_stopping": {"patience": 2}},
+        tune={"early_stopping.patience": TuneRange(2, 20, kind="int")},
+    )
+)

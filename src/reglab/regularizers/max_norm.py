@@ -1,11 +1,20 @@
-"""Max-norm constraint, projected after every optimizer step."""
+"""Max-norm constraint, projected after every optimizer step (Srebro & Shraibman 2005)."""
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from typing import TYPE_CHECKING
 
-from reglab.regularizers import functional as Fn
-from reglab.regularizers.base import Regularizer, TrainContext, constrained_weights
+from pydantic import Field
+
+from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
+from reglab.regularizers.base import constrained_weights
+
+if TYPE_CHECKING:
+    from torch import Tensor, nn
+
+
+class MaxNormSettings(Settings):
+    max_norm: float | None = Field(None, gt=0.0, description="max L2 norm of each unit's incoming weights")
 
 
 class MaxNorm(Regularizer):
@@ -23,5 +32,20 @@ class MaxNorm(Regularizer):
         self.after_step(model, ctx)  # the constraint holds from the start
 
     def after_step(self, model: nn.Module, ctx: TrainContext) -> None:
+        from reglab.regularizers import functional as Fn
+
         for w in self._weights:
             Fn.max_norm_(w, self.max_norm)
+
+
+register(
+    RegularizerSpec(
+        name="max_norm",
+        settings=MaxNormSettings,
+        make=lambda s: MaxNorm(s.max_norm) if s.max_norm else None,
+        doc="bound each unit's incoming weight vector (L2), projected after every step",
+        citation="Srebro & Shraibman 2005; Srivastava et al. 2014",
+        example={"max_norm": 2.0},
+        tune={"max_norm": TuneRange(0.5, 5.0, log=True)},
+    )
+)

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from torch import nn
+from typing import TYPE_CHECKING
 
-from reglab.regularizers import functional as Fn
-from reglab.regularizers.base import Regularizer, TrainContext
+from pydantic import Field
+
+from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
+
+if TYPE_CHECKING:
+    from torch import nn
+
+
+class WeightDecaySettings(PenaltyOptions):
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0, description="decoupled weight decay (as in AdamW)")
 
 
 class DecoupledWeightDecay(Regularizer):
-    """w <- w (1 - lr * decay) each step, outside the gradient. With ``optimizer: adamw`` the
-    optimizer applies it itself (torch's AdamW on the penalized parameters), so this hook does not."""
+    """w <- w (1 - lr * decay) each step, outside the gradient, before the optimizer step, for every
+    optimizer: this is the only place decoupled decay is applied. It is exactly what torch's AdamW
+    does first in its step (``param.mul_(1 - lr * weight_decay)``), so ``optimizer: adamw`` (an
+    AdamW given no decay of its own) plus this hook trains bitwise like torch's AdamW with decay,
+    restricted to the penalized parameters."""
 
     name = "weight_decay"
 
@@ -18,5 +29,19 @@ class DecoupledWeightDecay(Regularizer):
         self.decay = decay
 
     def before_step(self, model: nn.Module, lr: float, ctx: TrainContext) -> None:
-        if ctx.optimizer_name != "adamw":
-            Fn.decoupled_weight_decay_(ctx.penalized, lr, self.decay)
+        from reglab.regularizers import functional as Fn
+
+        Fn.decoupled_weight_decay_(ctx.penalized, lr, self.decay)
+
+
+register(
+    RegularizerSpec(
+        name="weight_decay",
+        settings=WeightDecaySettings,
+        make=lambda s: DecoupledWeightDecay(s.weight_decay) if s.weight_decay > 0 else None,
+        doc="decoupled weight decay as in AdamW, with any optimizer",
+        citation="Loshchilov & Hutter 2019",
+        example={"weight_decay": 1e-2},
+        tune={"weight_decay": TuneRange(1e-5, 1e-1, log=True)},
+    )
+)

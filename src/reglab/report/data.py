@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ReglabError
-from reglab.study.storage import mask_url
+from reglab.stats.summary import StudySummary
+from reglab.urls import mask_url
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -32,7 +33,7 @@ class PathSweep:
 @dataclass
 class StudyOutput:
     directory: Path
-    summary: dict[str, Any]
+    summary: StudySummary
     runs: pd.DataFrame | None = None
     finals: pd.DataFrame | None = None
     config_text: str | None = None
@@ -54,7 +55,7 @@ def num(x: Any) -> float | None:
 
 
 def load_output(output_dir: str | Path) -> StudyOutput:
-    """Read everything the report can use; raise :class:`ReglabError` without ``summary.json``."""
+    """Read everything the report can use; raise :class:`ReglabError` without a valid ``summary.json``."""
     out = Path(output_dir)
     path = out / "summary.json"
     if not out.is_dir():
@@ -66,14 +67,7 @@ def load_output(output_dir: str | Path) -> StudyOutput:
             f"{out}: no summary.json; run the study first (`reglab run STUDY.yaml` or `reglab demo`) "
             "and pass its output directory"
         )
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ReglabError(
-            f"{path}: cannot read it ({type(err).__name__}: {err}); rerun the study to rewrite it"
-        ) from None
-    if not isinstance(summary, dict) or not isinstance(summary.get("arms"), dict) or not summary["arms"]:
-        raise ReglabError(f"{path}: not a reglab study summary (no arms); rerun the study to rewrite it")
+    summary = StudySummary.load(path)  # unreadable or not this schema: one line naming the file
     so = StudyOutput(out, summary)
     so.runs = _read_csv(out / "runs.csv", so.notes)
     so.finals = _read_csv(out / "finals.csv", so.notes)

@@ -10,10 +10,12 @@ Rules, in order (thresholds in :class:`reglab.study.spec.DiagnosisConfig`, accur
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
-RECOMMENDATIONS = {
+from pydantic import BaseModel, ConfigDict
+
+DiagnosisLabel = Literal["over-regularized", "high bias", "high variance", "good fit"]
+RECOMMENDATIONS: dict[str, str] = {
     "over-regularized": "lower the regularization strength (e.g. lambda or dropout rate) or drop one regularizer",
     "high bias": "reduce regularization, train longer or with a larger model / learning rate",
     "high variance": "regularize more: stronger L2 or dropout, data augmentation, or early stopping; more data",
@@ -21,14 +23,16 @@ RECOMMENDATIONS = {
 }
 
 
-@dataclass(frozen=True)
-class Diagnosis:
-    label: str
+class Diagnosis(BaseModel):
+    """An arm's label, why it got it and what to try (as stored in ``summary.json``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    label: DiagnosisLabel
     reason: str
     recommendation: str
 
     def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+        return self.model_dump()
 
 
 def diagnose(
@@ -55,5 +59,5 @@ def diagnose(
     return _d("good fit", f"training error {1 - train_acc:.1%}, train - validation gap {gap:.1%}")
 
 
-def _d(label: str, reason: str) -> Diagnosis:
-    return Diagnosis(label, reason, RECOMMENDATIONS[label])
+def _d(label: DiagnosisLabel, reason: str) -> Diagnosis:
+    return Diagnosis(label=label, reason=reason, recommendation=RECOMMENDATIONS[label])

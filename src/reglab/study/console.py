@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from reglab.stats.summary import ArmTuning, StudySummary
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
@@ -24,7 +27,7 @@ def _value(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def print_tuning(tuning: dict[str, Any], console: Any) -> None:
+def print_tuning(tuning: Mapping[str, ArmTuning], console: Any) -> None:
     """Per arm: the tuned values and what finding them cost (trials, epochs, minutes)."""
     from rich.table import Table
 
@@ -32,34 +35,35 @@ def print_tuning(tuning: dict[str, Any], console: Any) -> None:
     for col in ("arm", "trials", "done/pruned/failed", "epochs", "min", "best val", "tuned values"):
         t.add_column(col, justify="left" if col in ("arm", "tuned values") else "right")
     for arm, r in tuning.items():
-        if not r.get("n_trials"):
+        if not r.n_trials:
             t.add_row(arm, "0", "-", "-", "-", "-", "nothing to tune")
             continue
-        best = r.get("best_value")
         t.add_row(
             arm,
-            str(r["n_trials"]),
-            f"{r['n_complete']}/{r['n_pruned']}/{r['n_failed']}",
-            str(r["epochs_spent"]),
-            f"{r.get('seconds_spent', 0.0) / 60:.1f}",
-            "-" if best is None else f"{best:.4f}",
-            ", ".join(f"{k}={_value(v)}" for k, v in (r.get("best_params") or {}).items()),
+            str(r.n_trials),
+            f"{r.n_complete}/{r.n_pruned}/{r.n_failed}",
+            str(r.epochs_spent),
+            f"{r.seconds_spent / 60:.1f}",
+            "-" if r.best_value is None else f"{r.best_value:.4f}",
+            ", ".join(f"{k}={_value(v)}" for k, v in r.best_params.items()),
         )
     console.print(t)
 
 
-def print_summary(summary: dict[str, Any], console: Any = None) -> None:
+def print_summary(summary: StudySummary, console: Any = None) -> None:
+    """The ranked arms with their comparison to the baseline, then notes, failed runs and the
+    diagnosis' recommendations (grouped by label)."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    if summary.get("tuning"):
-        print_tuning(summary["tuning"], console)
-    m = summary["compare_metric"]
+    if summary.tuning:
+        print_tuning(summary.tuning, console)
+    m = summary.compare_metric
     is_acc = m.endswith("acc")
     fmt = _pct if is_acc else (lambda x, signed=False: "-" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}"))
     t = Table(
-        title=f"study {summary['study']}: {m}, {len(summary['seeds'])} seeds, baseline {summary['baseline']}",
+        title=f"study {summary.study}: {m}, {len(summary.seeds)} seeds, baseline {summary.baseline}",
         show_edge=False,
     )
     for col in (
@@ -75,43 +79,42 @@ def print_summary(summary: dict[str, Any], console: Any = None) -> None:
         "diagnosis",
     ):
         t.add_column(col, justify="right" if col not in ("arm", "verdict", "diagnosis") else "left")
-    for arm in summary["ranking"]:
-        a = summary["arms"][arm]
-        s, c, d = a["metrics"][m], a["comparison"], a["diagnosis"] or {}
-        ci = _pm(fmt, s["mean"], s["ci_low"], s["ci_high"]) if s["n"] else "no runs"
+    for arm in summary.ranking:
+        a = summary.arm(arm)
+        s, c, d = a.metric(m), a.comparison, a.diagnosis
+        ci = _pm(fmt, s.mean, s.ci_low, s.ci_high) if s.n else "no runs"
         if c is None:
             diff = p_imp = p_holm = "-"
-            verdict = "baseline"
+            verdict = "baseline" if arm == summary.baseline else "no completed runs"
         else:
-            diff = _pm(fmt, c["mean_diff"], c["ci_low"], c["ci_high"], signed=True)
-            p_imp = "-" if c["prob_improvement"] is None else f"{c['prob_improvement']:.2f}"
-            p_holm = "-" if c.get("p_holm") is None else f"{c['p_holm']:.3g}"
-            verdict = c.get("verdict", "")
-            style = {"better": "green", "worse": "red"}.get(verdict)
-            verdict = f"[{style}]{verdict}[/]" if style else verdict
-        failed = f" ({a['n_failed']} failed)" if a["n_failed"] else ""
+            diff = _pm(fmt, c.mean_diff, c.ci_low, c.ci_high, signed=True)
+            p_imp = "-" if c.prob_improvement is None else f"{c.prob_improvement:.2f}"
+            p_holm = "-" if c.p_holm is None else f"{c.p_holm:.3g}"
+            style = {"better": "green", "worse": "red"}.get(c.verdict)
+            verdict = f"[{style}]{c.verdict}[/]" if style else c.verdict
+        failed = f" ({a.n_failed} failed)" if a.n_failed else ""
         t.add_row(
-            str(a["rank"]),
+            str(a.rank),
             arm + failed,
             ci,
             diff,
             p_imp,
             p_holm,
             verdict,
-            _pct(a["metrics"]["gap"]["mean"], True),
-            _pct(a["ensemble_test_acc"]),
-            d.get("label", "-"),
+            _pct(a.metric("gap").mean, True),
+            _pct(a.ensemble_test_acc),
+            "-" if d is None else d.label,
         )
     console.print(t)
-    if summary.get("underpowered_note"):
-        console.print(f"[yellow]note:[/] {summary['underpowered_note']}")
-    for f in summary.get("failed_runs", []):
-        where = f" in epoch {f['epoch']}" if f.get("epoch") else ""
-        console.print(f"[red]{f['status']}:[/] {f['arm']} seed {f['seed']}{where}: {f['reason']}")
+    if summary.underpowered_note:
+        console.print(f"[yellow]note:[/] {summary.underpowered_note}")
+    for f in summary.failed_runs:
+        where = f" in epoch {f.epoch}" if f.epoch else ""
+        console.print(f"[red]{f.status}:[/] {f.arm} seed {f.seed}{where}: {f.reason}")
     recs: dict[tuple[str, str], list[str]] = {}
-    for arm in summary["ranking"]:
-        d = summary["arms"][arm]["diagnosis"]
-        if d and d["label"] != "good fit":
-            recs.setdefault((d["label"], d["recommendation"]), []).append(arm)
+    for arm in summary.ranking:
+        d = summary.arm(arm).diagnosis
+        if d and d.label != "good fit":
+            recs.setdefault((d.label, d.recommendation), []).append(arm)
     for (label, rec), arms in recs.items():
         console.print(f"[bold]{label}[/] ({', '.join(arms)}): {rec}")

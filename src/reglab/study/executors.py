@@ -18,16 +18,27 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+from reglab.study.outcome import RunOutcome
+
+if TYPE_CHECKING:
+    from reglab.config import RunConfig
+    from reglab.study.worker import DataCache
 
 # (task key, epoch record) -> True to stop that task (pruning)
 EpochEvent = Callable[[str, dict[str, float]], bool | None]
+Events = list[tuple[str, dict[str, float]]]
+Finished = list[tuple["Task", RunOutcome]]
 
 
 @dataclass(frozen=True)
 class Task:
+    """One run to train. Built in one place only (``reglab.study.protocol.make_task``), which
+    decides the key, the seed and whether the test split may be read."""
+
     key: str  # unique id, e.g. "l2/seed3" or "l2/trial7"
-    config: dict[str, Any]  # RunConfig as a JSON-able dict
+    config: RunConfig
     folds: int | None = None  # K-fold cross-validation on the train split instead of one val split
     evaluate_test: bool = True  # False for tuning trials: the test split is never read
 
@@ -37,7 +48,7 @@ class Executor(Protocol):
 
     def submit(self, task: Task) -> None: ...
 
-    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]: ...
+    def poll(self, timeout: float) -> tuple[Events, Finished]: ...
 
     def stop(self, key: str) -> None: ...
 
@@ -46,8 +57,8 @@ class Executor(Protocol):
 
 def run_tasks(
     executor: Executor, tasks: Sequence[Task], on_epoch: EpochEvent | None = None
-) -> Iterator[tuple[Task, dict[str, Any]]]:
-    """Run ``tasks`` keeping every slot busy; yield (task, payload) as each finishes."""
+) -> Iterator[tuple[Task, RunOutcome]]:
+    """Run ``tasks`` keeping every slot busy; yield (task, outcome) as each finishes (benchmarks)."""
     todo = list(tasks)[::-1]
     running = 0
     while todo or running:
@@ -63,28 +74,49 @@ def run_tasks(
             yield item
 
 
+def default_jobs() -> int:
+    """The cores this process may use."""
+    import os
+
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
 # -- local processes ---------------------------------------------------------------------------
 
-_events: Any = None  # per worker process: where epoch events go
-_stops: Any = None  # per worker process: keys asked to stop
+
+@dataclass
+class _WorkerState:
+    """What one pool process keeps between tasks: its channels to the driver and its datasets."""
+
+    events: Any
+    stops: Any
+    cache: DataCache
+
+
+_state: _WorkerState | None = None  # set once per spawned pool process by its initializer
 
 
 def _init_worker(events: Any, stops: Any, threads: int) -> None:
-    global _events, _stops
+    global _state
     import torch
 
+    from reglab.study.worker import DataCache
+
     torch.set_num_threads(threads)
-    _events, _stops = events, stops
+    _state = _WorkerState(events, stops, DataCache())
 
 
-def _run_in_worker(task: Task) -> dict[str, Any]:
+def _run_in_worker(task: Task) -> RunOutcome:
     from reglab.study.worker import execute_task
 
-    def report(record: dict[str, float]) -> bool:
-        _events.put((task.key, record))
-        return bool(_stops.get(task.key, False))
+    state = _state
+    assert state is not None, "not a reglab worker process"
 
-    return execute_task(task, report)
+    def report(record: dict[str, float]) -> bool:
+        state.events.put((task.key, record))
+        return bool(state.stops.get(task.key, False))
+
+    return execute_task(task, report, state.cache)
 
 
 class LocalExecutor:
@@ -121,7 +153,7 @@ class LocalExecutor:
         if self._stops is not None:
             self._stops[key] = True
 
-    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
+    def poll(self, timeout: float) -> tuple[Events, Finished]:
         from concurrent.futures import FIRST_COMPLETED, wait
 
         done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED) if self._pending else ((), ())
@@ -135,10 +167,10 @@ class LocalExecutor:
         for fut in done:
             task = self._pending.pop(fut)
             try:
-                payload = fut.result()
+                outcome = fut.result()
             except Exception as err:  # the worker process died (e.g. killed, out of memory)
-                payload = {"status": "failed", "reason": f"worker died: {type(err).__name__}: {err}"}
-            finished.append((task, payload))
+                outcome = RunOutcome.failed(f"worker died: {type(err).__name__}: {err}")
+            finished.append((task, outcome))
         return events, finished
 
     def close(self) -> None:
@@ -164,8 +196,11 @@ class InProcessExecutor:
     """
 
     def __init__(self, record: bool = False) -> None:
+        from reglab.study.worker import DataCache
+
         self.slots = 1
         self.record = record
+        self.cache = DataCache()
         self._todo: deque[Task] = deque()
         self._items: queue_mod.Queue[tuple[str, Any, Any]] = queue_mod.Queue()
         self._go = threading.Semaphore(0)
@@ -173,8 +208,8 @@ class InProcessExecutor:
         self._current: threading.Thread | None = None
         self.submitted: list[Task] = []
         self.stopped: list[str] = []
-        self.events: list[tuple[str, dict[str, float]]] = []
-        self.payloads: list[tuple[Task, dict[str, Any]]] = []
+        self.events: Events = []
+        self.payloads: Finished = []
 
     def submit(self, task: Task) -> None:
         if self.record:
@@ -195,14 +230,14 @@ class InProcessExecutor:
             return task.key in self._stops or "*" in self._stops
 
         try:
-            payload = execute_task(task, report)
+            outcome = execute_task(task, report, self.cache)
         except BaseException as err:  # handed to the driver like a dead worker's
-            payload = {"status": "failed", "reason": f"{type(err).__name__}: {err}"}
+            outcome = RunOutcome.failed(f"{type(err).__name__}: {err}")
         if self.record:
-            self.payloads.append((task, payload))
-        self._items.put(("done", task, payload))
+            self.payloads.append((task, outcome))
+        self._items.put(("done", task, outcome))
 
-    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
+    def poll(self, timeout: float) -> tuple[Events, Finished]:
         if self._current is None:
             if not self._todo:
                 return [], []

@@ -1,15 +1,78 @@
-"""The whole flow: tune every arm with an equal budget (when the study has a ``search``) ->
-confirm each arm's best configuration over the study's seeds -> statistics and diagnosis.
-The test split is used only in confirmation runs."""
+"""The fair protocol, one implementation for every way of running it:
+
+tune every arm on validation data only, with an equal budget (when the study has a ``search``)
+-> confirm each arm's best configuration over the study's seeds -> statistics, diagnosis, outputs.
+The test split is read only by confirmation runs (``make_task`` is the one place a task is built).
+
+``run_protocol`` (``reglab run``, any executor) and ``work`` (``reglab worker``: any number of
+processes sharing a study through its storage) run the same two loops below; they differ only in
+their budget and ledger (:mod:`reglab.study.coordination`). The driver owns the Optuna studies
+(ask/tell) and the storage; executors only train. Per-epoch values come back through the
+executor, are reported to the pruner, and a pruned run is asked to stop - so pruning works with
+any executor, local or cluster.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reglab.study.runner import StudyResults, run_study
+from reglab.errors import ConfigError, ReglabError
+from reglab.study.coordination import (
+    ArmSearch,
+    LocalBudget,
+    LocalLedger,
+    RunKey,
+    SharedBudget,
+    SharedLedger,
+)
+from reglab.study.executors import Executor, LocalExecutor, Task, default_jobs
+from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.progress import Bars, Lines, Observer, Say
+from reglab.study.storage import STALE_AFTER, RunStore, lock_supported, open_storage
+from reglab.tuning.insight import ArmTuning, arm_insight
+from reglab.tuning.sampling import suggest
+from reglab.tuning.studies import TUNE_INFIX, open_arm_study
+from reglab.urls import mask_url, scrub
 
 if TYPE_CHECKING:
-    from reglab.study.spec import StudySpec
+    import optuna
+
+    from reglab.study.results import StudyResults
+    from reglab.study.spec import Arm, StudySpec
+
+DEADLINE_REASON = "stopped at the time budget (search.timeout)"
+Budget = LocalBudget | SharedBudget
+Ledger = LocalLedger | SharedLedger
+
+
+@dataclass
+class ProtocolStats:
+    """What this session did with the study's confirmation runs."""
+
+    new: int = 0  # trained and stored now
+    skipped: int = 0  # already stored (resumed)
+    stale: int = 0  # left running by a killed session: redone
+    replaced: int = 0  # outdated confirmation runs of other tuned values: discarded
+    lost: int = 0  # trained here but taken over by another worker meanwhile
+    failed: list[str] = field(default_factory=list)
+
+
+def make_task(
+    arm: Arm, seed: int, *, trial: int | None = None, params: dict[str, Any] | None = None, folds: int | None = None
+) -> Task:
+    """The one place a task is built. A tuning trial (``trial`` given) never reads the test split."""
+    if trial is None:
+        return Task(f"{arm.name}/seed{seed}", arm.run_config(seed))
+    return Task(f"{arm.name}/trial{trial}", arm.run_config(seed, params), folds=folds, evaluate_test=False)
+
+
+# -- public entry points ---------------------------------------------------------------------------
 
 
 def run_protocol(
@@ -19,21 +82,428 @@ def run_protocol(
     new: bool = False,
     progress: bool = True,
     storage: str | None = None,
-    executor: Any = None,
+    executor: Executor | None = None,
 ) -> StudyResults:
-    if spec.search is None:
-        return run_study(spec, jobs=jobs, new=new, progress=progress, storage=storage, executor=executor)
-    from reglab.tuning.tune import best_params, tune_study, tuned_summary
+    """Run (or resume) the study in this process: tune (if it has a search), confirm, summarize.
+    Returns the results; the outputs are written to ``spec.output_dir()``."""
+    import shutil
 
-    tuning = tune_study(spec, jobs=jobs, new=new, progress=progress, storage=storage, executor=executor)
-    confirm = spec.with_tuned(best_params(spec, tuning))
-    return run_study(
-        confirm,
-        jobs=jobs,
+    from reglab.study.outputs import publish, write_resolved
+
+    t0 = time.perf_counter()
+    url = storage or spec.storage_url()
+    out = spec.output_dir()
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    own = executor is None
+    ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
+    observer: Observer = Bars() if progress else Observer()
+    try:
+        with observer:
+            tuning = None
+            confirm = spec
+            try:  # a bad storage URL or a changed study leaves nothing behind
+                db = open_storage(url)
+                if spec.search is not None:
+                    tuning = tune(spec, url, ex, LocalBudget(), observer, new=new, storage=db)
+                    confirm = spec.with_tuned(best_params(spec, tuning))
+                store = _open_store(spec, confirm, url, new, db)
+            except ConfigError:
+                if created and tuning is None:
+                    shutil.rmtree(out, ignore_errors=True)
+                raise
+            write_resolved(confirm, url)
+            stats = confirm_runs(confirm, store, ex, LocalLedger(), observer)
+    finally:
+        if own:
+            ex.close()
+    return publish(confirm, store, url, wall_time=time.perf_counter() - t0, stats=stats, tuning=tuning, search=spec)
+
+
+def work(
+    spec: StudySpec,
+    url: str,
+    *,
+    jobs: int | None = None,
+    stale_after: float = STALE_AFTER,
+    heartbeat: float | None = None,
+    executor: Executor | None = None,
+    say: Say = print,
+) -> StudyResults:
+    """Join the study in the shared storage ``url`` (``reglab worker``): tune (if it has a search)
+    and train confirmation runs until none is left, then write the outputs."""
+    from reglab.study.outputs import publish, write_resolved
+
+    if stale_after <= 0:
+        raise ConfigError("--stale-after: must be > 0 seconds")
+    t0 = time.perf_counter()
+    db = open_storage(url)
+    if not lock_supported(db):
+        raise ConfigError(f"workers need a PostgreSQL, MySQL or SQLite storage to share a study, not {mask_url(url)}")
+    wid = f"{socket.gethostname()}-{os.getpid()}"
+    beat = heartbeat or min(10.0, stale_after / 4)
+    own = executor is None
+    ex = executor or LocalExecutor(jobs or spec.jobs or default_jobs())
+    observer = Lines(say)
+    say(f"worker {wid}: study {spec.name!r} in {mask_url(url)}, {ex.slots} parallel runs")
+    try:
+        tuning = None
+        confirm = spec
+        if spec.search is not None:
+            budget = SharedBudget(db, spec.name + TUNE_INFIX, wid, stale_after, beat)
+            tuning = tune(spec, url, ex, budget, observer, new=False, storage=db)
+            confirm = spec.with_tuned(best_params(spec, tuning))
+        store = _open_store(spec, confirm, url, False, db)
+        confirm.output_dir().mkdir(parents=True, exist_ok=True)
+        write_resolved(confirm, url)
+        ledger = SharedLedger(wid, stale_after, beat)
+        stats = confirm_runs(confirm, store, ex, ledger, observer)
+        end = store.claim_state(ledger.keys, stale_after, ledger.since)
+        say(
+            f"worker {wid}: {stats.new} runs stored by this worker; {end.done} of {len(ledger.keys)} runs done"
+            + (f", {end.failed} failed" if end.failed else "")
+        )
+        return publish(confirm, store, url, wall_time=time.perf_counter() - t0, stats=stats, tuning=tuning, search=spec)
+    except ReglabError:
+        raise
+    except Exception as err:
+        if not _is_storage_error(err):
+            raise
+        raise ReglabError(f"storage {mask_url(url)}: {type(err).__name__}: {scrub(str(err), url)[:400]}") from None
+    finally:
+        if own:
+            ex.close()
+
+
+def _open_store(spec: StudySpec, confirm: StudySpec, url: str, new: bool, storage: Any) -> RunStore:
+    fingerprint, derived = confirm.store_keys(spec if spec.search is not None else None)
+    return RunStore(url, confirm.name, fingerprint, new=new, derived=derived, storage=storage)
+
+
+def _most_parallel(spec: StudySpec) -> int:
+    """No more worker processes than runs that can go at once."""
+    if spec.search is not None:
+        return 1_000_000
+    return max(1, len(spec.arms) * len(spec.seed_list))
+
+
+def _is_storage_error(err: BaseException) -> bool:
+    import optuna
+
+    try:
+        from sqlalchemy.exc import SQLAlchemyError
+    except ImportError:  # pragma: no cover - optuna depends on SQLAlchemy
+        return isinstance(err, optuna.exceptions.StorageInternalError)
+    return isinstance(err, SQLAlchemyError | optuna.exceptions.StorageInternalError)
+
+
+# -- tuning ----------------------------------------------------------------------------------------
+
+
+def arm_fingerprint(spec: StudySpec, arm: Arm) -> str:
+    """What an arm's tuning trials depend on: its configuration, space, search (budget excluded)
+    and the selection metric. A change is refused unless ``--new``."""
+    import hashlib
+    import json
+
+    assert spec.search is not None
+    payload = {
+        "config": arm.config.model_dump(mode="json"),
+        "space": arm.space_dump(),
+        "search": spec.search.model_dump(exclude={"trials", "timeout"}),
+        "metric": spec.metric.select,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _open_search(spec: StudySpec, arm: Arm, storage: Any, url: str, new: bool) -> ArmSearch:
+    from reglab.space import grid_space
+
+    s = spec.search
+    assert s is not None
+    grid = grid_space(arm.space) if s.sampler == "grid" else None
+    study = open_arm_study(
+        storage,
+        spec.name + TUNE_INFIX + arm.name,
+        arm_fingerprint(spec, arm),
+        sampler=s.sampler,
+        seed=s.seed,
+        grid=grid,
+        pruner=s.pruner,
+        max_steps=arm.config.train.epochs * (s.cv or 1),
+        startup_trials=s.startup_trials,
+        maximize=spec.metric.maximize,
         new=new,
-        progress=progress,
-        storage=storage or spec.storage_url(),
-        executor=executor,
-        extra={"tuning": tuned_summary(tuning)},
-        tuned_from=spec,
+        url=url,
     )
+    budget = s.trials
+    if grid is not None and budget is None:
+        budget = math.prod(len(v) for v in grid.values()) if arm.space else 1
+    if not arm.space:
+        budget = 0  # nothing to tune: the arm is confirmed as written
+    return ArmSearch(arm.name, study, budget, s.timeout)
+
+
+@dataclass
+class _Trial:
+    arm: str
+    trial: optuna.Trial
+    stopping: bool = False  # stop requested (pruned, or at the time budget)
+    at_deadline: bool = False
+    beat_at: float = field(default_factory=time.monotonic)
+
+
+def tune(
+    spec: StudySpec,
+    url: str,
+    ex: Executor,
+    budget: Budget,
+    observer: Observer,
+    *,
+    new: bool = False,
+    storage: Any = None,
+) -> dict[str, ArmTuning]:
+    """Ask/tell every arm's search until its trial budget (or time budget) is spent; resumable.
+    Arms are filled in order, so with one slot they are tuned one after the other."""
+    import optuna
+
+    s = spec.search
+    assert s is not None
+    storage = storage if storage is not None else open_storage(url)
+    searches = {a.name: _open_search(spec, a, storage, url, new) for a in spec.arm_list}
+    budget.start(searches)
+    select = spec.metric.select
+    observer.tuning_started(
+        {a: (x.budget, sum(1 for t in x.study.get_trials(deepcopy=False) if _counts(t))) for a, x in searches.items()}
+    )
+    running: dict[str, _Trial] = {}
+
+    def ask(arm: Arm) -> bool | None:
+        """Start one trial: True when submitted, False when its configuration failed at once
+        (counted), None when the arm's budget is taken."""
+        trial = budget.ask(arm.name)
+        if trial is None:
+            return None
+        params = suggest(trial, arm.space, arm.condition_values())
+        try:
+            task = make_task(arm, s.tuning_seed, trial=trial.number, params=params, folds=s.cv)
+        except ConfigError as err:  # e.g. a conditional value the model rejects
+            with budget.telling(arm.name, trial) as alive:
+                if alive:
+                    tell(searches[arm.name].study, trial, RunOutcome.failed(str(err)), select)
+            return False
+        running[task.key] = _Trial(arm.name, trial)
+        ex.submit(task)
+        return True
+
+    def fill() -> bool:
+        """Submit trials while slots are free; False when no arm has budget left for this driver."""
+        for arm in spec.arm_list:
+            while len(running) < ex.slots:
+                if ask(arm) is None:
+                    break
+            if len(running) >= ex.slots:
+                return True
+        return False
+
+    next_ask = 0.0
+    try:
+        while True:
+            if len(running) < ex.slots and time.monotonic() >= next_ask and not fill():
+                next_ask = time.monotonic() + budget.idle_wait
+            if not running:
+                if budget.over():
+                    break
+                time.sleep(budget.idle_wait)  # other workers hold the rest of the budget
+                next_ask = 0.0
+                continue
+            events, finished = ex.poll(0.1)
+            for key, r in running.items():  # a hard budget: runs still going stop at their next epoch end
+                if not r.stopping and budget.time_over(r.arm):
+                    r.stopping = r.at_deadline = True
+                    ex.stop(key)
+            for key, rec in events:
+                t = running.get(key)
+                if t is None or t.stopping:
+                    continue
+                try:
+                    t.trial.report(float(rec[select]), int(rec.get("step", rec["epoch"])))
+                    prune = t.trial.should_prune()
+                except optuna.exceptions.UpdateFinishedTrialError:  # taken over by another worker
+                    prune = True
+                observer.trial_epoch(t.arm, key, rec, select)
+                if prune:
+                    t.stopping = True
+                    ex.stop(key)
+            for task, outcome in finished:
+                r = running.pop(task.key)
+                with budget.telling(r.arm, r.trial) as alive:
+                    if alive:
+                        tell(searches[r.arm].study, r.trial, outcome, select, deadline=r.at_deadline)
+                if outcome.status is RunStatus.ERROR:
+                    raise ReglabError(f"{task.key}: {outcome.reason}")
+                observer.trial_done(r.arm, task.key, outcome if alive else None)
+                next_ask = 0.0
+            if budget.beat is not None:
+                for key, r in running.items():
+                    if time.monotonic() - r.beat_at >= budget.beat:
+                        r.beat_at = time.monotonic()
+                        if not budget.keep_alive(r.trial) and not r.stopping:
+                            observer.note(
+                                f"  {key}: trial taken over by another worker (this one looked dead); stopping it"
+                            )
+                            r.stopping = True
+                            ex.stop(key)
+    except BaseException:
+        for r in running.values():  # give the budget back at once
+            with contextlib.suppress(Exception):
+                r.trial.set_user_attr("status", "interrupted")
+                storage.set_trial_state_values(r.trial._trial_id, optuna.trial.TrialState.FAIL)
+        raise
+    finally:
+        for arm in searches:
+            with contextlib.suppress(Exception):
+                budget.save_time(arm)
+    results = {a: arm_insight(x.study, a, select, x.stale) for a, x in searches.items()}
+    for arm, result in results.items():
+        observer.tuned(arm, result)
+    return results
+
+
+def _counts(t: optuna.trial.FrozenTrial) -> bool:
+    from reglab.tuning.studies import counted
+
+    return counted(t)
+
+
+def tell(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, select: str, deadline: bool = False) -> None:
+    """Record a finished trial: COMPLETE with the selection metric, PRUNED, or FAIL (diverged or
+    failed), with its status, epochs spent and reason as user attributes. ``deadline``: the driver
+    stopped it at the time budget (not the pruner)."""
+    import optuna
+
+    status = outcome.status
+    trial.set_user_attr("status", status.value)
+    trial.set_user_attr("epochs_spent", outcome.epochs_spent)
+    reason = DEADLINE_REASON if deadline and status is RunStatus.PRUNED else outcome.reason
+    if reason:
+        trial.set_user_attr("reason", str(reason)[:500])
+    value = outcome.value(select)
+    if value is not None:
+        for m in ("train_acc", "val_acc", "val_loss"):
+            if m in outcome.final:
+                trial.set_user_attr(m, outcome.final[m])
+        study.tell(trial, value)
+    elif status is RunStatus.PRUNED:
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+
+def best_params(spec: StudySpec, results: dict[str, ArmTuning]) -> dict[str, dict[str, Any]]:
+    """Each arm's tuned values for the confirmation; an arm whose search completed no trial stops
+    the study (confirming its untuned defaults would compare something nobody chose)."""
+    for arm, r in results.items():
+        if spec.arm(arm).space and r.n_complete == 0:
+            raise ReglabError(
+                f"arm {arm!r}: none of its {r.n_trials} tuning trials completed ({r.n_pruned} pruned or stopped "
+                f"at the time budget, {r.n_failed} failed or diverged), so there is nothing to confirm; raise "
+                "search.timeout or search.trials, or narrow the space, and run again (finished trials are kept)"
+            )
+    return {arm: r.best_params for arm, r in results.items()}
+
+
+def tune_study(
+    spec: StudySpec,
+    *,
+    jobs: int | None = None,
+    new: bool = False,
+    progress: bool = False,
+    storage: str | None = None,
+    executor: Executor | None = None,
+) -> dict[str, ArmTuning]:
+    """Only the tuning phase, in this process (benchmarks and tests of the search itself)."""
+    from reglab.study.outputs import write_tuning
+
+    url = storage or spec.storage_url()
+    spec.output_dir().mkdir(parents=True, exist_ok=True)
+    own = executor is None
+    ex = executor or LocalExecutor(jobs or spec.jobs or default_jobs())
+    observer: Observer = Bars() if progress else Observer()
+    try:
+        with observer:
+            results = tune(spec, url, ex, LocalBudget(), observer, new=new)
+    finally:
+        if own:
+            ex.close()
+    write_tuning(spec, url, results, spec.output_dir())
+    return results
+
+
+# -- confirmation ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    key: RunKey
+    beat_at: float = field(default_factory=time.monotonic)
+
+
+def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger, observer: Observer) -> ProtocolStats:
+    """Train every arm x seed the ledger hands out, seed-major (all arms of seed 0 first, so a
+    partial study is balanced), storing each result as it arrives."""
+    keys = [(arm, seed) for seed in spec.seed_list for arm in spec.arms]
+    stats = ProtocolStats(replaced=store.replaced)
+    stats.skipped, stats.stale = ledger.start(store, keys)
+    observer.runs_started(len(keys), stats.skipped)
+    select = spec.metric.select
+    running: dict[str, _Run] = {}
+    epochs: dict[str, int] = {}
+    next_claim = 0.0
+    try:
+        while True:
+            while len(running) < ex.slots and time.monotonic() >= next_claim:
+                key = ledger.claim()
+                if key is None:
+                    next_claim = time.monotonic() + ledger.idle_wait
+                    break
+                task = make_task(spec.arm(key[0]), key[1])
+                running[task.key] = _Run(key)
+                epochs[task.key] = task.config.train.epochs
+                ex.submit(task)
+            if not running:
+                if ledger.settled():
+                    break
+                time.sleep(ledger.idle_wait)  # others are running the rest: wait (and take over the dead)
+                next_claim = 0.0
+                continue
+            events, finished = ex.poll(0.1)
+            for k, rec in events:
+                if k in running:
+                    observer.run_epoch(k, rec, epochs[k], select)
+            for task, outcome in finished:
+                run = running.pop(task.key)
+                next_claim = 0.0
+                stored = ledger.finish(run.key, outcome, outcome.value(select))
+                if outcome.status is RunStatus.ERROR:
+                    raise ReglabError(f"{task.key}: {outcome.reason}")
+                if not stored:
+                    stats.lost += 1
+                elif outcome.status.done:
+                    stats.new += 1
+                else:
+                    stats.failed.append(f"{task.key}: {outcome.reason}")
+                observer.run_done(task.key, outcome, stored, select)
+            if ledger.beat is not None:
+                for k, run in running.items():
+                    if time.monotonic() - run.beat_at >= ledger.beat:
+                        run.beat_at = time.monotonic()
+                        if not ledger.keep_alive(run.key):
+                            observer.note(
+                                f"  {k}: claim taken over by another worker (this one looked dead); stopping it"
+                            )
+                            ex.stop(k)
+    except BaseException:
+        ledger.release_all()
+        raise
+    return stats

@@ -20,10 +20,14 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
-from reglab.study.executors import Task
+from reglab.study.executors import Events, Finished, Task
+from reglab.study.outcome import RunOutcome
+
+if TYPE_CHECKING:
+    from reglab.study.worker import DataCache
 
 NAMESPACE = "reglab"
 DRAIN_EVERY = 0.25  # seconds between reads of the event channel while no task finishes
@@ -51,14 +55,22 @@ class _Channel:
         self.stops.discard(key)
 
 
-def _run_on_ray(task: Task, channel: Any, threads: int) -> dict[str, Any]:
+class _RayWorker:
+    """What a Ray worker process keeps between the tasks it runs: its datasets."""
+
+    cache: DataCache | None = None
+
+
+def _run_on_ray(task: Task, channel: Any, threads: int) -> RunOutcome:
     """The body of every Ray task: one torch thread per reserved CPU, events through the channel."""
     import ray
     import torch
 
-    from reglab.study.worker import execute_task
+    from reglab.study.worker import DataCache, execute_task
 
     torch.set_num_threads(threads)
+    if _RayWorker.cache is None:
+        _RayWorker.cache = DataCache()
 
     def report(record: dict[str, float]) -> bool:
         try:
@@ -66,7 +78,7 @@ def _run_on_ray(task: Task, channel: Any, threads: int) -> dict[str, Any]:
         except Exception:  # the channel is gone (driver leaving): keep training, nobody to stop us
             return False
 
-    return execute_task(task, report)
+    return execute_task(task, report, _RayWorker.cache)
 
 
 def _lost_errors() -> tuple[type[BaseException], ...]:
@@ -177,7 +189,7 @@ class RayExecutor:
     def stop(self, key: str) -> None:
         self._channel.stop.remote(key)
 
-    def poll(self, timeout: float) -> tuple[list[tuple[str, dict[str, float]]], list[tuple[Task, dict[str, Any]]]]:
+    def poll(self, timeout: float) -> tuple[Events, Finished]:
         ray = self._ray
         ready: list[Any] = []
         if self._pending:
@@ -195,13 +207,13 @@ class RayExecutor:
         finished = []
         for ref in ready:
             task = self._pending.pop(ref)
-            payload = self._result(ref, task)
-            if payload is None:  # lost with its node and resubmitted
+            outcome = self._result(ref, task)
+            if outcome is None:  # lost with its node and resubmitted
                 continue
             self._attempts.pop(task.key, None)
             self._seen_step.pop(task.key, None)
             self._channel.forget.remote(task.key)
-            finished.append((task, payload))
+            finished.append((task, outcome))
         return events, finished
 
     def _events(self) -> list[tuple[str, dict[str, float]]]:
@@ -218,16 +230,16 @@ class RayExecutor:
             events.append((key, record))
         return events
 
-    def _result(self, ref: Any, task: Task) -> dict[str, Any] | None:
+    def _result(self, ref: Any, task: Task) -> RunOutcome | None:
         try:
-            return dict(self._ray.get(ref))
+            return RunOutcome.model_validate(self._ray.get(ref))
         except self._lost as err:
             if self._attempts.get(task.key, 0) <= self.resubmits:
                 self.submit(task)
                 return None
-            return {"status": "failed", "reason": f"lost on the Ray cluster: {type(err).__name__}: {_first_line(err)}"}
+            return RunOutcome.failed(f"lost on the Ray cluster: {type(err).__name__}: {_first_line(err)}")
         except Exception as err:  # an error outside execute_task's own handling (e.g. import error)
-            return {"status": "failed", "reason": f"Ray task failed: {type(err).__name__}: {_first_line(err)}"}
+            return RunOutcome.failed(f"Ray task failed: {type(err).__name__}: {_first_line(err)}")
 
     def close(self) -> None:
         ray = self._ray

@@ -4,20 +4,33 @@ the terminal read ``summary.json``, never recompute)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reglab.jsonsafe import json_safe
-from reglab.stats.compare import MIN_SEEDS, describe, holm, paired_compare
+from reglab.stats.compare import MIN_SEEDS, PairedComparison, describe, holm, paired_compare
 from reglab.stats.diagnosis import diagnose
+from reglab.stats.summary import (
+    HIST_LINEAR,
+    HIST_LOG,
+    ArmSummary,
+    Comparison,
+    FailedRun,
+    MetricStats,
+    StudySummary,
+    WeightHistogram,
+    finite,
+)
+from reglab.study.outcome import RunOutcome, RunStatus
 from reglab.study.storage import RunRecord
-from reglab.study.worker import unpack_array
 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from reglab.study.protocol import ProtocolStats
     from reglab.study.spec import StudySpec
 
 SUMMARY_METRICS = (
@@ -34,37 +47,67 @@ SUMMARY_METRICS = (
 )
 ALPHA = 0.05
 
+Records = Mapping[tuple[str, int], RunRecord]
 
-def epochs_frame(spec: StudySpec, records: dict[tuple[str, int], RunRecord]) -> pd.DataFrame:
+
+@dataclass
+class StudyResults:
+    """What a study produced: the summary (as in ``summary.json``) and pandas tables."""
+
+    spec: StudySpec
+    summary: StudySummary
+    epochs: pd.DataFrame
+    finals: pd.DataFrame
+    output_dir: Path
+    stats: ProtocolStats = field(default_factory=lambda: _stats())
+
+    def table(self) -> pd.DataFrame:
+        """One row per arm: rank, compare metric mean and CI, difference to baseline, diagnosis."""
+        return self.summary.table()
+
+
+def _stats() -> ProtocolStats:
+    from reglab.study.protocol import ProtocolStats
+
+    return ProtocolStats()
+
+
+def _in_study_order(spec: StudySpec, records: Records) -> list[tuple[tuple[str, int], RunRecord]]:
+    """Arms in the study's order, then seeds (not the order parallel workers finished in)."""
+    order = {a: i for i, a in enumerate(spec.arms)}
+    return sorted(records.items(), key=lambda kv: (order.get(kv[0][0], len(order)), kv[0][1]))
+
+
+def epochs_frame(spec: StudySpec, records: Records) -> pd.DataFrame:
     """One row per arm x seed x epoch (``runs.csv``)."""
     import pandas as pd
 
-    rows = []
-    order = {a: i for i, a in enumerate(spec.arms)}
-    for (arm, seed), rec in sorted(records.items(), key=lambda kv: (order.get(kv[0][0], 999), kv[0][1])):
-        for h in rec.payload.get("history", []):
-            rows.append({"arm": arm, "seed": seed, "status": rec.status, **h})
-        if rec.status != "completed" and not rec.payload.get("history"):
-            rows.append({"arm": arm, "seed": seed, "status": rec.status, "epoch": rec.payload.get("diverged_epoch")})
+    rows: list[dict[str, Any]] = []
+    for (arm, seed), rec in _in_study_order(spec, records):
+        o = rec.outcome
+        for h in o.history:
+            rows.append({"arm": arm, "seed": seed, "status": o.status.value, **h})
+        if o.status is not RunStatus.COMPLETED and not o.history:
+            rows.append({"arm": arm, "seed": seed, "status": o.status.value, "epoch": o.diverged_epoch})
     return pd.DataFrame(rows)
 
 
-def finals_frame(spec: StudySpec, records: dict[tuple[str, int], RunRecord]) -> pd.DataFrame:
-    """One row per arm x seed with the run's final metrics and status."""
+def finals_frame(spec: StudySpec, records: Records) -> pd.DataFrame:
+    """One row per arm x seed with the run's final metrics and status (``finals.csv``)."""
     import pandas as pd
 
     rows = []
-    for (arm, seed), rec in records.items():
-        p = rec.payload
+    for (arm, seed), rec in _in_study_order(spec, records):
+        o = rec.outcome
         rows.append(
             {
                 "arm": arm,
                 "seed": seed,
-                "status": rec.status,
-                "reason": p.get("reason"),
-                "epochs_run": (p.get("info") or {}).get("epochs_run"),
-                "wall_time": (p.get("info") or {}).get("wall_time"),
-                **(p.get("final") or {}),
+                "status": o.status.value,
+                "reason": o.reason,
+                "epochs_run": o.info.get("epochs_run"),
+                "wall_time": o.info.get("wall_time"),
+                **o.final,
             }
         )
     return pd.DataFrame(rows)
@@ -72,143 +115,149 @@ def finals_frame(spec: StudySpec, records: dict[tuple[str, int], RunRecord]) -> 
 
 @dataclass
 class _ArmRuns:
-    by_seed: dict[int, dict[str, float]]
+    """An arm's completed runs by seed, and the test-set probabilities for its seed ensemble."""
+
+    outcomes: dict[int, RunOutcome]
     probs: list[np.ndarray]
     labels: np.ndarray | None
 
+    @property
+    def finals(self) -> dict[int, dict[str, float]]:
+        return {s: o.final for s, o in self.outcomes.items()}
 
-def _sum_histograms(payloads: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """Add the runs' final-weight histograms (fixed bins, see ``engine.HIST_*``)."""
-    from reglab.training.engine import HIST_LINEAR, HIST_LOG
+    def ensemble_acc(self) -> float | None:
+        """Accuracy of the seeds' averaged test probabilities."""
+        if not self.probs or self.labels is None:
+            return None
+        avg = np.mean(self.probs, axis=0)
+        return float((avg.argmax(1) == self.labels).mean())
 
-    hists = [(p.get("info") or {}).get("weight_histogram") for p in payloads]
-    hists = [h for h in hists if h]
+
+def _sum_histograms(outcomes: list[RunOutcome]) -> WeightHistogram | None:
+    """Add the runs' final-weight histograms (fixed bins: the stored ``*_range``, else
+    ``HIST_LINEAR``/``HIST_LOG``; torch is never imported here)."""
+    hists = [h for h in (o.info.get("weight_histogram") for o in outcomes) if h]
     if not hists:
         return None
-    out: dict[str, Any] = {"linear_range": list(HIST_LINEAR), "log10_abs_range": list(HIST_LOG)}
-    for k in ("linear", "log10_abs"):
-        out[k] = np.sum([h[k] for h in hists if h is not None], axis=0).tolist()
-    return out
+    first = hists[0]
+    return WeightHistogram(
+        linear_range=tuple(first.get("linear_range") or HIST_LINEAR),
+        log10_abs_range=tuple(first.get("log10_abs_range") or HIST_LOG),
+        linear=np.sum([h["linear"] for h in hists], axis=0).tolist(),
+        log10_abs=np.sum([h["log10_abs"] for h in hists], axis=0).tolist(),
+    )
 
 
-def summarize(
-    spec: StudySpec, records: dict[tuple[str, int], RunRecord], extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Statistics per arm, paired comparisons against the baseline, diagnosis and ranking."""
-    compare = spec.metric.compare
-    higher_better = not compare.endswith("loss")
-    baseline = spec.baseline_arm
+def _collect_runs(spec: StudySpec, records: Records) -> tuple[dict[str, _ArmRuns], list[FailedRun]]:
     arms: dict[str, _ArmRuns] = {}
-    failed = []
+    failed: list[FailedRun] = []
     for arm in spec.arms:
-        by_seed: dict[int, dict[str, float]] = {}
-        probs, labels = [], None
+        runs = _ArmRuns({}, [], None)
         for seed in spec.seed_list:
             rec = records.get((arm, seed))
             if rec is None:
                 continue
-            if rec.status != "completed":
+            o = rec.outcome
+            if o.status is not RunStatus.COMPLETED:
                 failed.append(
-                    {
-                        "arm": arm,
-                        "seed": seed,
-                        "status": rec.status,
-                        "reason": rec.payload.get("reason"),
-                        "epoch": rec.payload.get("diverged_epoch"),
-                    }
+                    FailedRun(arm=arm, seed=seed, status=o.status.value, reason=o.reason, epoch=o.diverged_epoch)
                 )
                 continue
-            by_seed[seed] = rec.payload["final"]
-            if "test_probs" in rec.payload:
-                probs.append(unpack_array(rec.payload["test_probs"]).astype(np.float32))
-                labels = unpack_array(rec.payload["test_labels"])
-        arms[arm] = _ArmRuns(by_seed, probs, labels)
+            runs.outcomes[seed] = o
+            if o.test_probs is not None and o.test_labels is not None:
+                runs.probs.append(o.test_probs.unpack().astype(np.float32))
+                runs.labels = o.test_labels.unpack()
+        arms[arm] = runs
+    return arms, failed
 
-    out_arms: dict[str, dict[str, Any]] = {}
-    base_runs = arms[baseline].by_seed
+
+def _mean(m: MetricStats) -> float:
+    return math.nan if m.mean is None else m.mean
+
+
+def _metrics(finals: dict[int, dict[str, float]]) -> dict[str, MetricStats]:
+    out = {}
+    for m in SUMMARY_METRICS:
+        vals = [f[m] for f in finals.values() if m in f]
+        out[m] = MetricStats.of(describe(vals), vals)
+    return out
+
+
+def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None = None) -> StudySummary:
+    """Statistics per arm, paired comparisons against the baseline (Holm-adjusted across arms),
+    diagnosis and ranking. ``extra``: the keys ``collect`` adds (environment, storage, ...)."""
+    compare = spec.metric.compare
+    higher_better = not compare.endswith("loss")
+    baseline = spec.baseline_arm
+    arms, failed = _collect_runs(spec, records)
+    base_runs = arms[baseline].finals
     base_means = {m: describe([f[m] for f in base_runs.values()]).mean for m in ("train_acc", "val_acc")}
+
+    metrics: dict[str, dict[str, MetricStats]] = {}
+    paired: dict[str, tuple[PairedComparison, list[int]]] = {}
     for arm, runs in arms.items():
-        finals = runs.by_seed
-        metrics: dict[str, dict[str, Any]] = {}
-        for m in SUMMARY_METRICS:
-            vals = [f[m] for f in finals.values() if m in f]
-            metrics[m] = {**describe(vals).to_dict(), "values": vals}
-        ensemble = None
-        if runs.probs and runs.labels is not None:
-            avg = np.mean(runs.probs, axis=0)
-            ensemble = float((avg.argmax(1) == runs.labels).mean())
-        comparison: dict[str, Any] | None = None
-        if arm != baseline:
-            common = sorted(set(finals) & set(base_runs))
-            if len(common) >= 1:
-                pc = paired_compare([finals[s][compare] for s in common], [base_runs[s][compare] for s in common])
-                comparison = {**pc.to_dict(), "seeds": common}
-        hist = _sum_histograms([records[(arm, s)].payload for s in finals])
-        is_base = arm == baseline
+        finals = runs.finals
+        metrics[arm] = _metrics(finals)
+        common = sorted(set(finals) & set(base_runs))
+        if arm != baseline and common:
+            pc = paired_compare([finals[s][compare] for s in common], [base_runs[s][compare] for s in common])
+            paired[arm] = (pc, common)
+    # Holm (1979) across arms, on the paired t-test
+    adjusted = holm([pc.t_pvalue for pc, _ in paired.values()]) if paired else []
+    comparisons = {
+        arm: Comparison.of(pc, common, p, ALPHA, higher_better)
+        for (arm, (pc, common)), p in zip(paired.items(), adjusted, strict=True)
+    }
+
+    def key(a: str) -> float:
+        m = metrics[a][compare].mean
+        return math.inf if m is None else (-m if higher_better else m)
+
+    ranking = sorted(arms, key=key)
+    out_arms = {}
+    for arm, runs in arms.items():
+        mets, is_base = metrics[arm], arm == baseline
         diag = None
-        if finals:
+        if runs.outcomes:
             diag = diagnose(
-                float(metrics["train_acc"]["mean"]),
-                float(metrics["val_acc"]["mean"]),
+                _mean(mets["train_acc"]),
+                _mean(mets["val_acc"]),
                 spec.diagnosis,
                 None if is_base else base_means["train_acc"],
                 None if is_base else base_means["val_acc"],
-            ).to_dict()
-        out_arms[arm] = {
-            "overrides": spec.arms[arm],
-            "n_completed": len(finals),
-            "n_failed": sum(1 for f in failed if f["arm"] == arm),
-            "metrics": metrics,
-            "ensemble_test_acc": ensemble,
-            "comparison": comparison,
-            "diagnosis": diag,
-            "weight_histogram": hist,
-        }
-
-    # Holm across arms, on the paired t-test
-    compared = [a for a, v in out_arms.items() if v["comparison"] is not None]
-    adjusted = holm([out_arms[a]["comparison"]["t_pvalue"] for a in compared]) if compared else []
-    for a, p in zip(compared, adjusted, strict=True):
-        c = out_arms[a]["comparison"]
-        c["p_holm"] = p
-        c["significant"] = bool(p < ALPHA and not c["underpowered"])
-        better = c["mean_diff"] > 0 if higher_better else c["mean_diff"] < 0
-        c["verdict"] = (
-            "underpowered"
-            if c["underpowered"]
-            else ("better" if better else "worse")
-            if c["significant"]
-            else "no significant difference"
+            )
+        out_arms[arm] = ArmSummary(
+            overrides=spec.arms[arm],
+            n_completed=len(runs.outcomes),
+            n_failed=sum(1 for f in failed if f.arm == arm),
+            metrics=mets,
+            ensemble_test_acc=finite(runs.ensemble_acc()),
+            comparison=comparisons.get(arm),
+            diagnosis=diag,
+            weight_histogram=_sum_histograms(list(runs.outcomes.values())),
+            rank=ranking.index(arm) + 1,
         )
-
-    def key(a: str) -> float:
-        m = out_arms[a]["metrics"][compare]["mean"]
-        if m is None or (isinstance(m, float) and math.isnan(m)):
-            return math.inf
-        return -m if higher_better else m
-
-    ranking = sorted(out_arms, key=key)
-    for i, a in enumerate(ranking, 1):
-        out_arms[a]["rank"] = i
     n_seeds = len(spec.seed_list)
-    summary = {
-        "study": spec.name,
-        "baseline": baseline,
-        "compare_metric": compare,
-        "select_metric": spec.metric.select,
-        "seeds": spec.seed_list,
-        "n_runs": len(records),
-        "n_expected": n_seeds * len(spec.arms),
-        "underpowered": n_seeds < MIN_SEEDS,
-        "underpowered_note": (
+    note = None
+    if n_seeds < MIN_SEEDS:
+        note = (
             f"only {n_seeds} seed{'' if n_seeds == 1 else 's'}: comparisons are underpowered "
             f"(need >= {MIN_SEEDS}); no winner is declared"
-            if n_seeds < MIN_SEEDS
-            else None
-        ),
-        "failed_runs": failed,
-        "ranking": ranking,
-        "arms": out_arms,
-        **(extra or {}),
-    }
-    return json_safe(summary)
+        )
+    return StudySummary.model_validate(
+        {
+            "study": spec.name,
+            "baseline": baseline,
+            "compare_metric": compare,
+            "select_metric": spec.metric.select,
+            "seeds": spec.seed_list,
+            "n_runs": len(records),
+            "n_expected": n_seeds * len(spec.arms),
+            "underpowered": n_seeds < MIN_SEEDS,
+            "underpowered_note": note,
+            "failed_runs": failed,
+            "ranking": ranking,
+            "arms": out_arms,
+            **(extra or {}),
+        }
+    )

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     field_validator,
@@ -42,6 +44,7 @@ from reglab.config import (
     validation_messages,
 )
 from reglab.errors import ConfigError
+from reglab.space import Dim
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
@@ -50,6 +53,11 @@ class MetricConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     select: Literal["val_acc", "val_loss"] = Field("val_acc", description="for any selection (never test)")
     compare: Literal["test_acc", "test_loss", "val_acc"] = Field("test_acc", description="final comparison")
+
+    @property
+    def maximize(self) -> bool:
+        """Whether a larger selection metric is better (accuracy) or not (loss)."""
+        return not self.select.endswith("loss")
 
 
 class DiagnosisConfig(BaseModel):
@@ -99,6 +107,34 @@ class SearchConfig(BaseModel):
     @property
     def tuning_seed(self) -> int:
         return 1000 + self.seed
+
+
+class Arm(BaseModel):
+    """One arm of a study, built once from the study file: its overrides as written, the fixed
+    part of them, its run configuration (shared settings + fixed overrides) and its search space
+    (its own dimensions and the study's ``search.space``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    overrides: dict[str, Any]
+    fixed: dict[str, Any]
+    config: RunConfig
+    space: dict[str, Dim]
+
+    def run_config(self, seed: int, params: dict[str, Any] | None = None) -> RunConfig:
+        """Seed ``seed`` fixes the split, initialization and batch order - the same for every arm.
+        ``params``: tuned values of this arm's search dimensions."""
+        base = self.config.override(params, where=f"arms.{self.name}.") if params else self.config
+        return base.override({"split_seed": base.data.split_seed + seed, "seed": base.train.seed + seed})
+
+    def condition_values(self) -> dict[str, Any]:
+        """Values of the settings that ``when`` conditions refer to but that are not tuned."""
+        from reglab.space import condition_values
+
+        return condition_values(self.config, self.space)
+
+    def space_dump(self) -> dict[str, Any]:
+        return {k: d.model_dump() for k, d in self.space.items()}
 
 
 class StudySpec(BaseModel):
@@ -157,6 +193,13 @@ class StudySpec(BaseModel):
             raise ValueError(f"baseline {self.baseline!r} is not an arm; arms: {', '.join(self.arms)}")
         return self
 
+    _arm_cache: dict[str, Arm] | None = PrivateAttr(None)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> StudySpec:
+        copy = super().model_copy(update=update, deep=deep)
+        copy._arm_cache = None  # the arms are derived from the fields that ``update`` may change
+        return copy
+
     # -- derived -------------------------------------------------------------------------------
     @property
     def baseline_arm(self) -> str:
@@ -169,11 +212,22 @@ class StudySpec(BaseModel):
     def shared_config(self) -> RunConfig:
         return RunConfig(data=self.data, model=self.model, train=self.train, regularization=self.regularization)
 
-    def arm_space(self, arm: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        """(fixed overrides, search dimensions) of an arm; the shared ``search.space`` included."""
-        from reglab.tuning.spaces import split_overrides
+    def arm(self, name: str) -> Arm:
+        """The arm ``name``, built (merged and validated) once per study object."""
+        if self._arm_cache is None:
+            self._arm_cache = {}
+        if name not in self._arm_cache:
+            self._arm_cache[name] = self._build_arm(name)
+        return self._arm_cache[name]
 
-        fixed, space = split_overrides(self.arms[arm], f"arms.{arm}.")
+    @property
+    def arm_list(self) -> list[Arm]:
+        return [self.arm(a) for a in self.arms]
+
+    def _build_arm(self, name: str) -> Arm:
+        from reglab.space import split_overrides
+
+        fixed, space = split_overrides(self.arms[name], f"arms.{name}.")
         if self.search is not None and self.search.space:
             not_dims, shared = split_overrides(self.search.space, "search.space.")
             if not_dims:  # would be silently ignored
@@ -184,29 +238,19 @@ class StudySpec(BaseModel):
             space = {**shared, **space}
         if space and self.search is None:
             raise ConfigError(
-                f"arms.{arm}: tunes {', '.join(space)} but the study has no search section "
+                f"arms.{name}: tunes {', '.join(space)} but the study has no search section "
                 "(add e.g. search: {sampler: tpe, trials: 20})"
             )
-        return fixed, space
-
-    def arm_config(self, arm: str) -> RunConfig:
-        return self.shared_config().override(self.arm_space(arm)[0], where=f"arms.{arm}.")
-
-    def run_config(self, arm: str, seed: int, params: dict[str, Any] | None = None) -> RunConfig:
-        """Seed ``seed`` fixes the split, initialization and batch order - the same for every arm."""
-        base = self.arm_config(arm)
-        if params:
-            base = base.override(params, where=f"arms.{arm}.")
-        return base.override({"split_seed": base.data.split_seed + seed, "seed": base.train.seed + seed})
+        config = self.shared_config().override(fixed, where=f"arms.{name}.")
+        return Arm(name=name, overrides=self.arms[name], fixed=fixed, config=config, space=space)
 
     def with_tuned(self, tuned: dict[str, dict[str, Any]]) -> StudySpec:
         """The confirmation study: every arm's fixed overrides plus its tuned values, no search."""
         from reglab.config import deep_merge, nest_overrides
 
         arms = {}
-        for arm in self.arms:
-            fixed = self.arm_space(arm)[0]
-            arms[arm] = deep_merge(nest_overrides(fixed), nest_overrides(tuned.get(arm, {})))
+        for a in self.arm_list:
+            arms[a.name] = deep_merge(nest_overrides(a.fixed), nest_overrides(tuned.get(a.name, {})))
         return self.model_copy(update={"arms": arms, "search": None})
 
     def store_keys(self, tuned_from: StudySpec | None = None) -> tuple[str, str | None]:
@@ -231,9 +275,9 @@ class StudySpec(BaseModel):
         search budget (trials, timeout) when ``budget`` is False."""
         search = self.search.model_dump(exclude=None if budget else {"trials", "timeout"}) if self.search else None
         payload = {
-            "arms": {a: self.arm_config(a).model_dump(mode="json") for a in self.arms},
+            "arms": {a.name: a.config.model_dump(mode="json") for a in self.arm_list},
             "seeds": self.seed_list,
-            "spaces": {a: {k: d.model_dump() for k, d in self.arm_space(a)[1].items()} for a in self.arms},
+            "spaces": {a.name: a.space_dump() for a in self.arm_list},
             "search": search,
         }
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
@@ -248,7 +292,7 @@ class StudySpec(BaseModel):
             "diagnosis": self.diagnosis.model_dump(),
             "fingerprint": self.fingerprint(),
             "arms": {
-                a: {"overrides": self.arms[a], "config": self.arm_config(a).model_dump(mode="json")} for a in self.arms
+                a.name: {"overrides": a.overrides, "config": a.config.model_dump(mode="json")} for a in self.arm_list
             },
         }
 
@@ -302,11 +346,11 @@ def _check_budget(spec: StudySpec, arm: str) -> None:
     s = spec.search
     if s is None:
         return
-    _, space = spec.arm_space(arm)
+    space = spec.arm(arm).space
     if s.sampler == "grid":
         import math
 
-        from reglab.tuning.spaces import grid_space
+        from reglab.space import grid_space
 
         grid = grid_space(space)
         for k, vals in grid.items():
@@ -328,13 +372,13 @@ def _check_space(spec: StudySpec, arm: str) -> None:
     """Every tuned setting exists and accepts both ends of its range (or each choice), and every
     condition (``when``) names a known setting - so a typo fails here, not in every trial."""
     from reglab.config import nest_overrides
-    from reglab.tuning.spaces import split_overrides
+    from reglab.space import split_overrides
 
-    _, space = spec.arm_space(arm)
+    space = spec.arm(arm).space
     if not space:
         return
     own = split_overrides(spec.arms[arm], f"arms.{arm}.")[1]
-    base = spec.arm_config(arm)
+    base = spec.arm(arm).config
     for name, d in space.items():
         where = f"arms.{arm}.{name}" if name in own else f"search.space.{name}"
         for key in (name, *(k for k in (d.when or {}) if k not in space)):
@@ -346,6 +390,7 @@ def _check_space(spec: StudySpec, arm: str) -> None:
         if d.choices is not None:
             values = list(d.choices)
         else:
+            assert d.low is not None and d.high is not None  # a range has both ends (Dim checks it)
             values = [int(d.low), int(d.high)] if d.integer else [d.low, d.high]
         for v in values:
             try:
@@ -376,7 +421,7 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> S
     for arm in spec.arms:
         line = lines.get(("arms", arm))
         try:
-            spec.arm_config(arm)
+            spec.arm(arm)
             _check_budget(spec, arm)
             _check_space(spec, arm)
         except ConfigError as err:

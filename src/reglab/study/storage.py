@@ -24,48 +24,24 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import random
-import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from reglab.errors import ConfigError
+from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.urls import mask_url, scrub
 
 if TYPE_CHECKING:
     import optuna
-
-_PASSWORD = re.compile(r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^:/@\s]+:)[^@\s]*(?P<at>@)")
-
-
-def mask_url(url: str) -> str:
-    """Hide the password of a storage URL (``postgresql://u:***@host/db``)."""
-    return _PASSWORD.sub(r"\g<head>***\g<at>", url)
-
-
-def scrub(text: str, url: str) -> str:
-    """``text`` (e.g. an exception message) with every storage URL masked and the password of
-    ``url`` removed wherever it appears on its own."""
-    text = mask_url(text)
-    try:
-        password = urlsplit(url).password
-    except ValueError:
-        password = None
-    for secret in {password, unquote(password or "")} - {None, ""}:
-        if len(str(secret)) >= 3:
-            text = text.replace(str(secret), "***")
-    return text
-
 
 RUNS_SUFFIX = "/runs"
 DONE_STATUSES = ("completed", "diverged")
 HEARTBEAT = "heartbeat"  # user attr of a claimed (RUNNING) trial: wall-clock seconds of the last sign of life
 WORKER = "worker"  # user attr: who claimed it (host-pid)
 STALE_AFTER = 120.0  # seconds without a heartbeat after which a claim is taken as abandoned
-
-_local_locks: dict[str, threading.Lock] = {}
 
 
 def _lock_key(name: str) -> int:
@@ -122,7 +98,9 @@ def storage_lock(storage: Any, name: str) -> Iterator[None]:
                     finally:
                         fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
                 return
-        with _local_locks.setdefault(f"{db}:{name}", threading.Lock()):
+        # an in-memory database lives in this storage object only: a lock of the object's own suffices
+        locks: dict[str, threading.Lock] = storage.__dict__.setdefault("_reglab_locks", {})
+        with locks.setdefault(name, threading.Lock()):
             yield
         return
     raise ConfigError(
@@ -199,11 +177,17 @@ class ClaimState:
 
 @dataclass(frozen=True)
 class RunRecord:
+    """A finished confirmation run as stored (completed or diverged)."""
+
     arm: str
     seed: int
-    status: str  # completed | diverged | failed
-    payload: dict[str, Any]
+    outcome: RunOutcome
     number: int
+    worker: str | None = None  # who stored it (shared studies)
+
+    @property
+    def status(self) -> RunStatus:
+        return self.outcome.status
 
 
 def with_driver(url: str) -> str:
@@ -220,18 +204,12 @@ def with_driver(url: str) -> str:
     return f"postgresql://{rest}"
 
 
-_SERVER_STORAGES: dict[str, Any] = {}  # database-server URL -> its storage, one per process
-
-
 def open_storage(url: str) -> optuna.storages.BaseStorage:
-    """An Optuna RDB storage for ``url``. Database servers (PostgreSQL, MySQL) get one storage -
-    one connection pool - per process, however many studies use it."""
+    """An Optuna RDB storage for ``url`` (one connection pool: a driver opens it once per session
+    and hands it to everything that reads or writes the study)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    server = not url.startswith("sqlite")
-    if server and url in _SERVER_STORAGES:
-        return _SERVER_STORAGES[url]
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 120}}
@@ -247,8 +225,6 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             raise ConfigError(
                 f"cannot open storage {mask_url(url)}: {type(err).__name__}: {scrub(str(err), url)[:300]}"
             ) from None
-        if server:
-            _SERVER_STORAGES[url] = storage
         return storage
     raise AssertionError("unreachable")
 
@@ -265,7 +241,15 @@ def _schema_race(err: BaseException) -> bool:
 class RunStore:
     """The confirmation runs of one study, kept in an Optuna storage."""
 
-    def __init__(self, url: str, name: str, fingerprint: str, new: bool = False, derived: str | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        name: str,
+        fingerprint: str,
+        new: bool = False,
+        derived: str | None = None,
+        storage: optuna.storages.BaseStorage | None = None,
+    ) -> None:
         """``fingerprint``: what the user wrote; a change is refused unless ``new``. ``derived``: what
         the runs' configurations were derived from (a tuned study's tuned values): when only it
         changed - a larger budget found other values - the outdated runs are replaced
@@ -273,7 +257,7 @@ class RunStore:
         import optuna
 
         self.url = url
-        self.storage = open_storage(url)
+        self.storage = storage if storage is not None else open_storage(url)
         self.study_name = name + RUNS_SUFFIX
         self.replaced = 0
         lock = storage_lock(self.storage, self.study_name) if lock_supported(self.storage) else contextlib.nullcontext()
@@ -336,22 +320,24 @@ class RunStore:
             if not finished or "arm" not in t.user_attrs:
                 continue
             key = (str(t.user_attrs["arm"]), int(t.user_attrs["seed"]))
-            out.setdefault(key, RunRecord(key[0], key[1], str(status), dict(t.user_attrs), t.number))
+            if key not in out:
+                outcome = RunOutcome.model_validate(t.user_attrs)
+                out[key] = RunRecord(key[0], key[1], outcome, t.number, t.user_attrs.get(WORKER))
         return out
 
-    def record(self, arm: str, seed: int, payload: dict[str, Any], value: float | None) -> None:
+    def record(self, arm: str, seed: int, outcome: RunOutcome, value: float | None) -> None:
         """Store one finished run as a trial (COMPLETE, or FAIL when it diverged). A run this store
         already recorded is not stored again (an executor reporting a result twice)."""
         import optuna
 
-        if payload.get("status") in DONE_STATUSES:
+        if outcome.status.done:
             if (arm, seed) in self._recorded:
                 return
             self._recorded.add((arm, seed))
         trial = self.study.ask()
-        for k, v in {"arm": arm, "seed": seed, **payload}.items():
+        for k, v in {"arm": arm, "seed": seed, **outcome.to_attrs()}.items():
             trial.set_user_attr(k, v)
-        if payload["status"] == "completed" and value is not None:
+        if outcome.status is RunStatus.COMPLETED and value is not None:
             self.study.tell(trial, value)
         else:
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
@@ -440,7 +426,7 @@ class RunStore:
             return False
         return True
 
-    def finish(self, claim: Claim, payload: dict[str, Any], value: float | None) -> bool:
+    def finish(self, claim: Claim, outcome: RunOutcome, value: float | None) -> bool:
         """Store a claimed run's result in its trial (COMPLETE, or FAIL when it diverged or
         failed); False, storing nothing, when the claim was taken away meanwhile."""
         import optuna
@@ -449,9 +435,10 @@ class RunStore:
         with storage_lock(self.storage, self.study_name):
             if self.storage.get_trial(claim.trial_id).state != S.RUNNING:
                 return False
-            for k, v in {**payload, "arm": claim.arm, "seed": claim.seed, "finished_at": time.time()}.items():
+            attrs = {**outcome.to_attrs(), "arm": claim.arm, "seed": claim.seed, "finished_at": time.time()}
+            for k, v in attrs.items():
                 self.storage.set_trial_user_attr(claim.trial_id, k, v)
-            if payload["status"] == "completed" and value is not None:
+            if outcome.status is RunStatus.COMPLETED and value is not None:
                 self.storage.set_trial_state_values(claim.trial_id, S.COMPLETE, [float(value)])
             else:
                 self.storage.set_trial_state_values(claim.trial_id, S.FAIL)

@@ -1,63 +1,65 @@
-"""What a worker process does for one run: train, then pack the result for storage.
-
-Datasets are cached per process (keyed by their config), so a worker loads MNIST once.
-"""
+"""What an executor's worker does for one task: train, then pack the result as a
+:class:`RunOutcome`. Each worker owns a :class:`DataCache`, so it loads MNIST once."""
 
 from __future__ import annotations
 
-import base64
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from reglab.errors import ReglabError
+from reglab.study.outcome import PackedArray, RunOutcome, RunStatus
 
-_DATA_CACHE: dict[str, Any] = {}
+if TYPE_CHECKING:
+    from reglab.config import DataConfig, RunConfig
+    from reglab.data.base import DataSplits
+    from reglab.study.executors import Task
 
-
-def pack_array(a: np.ndarray, dtype: str) -> dict[str, Any]:
-    b = np.ascontiguousarray(a.astype(dtype))
-    return {"dtype": dtype, "shape": list(b.shape), "b64": base64.b64encode(b.tobytes()).decode("ascii")}
-
-
-def unpack_array(d: dict[str, Any]) -> np.ndarray:
-    raw = base64.b64decode(d["b64"])
-    return np.frombuffer(raw, dtype=np.dtype(d["dtype"])).reshape(d["shape"])
+Report = Callable[[dict[str, float]], bool]  # an epoch's record -> True when the driver wants the task stopped
 
 
-def _data(cfg: Any) -> Any:
-    from reglab.data import load_data
+class DataCache:
+    """Datasets loaded by one worker, keyed by their configuration (at most ``size`` of them)."""
 
-    key = cfg.data.model_dump_json()
-    if key not in _DATA_CACHE:
-        if len(_DATA_CACHE) > 4:
-            _DATA_CACHE.clear()
-        _DATA_CACHE[key] = load_data(cfg.data)
-    data = _DATA_CACHE[key]
-    data.test = data.test.fresh()  # each run's single test read is counted on its own
-    return data
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._items: dict[str, DataSplits] = {}
+
+    def get(self, cfg: DataConfig) -> DataSplits:
+        from reglab.data import load_data
+
+        key = cfg.model_dump_json()
+        if key not in self._items:
+            if len(self._items) >= self.size:
+                self._items.clear()
+            self._items[key] = load_data(cfg)
+        data = self._items[key]
+        data.test = data.test.fresh()  # each run's single test read is counted on its own
+        return data
+
+    def peek(self, cfg: DataConfig) -> DataSplits | None:
+        """The cached splits of ``cfg`` (for tests that count test-split reads)."""
+        return self._items.get(cfg.model_dump_json())
 
 
 class _Stop(Exception):
     """Raised from the epoch callback when the driver asked this task to stop (pruned)."""
 
 
-def execute_task(task: Any, report: Callable[[dict[str, float]], bool]) -> dict[str, Any]:
+def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
     """Run a task (one run, or K cross-validation folds in sequence). ``report`` gets each epoch's
     record and returns True when the driver wants the task stopped (pruning); with K folds the
     record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
     mean over folds so far (comparable between trials at equal steps)."""
-    test = getattr(task, "evaluate_test", True)  # tuning trials never read the test split
     if not task.folds:
-        return execute_run(task.config, report, evaluate_test=test)
-    from reglab.config import RunConfig
-
-    base = RunConfig.model_validate(task.config)
+        return execute_run(task.config, report, evaluate_test=task.evaluate_test, cache=cache)
+    base = task.config
     epochs = base.train.epochs
     finals: list[dict[str, float]] = []
-    histories: list[list[dict[str, float]]] = []
+    spent = 0
+    first_history: list[dict[str, float]] = []
     for k in range(task.folds):
         cfg = base.override({"cv_folds": task.folds, "cv_fold": k})
         done_val = [f["val_acc"] for f in finals]
@@ -71,33 +73,33 @@ def execute_task(task: Any, report: Callable[[dict[str, float]], bool]) -> dict[
             r["val_loss"] = (sum(dl) + rec["val_loss"]) / (len(dl) + 1)
             return report(r)
 
-        payload = execute_run(cfg.model_dump(mode="json"), fold_report, evaluate_test=test)
-        if payload["status"] != "completed":
-            payload["reason"] = f"fold {k}: {payload.get('reason')}"
-            payload["epochs_spent"] = sum(len(h) for h in histories) + int(payload.get("epochs_spent") or 0)
-            return payload
-        finals.append(payload["final"])
-        histories.append(payload["history"])
+        out = execute_run(cfg, fold_report, evaluate_test=task.evaluate_test, cache=cache)
+        if out.status is not RunStatus.COMPLETED:
+            return out.model_copy(
+                update={"reason": f"fold {k}: {out.reason}", "epochs_spent": spent + out.epochs_spent}
+            )
+        spent += out.epochs_spent
+        finals.append(out.final)
+        first_history = first_history or out.history
     mean = {m: float(np.mean([f[m] for f in finals])) for m in finals[0]}
-    return {
-        "status": "completed",
-        "reason": None,
-        "final": mean,
-        "fold_finals": finals,
-        "history": histories[0],
-        "info": {"folds": task.folds, "epochs_run": sum(len(h) for h in histories)},
-        "epochs_spent": sum(len(h) for h in histories),
-    }
+    return RunOutcome(
+        status=RunStatus.COMPLETED,
+        final=mean,
+        fold_finals=finals,
+        history=first_history,
+        info={"folds": task.folds, "epochs_run": spent},
+        epochs_spent=spent,
+    )
 
 
 def execute_run(
-    config: dict[str, Any],
+    cfg: RunConfig,
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
     evaluate_test: bool = True,
-) -> dict[str, Any]:
-    """Train one run; always returns a payload (status completed | diverged | failed | error).
+    cache: DataCache | None = None,
+) -> RunOutcome:
+    """Train one run; always returns an outcome (completed | diverged | pruned | failed | error).
     ``evaluate_test=False``: the test split is not read (no test metrics, no test_probs)."""
-    from reglab.config import RunConfig
     from reglab.training.engine import fit
 
     seen: list[dict[str, float]] = []
@@ -108,25 +110,29 @@ def execute_run(
             raise _Stop
 
     try:
-        cfg = RunConfig.model_validate(config)
-        data = _data(cfg)
+        data = (cache or DataCache(size=1)).get(cfg.data)
         result = fit(cfg, data, callbacks=[callback], evaluate_test=evaluate_test)
     except _Stop:
-        return {
-            "status": "pruned",
-            "reason": f"pruned after epoch {len(seen)}",
-            "history": seen,
-            "epochs_spent": len(seen),
-        }
+        return RunOutcome(
+            status=RunStatus.PRUNED, reason=f"pruned after epoch {len(seen)}", history=seen, epochs_spent=len(seen)
+        )
     except ReglabError as err:  # the user's problem (e.g. missing data files): stop the study
-        return {"status": "error", "reason": str(err)}
+        return RunOutcome(status=RunStatus.ERROR, reason=str(err))
     except Exception as err:  # a bug or resource problem: this run failed, the study goes on
-        tb = traceback.format_exc(limit=3)
-        return {"status": "failed", "reason": f"{type(err).__name__}: {err}", "traceback": tb[-2000:]}
-    payload: dict[str, Any] = result.to_dict()
-    # a diverged epoch has no history record but was trained
-    payload["epochs_spent"] = max(len(result.history), result.diverged_epoch or 0)
+        return RunOutcome.failed(f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=3)[-2000:])
+    probs = labels = None
     if result.test_probs is not None:
-        payload["test_probs"] = pack_array(result.test_probs, "float16")
-        payload["test_labels"] = pack_array(data.test.labels.cpu().numpy(), "int32")
-    return payload
+        probs = PackedArray.pack(result.test_probs, "float16")
+        labels = PackedArray.pack(data.test.labels.cpu().numpy(), "int32")
+    return RunOutcome(
+        status=RunStatus(result.status),
+        reason=result.reason,
+        history=result.history,
+        final=result.final,
+        info=result.info,
+        diverged_epoch=result.diverged_epoch,
+        # a diverged epoch has no history record but was trained
+        epochs_spent=max(len(result.history), result.diverged_epoch or 0),
+        test_probs=probs,
+        test_labels=labels,
+    )

@@ -2,8 +2,10 @@
 
 Batches are slices of a per-epoch permutation (no per-sample DataLoader). Every source of
 randomness comes from ``cfg.train.seed`` (initialization, batch order, augmentation, dropout), the
-data split from ``cfg.data.split_seed``: the same config gives the same history on CPU.
-The test split is read once, after training, and never for any selection.
+data split from ``cfg.data.split_seed``: the same config gives the same history on CPU. Batch order
+and augmentation draw from the run's own ``torch.Generator``; initialization and dropout, which
+only have torch's global RNG, run inside :func:`seeded_global_rng` (the caller's state is restored).
+The test split is read once, after training, and never for any selection. Metrics: ``metrics.py``.
 """
 
 from __future__ import annotations
@@ -20,16 +22,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reglab.config import RunConfig
-from reglab.data.base import DataSplits
+from reglab.data.base import DataSplits, TestSplit
 from reglab.models import build_model
+from reglab.optim import create_optimizer, create_schedule
 from reglab.regularizers import TrainContext, build_regularizers
 from reglab.regularizers.base import Regularizer, penalized_parameters
-from reglab.training.optimizers import build_optimizer
-from reglab.training.schedules import lr_at
+from reglab.training.metrics import EpochStats, evaluate, weight_histograms, weight_stats
+from reglab.training.rng import seeded_global_rng
 
 EpochCallback = Callable[[dict[str, float]], None]
-
-SPARSITY_THRESHOLD = 1e-3
+GRAD_NORM_EVERY = 8  # gradient norm measured on steps 0, 8, 16, ... (every step when clipping)
 
 
 @dataclass
@@ -67,98 +69,6 @@ def resolve_device(name: str) -> torch.device:
     return torch.device("cpu")
 
 
-@torch.no_grad()
-def evaluate(
-    model: nn.Module, x: Tensor, y: Tensor, batch_size: int, probs: bool = False
-) -> tuple[float, float, Tensor | None]:
-    """Mean cross-entropy and accuracy of ``model`` in eval mode, and its softmax probabilities when
-    ``probs`` (only the final test evaluation needs them, for seed ensembles)."""
-    model.eval()
-    loss, correct, chunks = 0.0, 0, []
-    for i in range(0, len(y), batch_size):
-        logits = model(x[i : i + batch_size])
-        yb = y[i : i + batch_size]
-        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(1) == yb).sum())
-        if probs:
-            chunks.append(logits.softmax(1))
-    n = max(len(y), 1)
-    return loss / n, correct / n, torch.cat(chunks) if chunks else None
-
-
-HIST_LINEAR = (-0.3, 0.3, 60)  # signed weights
-HIST_LOG = (-7.0, 1.0, 48)  # log10 |w|: L1's exact-zero mass shows up at the left edge
-
-
-@torch.no_grad()
-def weight_histograms(params: Sequence[Tensor]) -> dict[str, list[float]]:
-    """Counts of the final weights on fixed bins (comparable across arms and seeds); values
-    outside the range are clamped into the edge bins."""
-    flat = torch.cat([p.detach().reshape(-1) for p in params]).float().cpu()
-    lo, hi, n = HIST_LINEAR
-    lin = torch.histc(flat.clamp(lo, hi), bins=n, min=lo, max=hi)
-    llo, lhi, ln = HIST_LOG
-    logs = torch.log10(flat.abs().clamp_min(10**llo)).clamp(llo, lhi)
-    log = torch.histc(logs, bins=ln, min=llo, max=lhi)
-    return {"linear": lin.tolist(), "log10_abs": log.tolist()}
-
-
-@torch.no_grad()
-def weight_stats(params: Sequence[Tensor]) -> dict[str, float]:
-    """L1 and L2 norms of the weights and their sparsity (share with |w| < 1e-3)."""
-    flat = torch.cat([p.detach().reshape(-1) for p in params])
-    return {
-        "weight_l1": float(flat.abs().sum()),
-        "weight_l2": float(flat.norm()),
-        "sparsity": float((flat.abs() < SPARSITY_THRESHOLD).float().mean()),
-    }
-
-
-GRAD_NORM_EVERY = 8  # gradient norm measured on steps 0, 8, 16, ... (every step when clipping)
-
-
-class _EpochStats:
-    """Training loss, accuracy and gradient norm of one epoch. The hot loop only appends each
-    step's scalar tensors (no small tensor op or host sync per step); they are summed every
-    ``CHUNK`` steps and at the end of the epoch. The recorded ``grad_norm`` is the mean global
-    gradient norm over the measured steps: for spotting vanishing or exploding gradients a sample
-    of every 8th step gives the same picture at an eighth of the cost."""
-
-    CHUNK = 1024  # bounds the memory held by the lists
-
-    def __init__(self) -> None:
-        self._losses: list[Tensor] = []
-        self._sizes: list[int] = []
-        self._hits: list[Tensor] = []
-        self._norms: list[Tensor] = []
-        self.loss_sum, self.correct, self.norm_sum, self.n_norms = 0.0, 0, 0.0, 0
-
-    def add(self, loss: Tensor, size: int, hits: Tensor) -> None:
-        self._losses.append(loss)
-        self._sizes.append(size)
-        self._hits.append(hits)
-        if len(self._losses) >= self.CHUNK:
-            self.flush()
-
-    def add_norm(self, norm: Tensor) -> None:
-        self._norms.append(norm)
-
-    def flush(self) -> None:
-        if self._losses:
-            sizes = torch.tensor(self._sizes, dtype=self._losses[0].dtype, device=self._losses[0].device)
-            self.loss_sum += float((torch.stack(self._losses) * sizes).sum())
-            self.correct += int(torch.stack(self._hits).sum())
-        if self._norms:
-            self.norm_sum += float(torch.stack(self._norms).sum())
-            self.n_norms += len(self._norms)
-        for buf in (self._losses, self._sizes, self._hits, self._norms):
-            buf.clear()
-
-    @property
-    def grad_norm(self) -> float:
-        return self.norm_sum / max(self.n_norms, 1)
-
-
 def _overriding(regs: Sequence[Regularizer], hook: str) -> list[Regularizer]:
     return [r for r in regs if getattr(type(r), hook) is not getattr(Regularizer, hook)]
 
@@ -187,14 +97,30 @@ def fit(
     test = data.test
     if device.type != "cpu":
         data = data.to(device)
+    with seeded_global_rng(tc.seed, device):  # initialization and dropout masks
+        return _train(cfg, data, test, device, callbacks, keep_model, evaluate_test, t_start)
 
-    torch.manual_seed(tc.seed)  # initialization and dropout masks
+
+def _train(
+    cfg: RunConfig,
+    data: DataSplits,
+    test: TestSplit,
+    device: torch.device,
+    callbacks: Sequence[EpochCallback],
+    keep_model: bool,
+    evaluate_test: bool,
+    t_start: float,
+) -> RunResult:
+    """The run itself: set up, the epoch loop, the final evaluation (inside :func:`fit`'s RNG block)."""
+    tc = cfg.train
     gen = torch.Generator().manual_seed(tc.seed)  # batch order and augmentation
-    model = build_model(cfg.model, cfg.regularization, data.input_shape, data.n_classes).to(device)
+    regs = build_regularizers(cfg)  # structural ones (dropout, batch norm) add layers to the model
+    model = build_model(cfg.model, data.input_shape, data.n_classes, regs).to(device)
     weights = penalized_parameters(model, include_biases=False)
     penalized = penalized_parameters(model, cfg.regularization.penalize_biases)
-    optimizer = build_optimizer(model, penalized, tc, cfg.regularization)
-    regs = build_regularizers(cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = create_optimizer(tc.optimizer, params, lr=tc.lr, momentum=tc.momentum)
+    schedule = create_schedule(tc.schedule, lr=tc.lr, epochs=tc.epochs, step_size=tc.step_size, decay=tc.decay)
     ctx = TrainContext(
         gen=gen,
         n_classes=data.n_classes,
@@ -212,7 +138,6 @@ def fit(
     penalties = _overriding(regs, "penalty")
     before = _overriding(regs, "before_step")
     after = _overriding(regs, "after_step")
-    params = [p for p in model.parameters() if p.requires_grad]
 
     x_tr, y_tr, n = data.x_train, data.y_train, len(data.y_train)
     bs = min(tc.batch_size, n)
@@ -222,7 +147,7 @@ def fit(
     for epoch in range(tc.epochs):
         t0 = time.perf_counter()
         ctx.epoch = epoch
-        lr = lr_at(tc, epoch)
+        lr = schedule(epoch)
         for r in regs:
             lr = r.adjust_lr(epoch, lr, ctx)
         for g in optimizer.param_groups:
@@ -230,7 +155,7 @@ def fit(
         model.train()
         perm = torch.randperm(n, generator=gen).to(device)
         pen_sum = torch.zeros((), device=device)
-        stats = _EpochStats()
+        stats = EpochStats()
         steps = 0
         for i in range(0, n, bs):
             idx = perm[i : i + bs]
@@ -318,7 +243,7 @@ def fit(
         x_te, y_te = test.read()  # the only read of the test split
         te_loss, te_acc, te_probs = evaluate(final_model, x_te.to(device), y_te.to(device), ebs, probs=True)
         test_metrics = {"test_loss": te_loss, "test_acc": te_acc, "gap": tr_acc - te_acc}
-    best_epoch = info.get("early_stopping_best_epoch") or int(max(history, key=lambda h: h["val_acc"])["epoch"])
+    best_epoch = ctx.best_epoch or int(max(history, key=lambda h: h["val_acc"])["epoch"])
     final = {
         "train_loss": tr_loss,
         "train_acc": tr_acc,

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from reglab.training.rng import seeded_global_rng
+
 
 @dataclass(frozen=True)
 class GradcheckResult:
@@ -54,14 +56,18 @@ def check_gradients(
 
 
 def _small_problem(seed: int) -> tuple[nn.Module, Tensor, Tensor]:
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+    """A float64 network and batch; module initialization only draws from the global RNG, which is
+    seeded here and restored afterwards (the caller's random state is left as it was)."""
+    with seeded_global_rng(seed):
+        model = nn.Sequential(nn.Flatten(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, 3)).double()
+        gen = torch.Generator()
+        gen.set_state(torch.get_rng_state())  # the data continue the seeded stream in a generator of their own
     # keep weights away from 0, where |w| has no derivative
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.sign(p) * 0.05)
-    x = torch.randn(16, 12, dtype=torch.float64)
-    y = torch.randint(0, 3, (16,))
+    x = torch.randn(16, 12, dtype=torch.float64, generator=gen)
+    y = torch.randint(0, 3, (16,), generator=gen)
     return model, x, y
 
 

@@ -13,7 +13,7 @@ from reglab.config import FIELD_SECTION, deep_merge, nest_overrides
 from reglab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from reglab.study.runner import StudyResults
+    from reglab.study.results import StudyResults
     from reglab.study.spec import StudySpec
 
 
@@ -52,7 +52,7 @@ def path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm:
     base_arm = arm or spec.baseline_arm
     if base_arm not in spec.arms:
         raise ConfigError(f"--arm: unknown arm {base_arm!r}; arms: {', '.join(spec.arms)}")
-    fixed = spec.arm_space(base_arm)[0]
+    fixed = spec.arm(base_arm).fixed
     arms: dict[str, Any] = {}
     for v in values:
         value: Any = round(v) if _is_int_field(spec, param) else v
@@ -71,7 +71,7 @@ def path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm:
         }
     )
     for a in new.arms:  # validate every value (e.g. dropout 1.5) before anything runs
-        new.arm_config(a)
+        new.arm(a)
     return new
 
 
@@ -96,10 +96,10 @@ def run_path(
     progress: bool = True,
 ) -> tuple[StudyResults, list[dict[str, Any]]]:
     """Run the sweep and write ``path.json`` (one row per value x seed) next to its summary."""
-    from reglab.study.runner import run_study
+    from reglab.study.protocol import run_protocol
 
     pspec = path_spec(spec, param, values, seeds, arm)
-    results = run_study(pspec, jobs=jobs, new=new, progress=progress, storage=spec.storage_url())
+    results = run_protocol(pspec, jobs=jobs, new=new, progress=progress, storage=spec.storage_url())
     by_arm = dict(zip(pspec.arms, values, strict=True))
     rows = []
     for rec in results.finals.to_dict("records"):

@@ -1,4 +1,7 @@
-"""Search spaces: which settings an arm tunes, over which ranges.
+"""The search-space grammar of study files: which settings an arm tunes, over which ranges.
+
+It belongs to the study file's schema (``reglab.study.spec`` reads it) and is sampled by
+``reglab.tuning`` (``suggest``); neither of those imports the other.
 
 An arm marks a setting for tuning with ``tune`` (the documented default range) or an explicit
 range ``{low, high, log}`` / ``{choices: [...]}``; ``when`` makes a dimension conditional
@@ -16,24 +19,32 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from reglab.errors import ConfigError
 
 if TYPE_CHECKING:
-    import optuna
-
     from reglab.config import RunConfig
 
 DIM_KEYS = {"low", "high", "log", "step", "choices", "int", "when", "num"}
 
-# defaults for training settings; regularizers' come from the registry
+# defaults for training settings; regularizers' come from the regularizer registry
 TRAIN_DEFAULTS: dict[str, dict[str, Any]] = {
     "lr": {"low": 1e-4, "high": 1.0, "log": True},
     "momentum": {"low": 0.5, "high": 0.99},
     "batch_size": {"choices": [32, 64, 128, 256]},
-    "optimizer": {"choices": ["sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw"]},
-    "schedule": {"choices": ["constant", "step", "exponential", "cosine", "inverse-time"]},
     "epochs": {"low": 5, "high": 50, "int": True},
-    "init": {"choices": ["default", "he", "xavier"]},
     "activation": {"choices": ["relu", "tanh", "gelu"]},
     "batch_norm": {"choices": [False, True]},
 }
+# settings whose default choices are every registered name: a registered optimizer is tuned too
+REGISTRY_CHOICES: dict[str, tuple[str, str]] = {
+    "optimizer": ("reglab.optim", "OPTIMIZERS"),
+    "schedule": ("reglab.optim", "SCHEDULES"),
+    "init": ("reglab.models.init", "INITIALIZATIONS"),
+}
+
+
+def registry_choices(field: str) -> list[str]:
+    import importlib
+
+    module, name = REGISTRY_CHOICES[field]
+    return list(getattr(importlib.import_module(module), name).names())
 
 
 class Dim(BaseModel):
@@ -101,7 +112,9 @@ def default_range(field: str) -> dict[str, Any]:
             return {"low": r.low, "high": r.high, "log": r.log}
     if field in TRAIN_DEFAULTS:
         return dict(TRAIN_DEFAULTS[field])
-    known = sorted({f for _, s in REGULARIZERS.items() for f in s.tune} | set(TRAIN_DEFAULTS))
+    if field in REGISTRY_CHOICES:
+        return {"choices": registry_choices(field)}
+    known = sorted({f for _, s in REGULARIZERS.items() for f in s.tune} | set(TRAIN_DEFAULTS) | set(REGISTRY_CHOICES))
     raise ConfigError(
         f"{field}: no default range for 'tune'; give {{low, high}} or choices. Defaults exist for: {', '.join(known)}"
     )
@@ -147,42 +160,6 @@ def split_overrides(overrides: dict[str, Any], where: str, prefix: str = "") -> 
         else:
             fixed[key] = value
     return fixed, space
-
-
-def suggest(trial: optuna.Trial, space: dict[str, Dim], fixed: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Sample a configuration; conditional dimensions only when their condition holds. A condition
-    on a setting that is not tuned is judged by its value in ``fixed`` (``condition_values``)."""
-    known = fixed or {}
-    params: dict[str, Any] = {}
-    pending = dict(space)
-    for _ in range(len(space) + 1):  # conditions may refer to other dimensions
-        progressed = False
-        for name, d in list(pending.items()):
-            if d.when and any(k in pending for k in d.when):
-                continue
-            pending.pop(name)
-            progressed = True
-            if d.when and not all(
-                (params.get(k) if k in space else known[k]) in vals
-                for k, vals in d.when.items()
-                if k in space or k in known
-            ):
-                continue
-            if d.choices is not None:
-                params[name] = trial.suggest_categorical(name, d.choices)
-            elif d.integer:
-                params[name] = trial.suggest_int(
-                    name,
-                    int(d.low),  # type: ignore[arg-type]
-                    int(d.high),  # type: ignore[arg-type]
-                    log=d.log,
-                    step=int(d.step or 1),
-                )
-            else:
-                params[name] = trial.suggest_float(name, d.low, d.high, log=d.log, step=d.step)  # type: ignore[arg-type]
-        if not pending or not progressed:
-            break
-    return params
 
 
 def setting_value(config: dict[str, Any], name: str) -> Any:

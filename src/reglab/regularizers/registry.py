@@ -1,0 +1,119 @@
+"""The regularizer registry and its public calls: ``register``, ``unregister``, ``build_regularizers``.
+
+Registration order is the order in which batch transforms run (augment before mixup, etc.).
+Registering after ``reglab.config`` was imported regenerates the config's ``regularization``
+section, so the new settings are valid everywhere (run configs, study files, ``reglab train --set``).
+"""
+
+from __future__ import annotations
+
+import sys
+import typing
+from typing import TYPE_CHECKING, Any
+
+from reglab.registry import Registry
+from reglab.regularizers.base import Regularizer, RegularizerSpec, Settings
+
+if TYPE_CHECKING:
+    from reglab.config import RunConfig
+
+REGULARIZERS: Registry[RegularizerSpec[Any]] = Registry("regularizer")
+
+
+def register(spec: RegularizerSpec[Any]) -> RegularizerSpec[Any]:
+    """Add ``spec`` to the registry (after the ones registered before it) and return it."""
+    taken = {f: name for name, s in REGULARIZERS.items() for f in s.settings.model_fields}
+    clash = [f for f in spec.fields if f in taken]
+    if clash:
+        raise ValueError(f"regularizer {spec.name!r}: setting {clash[0]!r} is already defined by {taken[clash[0]]!r}")
+    validators = {v: name for name, s in REGULARIZERS.items() for v in _validator_names(s.settings)}
+    for v in _validator_names(spec.settings):
+        if validators.get(v, spec.name) != spec.name:
+            # the section inherits every settings class: one validator name would hide the other
+            raise ValueError(f"regularizer {spec.name!r}: validator {v!r} is already defined by {validators[v]!r}")
+    REGULARIZERS.add(spec.name, spec)
+    _refresh_config()
+    return spec
+
+
+def _validator_names(settings: type[Settings]) -> set[str]:
+    decorators = settings.__pydantic_decorators__
+    return {*decorators.field_validators, *decorators.model_validators}
+
+
+def unregister(name: str) -> None:
+    """Remove the regularizer ``name`` (tests that register temporary ones clean up with this)."""
+    REGULARIZERS.remove(name)
+    _refresh_config()
+
+
+def _refresh_config() -> None:
+    """Regenerate the config's regularization section if the config models exist already (a late
+    registration); while ``reglab.config`` is still being imported it derives them itself."""
+    config = sys.modules.get("reglab.config")
+    rebuild = getattr(config, "rebuild_regularization", None)
+    if rebuild is not None:
+        rebuild()
+
+
+def build_regularizers(cfg: RunConfig) -> list[Regularizer]:
+    """The active regularizers of a run, in registry order."""
+    out = []
+    for _, spec in REGULARIZERS.items():
+        r = spec.build(cfg)
+        if r is not None:
+            out.append(r)
+    return out
+
+
+def exclusion_errors(section: Any) -> list[str]:
+    """Regularizers switched on together that cannot be combined (``RegularizerSpec.excludes``)."""
+    errors = []
+    for name, spec in REGULARIZERS.items():
+        if spec.excludes and spec.from_section(section) is not None:
+            for other in spec.excludes:
+                if other in REGULARIZERS and REGULARIZERS.get(other).from_section(section) is not None:
+                    errors.append(f"{other} and {name} cannot be combined")
+    return errors
+
+
+def setting_names(spec: RegularizerSpec[Any]) -> list[str]:
+    """The settings of ``spec`` as written in a study file: ``l2``, ``swa: {start, lr}``."""
+    out = []
+    for f in spec.fields:
+        tp = spec.settings.model_fields[f].annotation
+        sub = [a for a in (tp, *typing.get_args(tp)) if isinstance(a, type) and issubclass(a, Settings)]
+        out.append(f"{f}: {{{', '.join(sub[0].model_fields)}}}" if sub else f)
+    return out
+
+
+def describe() -> list[dict[str, str]]:
+    """One row per registered regularizer: name, settings, what it does, source, default ranges."""
+    rows = []
+    for name, spec in REGULARIZERS.items():
+        ranges = [
+            f"{k} {r.low:g}…{r.high:g}{' (log)' if r.log else ''}"
+            if len(spec.tune) > 1
+            else f"{r.low:g}…{r.high:g}{' (log)' if r.log else ''}"
+            for k, r in spec.tune.items()
+        ]
+        rows.append(
+            {
+                "name": name,
+                "settings": ", ".join(setting_names(spec)),
+                "what": spec.doc + (" (structural)" if spec.structural else ""),
+                "source": spec.citation,
+                "tune": "; ".join(ranges),
+            }
+        )
+    return rows
+
+
+def markdown_table() -> str:
+    """The README's regularizer table, generated from the registry (``reglab regularizers --markdown``)."""
+    lines = ["| regularizer | settings | what it does | source | default `tune` range |", "|---|---|---|---|---|"]
+    for r, (_, spec) in zip(describe(), REGULARIZERS.items(), strict=True):
+        settings = ", ".join(f"`{s}`" for s in setting_names(spec))
+        cells = [r["name"], settings, r["what"].replace("|", "\\|"), r["source"], r["tune"] or "-"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,74 @@
+"""The typed result of one run or tuning trial, as executors hand it to the driver and as the
+storage keeps it (JSON only at that boundary)."""
+
+from __future__ import annotations
+
+import base64
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RunStatus(StrEnum):
+    COMPLETED = "completed"  # trained to the end (or stopped early by early stopping)
+    DIVERGED = "diverged"  # NaN/inf loss: a result of the configuration, kept and reported
+    PRUNED = "pruned"  # stopped by the driver (pruner or time budget)
+    FAILED = "failed"  # an exception or a dead worker: this run failed, the study goes on
+    ERROR = "error"  # the user's problem (e.g. missing data files): the study stops
+
+    @property
+    def done(self) -> bool:
+        """A finished run whose result counts (stored once, never redone)."""
+        return self in (RunStatus.COMPLETED, RunStatus.DIVERGED)
+
+
+class PackedArray(BaseModel):
+    """A numpy array as base64 bytes, so that test-set probabilities fit in a JSON attribute."""
+
+    model_config = ConfigDict(frozen=True)
+    dtype: str
+    shape: list[int]
+    b64: str
+
+    @classmethod
+    def pack(cls, a: np.ndarray, dtype: str) -> PackedArray:
+        b = np.ascontiguousarray(a.astype(dtype))
+        return cls(dtype=dtype, shape=list(b.shape), b64=base64.b64encode(b.tobytes()).decode("ascii"))
+
+    def unpack(self) -> np.ndarray:
+        return np.frombuffer(base64.b64decode(self.b64), dtype=np.dtype(self.dtype)).reshape(self.shape)
+
+
+class RunOutcome(BaseModel):
+    """What one run produced. ``final`` holds the end-of-run metrics (train/val/test loss and
+    accuracy, best epoch, weight statistics), ``history`` one record per epoch."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    status: RunStatus
+    reason: str | None = None
+    history: list[dict[str, int | float]] = Field(default_factory=list)  # epochs stay integers
+    final: dict[str, float] = Field(default_factory=dict)
+    info: dict[str, Any] = Field(default_factory=dict)
+    diverged_epoch: int | None = None
+    epochs_spent: int = 0
+    fold_finals: list[dict[str, float]] | None = None
+    test_probs: PackedArray | None = None
+    test_labels: PackedArray | None = None
+    traceback: str | None = None
+
+    def value(self, metric: str) -> float | None:
+        """``final[metric]`` when the run completed, else None."""
+        if self.status is not RunStatus.COMPLETED:
+            return None
+        v = self.final.get(metric)
+        return None if v is None else float(v)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """JSON-able attributes for the storage (None fields left out)."""
+        return self.model_dump(mode="json", exclude_none=True)
+
+    @classmethod
+    def failed(cls, reason: str, **kw: Any) -> RunOutcome:
+        return cls(status=RunStatus.FAILED, reason=reason, **kw)

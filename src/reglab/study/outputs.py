@@ -1,0 +1,96 @@
+"""The study's output folder: ``config.resolved.yaml``, ``tuning.json``, ``runs.csv``,
+``finals.csv`` and ``summary.json``, all computed from the storage (never from memory), each
+written to a private file first and moved into place (``os.replace``: atomic), so drivers and
+workers sharing a folder never leave a half-written file."""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from reglab.files import write_atomic
+from reglab.jsonsafe import json_safe
+from reglab.urls import mask_url
+
+if TYPE_CHECKING:
+    from reglab.study.protocol import ProtocolStats
+    from reglab.study.results import StudyResults
+    from reglab.study.spec import StudySpec
+    from reglab.study.storage import RunStore
+    from reglab.tuning.insight import ArmTuning
+
+
+def environment(device: str | None = None) -> dict[str, Any]:
+    from importlib import metadata
+
+    versions: dict[str, str | None] = {}
+    for pkg in ("reglab", "torch", "optuna", "numpy", "scipy", "pydantic"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "versions": versions,
+        "device": device,
+    }
+
+
+def write_resolved(spec: StudySpec, url: str) -> None:
+    """The study with every arm's full run configuration, next to its results."""
+    doc = {**spec.resolved(), "storage": mask_url(url)}
+    write_atomic(spec.output_dir() / "config.resolved.yaml", yaml.safe_dump(doc, sort_keys=False))
+
+
+def write_tuning(spec: StudySpec, url: str, results: dict[str, ArmTuning], out: Path) -> None:
+    assert spec.search is not None
+    doc = {
+        "study": spec.name,
+        "search": spec.search.model_dump(),
+        "storage": mask_url(url),
+        "arms": {arm: r.model_dump(mode="json") for arm, r in results.items()},
+    }
+    write_atomic(out / "tuning.json", json.dumps(json_safe(doc), indent=2))
+
+
+def publish(
+    spec: StudySpec,
+    store: RunStore,
+    url: str,
+    *,
+    wall_time: float,
+    stats: ProtocolStats,
+    tuning: dict[str, ArmTuning] | None,
+    search: StudySpec,
+) -> StudyResults:
+    """Write the outputs of the confirmation study ``spec`` (``search``: the study as written,
+    whose search produced ``tuning``) and return the results."""
+    from reglab.study.results import StudyResults, epochs_frame, finals_frame, summarize
+
+    out = spec.output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    if tuning is not None:
+        write_tuning(search, url, tuning, out)
+    records = store.done()
+    devices = sorted({str(r.outcome.info.get("device")) for r in records.values()})
+    extra: dict[str, Any] = {
+        "environment": environment(", ".join(devices) or None),
+        "storage": mask_url(url),
+        "fingerprint": spec.fingerprint(),
+        "wall_time": wall_time,
+        "total_run_time": sum(float(r.outcome.info.get("wall_time") or 0) for r in records.values()),
+        "resolved_config": "config.resolved.yaml",
+    }
+    if tuning is not None:
+        extra["tuning"] = {arm: r.summary() for arm, r in tuning.items()}
+    summary = summarize(spec, records, extra)
+    ep, fin = epochs_frame(spec, records), finals_frame(spec, records)
+    write_atomic(out / "runs.csv", ep.to_csv(index=False))
+    write_atomic(out / "finals.csv", fin.to_csv(index=False))
+    write_atomic(out / "summary.json", summary.to_json())
+    return StudyResults(spec, summary, ep, fin, out, stats)

@@ -1,0 +1,131 @@
+"""What the protocol tells the person watching: rich progress bars for ``reglab run``, one line
+per event for ``reglab worker`` (whose output is usually a log), or nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reglab.study.outcome import RunOutcome
+    from reglab.tuning.insight import ArmTuning
+
+Say = Callable[[str], None]
+
+
+class Observer:
+    """Every hook is a no-op; subclasses override what they show."""
+
+    def __enter__(self) -> Observer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def tuning_started(self, budgets: dict[str, tuple[int | None, int]]) -> None:
+        """Per arm: (trial budget, trials already counted)."""
+
+    def trial_epoch(self, arm: str, key: str, record: dict[str, float], metric: str) -> None: ...
+
+    def trial_done(self, arm: str, key: str, outcome: RunOutcome | None) -> None:
+        """``outcome`` None: the result was dropped (another worker took the trial over)."""
+
+    def tuned(self, arm: str, result: ArmTuning) -> None: ...
+
+    def runs_started(self, total: int, done: int) -> None: ...
+
+    def run_epoch(self, key: str, record: dict[str, float], epochs: int, metric: str) -> None: ...
+
+    def run_done(self, key: str, outcome: RunOutcome, stored: bool, metric: str) -> None: ...
+
+    def note(self, line: str) -> None: ...
+
+
+class Lines(Observer):
+    """One line per finished trial or run (``reglab worker``)."""
+
+    def __init__(self, say: Say) -> None:
+        self.say = say
+
+    def trial_done(self, arm: str, key: str, outcome: RunOutcome | None) -> None:
+        if outcome is None:
+            self.say(f"  {key}: result dropped (the trial was taken over by another worker)")
+        else:
+            self.say(f"  {key}: {outcome.status.value}")
+
+    def tuned(self, arm: str, result: ArmTuning) -> None:
+        self.say(f"  tuned {arm}: {result.n_trials} trials ({result.n_pruned} pruned), best {result.best_params}")
+
+    def run_done(self, key: str, outcome: RunOutcome, stored: bool, metric: str) -> None:
+        if not stored:
+            self.say(f"  {key}: result dropped (the run was taken over by another worker)")
+            return
+        shown = f"  {metric} {outcome.final[metric]:.4f}" if metric in outcome.final else ""
+        self.say(f"  {key}: {outcome.status.value}{shown}")
+
+    def note(self, line: str) -> None:
+        self.say(line)
+
+
+class Bars(Observer):
+    """Rich progress: trials per arm while tuning; runs done/left with ETA and each active run's
+    epoch while confirming. Finished bars are completed, not left half-way."""
+
+    MAX_ACTIVE = 32
+
+    def __init__(self) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        self.arm_bars: dict[str, Any] = {}
+        self.active: dict[str, Any] = {}
+        self.overall: Any = None
+
+    def __enter__(self) -> Bars:
+        self.p.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.p.__exit__(None, None, None)
+
+    def tuning_started(self, budgets: dict[str, tuple[int | None, int]]) -> None:
+        for arm, (budget, done) in budgets.items():
+            self.arm_bars[arm] = self.p.add_task(f"tuning {arm}", total=budget, completed=done)
+
+    def _epoch(self, key: str, record: dict[str, float], total: int | None, metric: str) -> None:
+        if key not in self.active:
+            if len(self.active) >= self.MAX_ACTIVE:
+                return
+            self.active[key] = self.p.add_task(f"  {key}", total=total)
+        step = int(record.get("step", record["epoch"]))
+        shown = f" {metric} {record[metric]:.3f}" if metric in record else ""
+        self.p.update(self.active[key], completed=step, description=f"  {key}{shown}")
+
+    def _drop(self, key: str) -> None:
+        if key in self.active:
+            self.p.remove_task(self.active.pop(key))
+
+    def trial_epoch(self, arm: str, key: str, record: dict[str, float], metric: str) -> None:
+        self._epoch(key, record, None, metric)
+
+    def trial_done(self, arm: str, key: str, outcome: RunOutcome | None) -> None:
+        self._drop(key)
+        self.p.advance(self.arm_bars[arm])
+
+    def tuned(self, arm: str, result: ArmTuning) -> None:
+        bar = self.arm_bars.get(arm)
+        if bar is not None:  # the budget may end early (time budget): show the bar finished
+            self.p.update(bar, total=result.n_trials, completed=result.n_trials)
+
+    def runs_started(self, total: int, done: int) -> None:
+        self.overall = self.p.add_task("runs", total=total, completed=done)
+
+    def run_epoch(self, key: str, record: dict[str, float], epochs: int, metric: str) -> None:
+        self._epoch(key, record, epochs, metric)
+
+    def run_done(self, key: str, outcome: RunOutcome, stored: bool, metric: str) -> None:
+        self._drop(key)
+        self.p.advance(self.overall)
+
+    def note(self, line: str) -> None:
+        self.p.console.print(line, markup=False, highlight=False)

@@ -1,0 +1,131 @@
+"""The executor conformance suite: every executor keeps the four-method contract the protocol
+relies on (``submit``, ``poll``, ``stop``, ``close``), so nothing else in reglab needs to know
+which one runs. Like the regularizer suite, a new executor is added to ``EXECUTORS`` and must
+pass all of it."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import torch
+
+from reglab.config import RunConfig
+from reglab.study.executors import Executor, InProcessExecutor, LocalExecutor, Task
+from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.worker import execute_run
+
+
+def _ray() -> Executor:
+    from reglab.study.ray_executor import RayExecutor
+
+    os.environ.pop("RAY_ADDRESS", None)
+    return RayExecutor(None, num_cpus=2)
+
+
+EXECUTORS: dict[str, Callable[[], Executor]] = {
+    "in-process": InProcessExecutor,
+    "local": lambda: LocalExecutor(2),
+    "ray": _ray,
+}
+PARAMS = [pytest.param(n, marks=pytest.mark.servers if n == "ray" else ()) for n in EXECUTORS]
+
+BASE = RunConfig().override({"n_train": 200, "hidden": [16], "epochs": 3, "batch_size": 32, "device": "cpu"})
+SLOW = BASE.override({"n_train": 1000, "hidden": [256, 256], "batch_size": 8, "epochs": 30})
+
+
+@pytest.fixture(scope="module", params=PARAMS)
+def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
+    ex = EXECUTORS[request.param]()
+    yield ex
+    ex.close()
+
+
+def drain(
+    ex: Executor, n: int, timeout: float = 240
+) -> tuple[list[tuple[str, dict[str, float]]], dict[str, RunOutcome]]:
+    """Poll until ``n`` tasks finished: (events in arrival order, outcome by key)."""
+    events: list[tuple[str, dict[str, float]]] = []
+    done: dict[str, RunOutcome] = {}
+    deadline = time.monotonic() + timeout
+    while len(done) < n:
+        assert time.monotonic() < deadline, f"only {len(done)} of {n} tasks finished in {timeout}s"
+        ev, fin = ex.poll(0.1)
+        events += ev
+        for task, outcome in fin:
+            assert task.key not in done, f"{task.key} finished twice"
+            done[task.key] = outcome
+    return events, done
+
+
+def test_has_slots(executor: Executor) -> None:
+    assert isinstance(executor.slots, int) and executor.slots >= 1
+
+
+def test_a_run_gives_the_same_outcome_as_training_here(executor: Executor) -> None:
+    executor.submit(Task("a/seed0", BASE))
+    events, done = drain(executor, 1)
+    outcome = done["a/seed0"]
+    assert isinstance(outcome, RunOutcome) and outcome.status is RunStatus.COMPLETED
+    assert [int(r["epoch"]) for k, r in events if k == "a/seed0"] == [1, 2, 3]  # every epoch, in order
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as every executor's workers do
+    try:
+        here = execute_run(BASE)
+    finally:
+        torch.set_num_threads(threads)
+
+    def untimed(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k != "time"} for r in records]
+
+    assert outcome.final == here.final  # deterministic wherever it runs
+    assert untimed(outcome.history) == untimed(here.history)
+    assert outcome.test_probs is not None  # a confirmation run reads the test split once
+
+
+def test_a_tuning_task_never_returns_test_metrics(executor: Executor) -> None:
+    executor.submit(Task("a/trial0", BASE, evaluate_test=False))
+    _, done = drain(executor, 1)
+    outcome = done["a/trial0"]
+    assert outcome.status is RunStatus.COMPLETED and "val_acc" in outcome.final
+    assert not any(k.startswith("test_") for k in outcome.final) and outcome.test_probs is None
+
+
+def test_stop_ends_a_task_early_as_pruned(executor: Executor) -> None:
+    executor.submit(Task("slow/trial0", SLOW, evaluate_test=False))
+    deadline = time.monotonic() + 240
+    stopped = False
+    done: dict[str, RunOutcome] = {}
+    while not done:
+        assert time.monotonic() < deadline
+        events, fin = executor.poll(0.1)
+        if events and not stopped:
+            executor.stop("slow/trial0")
+            stopped = True
+        done.update({t.key: o for t, o in fin})
+    outcome = done["slow/trial0"]
+    assert outcome.status is RunStatus.PRUNED
+    assert 1 <= outcome.epochs_spent < 30
+
+
+def test_a_failing_run_is_a_failed_outcome_not_an_exception(executor: Executor) -> None:
+    bad = BASE.override({"batch_norm": True, "batch_size": 1})  # batch norm cannot train on one example
+    executor.submit(Task("bn/seed0", bad))
+    executor.submit(Task("ok/seed0", BASE))
+    _, done = drain(executor, 2)
+    assert done["ok/seed0"].status is RunStatus.COMPLETED
+    assert done["bn/seed0"].status is RunStatus.FAILED and "ValueError" in (done["bn/seed0"].reason or "")
+
+
+def test_many_tasks_each_finish_exactly_once(executor: Executor) -> None:
+    keys = [f"a/seed{i}" for i in range(4)]
+    for i, k in enumerate(keys):
+        executor.submit(Task(k, BASE.override({"seed": i})))
+    events, done = drain(executor, len(keys))
+    assert sorted(done) == sorted(keys)
+    assert {k for k, _ in events} == set(keys)
+    finals: dict[str, Any] = {k: o.final["train_loss"] for k, o in done.items()}
+    assert len(set(finals.values())) == len(keys)  # other seeds, other runs

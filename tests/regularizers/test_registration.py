@@ -1,0 +1,189 @@
+"""A regularizer registered after import, from a module outside reglab, works end to end with no
+other edit: config validation (flat and nested), study files, ``reglab train --set`` and the
+conformance checks. The test-only regularizer is DropConnect (Wan et al. 2013): random masks on the
+weights of linear layers in training only."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from test_conformance import (
+    check_cnn_and_tabular,
+    check_documented,
+    check_example_activates,
+    check_inactive_by_default,
+    check_run,
+    check_structure,
+    check_tune_ranges,
+)
+from typer.testing import CliRunner
+
+import reglab.config
+from reglab.cli import app
+from reglab.config import FIELD_SECTION, RunConfig
+from reglab.data.base import DataSplits
+from reglab.errors import ConfigError
+from reglab.regularizers import REGULARIZERS, RegularizerSpec, unregister
+from reglab.study.spec import StudySpec, parse_study
+
+DROPCONNECT = '''
+    """DropConnect (Wan et al. 2013): a fresh Bernoulli mask on every linear weight per forward pass
+    in training, scaled by 1/(1-p); the plain weights in evaluation."""
+
+    from __future__ import annotations
+
+    import torch
+    from pydantic import Field
+    from torch import nn
+    from torch.nn.utils import parametrize
+
+    from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TuneRange, register
+
+
+    class DropConnectSettings(Settings):
+        dropconnect: float = Field(0.0, ge=0.0, lt=0.9, description="share of linear weights dropped")
+
+
+    class _Mask(nn.Module):
+        def __init__(self, p: float) -> None:
+            super().__init__()
+            self.p = p
+
+        def forward(self, w: torch.Tensor) -> torch.Tensor:
+            if not self.training:
+                return w
+            return w * (torch.rand_like(w) >= self.p) / (1 - self.p)
+
+
+    class DropConnect(Regularizer):
+        name = "dropconnect"
+
+        def __init__(self, p: float) -> None:
+            self.p = p
+
+        def setup(self, model, ctx) -> None:
+            for m in model.modules():
+                if isinstance(m, nn.Linear):
+                    parametrize.register_parametrization(m, "weight", _Mask(self.p))
+
+
+    SPEC = register(
+        RegularizerSpec(
+            name="dropconnect",
+            settings=DropConnectSettings,
+            make=lambda s: DropConnect(s.dropconnect) if s.dropconnect > 0 else None,
+            doc="drop linear weights at random in training",
+            citation="Wan et al. 2013",
+            example={"dropconnect": 0.3},
+            tune={"dropconnect": TuneRange(0.05, 0.6)},
+        )
+    )
+'''
+
+
+@pytest.fixture
+def dropconnect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RegularizerSpec[Any]]:
+    """Write the module, import it (which registers it), and unregister it afterwards."""
+    (tmp_path / "my_dropconnect.py").write_text(textwrap.dedent(DROPCONNECT).lstrip(), encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    module = importlib.import_module("my_dropconnect")
+    try:
+        yield module.SPEC
+    finally:
+        unregister("dropconnect")
+        sys.modules.pop("my_dropconnect", None)
+
+
+def test_the_config_accepts_it_flat_and_nested_and_checks_its_range(dropconnect: RegularizerSpec[Any]) -> None:
+    assert REGULARIZERS.names()[-1] == "dropconnect"
+    assert FIELD_SECTION["dropconnect"] == "regularization"
+    cfg = RunConfig().override({"dropconnect": 0.3})
+    assert cfg.regularization.dropconnect == 0.3  # type: ignore[attr-defined]
+    assert RunConfig().override({"regularization": {"dropconnect": 0.2}}).regularization.dropconnect == 0.2  # type: ignore[attr-defined]
+    assert RunConfig().regularization.dropconnect == 0.0  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"regularization\.dropconnect: Input should be less than 0\.9"):
+        RunConfig().override({"dropconnect": 0.95})
+    # the built-in settings and rules are unchanged
+    assert cfg.override({"dropout": "0.5,0.3"}).regularization.dropout == (0.5, 0.3)
+    with pytest.raises(ConfigError, match="swa and snapshot cannot be combined"):
+        RunConfig().override({"swa": True, "snapshot": True})
+    schema = RunConfig.model_json_schema()["$defs"]["RegularizationConfig"]["properties"]
+    assert schema["dropconnect"]["exclusiveMaximum"] == 0.9
+
+
+def test_a_study_arm_can_use_it(dropconnect: RegularizerSpec[Any]) -> None:
+    spec = parse_study({"name": "dc", "arms": {"none": {}, "dc": {"dropconnect": 0.3}}})
+    assert spec.arm("dc").config.regularization.dropconnect == 0.3  # type: ignore[attr-defined]
+    assert spec.arm("none").config.regularization.dropconnect == 0.0  # type: ignore[attr-defined]
+    assert "dropconnect" in StudySpec.model_json_schema()["$defs"]["RegularizationConfig"]["properties"]
+    with pytest.raises(ConfigError, match="dropconnect"):
+        parse_study({"name": "dc", "arms": {"none": {}, "dc": {"dropconnect": 2}}})
+
+
+def test_reglab_train_set_accepts_it(dropconnect: RegularizerSpec[Any]) -> None:
+    args = ["train", "--epochs", "1", "--n-train", "100", "--hidden", "16", "--device", "cpu", "--json"]
+    result = CliRunner().invoke(app, [*args, "--set", "dropconnect=0.3"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["config"]["regularization"]["dropconnect"] == 0.3
+    assert out["info"]["regularizers"] == ["dropconnect"]
+    bad = CliRunner().invoke(app, [*args, "--set", "dropconect=0.3"])
+    assert bad.exit_code == 2 and "did you mean dropconnect" in bad.stderr
+
+
+def test_the_conformance_checks_pass_for_it(
+    dropconnect: RegularizerSpec[Any], tiny_cfg: RunConfig, load: Callable[..., DataSplits], helpers: Any
+) -> None:
+    check_documented(dropconnect)
+    check_inactive_by_default(dropconnect)
+    check_example_activates(dropconnect)
+    check_tune_ranges(dropconnect)
+    check_structure(dropconnect)
+    check_run(dropconnect, tiny_cfg, load, helpers)
+    for setting in ("cnn", "tabular"):
+        check_cnn_and_tabular(dropconnect, setting, tiny_cfg, load, helpers)
+
+
+def test_it_changes_training_only(dropconnect: RegularizerSpec[Any], tiny_cfg: RunConfig) -> None:
+    from reglab.training.engine import fit
+
+    plain = fit(tiny_cfg)
+    dc = fit(tiny_cfg.override({"dropconnect": 0.5}), keep_model=True)
+    assert dc.history[0]["train_loss"] != plain.history[0]["train_loss"]
+    model = dc.model
+    assert model is not None
+    model.eval()
+    x = torch.randn(4, 1, 8, 8)
+    assert torch.equal(model(x), model(x))
+
+
+def test_it_is_gone_afterwards() -> None:
+    assert "dropconnect" not in REGULARIZERS
+    assert "dropconnect" not in FIELD_SECTION
+    assert "dropconnect" not in reglab.config.RegularizationConfig.model_fields
+    with pytest.raises(ConfigError, match="dropconnect: unknown setting"):
+        RunConfig().override({"dropconnect": 0.3})
+    with pytest.raises(ConfigError):
+        parse_study({"name": "dc", "arms": {"none": {}, "dc": {"dropconnect": 0.3}}})
+
+
+def test_a_clashing_setting_name_is_refused() -> None:
+    from reglab.regularizers import Regularizer, Settings, register
+
+    class Clash(Settings):
+        l2: float = 0.0
+
+    spec = RegularizerSpec(
+        name="clash", settings=Clash, make=lambda s: Regularizer(), doc="x", citation="x", example={}
+    )
+    with pytest.raises(ValueError, match="'l2' is already defined by 'l2'"):
+        register(spec)
+    assert "clash" not in REGULARIZERS
