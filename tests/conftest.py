@@ -106,3 +106,30 @@ def helpers() -> Any:
         fresh_copy = staticmethod(fresh_copy)
 
     return _H
+
+
+@pytest.fixture
+def test_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
+    """Counts reads of any test split in this process: ``total``, and ``tuning`` - those made while
+    the protocol's tuning phase (``reglab.study.protocol.tune``) ran, which must stay 0."""
+    import reglab.study.protocol as protocol
+    from reglab.data.base import TestSplit
+
+    reads = {"total": 0, "tuning": 0, "tuning_phases": 0}
+    read, tune = TestSplit.read, protocol.tune
+
+    def counting(self: TestSplit) -> Any:
+        reads["total"] += 1
+        return read(self)
+
+    def watched(*args: Any, **kwargs: Any) -> Any:
+        before = reads["total"]
+        try:
+            return tune(*args, **kwargs)
+        finally:
+            reads["tuning"] += reads["total"] - before
+            reads["tuning_phases"] += 1
+
+    monkeypatch.setattr(TestSplit, "read", counting)
+    monkeypatch.setattr(protocol, "tune", watched)
+    return reads

@@ -11,8 +11,7 @@ import functools
 import operator
 import types
 import typing
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import (
     BaseModel,
@@ -28,8 +27,8 @@ from pydantic import (
 from reglab.data.config import DataConfig
 from reglab.data.config import SyntheticConfig as SyntheticConfig
 from reglab.errors import ConfigError
+from reglab.models.config import ModelConfig
 from reglab.optim import OPTIMIZERS, SCHEDULES
-from reglab.registry import Registry
 from reglab.regularizers.augment import AugmentConfig as AugmentConfig
 from reglab.regularizers.early_stopping import EarlyStoppingConfig as EarlyStoppingConfig
 from reglab.regularizers.snapshot import SnapshotConfig as SnapshotConfig
@@ -38,34 +37,6 @@ from reglab.regularizers.swa import SWAConfig as SWAConfig
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class ModelConfig(_Frozen):
-    arch: Literal["mlp", "cnn"] = Field("mlp", description="mlp or the classic two-conv cnn")
-    hidden: tuple[int, ...] = Field((256, 128), description="MLP hidden layer sizes")
-    activation: Literal["relu", "tanh", "gelu"] = "relu"
-    channels: tuple[int, int] = Field((32, 64), description="CNN conv widths")
-    fc: int = Field(128, ge=1, description="CNN fully-connected width")
-    init: Literal["default", "he", "xavier"] = Field("default", description="weight initialization")
-
-    @field_validator("hidden", "channels", mode="before")
-    @classmethod
-    def _parse_sizes(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            try:
-                return tuple(int(s) for s in v.split(",") if s.strip())
-            except ValueError:
-                raise ValueError("expected comma-separated integers, e.g. 256,128") from None
-        if isinstance(v, int):
-            return (v,)
-        return v
-
-    @field_validator("hidden", "channels")
-    @classmethod
-    def _positive(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if any(s < 1 for s in v):
-            raise ValueError("layer sizes must be >= 1")
-        return v
 
 
 def regularization_model() -> type[BaseModel]:
@@ -134,21 +105,13 @@ else:
     RegularizationConfig = regularization_model()
 
 
-def _choices(registry: Registry[Any]) -> Callable[[dict[str, Any]], None]:
-    """A ``json_schema_extra`` listing the registry's names as the field's ``enum``, read when the
-    schema is generated (so entries registered after import appear too)."""
-
-    def extra(schema: dict[str, Any]) -> None:
-        schema["enum"] = registry.names()
-
-    return extra
-
-
 class TrainConfig(_Frozen):
-    optimizer: str = Field("sgd", description="see reglab.optim.OPTIMIZERS", json_schema_extra=_choices(OPTIMIZERS))
+    optimizer: str = Field("sgd", description="a registered optimizer", json_schema_extra=OPTIMIZERS.schema_enum())
     lr: float = Field(0.05, gt=0.0, le=1e6, description="initial learning rate")
     momentum: float = Field(0.9, ge=0.0, lt=1.0, description="for momentum and nesterov")
-    schedule: str = Field("constant", description="see reglab.optim.SCHEDULES", json_schema_extra=_choices(SCHEDULES))
+    schedule: str = Field(
+        "constant", description="see reglab.optim.SCHEDULES", json_schema_extra=SCHEDULES.schema_enum()
+    )
     step_size: int = Field(10, ge=1, description="epochs between step decays")
     decay: float | None = Field(
         None, gt=0.0, description="step/exponential factor (default 0.1/0.95), inverse-time rate (0.1)"
@@ -163,10 +126,7 @@ class TrainConfig(_Frozen):
     @field_validator("optimizer", "schedule")
     @classmethod
     def _registered(cls, v: str, info: ValidationInfo) -> str:
-        registry = OPTIMIZERS if info.field_name == "optimizer" else SCHEDULES
-        if v not in registry:
-            raise ValueError(registry.unknown(v))
-        return v
+        return (OPTIMIZERS if info.field_name == "optimizer" else SCHEDULES).check(v)
 
     @field_validator("device")
     @classmethod

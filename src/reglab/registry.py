@@ -71,6 +71,21 @@ class Registry(Generic[F]):
         """The message for an unknown ``name``: ``unknown <family> 'x'; valid choices: a, b``."""
         return f"unknown {self.family} {name!r}; valid choices: {', '.join([*self._items, *extra])}"
 
+    def check(self, name: str) -> str:
+        """``name`` when registered, else ValueError (for pydantic field validators)."""
+        if name not in self._items:
+            raise ValueError(self.unknown(name))
+        return name
+
+    def schema_enum(self) -> Callable[[dict[str, Any]], None]:
+        """A pydantic ``json_schema_extra`` listing the names as the field's ``enum``, read when the
+        schema is generated (so entries registered after import appear too)."""
+
+        def extra(schema: dict[str, Any]) -> None:
+            schema["enum"] = self.names()
+
+        return extra
+
     def get(self, name: str) -> F:
         try:
             obj = self._items[name]

@@ -13,8 +13,6 @@ from typing import Any
 import optuna
 import pytest
 
-import reglab.study.protocol as protocol_mod
-from reglab.data.base import TestSplit
 from reglab.study.executors import InProcessExecutor
 from reglab.study.protocol import run_protocol, work
 from reglab.study.results import StudyResults
@@ -50,38 +48,20 @@ def run_in(mode: str, spec: StudySpec, ex: InProcessExecutor, request: pytest.Fi
 
 @pytest.mark.parametrize("mode", MODES)
 def test_tuning_never_reads_the_test_split(
-    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    mode: str, tmp_path: Path, test_reads: dict[str, int], request: pytest.FixtureRequest
 ) -> None:
-    reads = [0]
-    original = TestSplit.read
-
-    def counting(self: TestSplit) -> Any:
-        reads[0] += 1
-        return original(self)
-
-    monkeypatch.setattr(TestSplit, "read", counting)
-    during_tuning: list[int] = []
-    real_tune = protocol_mod.tune
-
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        before = reads[0]
-        out = real_tune(*args, **kwargs)
-        during_tuning.append(reads[0] - before)
-        return out
-
-    monkeypatch.setattr(protocol_mod, "tune", watched)
     spec = tiny(tmp_path, "guard", {"none": {}, "l2": {"l2": "tune"}}, {"sampler": "random", "trials": 3})
     ex = InProcessExecutor(record=True)
     try:
         res = run_in(mode, spec, ex, request)
     finally:
         ex.close()
-    assert during_tuning == [0]
+    assert (test_reads["tuning_phases"], test_reads["tuning"]) == (1, 0)
     trials = [t for t in ex.submitted if "/trial" in t.key]
     runs = [t for t in ex.submitted if "/seed" in t.key]
     assert len(trials) == 3 and not any(t.evaluate_test for t in trials)
     assert len(runs) == 4 and all(t.evaluate_test for t in runs)
-    assert reads[0] == 4  # one read per confirmation run, none per trial
+    assert test_reads["total"] == 4  # one read per confirmation run, none per trial
     for task, outcome in ex.payloads:
         assert ("test_acc" in outcome.final) == ("/seed" in task.key), task.key
     assert res.summary.n_runs == 4

@@ -5,13 +5,11 @@ applied to every linear and conv layer."""
 
 from __future__ import annotations
 
-import typing
-
 import pytest
 import torch
 from torch import nn
 
-from reglab.config import ModelConfig
+from reglab.config import ModelConfig, RunConfig
 from reglab.errors import ConfigError
 from reglab.models import MODELS, build_model
 from reglab.models.init import INITIALIZATIONS
@@ -22,12 +20,18 @@ SMALL = {"hidden": (16, 8), "channels": (4, 8), "fc": 12}
 
 def _build(arch: str, shape: tuple[int, ...], init: str = "default", seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return build_model(ModelConfig(arch=arch, init=init, **SMALL), shape, 5)  # type: ignore[arg-type]
+    return build_model(ModelConfig(arch=arch, init=init, **SMALL), shape, 5)
 
 
-def test_registries_match_the_config_choices() -> None:
-    assert set(MODELS.names()) == set(typing.get_args(ModelConfig.model_fields["arch"].annotation))
-    assert set(INITIALIZATIONS.names()) == set(typing.get_args(ModelConfig.model_fields["init"].annotation))
+def test_the_config_accepts_exactly_the_registered_names() -> None:
+    schema = ModelConfig.model_json_schema()["properties"]
+    assert schema["arch"]["enum"] == MODELS.names() and schema["init"]["enum"] == INITIALIZATIONS.names()
+    for arch in MODELS.names():
+        assert ModelConfig(arch=arch).arch == arch
+    with pytest.raises(ConfigError, match=r"model\.arch: unknown model 'rnn'; valid choices: mlp, cnn"):
+        RunConfig().override({"arch": "rnn"})
+    with pytest.raises(ConfigError, match=r"model\.init: unknown initialization 'lecun'"):
+        RunConfig().override({"init": "lecun"})
 
 
 def test_unknown_names_list_the_valid_ones() -> None:

@@ -20,7 +20,6 @@ import yaml
 import reglab.study.coordination as coordination_mod
 import reglab.study.protocol as protocol_mod
 import reglab.tuning.studies as studies_mod
-from reglab.data.base import TestSplit
 from reglab.study.protocol import run_protocol, tune_study
 from reglab.study.spec import StudySpec
 from reglab.study.worker import execute_run
@@ -28,20 +27,6 @@ from reglab.study.worker import execute_run
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 LR = {"low": 1e-3, "high": 0.5, "log": True}
-
-
-@pytest.fixture
-def test_reads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Counts every read of any test split in this process: ``reads[0]``."""
-    reads = [0]
-    original = TestSplit.read
-
-    def counting(self: TestSplit) -> Any:
-        reads[0] += 1
-        return original(self)
-
-    monkeypatch.setattr(TestSplit, "read", counting)
-    return reads
 
 
 def trials_of(spec: StudySpec, arm: str) -> list[optuna.trial.FrozenTrial]:
@@ -104,27 +89,17 @@ def test_arms_with_different_spaces_still_get_equal_trials(make_spec: Any, locks
 
 
 def test_tuning_never_reads_the_test_split_and_confirmation_uses_tuned_values(
-    make_spec: Any, lockstep: Any, test_reads: list[int], monkeypatch: Any
+    make_spec: Any, lockstep: Any, test_reads: dict[str, int]
 ) -> None:
     spec = make_spec(
         "proto",
         {"none": {}, "l2": {"l2": {"low": 1e-4, "high": 1e-1, "log": True}}},
         {"sampler": "random", "trials": 3},
     )
-    during_tuning: list[int] = []
-    real = protocol_mod.tune
-
-    def watched(*args: Any, **kwargs: Any) -> Any:
-        before = test_reads[0]
-        out = real(*args, **kwargs)
-        during_tuning.append(test_reads[0] - before)
-        return out
-
-    monkeypatch.setattr(protocol_mod, "tune", watched)
     results = run_protocol(spec, executor=lockstep, progress=False)
 
-    assert during_tuning == [0]
-    assert test_reads[0] == len(spec.arms) * len(spec.seed_list)  # one read per confirmation run
+    assert (test_reads["tuning_phases"], test_reads["tuning"]) == (1, 0)
+    assert test_reads["total"] == len(spec.arms) * len(spec.seed_list)  # one read per confirmation run
     tuning_tasks = [t for t in lockstep.submitted if "/trial" in t.key]
     confirm_tasks = [t for t in lockstep.submitted if "/seed" in t.key]
     assert len(tuning_tasks) == 3 and len(confirm_tasks) == 4
@@ -249,11 +224,13 @@ def test_a_stale_running_trial_is_marked_interrupted_and_not_counted(make_spec: 
 # -- cross-validation ----------------------------------------------------------------------------
 
 
-def test_cv_runs_k_folds_per_trial_and_reports_their_mean(make_spec: Any, lockstep: Any, test_reads: list[int]) -> None:
+def test_cv_runs_k_folds_per_trial_and_reports_their_mean(
+    make_spec: Any, lockstep: Any, test_reads: dict[str, int]
+) -> None:
     spec = make_spec("cv", {"a": {"l2": "tune"}}, {"sampler": "random", "trials": 2, "cv": 3})
     r = tune_study(spec, executor=lockstep, progress=False)["a"]
 
-    assert test_reads[0] == 0
+    assert test_reads["total"] == 0
     assert [t.folds for t in lockstep.submitted] == [3, 3]
     assert r.epochs_spent == 2 * 3 * 3 and all(t.epochs_spent == 9 for t in r.trials)
     by_number = {t.number: t for t in trials_of(spec, "a")}

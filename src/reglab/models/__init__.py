@@ -17,7 +17,7 @@ from reglab.registry import Registry
 if TYPE_CHECKING:
     from torch import nn
 
-    from reglab.config import ModelConfig
+    from reglab.models.config import ModelConfig
 
 ModelFactory = Callable[["ModelConfig", tuple[int, ...], int, LayerHooks], "nn.Module"]
 

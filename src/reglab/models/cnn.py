@@ -18,7 +18,7 @@ from reglab.models.hooks import LayerHooks, normalizes
 from reglab.models.mlp import ACTIVATIONS
 
 if TYPE_CHECKING:
-    from reglab.config import ModelConfig
+    from reglab.models.config import ModelConfig
 
 _DROP_SITES = ("conv", "linear")  # after the conv stack, after the fc layer
 

@@ -4,13 +4,14 @@ linear and conv layer: framework default, He (He et al. 2015) or Xavier/Glorot (
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
-
-from torch import nn
+from typing import TYPE_CHECKING, Literal
 
 from reglab.registry import Registry
 
-LayerInit = Callable[[nn.Linear | nn.Conv2d, str], None]
+if TYPE_CHECKING:  # torch is imported where a model is initialized, not where the names are read
+    from torch import nn
+
+LayerInit = Callable[["nn.Linear | nn.Conv2d", str], None]
 
 INITIALIZATIONS: Registry[LayerInit] = Registry("initialization")
 
@@ -23,6 +24,8 @@ def default(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
 @INITIALIZATIONS.register("he")
 def he(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
     """N(0, 2 / fan_in) weights, zero biases (He et al. 2015)."""
+    from torch import nn
+
     nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
@@ -31,6 +34,8 @@ def he(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
 @INITIALIZATIONS.register("xavier")
 def xavier(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
     """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)), zero biases (Glorot & Bengio 2010)."""
+    from torch import nn
+
     nonlin: Literal["relu", "tanh"] = "relu" if activation in ("relu", "gelu") else "tanh"
     nn.init.xavier_uniform_(layer.weight, gain=nn.init.calculate_gain(nonlin))
     if layer.bias is not None:
@@ -39,6 +44,8 @@ def xavier(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
 
 def initialize(model: nn.Module, scheme: str, activation: str = "relu") -> None:
     """Apply ``scheme`` to every linear and conv layer of ``model``, in module order."""
+    from torch import nn
+
     init = INITIALIZATIONS.get(scheme)
     if init is default:
         return

@@ -12,7 +12,7 @@ from torch import nn
 from reglab.models.hooks import LayerHooks, normalizes
 
 if TYPE_CHECKING:
-    from reglab.config import ModelConfig
+    from reglab.models.config import ModelConfig
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
 

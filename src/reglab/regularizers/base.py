@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,8 +24,15 @@ if TYPE_CHECKING:
     import torch
     from torch import Tensor, nn
 
-    from reglab.config import RunConfig
     from reglab.models.hooks import Site
+
+
+class HasRegularization(Protocol):
+    """A run configuration, as regularizers see it: only its ``regularization`` section (the
+    config composes the regularizers' settings, so they never import it)."""
+
+    @property
+    def regularization(self) -> Any: ...
 
 
 class Settings(BaseModel):
@@ -146,7 +153,7 @@ class RegularizerSpec(Generic[S]):
     structural: bool = False
     excludes: tuple[str, ...] = ()
 
-    def build(self, cfg: RunConfig) -> Regularizer | None:
+    def build(self, cfg: HasRegularization) -> Regularizer | None:
         """The hook object for this run, or None when the regularizer is off."""
         return self.from_section(cfg.regularization)
 
@@ -154,7 +161,7 @@ class RegularizerSpec(Generic[S]):
         """As :meth:`build`, from the ``regularization`` section alone."""
         return self.make(section)
 
-    def active(self, cfg: RunConfig) -> bool:
+    def active(self, cfg: HasRegularization) -> bool:
         return self.build(cfg) is not None
 
     @property

@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import sys
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from reglab.registry import Registry
-from reglab.regularizers.base import Regularizer, RegularizerSpec, Settings
-
-if TYPE_CHECKING:
-    from reglab.config import RunConfig
+from reglab.regularizers.base import HasRegularization, Regularizer, RegularizerSpec, Settings
 
 REGULARIZERS: Registry[RegularizerSpec[Any]] = Registry("regularizer")
 
@@ -56,7 +53,7 @@ def _refresh_config() -> None:
         rebuild()
 
 
-def build_regularizers(cfg: RunConfig) -> list[Regularizer]:
+def build_regularizers(cfg: HasRegularization) -> list[Regularizer]:
     """The active regularizers of a run, in registry order."""
     out = []
     for _, spec in REGULARIZERS.items():

@@ -1,0 +1,82 @@
+"""The architecture as a test: reglab's top-level packages form layers, and a module may import
+(at run time or only for type checking) from lower layers only. So there is no import circle,
+the tuning and study layers do not import each other, the families (data, models, regularizers,
+optimizers) never import the config that composes their settings, and the report reads only the
+typed summary. Run ``pytest tests/test_layers.py -s`` to print the package graph."""
+
+from __future__ import annotations
+
+import ast
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "reglab"
+
+# lower number = lower layer; a package may import only packages of a lower layer (and itself)
+LAYERS: dict[str, float] = {
+    "errors": 0,
+    "jsonsafe": 0,
+    "urls": 0,
+    "files": 0,
+    "registry": 0.5,
+    "data": 1,
+    "models": 1,
+    "optim": 1,
+    "regularizers": 1.5,  # structural ones build layers for the models' hook sites
+    "config": 2,  # composes the families' settings
+    "space": 3,  # the search-space grammar of study files
+    "training": 3,
+    "stats": 3,
+    "tuning": 4,
+    "study": 5,
+    "report": 5,
+    "cli": 6,
+    "__main__": 7,
+}
+
+
+def package_of(path: Path) -> str:
+    rel = path.relative_to(SRC)
+    return rel.parts[0].removesuffix(".py") if rel.parts[0] != "__init__.py" else "reglab"
+
+
+def imports() -> Counter[tuple[str, str]]:
+    """(importing package, imported package) -> number of import statements, every import counted
+    (inside functions and ``if TYPE_CHECKING`` blocks too)."""
+    edges: Counter[tuple[str, str]] = Counter()
+    for path in SRC.rglob("*.py"):
+        src = package_of(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                parts = name.split(".")
+                if parts[0] == "reglab" and len(parts) > 1 and parts[1] != src:
+                    edges[(src, parts[1])] += 1
+    return edges
+
+
+def test_every_package_has_a_layer() -> None:
+    packages = {package_of(p) for p in SRC.rglob("*.py")} - {"reglab"}
+    assert packages <= set(LAYERS), f"give {sorted(packages - set(LAYERS))} a layer in LAYERS"
+
+
+def test_packages_import_only_lower_layers() -> None:
+    edges = imports()
+    upward = sorted(f"{a} -> {b} ({n}x)" for (a, b), n in edges.items() if LAYERS[b] >= LAYERS[a])
+    assert not upward, "imports against the layering: " + "; ".join(upward)
+    for (a, b), n in sorted(edges.items()):
+        print(f"{a:>13} -> {b:<13} {n}")
+
+
+@pytest.mark.parametrize("pair", [("study", "tuning"), ("config", "data"), ("study", "report")])
+def test_formerly_circular_pairs_import_one_way_only(pair: tuple[str, str]) -> None:
+    a, b = pair
+    edges = imports()
+    assert not ((a, b) in edges and (b, a) in edges), f"{a} and {b} import each other"
