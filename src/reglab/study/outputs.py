@@ -89,6 +89,10 @@ def publish(
     if tuning is not None:
         extra["tuning"] = {arm: r.summary() for arm, r in tuning.items()}
     summary = summarize(spec, records, extra)
+    if spec.save_models != "none":  # the best arm is known now: keep what save_models asks for
+        from reglab.study.saved_models import finish_models
+
+        stats.models = finish_models(spec, records, summary.ranking)
     ep, fin = epochs_frame(spec, records), finals_frame(spec, records)
     write_atomic(out / "runs.csv", ep.to_csv(index=False))
     write_atomic(out / "finals.csv", fin.to_csv(index=False))

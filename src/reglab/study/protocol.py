@@ -34,6 +34,7 @@ from reglab.study.coordination import (
 from reglab.study.executors import Executor, LocalExecutor, Task, default_jobs
 from reglab.study.outcome import RunOutcome, RunStatus
 from reglab.study.progress import Bars, Lines, Observer, Say
+from reglab.study.saved_models import FinishedModels, model_path, models_dir
 from reglab.study.storage import STALE_AFTER, RunStore, lock_supported, open_storage
 from reglab.tuning.insight import ArmTuning, arm_insight
 from reglab.tuning.sampling import suggest
@@ -41,6 +42,8 @@ from reglab.tuning.studies import TUNE_INFIX, open_arm_study
 from reglab.urls import mask_url, scrub
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import optuna
 
     from reglab.study.results import StudyResults
@@ -61,14 +64,23 @@ class ProtocolStats:
     replaced: int = 0  # outdated confirmation runs of other tuned values: discarded
     lost: int = 0  # trained here but taken over by another worker meanwhile
     failed: list[str] = field(default_factory=list)
+    models: FinishedModels | None = None  # saved models at the end (save_models: best | all)
 
 
 def make_task(
-    arm: Arm, seed: int, *, trial: int | None = None, params: dict[str, Any] | None = None, folds: int | None = None
+    arm: Arm,
+    seed: int,
+    *,
+    trial: int | None = None,
+    params: dict[str, Any] | None = None,
+    folds: int | None = None,
+    models: Path | None = None,
 ) -> Task:
-    """The one place a task is built. A tuning trial (``trial`` given) never reads the test split."""
+    """The one place a task is built. A tuning trial (``trial`` given) never reads the test split.
+    ``models``: the study's saved-models folder; a confirmation run then saves its model there."""
     if trial is None:
-        return Task(f"{arm.name}/seed{seed}", arm.run_config(seed))
+        save_to = None if models is None else str(model_path(models, arm.name, seed))
+        return Task(f"{arm.name}/seed{seed}", arm.run_config(seed), save_to=save_to)
     return Task(f"{arm.name}/trial{trial}", arm.run_config(seed, params), folds=folds, evaluate_test=False)
 
 
@@ -467,7 +479,7 @@ def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger,
                 if key is None:
                     next_claim = time.monotonic() + ledger.idle_wait
                     break
-                task = make_task(spec.arm(key[0]), key[1])
+                task = make_task(spec.arm(key[0]), key[1], models=models_dir(spec))
                 running[task.key] = _Run(key)
                 epochs[task.key] = task.config.train.epochs
                 ex.submit(task)

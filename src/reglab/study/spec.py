@@ -154,6 +154,11 @@ class StudySpec(BaseModel):
     storage: str | None = Field(None, description="Optuna storage URL (default: SQLite in the output dir)")
     output: str | None = Field(None, description="output directory (default: reglab-runs/<name>)")
     jobs: int | None = Field(None, ge=1, le=1024, description="parallel workers (default: cores)")
+    save_models: Literal["none", "best", "all"] = Field(
+        "none",
+        description="keep confirmation models as safetensors in <output>/models: all arms, only the best arm's "
+        "(decided when every run is done), or none; `reglab export` writes them out",
+    )
 
     @field_validator("name")
     @classmethod

@@ -54,7 +54,7 @@ def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
     record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
     mean over folds so far (comparable between trials at equal steps)."""
     if not task.folds:
-        return execute_run(task.config, report, evaluate_test=task.evaluate_test, cache=cache)
+        return execute_run(task.config, report, evaluate_test=task.evaluate_test, cache=cache, save_to=task.save_to)
     base = task.config
     epochs = base.train.epochs
     finals: list[dict[str, float]] = []
@@ -97,9 +97,12 @@ def execute_run(
     on_epoch: Callable[[dict[str, float]], bool | None] | None = None,
     evaluate_test: bool = True,
     cache: DataCache | None = None,
+    save_to: str | None = None,
 ) -> RunOutcome:
     """Train one run; always returns an outcome (completed | diverged | pruned | failed | error).
-    ``evaluate_test=False``: the test split is not read (no test metrics, no test_probs)."""
+    ``evaluate_test=False``: the test split is not read (no test metrics, no test_probs).
+    ``save_to``: a completed run saves its evaluated model there (safetensors), before the outcome
+    goes back to the driver - so a stored run of a study with saved models has its file."""
     from reglab.training.engine import fit
 
     seen: list[dict[str, float]] = []
@@ -111,7 +114,11 @@ def execute_run(
 
     try:
         data = (cache or DataCache(size=1)).get(cfg.data)
-        result = fit(cfg, data, callbacks=[callback], evaluate_test=evaluate_test)
+        result = fit(cfg, data, callbacks=[callback], evaluate_test=evaluate_test, keep_model=save_to is not None)
+        if save_to is not None and result.status == "completed" and result.model is not None:
+            from reglab.study.saved_models import save_run_model
+
+            save_run_model(result.model, save_to, cfg, data, result.final)
     except _Stop:
         return RunOutcome(
             status=RunStatus.PRUNED, reason=f"pruned after epoch {len(seen)}", history=seen, epochs_spent=len(seen)

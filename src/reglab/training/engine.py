@@ -73,6 +73,15 @@ def _overriding(regs: Sequence[Regularizer], hook: str) -> list[Regularizer]:
     return [r for r in regs if getattr(type(r), hook) is not getattr(Regularizer, hook)]
 
 
+def build_network(
+    cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, regs: Sequence[Regularizer] | None = None
+) -> nn.Module:
+    """The network of a run, untrained: the one place a run's model is built, so a saved model is
+    rebuilt exactly as it was trained (:mod:`reglab.study.saved_models`). ``regs``: the run's
+    regularizers (structural ones add layers); built from ``cfg`` when not given."""
+    return build_model(cfg.model, input_shape, n_classes, build_regularizers(cfg) if regs is None else regs)
+
+
 def fit(
     cfg: RunConfig,
     data: DataSplits | None = None,
@@ -115,7 +124,7 @@ def _train(
     tc = cfg.train
     gen = torch.Generator().manual_seed(tc.seed)  # batch order and augmentation
     regs = build_regularizers(cfg)  # structural ones (dropout, batch norm) add layers to the model
-    model = build_model(cfg.model, data.input_shape, data.n_classes, regs).to(device)
+    model = build_network(cfg, data.input_shape, data.n_classes, regs).to(device)
     weights = penalized_parameters(model, include_biases=False)
     penalized = penalized_parameters(model, cfg.regularization.penalize_biases)
     params = [p for p in model.parameters() if p.requires_grad]
