@@ -101,9 +101,12 @@ def train(
         ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print machine-readable results")] = False,
+    save: Annotated[
+        str | None, typer.Option(help="save the trained model here (safetensors; reglab export's format)")
+    ] = None,
 ) -> None:
     """Train one model and print per-epoch metrics and the final test accuracy."""
-    flat: dict[str, Any] = {k: v for k, v in locals().items() if v is not None and k not in ("as_json", "set_")}
+    flat: dict[str, Any] = {k: v for k, v in locals().items() if v is not None and k not in ("as_json", "set_", "save")}
     from reglab.config import RunConfig
 
     if "data" in flat:
@@ -126,7 +129,7 @@ def train(
             cfg = cfg.override(_parse_sets(set_), where="--set ")
         except ReglabError as err:
             _fail(str(err))
-    _run_single(cfg, as_json)
+    _run_single(cfg, as_json, save)
 
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
@@ -168,7 +171,7 @@ def _parse_kv(text: str, option: str) -> dict[str, Any]:
     return out
 
 
-def _run_single(cfg: Any, as_json: bool) -> None:
+def _run_single(cfg: Any, as_json: bool, save: str | None = None) -> None:
     from rich.console import Console
     from rich.live import Live
     from rich.table import Table
@@ -206,11 +209,12 @@ def _run_single(cfg: Any, as_json: bool) -> None:
         )
 
     if as_json:
-        result = fit(cfg, data)
+        result = fit(cfg, data, keep_model=save is not None)
+        _save_trained(result, save, cfg, data, console)
         print(json.dumps({"config": cfg.model_dump(mode="json"), **result.to_dict()}, indent=2))
         return
     with Live(table, console=console, refresh_per_second=8, transient=False):
-        result = fit(cfg, data, callbacks=[add_row])
+        result = fit(cfg, data, callbacks=[add_row], keep_model=save is not None)
     if result.status != "completed":
         console.print(f"[bold red]{result.status}:[/] {result.reason}")
         raise typer.Exit(1)
@@ -219,6 +223,17 @@ def _run_single(cfg: Any, as_json: bool) -> None:
         f"test accuracy [bold]{f['test_acc']:.2%}[/]  (train {f['train_acc']:.2%}, val {f['val_acc']:.2%}, "
         f"gap {f['gap']:+.2%}, best epoch {int(f['best_epoch'])}, {result.info['wall_time']:.1f}s)"
     )
+    _save_trained(result, save, cfg, data, console)
+
+
+def _save_trained(result: Any, save: str | None, cfg: Any, data: Any, console: Any) -> None:
+    """``reglab train --save``: the evaluated model, as a study's confirmation runs save theirs."""
+    if save is None or result.model is None:
+        return
+    from reglab.study.saved_models import save_run_model
+
+    path = save_run_model(result.model, save, cfg, data, result.final)
+    console.print(f"model saved: [bold]{path}[/] (reglab.study.export.load_model reads it)")
 
 
 @app.command()
@@ -303,8 +318,20 @@ def _study_run(
         console.print(f"resumed: {st.skipped} runs already stored, {st.stale} interrupted runs redone, {st.new} new")
     print_summary(results.summary, console)
     console.print(f"outputs in [bold]{results.output_dir}[/]")
+    if st.models is not None:
+        _models_note(st.models, results.output_dir, console)
     _write_report(results.output_dir, console)
     return results
+
+
+def _models_note(m: Any, out: Any, console: Any) -> None:
+    """Where the saved models are, and what is missing (save_models: best | all)."""
+    text = f"saved models: {m.kept} in {out}/models"
+    if not m.complete:
+        text += " (all arms kept until every run is done)"
+    if m.missing:
+        text += f"; {m.missing} stored runs have none (trained before save_models was set: --new retrains them)"
+    console.print(text + (f"; `reglab export {out}` writes them out" if m.kept else ""))
 
 
 @app.command()
@@ -396,6 +423,23 @@ def validate(study: Annotated[str, typer.Argument(help="study file (YAML)")]) ->
     spec = load_study(study)
     n = len(spec.arms) * len(spec.seed_list)
     print(f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}")
+
+
+@app.command()
+def export(
+    study_dir: Annotated[str, typer.Argument(help="a study's output directory")],
+    arm: Annotated[str | None, typer.Option(help="the arm whose models to write (default: the best arm)")] = None,
+    to: Annotated[str | None, typer.Option(help="destination folder (default: STUDY_DIR/export/ARM)")] = None,
+) -> None:
+    """Write an arm's saved models (save_models: best | all) with their run configs and a loading example."""
+    from reglab.study.export import export_models
+
+    result = export_models(study_dir, arm, to)
+    for note in result.skipped:
+        print(f"skipped {note}", file=sys.stderr)
+    which = "best arm" if result.best else "arm"
+    print(f"{which} {result.arm!r} of study {result.study!r}: {len(result.files)} models in {result.folder}")
+    print(f"loading example: {result.folder / 'README.md'}")
 
 
 @app.command()

@@ -25,7 +25,7 @@ import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING
 
 from reglab.errors import ReglabError
 
@@ -37,7 +37,6 @@ if TYPE_CHECKING:
     from reglab.study.spec import StudySpec
     from reglab.study.storage import RunRecord
 
-SaveModels = Literal["none", "best", "all"]
 FORMAT = "reglab.model/1"
 MODELS_DIR = "models"
 SUFFIX = ".safetensors"
@@ -71,7 +70,7 @@ def save_model(
 ) -> Path:
     """Write ``model``'s whole ``state_dict`` (parameters and buffers) as safetensors, with the
     metadata :func:`load_model` needs; atomically (temporary file, then ``os.replace``)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     from reglab.regularizers.ensembles import SoftmaxEnsemble
 
@@ -91,7 +90,9 @@ def save_model(
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_file(tensors, tmp, metadata=meta)
+        blob = save(tensors, metadata=meta)  # bytes: written with the usual file permissions
+        with open(tmp, "xb") as f:
+            f.write(blob)
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)
@@ -102,7 +103,9 @@ def save_model(
     return path
 
 
-def save_run_model(model: nn.Module, path: str | Path, cfg: RunConfig, data: DataSplits, final: dict[str, float]) -> Path:
+def save_run_model(
+    model: nn.Module, path: str | Path, cfg: RunConfig, data: DataSplits, final: dict[str, float]
+) -> Path:
     """Save a finished run's evaluated model (what the executor's worker calls)."""
     return save_model(model, path, cfg, data.input_shape, data.n_classes, final=final)
 
