@@ -411,6 +411,8 @@ def worker(
     results = work(spec, storage, jobs=jobs, stale_after=stale_after, say=lambda m: console.print(m, markup=False))
     print_summary(results.summary, console)
     console.print(f"outputs in [bold]{results.output_dir}[/]")
+    if results.stats.models is not None:
+        _models_note(results.stats.models, results.output_dir, console)
     if report:
         _write_report(results.output_dir, console)
 
