@@ -325,3 +325,27 @@ def test_a_file_that_is_not_a_reglab_model(tmp_path: Path) -> None:
 def test_save_models_takes_only_none_best_all(tiny_study: Doc) -> None:
     with pytest.raises(ConfigError, match="save_models"):
         parse_study(tiny_study(save_models="winner"))
+
+
+@pytest.mark.parametrize("mode", ["local", "worker-sqlite"])
+def test_a_tuned_study_saves_confirmation_models_only_in_every_mode(mode: str, tmp_path: Path, tiny_study: Doc) -> None:
+    from reglab.study.protocol import work
+
+    out = tmp_path / mode
+    doc = tiny_study(name="tuned", seeds=2, output=str(out), save_models="best")
+    doc["arms"] = {"none": {}, "l2": {"l2": "tune"}}
+    doc["search"] = {"sampler": "random", "trials": 2}
+    spec = parse_study(doc)
+    ex = InProcessExecutor(record=True)
+    if mode == "local":
+        res = run_protocol(spec, executor=ex, progress=False)
+    else:
+        out.mkdir()
+        res = work(spec, spec.storage_url(), executor=ex, say=lambda line: None, heartbeat=0.5)
+    assert all(t.save_to is None for t in ex.submitted if "/trial" in t.key)
+    runs = [t for t in ex.submitted if "/seed" in t.key]
+    assert len(runs) == 4 and all(t.save_to and Path(t.save_to).is_absolute() for t in runs)
+    best = res.summary.ranking[0]
+    assert set(_files(out)) == {(best, 0), (best, 1)}
+    tuned = read_header(_files(out)[(best, 0)]).config
+    assert tuned == res.spec.arm(best).run_config(0)  # the confirmed (tuned) configuration
