@@ -219,8 +219,9 @@ def test_loading_never_unpickles(
 ) -> None:
     from reglab.training.engine import fit
 
-    result = fit(tiny_cfg.override({"batch_norm": True}), tiny_digits, keep_model=True)
-    path = save_model(result.model, tmp_path / "m.safetensors", tiny_cfg.override({"batch_norm": True}), (64,), 10)
+    cfg = tiny_cfg.override({"batch_norm": True})
+    result = fit(cfg, tiny_digits, keep_model=True)
+    path = save_model(result.model, tmp_path / "m.safetensors", cfg, tiny_digits.input_shape, tiny_digits.n_classes)
 
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("pickle was used")
