@@ -244,6 +244,8 @@ def finish_models(spec: StudySpec, records: dict[tuple[str, int], RunRecord], ra
     and with ``save_models: best`` the files of every arm but the best (``ranking``'s first, by the
     compare metric). While runs are still missing nothing is removed: a resumed study may change
     which arm is best, and its files must still be there."""
+    from reglab.study.outcome import RunStatus
+
     folder = models_dir(spec)
     if folder is None or not folder.is_dir():
         return FinishedModels()
@@ -267,5 +269,5 @@ def finish_models(spec: StudySpec, records: dict[tuple[str, int], RunRecord], ra
             arm_dir.rmdir()
     left = saved_files(folder)
     wanted = {k for k in keys if spec.save_models == "all" or k[0] == best}
-    done = {k for k in wanted if records[k].outcome.status.value == "completed"}
+    done = {k for k in wanted if records[k].outcome.status is RunStatus.COMPLETED}
     return FinishedModels(kept=len(left), removed=removed, missing=len(done - set(left)), complete=True)
