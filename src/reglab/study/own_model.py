@@ -35,11 +35,11 @@ def _reaches_model(name: str) -> bool:
     return name.split(".")[0] in {"model", "init_args", "class_path", *structural}
 
 
-def model_configs(arm: Arm) -> Iterator[RunConfig]:
+def model_configs(arm: Arm) -> Iterator[tuple[str, RunConfig]]:
     """The arm's configuration, and with each tuned setting that reaches the model at either end
     of its range (first and last choice): the models its trials can build, as far as a check can
-    tell without trying every value."""
-    yield arm.config
+    tell without trying every value. Each with a label for messages (``" (init_args.width=4)"``)."""
+    yield "", arm.config
     for name, dim in arm.space.items():
         if not _reaches_model(name):
             continue
@@ -48,25 +48,29 @@ def model_configs(arm: Arm) -> Iterator[RunConfig]:
             ends = [int(v) for v in ends]
         for value in ends:
             try:
-                yield arm.config.override({name: value})
+                yield f" ({name}={value!r})", arm.config.override({name: value})
             except ConfigError:  # reported by the study's own check of the space
                 continue
 
 
-def check_arguments(arm: Arm) -> None:
-    """The arm's model imports and its constructor takes every argument reglab would pass
-    (``parse_study``; the data is not read)."""
+def check_config(cfg: RunConfig) -> None:
+    """The run's own model (if any) imports and its constructor takes every argument reglab would
+    pass; the data is not read."""
     from reglab.models.user import arguments, resolve
     from reglab.regularizers import structural_args
 
-    for cfg in model_configs(arm):
-        ref = cfg.model.class_path
-        if ref is None:
-            continue
+    ref = cfg.model.class_path
+    if ref is not None:
+        arguments(resolve(ref), ref, cfg.model.init_args, structural_args(cfg))
+
+
+def check_arguments(arm: Arm) -> None:
+    """:func:`check_config` for each model the arm's trials can build (``parse_study``)."""
+    for label, cfg in model_configs(arm):
         try:
-            arguments(resolve(ref), ref, cfg.model.init_args, structural_args(cfg))
+            check_config(cfg)
         except ConfigError as err:
-            raise ConfigError(f"arms.{arm.name}: {err}") from None
+            raise ConfigError(f"arms.{arm.name}{label}: {err}") from None
 
 
 def check_outputs(spec: StudySpec) -> None:
@@ -85,7 +89,7 @@ def check_outputs(spec: StudySpec) -> None:
     seen: set[str] = set()
     with torch.random.fork_rng(devices=[]):  # building models draws from the global RNG
         for arm in spec.arm_list:
-            for cfg in model_configs(arm):
+            for label, cfg in model_configs(arm):
                 if cfg.model.class_path is None:
                     continue
                 structure = structural_args(cfg)
@@ -97,21 +101,15 @@ def check_outputs(spec: StudySpec) -> None:
                 if data_key not in datasets:
                     datasets[data_key] = load_data(cfg.data)
                 data = datasets[data_key]
+                regs = build_regularizers(cfg)
                 try:
-                    build_model(
-                        cfg.model,
-                        data.input_shape,
-                        data.n_classes,
-                        build_regularizers(cfg),
-                        structure,
-                        example=data.x_train[:2],
-                    )
+                    build_model(cfg.model, data.input_shape, data.n_classes, regs, structure, example=data.x_train[:2])
                 except ConfigError as err:
-                    raise ConfigError(f"arms.{arm.name}: {err}") from None
+                    raise ConfigError(f"arms.{arm.name}{label}: {err}") from None
                 except Exception as err:  # the constructor itself failed
                     msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
                     raise ConfigError(
-                        f"arms.{arm.name}: model {cfg.model.class_path}({_args(cfg)}) failed: "
+                        f"arms.{arm.name}{label}: model {cfg.model.class_path}({_args(cfg)}) failed: "
                         f"{type(err).__name__}: {msg}"[:600]
                     ) from None
 
