@@ -54,8 +54,8 @@ def test_arms_differ_in_the_constructor_and_run_identically_twice(in_example: Pa
     assert spec.arm("wide").config.model.init_args == {"width": 10, "blocks": 1}
     first = run_protocol(spec, progress=False, executor=InProcessExecutor())
     again = run_protocol(
-        parse_study(own_study(tmp_path, output=str(tmp_path / "again"))), progress=False, executor=LocalExecutor(1)
-    )  # a spawned worker process: the model travels as "mynets:ResNetish"
+        parse_study(own_study(tmp_path, output=str(tmp_path / "again"))), progress=False, executor=InProcessExecutor()
+    )
     assert first.stats.new == again.stats.new == 8
     pd.testing.assert_frame_equal(finals(first), finals(again))
     f = finals(first)
@@ -63,6 +63,18 @@ def test_arms_differ_in_the_constructor_and_run_identically_twice(in_example: Pa
     assert f.loc[("dropout", 0), "train_loss"] != f.loc[("none", 0), "train_loss"]
     resolved = (tmp_path / "out" / "config.resolved.yaml").read_text()
     assert "class_path: mynets:ResNetish" in resolved and "hidden" not in resolved
+
+
+@pytest.mark.slow
+def test_worker_processes_import_the_model_by_reference(in_example: Path, tmp_path: Path) -> None:
+    """A spawned worker process gets "mynets:ResNetish" and imports it (from the current
+    directory): the same results as in this process."""
+    doc = own_study(tmp_path, arms={"none": {}, "dropout": {"dropout": 0.3}}, seeds=1)
+    here = run_protocol(parse_study(doc), progress=False, executor=InProcessExecutor())
+    doc["output"] = str(tmp_path / "spawned")
+    spawned = run_protocol(parse_study(doc), progress=False, executor=LocalExecutor(1))
+    assert spawned.stats.new == 2
+    pd.testing.assert_frame_equal(finals(here), finals(spawned))
 
 
 def test_an_init_arg_is_tuned_like_any_setting(in_example: Path, tmp_path: Path) -> None:
