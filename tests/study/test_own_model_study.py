@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -204,7 +204,8 @@ def test_a_constructor_that_rejects_a_tuned_value(tmp_path: Path, monkeypatch: p
             def make(width=8, in_features=64, n_classes=10):
                 if width % 2:
                     raise ValueError(f"width must be even, got {width}")
-                return nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, n_classes))
+                layers = [nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Linear(width, n_classes)]
+                return nn.Sequential(*layers)
             """
         )
     )
