@@ -217,3 +217,31 @@ def test_a_constructor_that_rejects_a_tuned_value(tmp_path: Path, monkeypatch: p
         r"arms\.t \(init_args\.width=7\): model usernets_even:make\(width=7\) failed: "
         r"ValueError: width must be even, got 7",
     )
+
+
+@pytest.mark.slow
+def test_the_readme_api_example_works_pasted_into_a_script(tmp_path: Path) -> None:
+    """The README's run_protocol(spec, model=make_net) block, saved as run.py next to a nets.py,
+    run as a script (two spawned worker processes)."""
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("# run.py, next to nets.py", 1)[1].split("```", 1)[0]
+    (tmp_path / "run.py").write_text("# run.py, next to nets.py" + block)
+    (tmp_path / "nets.py").write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+            def make_net(in_features, n_classes, width=64, dropout=0.0):
+                return nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU(), nn.Dropout(dropout),
+                                     nn.Linear(width, n_classes))
+            """
+        )
+    )
+    env = {"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    res = subprocess.run(
+        [sys.executable, "run.py"], cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300, check=False
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "dropout" in res.stdout and "none" in res.stdout
+    resolved = (tmp_path / "reglab-runs" / "mine" / "config.resolved.yaml").read_text()
+    assert "class_path: nets:make_net" in resolved
