@@ -57,7 +57,9 @@ def train(
     n_train: Annotated[int | None, typer.Option(help="training subset size", rich_help_panel=_PANEL_DATA)] = None,
     val_fraction: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
     split_seed: Annotated[int | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
-    model: Annotated[str | None, typer.Option(help="mlp or cnn", rich_help_panel=_PANEL_MODEL)] = None,
+    model: Annotated[
+        str | None, typer.Option(help="mlp, cnn or your own: pkg.module:Name", rich_help_panel=_PANEL_MODEL)
+    ] = None,
     hidden: Annotated[str | None, typer.Option(help="MLP sizes, e.g. 256,128", rich_help_panel=_PANEL_MODEL)] = None,
     activation: Annotated[str | None, typer.Option(help="relu, tanh, gelu", rich_help_panel=_PANEL_MODEL)] = None,
     channels: Annotated[str | None, typer.Option(help="CNN widths, e.g. 32,64", rich_help_panel=_PANEL_MODEL)] = None,
@@ -111,8 +113,9 @@ def train(
 
     if "data" in flat:
         flat["name"] = flat.pop("data")
-    if "model" in flat:
-        flat["arch"] = flat.pop("model")
+    if "model" in flat:  # a registered name, or a class path (arguments: --set init_args.width=64)
+        name = flat.pop("model")
+        flat["class_path" if set(name) & {":", "."} else "arch"] = name
     if "augment" in flat:
         flat["augment"] = _parse_kv(flat["augment"], "--augment")
     if "early_stopping" in flat:
@@ -122,13 +125,18 @@ def train(
     try:
         cfg = RunConfig().override(flat)
     except ReglabError as err:
-        _fail(_option_names(str(err).replace("data.name:", "--data:").replace("model.arch:", "--model:")))
+        msg = str(err).replace("data.name:", "--data:").replace("model.arch:", "--model:")
+        _fail(_option_names(msg.replace("model.class_path:", "--model:")))
         return
     if set_:
         try:
             cfg = cfg.override(_parse_sets(set_), where="--set ")
         except ReglabError as err:
             _fail(str(err))
+    if cfg.model.class_path is not None:  # your own model imports and takes its arguments
+        from reglab.study.own_model import check_config
+
+        check_config(cfg)
     _run_single(cfg, as_json, save)
 
 
@@ -181,7 +189,7 @@ def _run_single(cfg: Any, as_json: bool, save: str | None = None) -> None:
 
     console = Console(stderr=as_json)
     data = load_data(cfg.data)
-    table = Table(title=f"{cfg.model.arch} on {cfg.data.name}  {data.sizes()}", show_edge=False)
+    table = Table(title=f"{cfg.model.label} on {cfg.data.name}  {data.sizes()}", show_edge=False)
     for col in (
         "epoch",
         "train loss",
@@ -423,6 +431,9 @@ def validate(study: Annotated[str, typer.Argument(help="study file (YAML)")]) ->
     from reglab.study.spec import load_study
 
     spec = load_study(study)
+    from reglab.study.own_model import check_outputs
+
+    check_outputs(spec)  # the user's own model, run once on one batch
     n = len(spec.arms) * len(spec.seed_list)
     print(f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}")
 

@@ -1,4 +1,6 @@
-"""Model families: a registry of factories ``(model config, input_shape, n_classes, hooks) -> nn.Module``.
+"""Model families: a registry of factories ``(model config, input_shape, n_classes, hooks) -> nn.Module``
+(the built-in ``mlp`` and ``cnn``), and the user's own model by reference (``model.class_path``,
+:mod:`reglab.models.user`).
 
 Structural regularizers (dropout, batch norm, ...) reach a model through ``hooks``
 (:class:`reglab.models.hooks.LayerHooks`): the builder asks them for layers at named points, so
@@ -12,10 +14,11 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from reglab.models.hooks import LayerHook, LayerHooks, Site
+from reglab.models.user import ModelCallable, StructuralArgs
 from reglab.registry import Registry
 
 if TYPE_CHECKING:
-    from torch import nn
+    from torch import Tensor, nn
 
     from reglab.models.config import ModelConfig
 
@@ -25,16 +28,45 @@ MODELS: Registry[ModelFactory] = Registry("model")
 MODELS.add_lazy("mlp", "reglab.models.mlp:build_mlp")
 MODELS.add_lazy("cnn", "reglab.models.cnn:build_cnn")
 
-__all__ = ["MODELS", "LayerHook", "LayerHooks", "ModelFactory", "Site", "build_model"]
+__all__ = [
+    "MODELS",
+    "LayerHook",
+    "LayerHooks",
+    "ModelCallable",
+    "ModelFactory",
+    "Site",
+    "StructuralArgs",
+    "build_model",
+]
 
 
 def build_model(
-    model: ModelConfig, input_shape: tuple[int, ...], n_classes: int, hooks: Iterable[LayerHook] = ()
+    model: ModelConfig,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    hooks: Iterable[LayerHook] = (),
+    structural: StructuralArgs | None = None,
+    factory: ModelCallable | None = None,
+    example: Tensor | None = None,
 ) -> nn.Module:
-    """Build and initialize the network that ``model`` describes for this input shape; ``hooks``
-    (e.g. the run's regularizers) are asked for layers at the model's sites, in order."""
+    """Build and initialize the network that ``model`` describes for this input shape.
+
+    A built-in model (``model.arch``) asks ``hooks`` (e.g. the run's regularizers) for layers at its
+    sites, in order. The user's own model (``factory``, else ``model.class_path``) gets
+    ``model.init_args``, the shape arguments it names and the ``structural`` settings (see
+    :mod:`reglab.models.user`); with ``example`` (a batch) its output shape is checked once."""
     from reglab.models.init import initialize
 
-    net = MODELS.create(model.arch, model, input_shape, n_classes, LayerHooks(hooks))
+    if factory is None and model.class_path is None:
+        net = MODELS.create(model.arch, model, input_shape, n_classes, LayerHooks(hooks))
+    else:
+        from reglab.models import user
+
+        ref = model.class_path if factory is None else str(getattr(factory, "__name__", repr(factory)))
+        assert ref is not None
+        make = factory or user.resolve(ref)
+        net = user.build_user_model(make, ref, model.init_args, input_shape, n_classes, structural or StructuralArgs())
+        if example is not None:
+            user.check_output(net, example, n_classes, ref)
     initialize(net, model.init, model.activation)
     return net

@@ -11,18 +11,18 @@ from reglab.registry import Registry
 if TYPE_CHECKING:  # torch is imported where a model is initialized, not where the names are read
     from torch import nn
 
-LayerInit = Callable[["nn.Linear | nn.Conv2d", str], None]
+LayerInit = Callable[["nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d", str], None]
 
 INITIALIZATIONS: Registry[LayerInit] = Registry("initialization")
 
 
 @INITIALIZATIONS.register("default")
-def default(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
+def default(layer: nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d, activation: str) -> None:
     """Keep torch's own initialization (Kaiming-uniform with a = sqrt(5), uniform biases)."""
 
 
 @INITIALIZATIONS.register("he")
-def he(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
+def he(layer: nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d, activation: str) -> None:
     """N(0, 2 / fan_in) weights, zero biases (He et al. 2015)."""
     from torch import nn
 
@@ -32,7 +32,7 @@ def he(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
 
 
 @INITIALIZATIONS.register("xavier")
-def xavier(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
+def xavier(layer: nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d, activation: str) -> None:
     """U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)), zero biases (Glorot & Bengio 2010)."""
     from torch import nn
 
@@ -43,12 +43,13 @@ def xavier(layer: nn.Linear | nn.Conv2d, activation: str) -> None:
 
 
 def initialize(model: nn.Module, scheme: str, activation: str = "relu") -> None:
-    """Apply ``scheme`` to every linear and conv layer of ``model``, in module order."""
+    """Apply ``scheme`` to every linear and conv (1-, 2-, 3-d) layer of ``model``, in module order
+    (for the user's own model too)."""
     from torch import nn
 
     init = INITIALIZATIONS.get(scheme)
     if init is default:
         return
     for m in model.modules():
-        if isinstance(m, nn.Linear | nn.Conv2d):
+        if isinstance(m, nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d):
             init(m, activation)

@@ -17,7 +17,7 @@ from reglab.regularizers.base import (
     TrainContext,
     TuneRange,
 )
-from reglab.regularizers.registry import REGULARIZERS, build_regularizers, register, unregister
+from reglab.regularizers.registry import REGULARIZERS, build_regularizers, register, structural_args, unregister
 
 # isort: off
 from reglab.regularizers import l1 as l1
@@ -47,5 +47,6 @@ __all__ = [
     "TuneRange",
     "build_regularizers",
     "register",
+    "structural_args",
     "unregister",
 ]

@@ -171,12 +171,16 @@ class RegularizerSpec(Generic[S]):
 
 
 def penalized_parameters(model: nn.Module, include_biases: bool) -> list[nn.Parameter]:
-    """Weights of linear and conv layers (ndim > 1); with ``include_biases`` every parameter."""
+    """The weights of any model: parameters with >= 2 dimensions (linear and conv weights, embeddings),
+    so biases and normalization parameters are left out; with ``include_biases`` every parameter."""
     return [p for p in model.parameters() if p.requires_grad and (include_biases or p.ndim > 1)]
 
 
 def constrained_weights(model: nn.Module) -> Sequence[Tensor]:
-    """Weight matrices/kernels of linear and conv layers, for max-norm."""
+    """Weight matrices/kernels of linear and conv (1-, 2-, 3-d) layers, for max-norm: any model's.
+    Their first dimension indexes the output units (transposed convolutions are left out: theirs
+    indexes the inputs)."""
     from torch import nn
 
-    return [m.weight for m in model.modules() if isinstance(m, nn.Linear | nn.Conv2d)]
+    kinds = nn.Linear | nn.Conv1d | nn.Conv2d | nn.Conv3d
+    return [m.weight for m in model.modules() if isinstance(m, kinds) and m.weight.requires_grad]

@@ -1,4 +1,5 @@
-"""The regularizer registry and its public calls: ``register``, ``unregister``, ``build_regularizers``.
+"""The regularizer registry and its public calls: ``register``, ``unregister``, ``build_regularizers``,
+``structural_args`` (what a user's model constructor receives).
 
 Registration order is the order in which batch transforms run (augment before mixup, etc.).
 Registering after ``reglab.config`` was imported regenerates the config's ``regularization``
@@ -9,10 +10,13 @@ from __future__ import annotations
 
 import sys
 import typing
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reglab.registry import Registry
 from reglab.regularizers.base import HasRegularization, Regularizer, RegularizerSpec, Settings
+
+if TYPE_CHECKING:
+    from reglab.models.user import StructuralArgs
 
 REGULARIZERS: Registry[RegularizerSpec[Any]] = Registry("regularizer")
 
@@ -61,6 +65,26 @@ def build_regularizers(cfg: HasRegularization) -> list[Regularizer]:
         if r is not None:
             out.append(r)
     return out
+
+
+def structural_args(cfg: HasRegularization) -> StructuralArgs:
+    """The structural regularizers' settings as the user's own model receives them through its
+    constructor (their layer hooks reach only the built-in models): every setting's value, and the
+    settings of the regularizers this run switches on that differ from their defaults."""
+    from reglab.models.user import StructuralArgs
+
+    section = cfg.regularization
+    values: dict[str, Any] = {}
+    required: set[str] = set()
+    for _, spec in REGULARIZERS.items():
+        if not spec.structural:
+            continue
+        on = spec.from_section(section) is not None
+        for f in spec.fields:
+            values[f] = getattr(section, f)
+            if on and values[f] != spec.settings.model_fields[f].default:
+                required.add(f)
+    return StructuralArgs(values, frozenset(required))
 
 
 def exclusion_errors(section: Any) -> list[str]:

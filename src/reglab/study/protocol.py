@@ -33,6 +33,7 @@ from reglab.study.coordination import (
 )
 from reglab.study.executors import Executor, LocalExecutor, Task, default_jobs
 from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.own_model import check_outputs, with_model
 from reglab.study.progress import Bars, Lines, Observer, Say
 from reglab.study.saved_models import FinishedModels, model_path, models_dir
 from reglab.study.storage import STALE_AFTER, RunStore, lock_supported, open_storage
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 
     import optuna
 
+    from reglab.models import ModelCallable
     from reglab.study.results import StudyResults
     from reglab.study.spec import Arm, StudySpec
 
@@ -95,14 +97,20 @@ def run_protocol(
     progress: bool = True,
     storage: str | None = None,
     executor: Executor | None = None,
+    model: ModelCallable | str | None = None,
 ) -> StudyResults:
     """Run (or resume) the study in this process: tune (if it has a search), confirm, summarize.
-    Returns the results; the outputs are written to ``spec.output_dir()``."""
+    Returns the results; the outputs are written to ``spec.output_dir()``. ``model``: your own
+    network, ``model(**hyperparameters) -> nn.Module``, a class or a function importable by name
+    (worker processes import it; see :mod:`reglab.models.user`)."""
     import shutil
 
     from reglab.study.outputs import publish, write_resolved
 
     t0 = time.perf_counter()
+    if model is not None:
+        spec = with_model(spec, model)
+    check_outputs(spec)  # the user's model, once on one batch: before anything is stored
     url = storage or spec.storage_url()
     out = spec.output_dir()
     created = not out.exists()
@@ -148,6 +156,7 @@ def work(
 
     if stale_after <= 0:
         raise ConfigError("--stale-after: must be > 0 seconds")
+    check_outputs(spec)
     t0 = time.perf_counter()
     db = open_storage(url)
     if not lock_supported(db):

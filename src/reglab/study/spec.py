@@ -429,6 +429,10 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> S
             spec.arm(arm)
             _check_budget(spec, arm)
             _check_space(spec, arm)
+            if spec.arm(arm).config.model.class_path is not None:  # the user's own model
+                from reglab.study.own_model import check_arguments
+
+                check_arguments(spec.arm(arm))
         except ConfigError as err:
             raise ConfigError(f"{source}:{line}: {err}" if line else f"{source}: {err}") from None
         except RecursionError:

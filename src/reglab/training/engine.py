@@ -23,9 +23,9 @@ from torch import Tensor, nn
 
 from reglab.config import RunConfig
 from reglab.data.base import DataSplits, TestSplit
-from reglab.models import build_model
+from reglab.models import ModelCallable, build_model
 from reglab.optim import create_optimizer, create_schedule
-from reglab.regularizers import TrainContext, build_regularizers
+from reglab.regularizers import TrainContext, build_regularizers, structural_args
 from reglab.regularizers.base import Regularizer, penalized_parameters
 from reglab.training.metrics import EpochStats, evaluate, weight_histograms, weight_stats
 from reglab.training.rng import seeded_global_rng
@@ -74,12 +74,20 @@ def _overriding(regs: Sequence[Regularizer], hook: str) -> list[Regularizer]:
 
 
 def build_network(
-    cfg: RunConfig, input_shape: tuple[int, ...], n_classes: int, regs: Sequence[Regularizer] | None = None
+    cfg: RunConfig,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    regs: Sequence[Regularizer] | None = None,
+    factory: ModelCallable | None = None,
+    example: Tensor | None = None,
 ) -> nn.Module:
     """The network of a run, untrained: the one place a run's model is built, so a saved model is
     rebuilt exactly as it was trained (:mod:`reglab.study.saved_models`). ``regs``: the run's
-    regularizers (structural ones add layers); built from ``cfg`` when not given."""
-    return build_model(cfg.model, input_shape, n_classes, build_regularizers(cfg) if regs is None else regs)
+    regularizers (structural ones add layers to built-in models, or reach a user model's constructor);
+    built from ``cfg`` when not given. ``factory``: a user model given in Python; ``example``: one
+    batch on which a user model's output is checked."""
+    regs = build_regularizers(cfg) if regs is None else regs
+    return build_model(cfg.model, input_shape, n_classes, regs, structural_args(cfg), factory, example)
 
 
 def fit(
@@ -89,8 +97,13 @@ def fit(
     callbacks: Sequence[EpochCallback] = (),
     keep_model: bool = False,
     evaluate_test: bool = True,
+    model: ModelCallable | None = None,
 ) -> RunResult:
     """Train one model as ``cfg`` says and return its history and final metrics.
+
+    ``model``: your own network, ``model(**hyperparameters) -> nn.Module`` (instead of
+    ``cfg.model``'s; ``cfg.model.init_args`` and the structural settings are its arguments, see
+    :mod:`reglab.models.user`). Any callable works here, a lambda included.
 
     A NaN/inf loss ends the run with status "diverged" (no exception). Exceptions raised by
     ``callbacks`` (e.g. a pruner's) propagate. ``evaluate_test=False`` (tuning trials) never
@@ -107,7 +120,7 @@ def fit(
     if device.type != "cpu":
         data = data.to(device)
     with seeded_global_rng(tc.seed, device):  # initialization and dropout masks
-        return _train(cfg, data, test, device, callbacks, keep_model, evaluate_test, t_start)
+        return _train(cfg, data, test, device, callbacks, keep_model, evaluate_test, t_start, model)
 
 
 def _train(
@@ -119,12 +132,13 @@ def _train(
     keep_model: bool,
     evaluate_test: bool,
     t_start: float,
+    factory: ModelCallable | None = None,
 ) -> RunResult:
     """The run itself: set up, the epoch loop, the final evaluation (inside :func:`fit`'s RNG block)."""
     tc = cfg.train
     gen = torch.Generator().manual_seed(tc.seed)  # batch order and augmentation
     regs = build_regularizers(cfg)  # structural ones (dropout, batch norm) add layers to the model
-    model = build_network(cfg, data.input_shape, data.n_classes, regs).to(device)
+    model = build_network(cfg, data.input_shape, data.n_classes, regs, factory, data.x_train[:2].cpu()).to(device)
     weights = penalized_parameters(model, include_biases=False)
     penalized = penalized_parameters(model, cfg.regularization.penalize_biases)
     params = [p for p in model.parameters() if p.requires_grad]
