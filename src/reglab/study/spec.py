@@ -230,8 +230,12 @@ class StudySpec(BaseModel):
             metric.setdefault("select", f"val_{default}")
             metric.setdefault("compare", f"test_{default}")
             for field in ("select", "compare"):
-                if task is not None and isinstance(metric[field], str):
-                    splits = ("val",) if field == "select" else ("test", "val")
+                splits = ("val",) if field == "select" else ("test", "val")
+                try:  # a malformed name is reported by MetricConfig, with its line
+                    check_metric(metric[field], splits, None, "")
+                except (ValueError, TypeError, AttributeError):
+                    continue
+                if task is not None:
                     check_metric(metric[field], splits, task, f"metric.{field}")
             raw["metric"] = metric
             names = [str(metric[f]).partition("_")[2] for f in ("select", "compare")]
