@@ -217,7 +217,9 @@ class StudySummary(_Frozen):
 
     @property
     def higher_is_better(self) -> bool:
-        return not self.compare_metric.endswith("loss")
+        from reglab.tasks import higher_is_better
+
+        return higher_is_better(self.compare_metric)
 
     def arm(self, name: str) -> ArmSummary:
         try:
