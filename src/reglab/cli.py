@@ -196,9 +196,9 @@ def _run_single(cfg: Any, as_json: bool) -> None:
         table.add_row(
             f"{int(h['epoch'])}",
             f"{h['train_loss']:.4f}",
-            f"{h['train_acc']:.2%}",
+            f"{h['train_acc']:.2%}" if "train_acc" in h else "-",  # regression: no accuracy
             f"{h['val_loss']:.4f}",
-            f"{h['val_acc']:.2%}",
+            f"{h['val_acc']:.2%}" if "val_acc" in h else f"RMSE {h.get('val_rmse', float('nan')):.4g}",
             f"{h['lr']:.3g}",
             f"{h['grad_norm']:.3g}",
             f"{h['sparsity']:.1%}",
@@ -215,6 +215,12 @@ def _run_single(cfg: Any, as_json: bool) -> None:
         console.print(f"[bold red]{result.status}:[/] {result.reason}")
         raise typer.Exit(1)
     f = result.final
+    if "test_acc" not in f:  # regression (reglab.tasks): RMSE and R² in the target's units
+        console.print(
+            f"test RMSE [bold]{f['test_rmse']:.4g}[/]  (train {f['train_rmse']:.4g}, val {f['val_rmse']:.4g}, "
+            f"test R² {f['test_r2']:.3f}, best epoch {int(f['best_epoch'])}, {result.info['wall_time']:.1f}s)"
+        )
+        return
     console.print(
         f"test accuracy [bold]{f['test_acc']:.2%}[/]  (train {f['train_acc']:.2%}, val {f['val_acc']:.2%}, "
         f"gap {f['gap']:+.2%}, best epoch {int(f['best_epoch'])}, {result.info['wall_time']:.1f}s)"

@@ -33,7 +33,7 @@ from reglab.regularizers.augment import AugmentConfig as AugmentConfig
 from reglab.regularizers.early_stopping import EarlyStoppingConfig as EarlyStoppingConfig
 from reglab.regularizers.snapshot import SnapshotConfig as SnapshotConfig
 from reglab.regularizers.swa import SWAConfig as SWAConfig
-from reglab.tasks import LOSSES, METRICS, check_loss
+from reglab.tasks import LOSSES, METRICS, check_loss, check_metric
 
 
 class _Frozen(BaseModel):
@@ -188,6 +188,9 @@ class RunConfig(_Frozen):
             return self
         if isinstance(self.train.loss, str):
             check_loss(self.train.loss, task)
+        es = self.regularization.early_stopping
+        if es is not None:
+            check_metric(es.monitor, ("val",), task, "regularization.early_stopping.monitor")
         if task == "regression" and self.regularization.label_smoothing > 0:
             raise ValueError(
                 "regularization.label_smoothing: needs classes and the task is regression (remove it, or set data.task)"

@@ -221,6 +221,13 @@ class StudySummary(_Frozen):
 
         return higher_is_better(self.compare_metric)
 
+    @property
+    def gap_metric(self) -> str:
+        """The metric whose units the ``gap`` (train minus test, in the better direction) is in:
+        accuracy, or RMSE for regression studies (their runs have no accuracy)."""
+        has = {k for a in self.arms.values() for k, m in a.metrics.items() if m.n}
+        return "rmse" if "train_acc" not in has and "train_rmse" in has else "acc"
+
     def arm(self, name: str) -> ArmSummary:
         try:
             return self.arms[name]

@@ -129,8 +129,10 @@ def _train(
     objective = build_objective(task, data.n_classes, tc.loss, data.y_train)
     if task == "regression" and cfg.regularization.label_smoothing > 0:
         raise ConfigError("label_smoothing: needs classes, and this is a regression task; remove it or set data.task")
-    names = metric_names(task, tc.metrics)  # final metrics on train/val/test
-    watch = monitored(task, tc.metrics)  # also measured on validation every epoch
+    es = cfg.regularization.early_stopping
+    requested = [*tc.metrics, *([es.monitor.partition("_")[2]] if es else [])]
+    names = metric_names(task, requested)  # final metrics on train/val/test
+    watch = monitored(task, requested)  # also measured on validation every epoch
     select = f"val_{selection_metric(task, tc.metrics)}"  # picks the best epoch (unless early stopping does)
     # -- end task --
     model = build_model(cfg.model, data.input_shape, objective.out_dim, regs).to(device)
