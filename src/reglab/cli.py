@@ -228,6 +228,30 @@ def _run_single(cfg: Any, as_json: bool) -> None:
 
 
 @app.command()
+def metrics() -> None:
+    """List the metrics (metric.select / metric.compare: val_<name>, test_<name>) and the losses."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from reglab.tasks import LOSSES, METRICS
+
+    table = Table(title="metrics", show_edge=False)
+    for col in ("name", "metric", "better", "range", "tasks"):
+        table.add_column(col)
+    for name, m in METRICS.items():
+        better = "higher" if m.higher_is_better else "lower"
+        table.add_row(name, m.label, better, f"[{m.low:g}, {m.high:g}]", ", ".join(m.tasks))
+    losses = Table(title="losses (train.loss; auto: cross_entropy, bce or mse by task)", show_edge=False)
+    for col in ("name", "loss", "tasks"):
+        losses.add_column(col)
+    for name, loss in LOSSES.items():
+        losses.add_row(name, loss.doc, ", ".join(loss.tasks))
+    console = Console()
+    console.print(table)
+    console.print(losses)
+
+
+@app.command()
 def datasets(
     data_dir: Annotated[str | None, typer.Option(help="also look here for dataset files")] = None,
 ) -> None:
