@@ -24,6 +24,7 @@ LAYERS: dict[str, float] = {
     "data": 1,
     "models": 1,
     "optim": 1,
+    "tasks": 1,  # tasks, losses and metrics: names and directions that config validates
     "regularizers": 1.5,  # structural ones build layers for the models' hook sites
     "config": 2,  # composes the families' settings
     "space": 3,  # the search-space grammar of study files

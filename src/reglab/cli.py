@@ -207,9 +207,9 @@ def _run_single(cfg: Any, as_json: bool, save: str | None = None) -> None:
         table.add_row(
             f"{int(h['epoch'])}",
             f"{h['train_loss']:.4f}",
-            f"{h['train_acc']:.2%}",
+            f"{h['train_acc']:.2%}" if "train_acc" in h else "-",  # regression: no accuracy
             f"{h['val_loss']:.4f}",
-            f"{h['val_acc']:.2%}",
+            f"{h['val_acc']:.2%}" if "val_acc" in h else f"RMSE {h.get('val_rmse', float('nan')):.4g}",
             f"{h['lr']:.3g}",
             f"{h['grad_norm']:.3g}",
             f"{h['sparsity']:.1%}",
@@ -227,6 +227,12 @@ def _run_single(cfg: Any, as_json: bool, save: str | None = None) -> None:
         console.print(f"[bold red]{result.status}:[/] {result.reason}")
         raise typer.Exit(1)
     f = result.final
+    if "test_acc" not in f:  # regression (reglab.tasks): RMSE and R² in the target's units
+        console.print(
+            f"test RMSE [bold]{f['test_rmse']:.4g}[/]  (train {f['train_rmse']:.4g}, val {f['val_rmse']:.4g}, "
+            f"test R² {f['test_r2']:.3f}, best epoch {int(f['best_epoch'])}, {result.info['wall_time']:.1f}s)"
+        )
+        return
     console.print(
         f"test accuracy [bold]{f['test_acc']:.2%}[/]  (train {f['train_acc']:.2%}, val {f['val_acc']:.2%}, "
         f"gap {f['gap']:+.2%}, best epoch {int(f['best_epoch'])}, {result.info['wall_time']:.1f}s)"
@@ -242,6 +248,30 @@ def _save_trained(result: Any, save: str | None, cfg: Any, data: Any, console: A
 
     path = save_run_model(result.model, save, cfg, data, result.final)
     console.print(f"model saved: [bold]{path}[/] (reglab.study.export.load_model reads it)")
+
+
+@app.command()
+def metrics() -> None:
+    """List the metrics (metric.select / metric.compare: val_<name>, test_<name>) and the losses."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from reglab.tasks import LOSSES, METRICS
+
+    table = Table(title="metrics", show_edge=False)
+    for col in ("name", "metric", "better", "range", "tasks"):
+        table.add_column(col)
+    for name, m in METRICS.items():
+        better = "higher" if m.higher_is_better else "lower"
+        table.add_row(name, m.label, better, f"[{m.low:g}, {m.high:g}]", ", ".join(m.tasks))
+    losses = Table(title="losses (train.loss; auto: cross_entropy, bce or mse by task)", show_edge=False)
+    for col in ("name", "loss", "tasks"):
+        losses.add_column(col)
+    for name, loss in LOSSES.items():
+        losses.add_row(name, loss.doc, ", ".join(loss.tasks))
+    console = Console()
+    console.print(table)
+    console.print(losses)
 
 
 @app.command()

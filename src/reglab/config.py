@@ -33,6 +33,7 @@ from reglab.regularizers.augment import AugmentConfig as AugmentConfig
 from reglab.regularizers.early_stopping import EarlyStoppingConfig as EarlyStoppingConfig
 from reglab.regularizers.snapshot import SnapshotConfig as SnapshotConfig
 from reglab.regularizers.swa import SWAConfig as SWAConfig
+from reglab.tasks import LOSSES, METRICS, check_loss, check_metric
 
 
 class _Frozen(BaseModel):
@@ -105,6 +106,14 @@ else:
     RegularizationConfig = regularization_model()
 
 
+class LossSpec(_Frozen):
+    """A loss given by import path: a class or factory called with ``init_args`` that returns a
+    callable ``(outputs, targets) -> scalar`` (e.g. ``torch.nn.SmoothL1Loss``)."""
+
+    class_path: str = Field(description="'package.module:Name'")
+    init_args: dict[str, Any] = Field(default_factory=dict)
+
+
 class TrainConfig(_Frozen):
     optimizer: str = Field("sgd", description="a registered optimizer", json_schema_extra=OPTIMIZERS.schema_enum())
     lr: float = Field(0.05, gt=0.0, le=1e6, description="initial learning rate")
@@ -122,6 +131,33 @@ class TrainConfig(_Frozen):
     seed: int = Field(0, ge=0, description="initialization, batch order and augmentation seed")
     device: str = Field("auto", description="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     eval_batch_size: int = Field(4096, ge=1)
+    # -- task: loss and metrics (reglab.tasks) --
+    loss: str | LossSpec = Field(
+        "auto",
+        description="auto (the task's: cross_entropy, bce or mse), cross_entropy, bce, mse, huber, "
+        "or {class_path: 'pkg.mod:Loss', init_args: {...}}",
+    )
+    metrics: tuple[str, ...] = Field(
+        (),
+        description="metrics measured besides loss and accuracy (names as in `reglab metrics`); the first picks "
+        "the best epoch. A study adds its metric.select/compare here",
+    )
+
+    @field_validator("loss")
+    @classmethod
+    def _loss(cls, v: str | LossSpec) -> str | LossSpec:
+        if isinstance(v, str) and v != "auto" and v not in LOSSES:
+            raise ValueError(LOSSES.unknown(v, "auto", "{class_path, init_args}"))
+        return v
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        for m in v:
+            METRICS.check(m)
+        return v
+
+    # -- end task --
 
     @field_validator("optimizer", "schedule")
     @classmethod
@@ -143,6 +179,23 @@ class RunConfig(_Frozen):
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
     regularization: RegularizationConfig = RegularizationConfig()
+
+    @model_validator(mode="after")
+    def _task_fits(self) -> RunConfig:
+        """With an explicit task: the loss fits it, and label smoothing needs classes."""
+        task = self.data.task
+        if task == "auto":
+            return self
+        if isinstance(self.train.loss, str):
+            check_loss(self.train.loss, task)
+        es = self.regularization.early_stopping
+        if es is not None:
+            check_metric(es.monitor, ("val",), task, "regularization.early_stopping.monitor")
+        if task == "regression" and self.regularization.label_smoothing > 0:
+            raise ValueError(
+                "regularization.label_smoothing: needs classes and the task is regression (remove it, or set data.task)"
+            )
+        return self
 
     def override(self, overrides: dict[str, Any], where: str = "") -> RunConfig:
         """Return a copy with ``overrides`` (flat field names or nested sections) merged in."""

@@ -58,6 +58,13 @@ def test_every_dataset_is_documented() -> None:
         assert callable(info)
 
 
+def _n_strata(splits: DataSplits) -> int:
+    """Classes, or the quantile bins a regression target is stratified on."""
+    from reglab.data.targets import REGRESSION_BINS
+
+    return REGRESSION_BINS if splits.task == "regression" else splits.n_classes
+
+
 @pytest.mark.parametrize("name", PARAMS)
 def test_split_sizes_add_up(name: str) -> None:
     cfg, raw, splits = _loaded(name)
@@ -68,8 +75,8 @@ def test_split_sizes_add_up(name: str) -> None:
     if raw.y_test is not None:  # the official test split is kept as it is
         assert sizes["test"] == len(raw.y_test)
     else:
-        assert sizes["test"] == pytest.approx(cfg.test_fraction * n_raw, abs=splits.n_classes)
-    assert sizes["val"] == pytest.approx(cfg.val_fraction * (sizes["train"] + sizes["val"]), abs=splits.n_classes)
+        assert sizes["test"] == pytest.approx(cfg.test_fraction * n_raw, abs=_n_strata(splits))
+    assert sizes["val"] == pytest.approx(cfg.val_fraction * (sizes["train"] + sizes["val"]), abs=_n_strata(splits))
     assert len(splits.x_train) == sizes["train"] and len(splits.x_val) == sizes["val"]
     assert splits.x_train.shape[1:] == splits.x_val.shape[1:] == splits.test.read()[0].shape[1:]
 
@@ -77,16 +84,26 @@ def test_split_sizes_add_up(name: str) -> None:
 @pytest.mark.parametrize("name", PARAMS)
 def test_held_out_splits_are_stratified(name: str) -> None:
     cfg, raw, splits = _loaded(name)
-    k = splits.n_classes
-    train, val = _counts(splits.y_train, k), _counts(splits.y_val, k)
+    k = _n_strata(splits)
+    if splits.task == "regression":  # stratified on quantile bins of the target: compare on the pool's bins
+        edges = np.quantile(torch.cat([splits.y_train, splits.y_val]).numpy(), np.linspace(0, 1, k + 1)[1:-1])
+
+        def binned(y: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(np.searchsorted(edges, y.numpy(), side="right"))
+
+        train, val, tol = _counts(binned(splits.y_train), k), _counts(binned(splits.y_val), k), 2.0
+        test_labels = binned(splits.test.labels)
+    else:
+        train, val, tol = _counts(splits.y_train, k), _counts(splits.y_val, k), 1.0
+        test_labels = splits.test.labels
     pool = train + val
-    # every class keeps its share in validation, up to rounding
-    assert np.all(np.abs(val - cfg.val_fraction * pool) <= 1.0), (val, pool)
+    # every class (target bin) keeps its share in validation, up to rounding
+    assert np.all(np.abs(val - cfg.val_fraction * pool) <= tol), (val, pool)
     assert np.all(val[pool >= 2] >= 1)
     if raw.y_test is None:
-        test = _counts(splits.test.labels, k)
+        test = _counts(test_labels, k)
         total = pool + test
-        assert np.all(np.abs(test - cfg.test_fraction * total) <= 1.0), (test, total)
+        assert np.all(np.abs(test - cfg.test_fraction * total) <= tol), (test, total)
 
 
 @pytest.mark.parametrize("name", PARAMS)

@@ -64,8 +64,10 @@ def test_numeric_labels_made_contiguous(tmp_path: Path) -> None:
     raw = load_csv(_cfg(p))
     assert raw.classes == ["-1", "1"] and raw.y_train.tolist() == [0, 1, 1]
     p = _csv(tmp_path, "x,target\n1,0.5\n2,1\n", "frac.csv")
-    with pytest.raises(DataError, match="fractional"):
-        load_csv(_cfg(p))
+    with pytest.raises(DataError, match=r"fractional.*data\.task: regression"):  # classification asked for
+        load_csv(DataConfig(name=f"csv:{p}", task="classification"))
+    raw = load_csv(_cfg(p))  # auto: fractional values are a regression target (issue 11)
+    assert raw.task == "regression" and raw.y_train.dtype == np.float32 and raw.y_train.tolist() == [0.5, 1.0]
 
 
 def test_missing_file(tmp_path: Path) -> None:

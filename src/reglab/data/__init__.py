@@ -26,6 +26,7 @@ class DatasetInfo:
     loader: str  # "module:function", imported lazily
     size: str
     files: tuple[str, ...] = ()
+    task: str = "classification"  # what data.task: auto means for this dataset
 
     def __call__(self, cfg: DataConfig) -> RawData:
         """Load the raw arrays (the loader module is imported only now)."""
@@ -65,6 +66,25 @@ _add(
         "make_classification (options under data.synthetic)",
         "reglab.data.sklearn_data:load_synthetic",
         "configurable",
+    )
+)
+_add(
+    DatasetInfo(
+        "diabetes",
+        "disease progression after one year from 10 baseline variables (Efron et al. 2004), bundled with scikit-learn",
+        "reglab.data.sklearn_data:load_diabetes",
+        "442 patients, 10 features, a numeric target (regression)",
+        task="regression",
+    )
+)
+_add(
+    DatasetInfo(
+        "breast_cancer",
+        "Wisconsin diagnostic breast cancer: malignant vs benign from 30 cell-nucleus features, bundled with "
+        "scikit-learn",
+        "reglab.data.sklearn_data:load_breast_cancer",
+        "569 tumours, 30 features, 2 classes (binary)",
+        task="binary",
     )
 )
 _add(

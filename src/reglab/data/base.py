@@ -29,6 +29,7 @@ class RawData:
     image: bool = False
     classes: list[str] | None = None
     source: str = ""
+    task: str | None = None  # what the dataset is for (None: inferred from y_train, see data.targets)
 
 
 class TestSplit:
@@ -73,6 +74,7 @@ class DataSplits:
     image: bool
     classes: list[str] = field(default_factory=list)
     source: str = ""
+    task: str = "classification"  # n_classes: classes, or target columns for regression
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -90,6 +92,7 @@ class DataSplits:
             self.image,
             self.classes,
             self.source,
+            self.task,
         )
 
     def sizes(self) -> dict[str, int]:
@@ -134,22 +137,25 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
 def make_splits(raw: RawData, cfg: DataConfig, name: str) -> DataSplits:
     import torch
 
-    x, y = raw.x_train, raw.y_train.astype(np.int64)
+    from reglab.data.targets import resolve_task, strata, target_array
+
+    task = resolve_task(getattr(cfg, "task", "auto"), raw.task, raw.y_train, name)
+    x, y = raw.x_train, target_array(raw.y_train, task, name)
     if raw.x_test is None or raw.y_test is None:
-        tr, te = stratified_split(y, cfg.test_fraction, seed=10_007)  # fixed: the test set never moves
+        tr, te = stratified_split(strata(y, task), cfg.test_fraction, seed=10_007)  # fixed: the test set never moves
         x_test, y_test = x[te], y[te]
         x, y = x[tr], y[tr]
     else:
-        x_test, y_test = raw.x_test, raw.y_test.astype(np.int64)
+        x_test, y_test = raw.x_test, target_array(raw.y_test, task, name)
     if cfg.cv_folds is not None:
         from sklearn.model_selection import StratifiedKFold
 
         folds = StratifiedKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.split_seed)
-        tr, va = list(folds.split(np.zeros(len(y)), y))[cfg.cv_fold]
+        tr, va = list(folds.split(np.zeros(len(y)), strata(y, task)))[cfg.cv_fold]
     else:
-        tr, va = stratified_split(y, cfg.val_fraction, seed=cfg.split_seed)
+        tr, va = stratified_split(strata(y, task), cfg.val_fraction, seed=cfg.split_seed)
     if cfg.n_train is not None:
-        tr = tr[stratified_subset(y[tr], cfg.n_train, seed=cfg.split_seed + 1)]
+        tr = tr[stratified_subset(strata(y[tr], task), cfg.n_train, seed=cfg.split_seed + 1)]
     x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
 
     x_tr = x_tr.astype(np.float32)
@@ -165,7 +171,14 @@ def make_splits(raw: RawData, cfg: DataConfig, name: str) -> DataSplits:
     def norm(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray((a.astype(np.float32) - mean) / std))
 
-    n_classes = int(max(y.max(), y_test.max())) + 1 if len(y_test) else int(y.max()) + 1
+    if task == "regression":
+        n_classes = int(np.prod(y.shape[1:]))  # target columns
+    else:
+        n_classes = int(max(y.max(), y_test.max())) + 1 if len(y_test) else int(y.max()) + 1
+        if task == "binary" and n_classes != 2:
+            from reglab.errors import DataError
+
+            raise DataError(f"{name}: data.task is binary but the labels are 0..{n_classes - 1}")
     return DataSplits(
         name=name,
         x_train=norm(x_tr),
@@ -175,6 +188,7 @@ def make_splits(raw: RawData, cfg: DataConfig, name: str) -> DataSplits:
         test=TestSplit(norm(x_test), torch.from_numpy(y_test)),
         n_classes=n_classes,
         image=raw.image,
-        classes=raw.classes or [str(c) for c in range(n_classes)],
+        classes=[] if task == "regression" else raw.classes or [str(c) for c in range(n_classes)],
         source=raw.source,
+        task=task,
     )

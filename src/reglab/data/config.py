@@ -6,6 +6,8 @@ so the data package never imports :mod:`reglab.config` (which re-exports these m
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reglab.data import DATASETS
@@ -42,6 +44,11 @@ class DataConfig(BaseModel):
     cv_folds: int | None = Field(None, ge=2, le=50, description="K-fold CV: validation is fold cv_fold of K")
     cv_fold: int = Field(0, ge=0, description="which fold is the validation split (with cv_folds)")
     synthetic: SyntheticConfig = SyntheticConfig()
+    task: Literal["auto", "classification", "binary", "regression"] = Field(
+        "auto",
+        description="auto: the dataset's own task, else inferred from the target (fractional values: regression; "
+        "an integer target with many distinct values must be set explicitly)",
+    )
 
     @model_validator(mode="after")
     def _fold(self) -> DataConfig:

@@ -28,7 +28,8 @@ def _names(cols: list[str], limit: int = 20) -> str:
 
 
 def load_csv(cfg: DataConfig) -> RawData:
-    """Read ``csv:PATH``: numeric features plus a ``target`` column, label-encoded to 0..K-1."""
+    """Read ``csv:PATH``: numeric features plus a ``target`` column: class labels encoded to
+    0..K-1, or numbers for a regression task (``data.task``, or inferred: see ``data.targets``)."""
     import pandas as pd
 
     path = Path(cfg.name.removeprefix("csv:")).expanduser()
@@ -63,25 +64,20 @@ def load_csv(cfg: DataConfig) -> RawData:
     if target.isna().any():
         rows = [int(i) + 2 for i in np.flatnonzero(target.isna().to_numpy())[:5]]  # 1-based, after header
         raise DataError(f"{path}: missing {TARGET!r} values (file lines {rows})")
-    if pd.api.types.is_float_dtype(target) and not np.all(np.mod(target.to_numpy(), 1) == 0):
-        raise DataError(f"{path}: {TARGET!r} has fractional values; only classification targets are supported")
-    if pd.api.types.is_numeric_dtype(target):
-        values = target.to_numpy()
-        if pd.api.types.is_float_dtype(target):
-            values = values.astype(np.int64)
-        uniq, y = np.unique(values, return_inverse=True)
-    else:
-        uniq, y = np.unique(target.astype(str).to_numpy(), return_inverse=True)
-    if len(uniq) < 2:
-        raise DataError(f"{path}: {TARGET!r} has a single class ({uniq[0]!r}); need at least 2")
+    from reglab.data.targets import encode_target, resolve_task
+
+    values = target.to_numpy() if pd.api.types.is_numeric_dtype(target) else target.astype(str).to_numpy()
+    task = resolve_task(cfg.task, None, values, f"{path}: {TARGET!r}")
+    y, classes = encode_target(values, task, f"{path}: {TARGET!r}")
 
     x = df[features].to_numpy(dtype=np.float32)
     if not np.isfinite(x).all():
         raise DataError(f"{path}: infinite or too large values in the features")
     return RawData(
         x_train=x,
-        y_train=y.astype(np.int64),
+        y_train=y,
         image=False,
-        classes=[str(u) for u in uniq],
+        classes=classes,
         source=f"csv ({path})",
+        task=task,
     )

@@ -1,4 +1,5 @@
-"""Datasets that need no files: scikit-learn's bundled digits, and make_classification."""
+"""Datasets that need no files: scikit-learn's bundled digits, diabetes and breast cancer, and
+make_classification."""
 
 from __future__ import annotations
 
@@ -37,3 +38,33 @@ def load_synthetic(cfg: DataConfig) -> RawData:
         random_state=cfg.split_seed,
     )
     return RawData(x.astype(np.float32), y.astype(np.int64), image=False, source="generated")
+
+
+def load_diabetes(cfg: DataConfig) -> RawData:
+    """442 diabetes patients, 10 baseline variables -> disease progression after a year (Efron et
+    al. 2004): a small regression benchmark with no official test split."""
+    from sklearn.datasets import load_diabetes as _load
+
+    d = _load()
+    return RawData(
+        d.data.astype(np.float32),
+        d.target.astype(np.float32),
+        image=False,
+        source="scikit-learn (bundled)",
+        task="regression",
+    )
+
+
+def load_breast_cancer(cfg: DataConfig) -> RawData:
+    """569 breast tumours, 30 features, malignant (0) vs benign (1) (Street et al. 1993)."""
+    from sklearn.datasets import load_breast_cancer as _load
+
+    d = _load()
+    return RawData(
+        d.data.astype(np.float32),
+        d.target.astype(np.int64),
+        image=False,
+        classes=[str(c) for c in d.target_names],
+        source="scikit-learn (bundled)",
+        task="binary",
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field, field_validator
 
@@ -19,8 +19,15 @@ class EarlyStoppingConfig(Settings):
 
     patience: int = Field(5, ge=1, le=10_000)
     min_delta: float = Field(0.0, ge=0.0)
-    monitor: Literal["val_loss", "val_acc"] = "val_loss"
+    monitor: str = Field("val_loss", description="val_loss, val_acc or any val_<metric> (direction: the metric's)")
     restore_best: bool = True
+
+    @field_validator("monitor")
+    @classmethod
+    def _monitor(cls, v: str) -> str:
+        from reglab.tasks import check_metric
+
+        return check_metric(v, ("val",), None, "early_stopping.monitor")
 
 
 class EarlyStoppingSettings(Settings):
@@ -50,7 +57,9 @@ class EarlyStopping(Regularizer):
     def _improved(self, value: float) -> bool:
         if self.best is None:
             return True
-        if self.cfg.monitor == "val_loss":
+        from reglab.tasks import higher_is_better
+
+        if not higher_is_better(self.cfg.monitor):
             return value < self.best - self.cfg.min_delta
         return value > self.best + self.cfg.min_delta
 

@@ -801,7 +801,10 @@ def tuning_progress(data: list[TuningCurves], colors: dict[str, str], metric: st
     axes[1].set_title(f"expected best {plain(metric)} (mean ± std)")
     axes[1].set_xlabel("budget (trials)")
     for ax in axes:
-        if metric.endswith("acc"):
+        from reglab.tasks import metric_info
+
+        info = metric_info(metric)
+        if info.percent if info is not None else metric.endswith("acc"):
             _pct_axis(ax)
     if data:
         axes[1].legend(loc="lower right", ncol=1 if len(data) < 6 else 2)

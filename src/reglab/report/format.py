@@ -10,7 +10,14 @@ from reglab.stats.summary import MetricStats
 
 
 def is_fraction(metric: str) -> bool:
-    return metric.endswith("_acc") or metric in ("acc", "accuracy", "gap", "sparsity")
+    """Shown as a percentage: accuracy-like metrics of the registry (``test_bacc``, ``val_f1``),
+    the accuracy gap and sparsity; RMSE, AUC, R², losses and norms are shown as numbers."""
+    from reglab.tasks import metric_info
+
+    info = metric_info(metric)
+    if info is not None:
+        return info.percent
+    return metric.endswith("_acc") or metric in ("accuracy", "gap", "sparsity")
 
 
 def fmt_value(metric: str, x: Any) -> str:

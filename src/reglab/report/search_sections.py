@@ -68,7 +68,9 @@ def _best_so_far(t: dict[str, Any], trials: list[dict[str, Any]], metric: str) -
     bsf = t.get("best_so_far")
     if isinstance(bsf, list):
         return bsf
-    maximize = not metric.endswith("loss")
+    from reglab.tasks import higher_is_better
+
+    maximize = higher_is_better(metric)
     out, best = [], None
     for x in trials:
         y = num(x.get("value")) if str(x.get("state") or "COMPLETE").upper() == "COMPLETE" else None

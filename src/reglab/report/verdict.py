@@ -59,7 +59,7 @@ def verdict_row(v: ReportView, arm: str, a: ArmSummary) -> dict[str, Any]:
         "reason": None if d is None else d.reason,
         "recommendation": None if d is None else d.recommendation,
         "ensemble": cell(fmt_value("acc", a.ensemble_test_acc), a.ensemble_test_acc, "ensemble_test_acc"),
-        "gap": cell(fmt_diff("gap", gap), gap, "gap"),
+        "gap": cell(fmt_diff("gap" if v.summary.gap_metric == "acc" else "rmse", gap), gap, "gap"),
     }
 
 

@@ -79,9 +79,12 @@ class PairedComparison:
         return asdict(self)
 
 
-def paired_compare(arm: Sequence[float], baseline: Sequence[float], confidence: float = 0.95) -> PairedComparison:
+def paired_compare(
+    arm: Sequence[float], baseline: Sequence[float], confidence: float = 0.95, higher_is_better: bool = True
+) -> PairedComparison:
     """Compare paired samples (same seeds, same order): mean difference with a t-interval, paired
-    t-test, Wilcoxon signed-rank test and probability of improvement."""
+    t-test, Wilcoxon signed-rank test and probability of improvement (of a larger value, or of a
+    smaller one when lower is better: loss, RMSE)."""
     a, b = np.asarray(arm, dtype=float), np.asarray(baseline, dtype=float)
     if a.shape != b.shape:
         raise ValueError("paired samples must have the same length")
@@ -92,7 +95,7 @@ def paired_compare(arm: Sequence[float], baseline: Sequence[float], confidence: 
     else:
         t_p = 1.0 if len(d) < 2 or np.all(d == 0) else 0.0
     w_p = float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else 1.0
-    p, lo, hi = probability_of_improvement(d, confidence=confidence)
+    p, lo, hi = probability_of_improvement(d if higher_is_better else -d, confidence=confidence)
     return PairedComparison(
         n=len(d),
         mean_diff=s.mean,

@@ -1,6 +1,7 @@
 """Bias/variance diagnosis of an arm from its (seed-averaged) final accuracies.
 
-Rules, in order (thresholds in :class:`reglab.study.spec.DiagnosisConfig`, accuracy units):
+Rules, in order (thresholds in :class:`reglab.study.spec.DiagnosisConfig`, accuracy units; for
+regression R² takes accuracy's place, so "training error" is the relative squared error 1 - R²):
 1. over-regularized: train accuracy more than ``over_reg_train_drop`` below the baseline's and
    validation accuracy not more than ``over_reg_val_gain`` above it (not for the baseline itself);
 2. high bias: training error above ``high_bias_train_error`` (the model cannot fit the data);
@@ -41,8 +42,12 @@ def diagnose(
     thresholds: Any,
     baseline_train_acc: float | None = None,
     baseline_val_acc: float | None = None,
+    metric: str = "acc",
 ) -> Diagnosis:
+    """Label an arm from train and validation accuracy (``metric="r2"``: R², for regression)."""
     t = thresholds
+    if metric == "r2":
+        return _diagnose_r2(train_acc, val_acc, t, baseline_train_acc, baseline_val_acc)
     gap = train_acc - val_acc
     if baseline_train_acc is not None and baseline_val_acc is not None:
         drop = baseline_train_acc - train_acc
@@ -57,6 +62,21 @@ def diagnose(
     if gap > t.high_variance_gap:
         return _d("high variance", f"train - validation gap {gap:.1%} > {t.high_variance_gap:.1%}")
     return _d("good fit", f"training error {1 - train_acc:.1%}, train - validation gap {gap:.1%}")
+
+
+def _diagnose_r2(train: float, val: float, t: Any, base_train: float | None, base_val: float | None) -> Diagnosis:
+    """The same rules on R²: error = 1 - R² (relative squared error), gap = train R² - val R²."""
+    if base_train is not None and base_val is not None:
+        drop, gain = base_train - train, val - base_val
+        if drop > t.over_reg_train_drop and gain <= t.over_reg_val_gain:
+            return _d(
+                "over-regularized", f"train R² {drop:.3f} below the baseline's with validation change {gain:+.3f}"
+            )
+    if 1 - train > t.high_bias_train_error:
+        return _d("high bias", f"training relative error 1 - R² = {1 - train:.3f} > {t.high_bias_train_error:.3f}")
+    if train - val > t.high_variance_gap:
+        return _d("high variance", f"train - validation R² gap {train - val:.3f} > {t.high_variance_gap:.3f}")
+    return _d("good fit", f"training relative error {1 - train:.3f}, train - validation R² gap {train - val:.3f}")
 
 
 def _d(label: DiagnosisLabel, reason: str) -> Diagnosis:

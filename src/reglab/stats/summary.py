@@ -217,7 +217,16 @@ class StudySummary(_Frozen):
 
     @property
     def higher_is_better(self) -> bool:
-        return not self.compare_metric.endswith("loss")
+        from reglab.tasks import higher_is_better
+
+        return higher_is_better(self.compare_metric)
+
+    @property
+    def gap_metric(self) -> str:
+        """The metric whose units the ``gap`` (train minus test, in the better direction) is in:
+        accuracy, or RMSE for regression studies (their runs have no accuracy)."""
+        has = {k for a in self.arms.values() for k, m in a.metrics.items() if m.n}
+        return "rmse" if "train_acc" not in has and "train_rmse" in has else "acc"
 
     def arm(self, name: str) -> ArmSummary:
         try:

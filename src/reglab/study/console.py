@@ -14,6 +14,13 @@ def _pct(x: float | None, signed: bool = False) -> str:
     return f"{x:+.2%}" if signed else f"{x:.2%}"
 
 
+def _num(x: float | None, signed: bool = False) -> str:
+    """A metric that is not a fraction (AUC, RMSE, R², loss): four decimals."""
+    if x is None:
+        return "-"
+    return f"{x:+.4f}" if signed else f"{x:.4f}"
+
+
 def _pm(fmt: Any, mean: float | None, lo: float | None, hi: float | None, signed: bool = False) -> str:
     """``mean ± half-width`` of a symmetric t-interval (shorter than [lo, hi] in a terminal)."""
     if mean is None:
@@ -59,9 +66,12 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
     console = console or Console()
     if summary.tuning:
         print_tuning(summary.tuning, console)
+    from reglab.tasks import metric_info
+
     m = summary.compare_metric
-    is_acc = m.endswith("acc")
-    fmt = _pct if is_acc else (lambda x, signed=False: "-" if x is None else (f"{x:+.4f}" if signed else f"{x:.4f}"))
+    info = metric_info(m)
+    fmt = _pct if (info.percent if info is not None else m.endswith("acc")) else _num
+    gap_fmt = _pct if summary.gap_metric == "acc" else _num
     t = Table(
         title=f"study {summary.study}: {m}, {len(summary.seeds)} seeds, baseline {summary.baseline}",
         show_edge=False,
@@ -71,7 +81,7 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
         "arm",
         f"{m} ±95% CI",
         "Δ vs base ±CI",
-        "P(>)",
+        "P(better)",
         "p Holm",
         "verdict",
         "gap",
@@ -101,7 +111,7 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
             p_imp,
             p_holm,
             verdict,
-            _pct(a.metric("gap").mean, True),
+            gap_fmt(a.metric("gap").mean, True),
             _pct(a.ensemble_test_acc),
             "-" if d is None else d.label,
         )

@@ -126,11 +126,13 @@ class _ArmRuns:
         return {s: o.final for s, o in self.outcomes.items()}
 
     def ensemble_acc(self) -> float | None:
-        """Accuracy of the seeds' averaged test probabilities."""
-        if not self.probs or self.labels is None:
+        """Accuracy of the seeds' averaged test probabilities (binary: P(class 1) >= 0.5); None
+        for regression (the seeds' predictions are stored, not probabilities)."""
+        if not self.probs or self.labels is None or self.labels.dtype.kind == "f":
             return None
         avg = np.mean(self.probs, axis=0)
-        return float((avg.argmax(1) == self.labels).mean())
+        pred = (avg >= 0.5).astype(np.int64) if avg.ndim == 1 else avg.argmax(1)
+        return float((pred == self.labels).mean())
 
 
 def _sum_histograms(outcomes: list[RunOutcome]) -> WeightHistogram | None:
@@ -175,32 +177,66 @@ def _mean(m: MetricStats) -> float:
     return math.nan if m.mean is None else m.mean
 
 
-def _metrics(finals: dict[int, dict[str, float]]) -> dict[str, MetricStats]:
+def summary_keys(finals: Mapping[Any, Mapping[str, float]]) -> list[str]:
+    """The metrics summarized per arm: ``SUMMARY_METRICS`` (for a task without accuracy, those
+    its runs have), then every other ``<split>_<metric>`` the runs measured (registry order)."""
+    from reglab.tasks import METRICS
+
+    present = {k for f in finals.values() for k in f}
+    keys = [m for m in SUMMARY_METRICS if "train_acc" in present or not present or m in present]
+    extra = [f"{s}_{n}" for s in ("test", "val", "train") for n in METRICS.names() if n != "loss"]
+    return keys + [k for k in extra if k in present and k not in keys]
+
+
+def _metrics(finals: dict[int, dict[str, float]], keys: list[str]) -> dict[str, MetricStats]:
+    """Per metric: mean, std and the t-interval of the mean, kept inside the metric's range (an
+    accuracy's interval never passes 100 %, an RMSE's never 0)."""
+    from reglab.stats.compare import Summary
+    from reglab.tasks import metric_info
+
     out = {}
-    for m in SUMMARY_METRICS:
+    for m in keys:
         vals = [f[m] for f in finals.values() if m in f]
-        out[m] = MetricStats.of(describe(vals), vals)
+        s = describe(vals)
+        info = metric_info(m)
+        if info is not None and s.n > 1:
+            lo, hi = info.clip(s.ci_low), info.clip(s.ci_high)
+            s = Summary(s.n, s.mean, s.std, s.ci_low if lo is None else lo, s.ci_high if hi is None else hi)
+        out[m] = MetricStats.of(s, vals)
     return out
+
+
+def diagnosis_metric(keys: list[str]) -> str:
+    """Accuracy when the runs have it; for regression R² (1 - R² is the relative squared error)."""
+    return "acc" if "train_acc" in keys or "train_r2" not in keys else "r2"
 
 
 def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None = None) -> StudySummary:
     """Statistics per arm, paired comparisons against the baseline (Holm-adjusted across arms),
     diagnosis and ranking. ``extra``: the keys ``collect`` adds (environment, storage, ...)."""
+    from reglab.tasks import higher_is_better
+
     compare = spec.metric.compare
-    higher_better = not compare.endswith("loss")
+    higher_better = higher_is_better(compare)
     baseline = spec.baseline_arm
     arms, failed = _collect_runs(spec, records)
     base_runs = arms[baseline].finals
-    base_means = {m: describe([f[m] for f in base_runs.values()]).mean for m in ("train_acc", "val_acc")}
+    keys = summary_keys({(a, s): f for a, r in arms.items() for s, f in r.finals.items()})
+    dm = diagnosis_metric(keys)
+    base_means = {m: describe([f[m] for f in base_runs.values() if m in f]).mean for m in (f"train_{dm}", f"val_{dm}")}
 
     metrics: dict[str, dict[str, MetricStats]] = {}
     paired: dict[str, tuple[PairedComparison, list[int]]] = {}
     for arm, runs in arms.items():
         finals = runs.finals
-        metrics[arm] = _metrics(finals)
+        metrics[arm] = _metrics(finals, keys)
         common = sorted(set(finals) & set(base_runs))
         if arm != baseline and common:
-            pc = paired_compare([finals[s][compare] for s in common], [base_runs[s][compare] for s in common])
+            pc = paired_compare(
+                [finals[s][compare] for s in common],
+                [base_runs[s][compare] for s in common],
+                higher_is_better=higher_better,
+            )
             paired[arm] = (pc, common)
     # Holm (1979) across arms, on the paired t-test
     adjusted = holm([pc.t_pvalue for pc, _ in paired.values()]) if paired else []
@@ -220,11 +256,12 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
         diag = None
         if runs.outcomes:
             diag = diagnose(
-                _mean(mets["train_acc"]),
-                _mean(mets["val_acc"]),
+                _mean(mets[f"train_{dm}"]),
+                _mean(mets[f"val_{dm}"]),
                 spec.diagnosis,
-                None if is_base else base_means["train_acc"],
-                None if is_base else base_means["val_acc"],
+                None if is_base else base_means[f"train_{dm}"],
+                None if is_base else base_means[f"val_{dm}"],
+                metric=dm,
             )
         out_arms[arm] = ArmSummary(
             overrides=spec.arms[arm],

@@ -106,8 +106,11 @@ def save_model(
 def save_run_model(
     model: nn.Module, path: str | Path, cfg: RunConfig, data: DataSplits, final: dict[str, float]
 ) -> Path:
-    """Save a finished run's evaluated model (what the executor's worker calls)."""
-    return save_model(model, path, cfg, data.input_shape, data.n_classes, final=final)
+    """Save a finished run's evaluated model (what the executor's worker calls). ``n_classes`` in
+    the file is the network's output size, which rebuilds it (one logit for a binary task)."""
+    from reglab.training.objective import output_size
+
+    return save_model(model, path, cfg, data.input_shape, output_size(data.task, data.n_classes), final=final)
 
 
 # -- reading ---------------------------------------------------------------------------------------

@@ -50,14 +50,35 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 
 
 class MetricConfig(BaseModel):
+    """Which metric selects (tuning, pruning, best epoch) and which one compares the arms. Any
+    registered metric (``reglab metrics``) that applies to the task; the direction is the metric's
+    (loss, log-loss, RMSE, MAE: lower is better). Default: the task's (accuracy; RMSE for regression)."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
-    select: Literal["val_acc", "val_loss"] = Field("val_acc", description="for any selection (never test)")
-    compare: Literal["test_acc", "test_loss", "val_acc"] = Field("test_acc", description="final comparison")
+    select: str = Field("val_acc", description="val_<metric>: for any selection (never test)")
+    compare: str = Field("test_acc", description="test_<metric> (or val_<metric>): the final comparison")
+
+    @field_validator("select", "compare")
+    @classmethod
+    def _known(cls, v: str, info: ValidationInfo) -> str:
+        from reglab.tasks import check_metric
+
+        splits = ("val",) if info.field_name == "select" else ("test", "val")
+        return check_metric(v, splits, None, f"metric.{info.field_name}")
 
     @property
     def maximize(self) -> bool:
-        """Whether a larger selection metric is better (accuracy) or not (loss)."""
-        return not self.select.endswith("loss")
+        """Whether a larger selection metric is better (accuracy, AUC, R²) or not (loss, RMSE)."""
+        from reglab.tasks import higher_is_better
+
+        return higher_is_better(self.select)
+
+    @property
+    def engine_metrics(self) -> list[str]:
+        """The metrics a run must measure for this selection and comparison (besides loss and
+        accuracy, which every classification run records): the selection metric first."""
+        names = [k.partition("_")[2] for k in (self.select, self.compare)]
+        return list(dict.fromkeys(n for n in names if n not in ("acc", "loss")))
 
 
 class DiagnosisConfig(BaseModel):
@@ -192,6 +213,46 @@ class StudySpec(BaseModel):
                 raise ValueError("seed list must be non-empty, distinct and >= 0")
         return v
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults(cls, raw: Any) -> Any:
+        """The task (``data.task``; with ``auto``, the dataset's declared task or, for a CSV file,
+        the one inferred from its target) fixes the default metric, and the study's metrics are
+        measured by every run (``train.metrics``)."""
+        if not isinstance(raw, dict):
+            return raw
+        from reglab.tasks import DEFAULT_METRIC, check_metric
+
+        raw = dict(raw)
+        data = raw.get("data")
+        task = _cheap_task(data if isinstance(data, dict) else {})
+        if task is not None and isinstance(data, dict) and data.get("task", "auto") == "auto":
+            raw["data"] = {**data, "task": task}
+        metric = raw.get("metric")
+        metric = dict(metric) if isinstance(metric, dict) else ({} if metric is None else metric)
+        if isinstance(metric, dict):
+            default = DEFAULT_METRIC.get(task or "classification", "acc")
+            metric.setdefault("select", f"val_{default}")
+            metric.setdefault("compare", f"test_{default}")
+            for field in ("select", "compare"):
+                splits = ("val",) if field == "select" else ("test", "val")
+                try:  # a malformed name is reported by MetricConfig, with its line
+                    check_metric(metric[field], splits, None, "")
+                except (ValueError, TypeError, AttributeError):
+                    continue
+                if task is not None:
+                    check_metric(metric[field], splits, task, f"metric.{field}")
+            raw["metric"] = metric
+            names = [str(metric[f]).partition("_")[2] for f in ("select", "compare")]
+            needed = [n for n in dict.fromkeys(names) if n not in ("acc", "loss")]
+            train = raw.get("train")
+            if needed and (train is None or isinstance(train, dict)):
+                train = dict(train or {})
+                have = list(train.get("metrics") or [])
+                train["metrics"] = [*needed, *(m for m in have if m not in needed)]
+                raw["train"] = train
+        return raw
+
     @model_validator(mode="after")
     def _baseline(self) -> StudySpec:
         if self.baseline is not None and self.baseline not in self.arms:
@@ -300,6 +361,35 @@ class StudySpec(BaseModel):
                 a.name: {"overrides": a.overrides, "config": a.config.model_dump(mode="json")} for a in self.arm_list
             },
         }
+
+
+def _cheap_task(data: dict[str, Any]) -> str | None:
+    """The study's task when it can be known without loading the data: ``data.task`` when set,
+    a registered dataset's declared task, or a CSV file's target read with pandas; else None."""
+    task = data.get("task", "auto")
+    if task != "auto":
+        return task if isinstance(task, str) else None
+    from reglab.data import DATASETS
+
+    name = data.get("name", "digits")
+    if isinstance(name, str) and name in DATASETS:
+        return DATASETS.get(name).task
+    if isinstance(name, str) and name.startswith("csv:"):
+        import pandas as pd
+
+        from reglab.data.csv_data import TARGET
+        from reglab.data.targets import infer_task
+        from reglab.errors import ReglabError
+
+        try:
+            target = pd.read_csv(Path(name[4:]).expanduser(), usecols=[TARGET])[TARGET].dropna()
+        except (OSError, ValueError, pd.errors.ParserError):
+            return None  # the loader reports a missing file or column with its own message
+        try:
+            return infer_task(target.to_numpy(), f"{name}: {TARGET!r}")
+        except ReglabError as err:
+            raise ValueError(str(err)) from None
+    return None
 
 
 # -- loading -------------------------------------------------------------------------------------

@@ -62,15 +62,13 @@ def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
     first_history: list[dict[str, float]] = []
     for k in range(task.folds):
         cfg = base.override({"cv_folds": task.folds, "cv_fold": k})
-        done_val = [f["val_acc"] for f in finals]
-        done_loss = [f["val_loss"] for f in finals]
+        done = list(finals)
 
-        def fold_report(
-            rec: dict[str, float], k: int = k, dv: list[float] = done_val, dl: list[float] = done_loss
-        ) -> bool:
+        def fold_report(rec: dict[str, float], k: int = k, done: list[dict[str, float]] = done) -> bool:
             r = dict(rec, fold=k, step=k * epochs + rec["epoch"])
-            r["val_acc"] = (sum(dv) + rec["val_acc"]) / (len(dv) + 1)
-            r["val_loss"] = (sum(dl) + rec["val_loss"]) / (len(dl) + 1)
+            for key in rec:  # every validation metric (val_acc, val_loss, val_rmse, ...): mean over folds
+                if key.startswith("val_") and all(key in f for f in done):
+                    r[key] = (sum(f[key] for f in done) + rec[key]) / (len(done) + 1)
             return report(r)
 
         out = execute_run(cfg, fold_report, evaluate_test=task.evaluate_test, cache=cache)
@@ -130,7 +128,10 @@ def execute_run(
     probs = labels = None
     if result.test_probs is not None:
         probs = PackedArray.pack(result.test_probs, "float16")
-        labels = PackedArray.pack(data.test.labels.cpu().numpy(), "int32")
+        regression = getattr(data, "task", "classification") == "regression"  # predictions, not probabilities
+        if regression:
+            probs = PackedArray.pack(result.test_probs, "float32")
+        labels = PackedArray.pack(data.test.labels.cpu().numpy(), "float32" if regression else "int32")
     return RunOutcome(
         status=RunStatus(result.status),
         reason=result.reason,

@@ -18,16 +18,25 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reglab.config import RunConfig
 from reglab.data.base import DataSplits, TestSplit
+from reglab.errors import ConfigError
 from reglab.models import ModelCallable, build_model
 from reglab.optim import create_optimizer, create_schedule
 from reglab.regularizers import TrainContext, build_regularizers, structural_args
 from reglab.regularizers.base import Regularizer, penalized_parameters
+from reglab.tasks import higher_is_better
 from reglab.training.metrics import EpochStats, evaluate, weight_histograms, weight_stats
+from reglab.training.objective import (
+    Objective,
+    build_objective,
+    compute,
+    metric_names,
+    monitored,
+    selection_metric,
+)
 from reglab.training.rng import seeded_global_rng
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -45,7 +54,7 @@ class RunResult:
     info: dict[str, Any]
     reason: str | None = None
     diverged_epoch: int | None = None
-    test_probs: np.ndarray | None = field(default=None, repr=False)
+    test_probs: np.ndarray | None = field(default=None, repr=False)  # test scores (see Objective.scores)
     model: nn.Module | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,7 +85,7 @@ def _overriding(regs: Sequence[Regularizer], hook: str) -> list[Regularizer]:
 def build_network(
     cfg: RunConfig,
     input_shape: tuple[int, ...],
-    n_classes: int,
+    outputs: int,
     regs: Sequence[Regularizer] | None = None,
     factory: ModelCallable | None = None,
     example: Tensor | None = None,
@@ -87,7 +96,7 @@ def build_network(
     built from ``cfg`` when not given. ``factory``: a user model given in Python; ``example``: one
     batch on which a user model's output is checked."""
     regs = build_regularizers(cfg) if regs is None else regs
-    return build_model(cfg.model, input_shape, n_classes, regs, structural_args(cfg), factory, example)
+    return build_model(cfg.model, input_shape, outputs, regs, structural_args(cfg), factory, example)
 
 
 def fit(
@@ -138,7 +147,18 @@ def _train(
     tc = cfg.train
     gen = torch.Generator().manual_seed(tc.seed)  # batch order and augmentation
     regs = build_regularizers(cfg)  # structural ones (dropout, batch norm) add layers to the model
-    model = build_network(cfg, data.input_shape, data.n_classes, regs, factory, data.x_train[:2].cpu()).to(device)
+    # -- task: loss, outputs and metrics (training/objective.py) --
+    task = getattr(data, "task", "classification")
+    objective = build_objective(task, data.n_classes, tc.loss, data.y_train)
+    if task == "regression" and cfg.regularization.label_smoothing > 0:
+        raise ConfigError("label_smoothing: needs classes, and this is a regression task; remove it or set data.task")
+    es = cfg.regularization.early_stopping
+    requested = [*tc.metrics, *([es.monitor.partition("_")[2]] if es else [])]
+    names = metric_names(task, requested)  # final metrics on train/val/test
+    watch = monitored(task, requested)  # also measured on validation every epoch
+    select = f"val_{selection_metric(task, tc.metrics)}"  # picks the best epoch (unless early stopping does)
+    # -- end task --
+    model = build_network(cfg, data.input_shape, objective.out_dim, regs, factory, data.x_train[:2].cpu()).to(device)
     weights = penalized_parameters(model, include_biases=False)
     penalized = penalized_parameters(model, cfg.regularization.penalize_biases)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -186,7 +206,7 @@ def _train(
             for r in transforms:
                 xb, yb = r.transform_batch(xb, yb, ctx)
             logits = model(xb)
-            loss = F.cross_entropy(logits, yb)
+            loss = objective.loss(logits, yb)
             total = loss
             for r in penalties:
                 pen = r.penalty(ctx)
@@ -205,8 +225,7 @@ def _train(
             optimizer.step()
             for r in after:
                 r.after_step(model, ctx)
-            labels = yb if yb.dtype == torch.long else yb.argmax(1)
-            stats.add(loss.detach(), len(idx), (logits.detach().argmax(1) == labels).sum())
+            stats.add(loss.detach(), len(idx), objective.hits(logits.detach(), yb))
             steps += 1
         stats.flush()
 
@@ -215,7 +234,9 @@ def _train(
             status, diverged_epoch = "diverged", epoch + 1
             reason = f"non-finite training loss ({train_loss}) in epoch {epoch + 1}"
             break
-        val_loss, val_acc, _ = evaluate(model, data.x_val, data.y_val, tc.eval_batch_size)
+        val_loss, val_acc, val_scores = evaluate(
+            model, data.x_val, data.y_val, tc.eval_batch_size, probs=bool(watch), objective=objective
+        )
         if not math.isfinite(val_loss):
             status, diverged_epoch = "diverged", epoch + 1
             reason = f"non-finite validation loss in epoch {epoch + 1}"
@@ -223,9 +244,14 @@ def _train(
         record: dict[str, float] = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
-            "train_acc": stats.correct / n,
+            **({"train_acc": stats.correct / n} if objective.has_accuracy else {}),
             "val_loss": val_loss,
-            "val_acc": val_acc,
+            **({"val_acc": val_acc} if objective.has_accuracy else {}),
+            **(
+                {f"val_{k}": v for k, v in compute(watch, objective, data.y_val, val_scores).items()}
+                if val_scores is not None
+                else {}
+            ),
             "lr": lr,
             "grad_norm": stats.grad_norm,
             "penalty": float(pen_sum) / max(steps, 1),
@@ -258,24 +284,22 @@ def _train(
     for r in regs:
         final_model = r.on_train_end(final_model, ctx)
     ebs = tc.eval_batch_size
-    tr_loss, tr_acc, _ = evaluate(final_model, x_tr, y_tr, ebs)
-    va_loss, va_acc, _ = evaluate(final_model, data.x_val, data.y_val, ebs)
+    final: dict[str, float] = {}
     te_probs: Tensor | None = None
-    test_metrics: dict[str, float] = {}
+    for split, (x_s, y_s) in (("train", (x_tr, y_tr)), ("val", (data.x_val, data.y_val))):
+        final.update(_final_metrics(final_model, x_s, y_s, ebs, objective, names, split)[0])
     if evaluate_test:
         x_te, y_te = test.read()  # the only read of the test split
-        te_loss, te_acc, te_probs = evaluate(final_model, x_te.to(device), y_te.to(device), ebs, probs=True)
-        test_metrics = {"test_loss": te_loss, "test_acc": te_acc, "gap": tr_acc - te_acc}
-    best_epoch = ctx.best_epoch or int(max(history, key=lambda h: h["val_acc"])["epoch"])
-    final = {
-        "train_loss": tr_loss,
-        "train_acc": tr_acc,
-        "val_loss": va_loss,
-        "val_acc": va_acc,
-        **test_metrics,
-        "best_epoch": float(best_epoch),
-        **weight_stats(penalized_parameters(final_model, include_biases=False)),
-    }
+        test_metrics, te_probs = _final_metrics(final_model, x_te.to(device), y_te.to(device), ebs, objective, names)
+        final.update(test_metrics)
+    if evaluate_test:  # how much better the model does on train than on test (task's main metric)
+        main = names[0]
+        tr_m, te_m = final[f"train_{main}"], final[f"test_{main}"]
+        final["gap"] = tr_m - te_m if higher_is_better(main) else te_m - tr_m
+    pick = max if higher_is_better(select) else min
+    best_epoch = ctx.best_epoch or int(pick(history, key=lambda h: h[select])["epoch"])
+    final["best_epoch"] = float(best_epoch)
+    final.update(weight_stats(penalized_parameters(final_model, include_biases=False)))
     info["wall_time"] = time.perf_counter() - t_start
     info["weight_histogram"] = weight_histograms(penalized_parameters(final_model, include_biases=False))
     return RunResult(
@@ -286,3 +310,20 @@ def _train(
         test_probs=None if te_probs is None else te_probs.float().cpu().numpy(),
         model=final_model if keep_model else None,
     )
+
+
+def _final_metrics(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    batch_size: int,
+    objective: Objective,
+    names: Sequence[str],
+    split: str = "test",
+) -> tuple[dict[str, float], Tensor]:
+    """``<split>_loss``, ``<split>_acc`` (not for regression) and ``<split>_<name>`` of one split,
+    and the model's scores on it."""
+    loss, acc, scores = evaluate(model, x, y, batch_size, probs=True, objective=objective)
+    assert scores is not None
+    out = {"loss": loss, **({"acc": acc} if objective.has_accuracy else {}), **compute(names, objective, y, scores)}
+    return {f"{split}_{k}": v for k, v in out.items()}, scores

@@ -3,11 +3,16 @@ statistics, and statistics of the weights (norms, sparsity, histograms on fixed 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from reglab.training.objective import Objective
 
 SPARSITY_THRESHOLD = 1e-3
 HIST_LINEAR = (-0.3, 0.3, 60)  # signed weights
@@ -16,21 +21,27 @@ HIST_LOG = (-7.0, 1.0, 48)  # log10 |w|: L1's exact-zero mass shows up at the le
 
 @torch.no_grad()
 def evaluate(
-    model: nn.Module, x: Tensor, y: Tensor, batch_size: int, probs: bool = False
+    model: nn.Module, x: Tensor, y: Tensor, batch_size: int, probs: bool = False, objective: Objective | None = None
 ) -> tuple[float, float, Tensor | None]:
-    """Mean cross-entropy and accuracy of ``model`` in eval mode, and its softmax probabilities when
-    ``probs`` (only the final test evaluation needs them, for seed ensembles)."""
+    """Mean loss and accuracy of ``model`` in eval mode, and its scores when ``probs`` (softmax
+    probabilities for classification; see :class:`Objective`). Without ``objective``: softmax
+    cross-entropy. Regression has no accuracy (NaN)."""
     model.eval()
     loss, correct, chunks = 0.0, 0, []
     for i in range(0, len(y), batch_size):
         logits = model(x[i : i + batch_size])
         yb = y[i : i + batch_size]
-        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
-        correct += int((logits.argmax(1) == yb).sum())
+        if objective is None:
+            loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+            correct += int((logits.argmax(1) == yb).sum())
+        else:
+            loss += objective.loss_sum(logits, yb)
+            correct += int(objective.hits(logits, yb))
         if probs:
-            chunks.append(logits.softmax(1))
+            chunks.append(logits.softmax(1) if objective is None else objective.scores(logits))
     n = max(len(y), 1)
-    return loss / n, correct / n, torch.cat(chunks) if chunks else None
+    acc = correct / n if objective is None or objective.has_accuracy else math.nan
+    return loss / n, acc, torch.cat(chunks) if chunks else None
 
 
 @torch.no_grad()
