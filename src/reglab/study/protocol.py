@@ -83,17 +83,24 @@ def run_protocol(
     progress: bool = True,
     storage: str | None = None,
     executor: Executor | None = None,
+    data: Any = None,
 ) -> StudyResults:
     """Run (or resume) the study in this process: tune (if it has a search), confirm, summarize.
-    Returns the results; the outputs are written to ``spec.output_dir()``."""
+    Returns the results; the outputs are written to ``spec.output_dir()``. ``data``: the user's
+    own data (``(X, y)``, a dict of splits or a torch ``Dataset``) instead of ``spec.data``'s
+    dataset; written once to ``<output>/data/<hash>.npz``, which the workers read by path."""
     import shutil
 
     from reglab.study.outputs import publish, write_resolved
 
     t0 = time.perf_counter()
-    url = storage or spec.storage_url()
     out = spec.output_dir()
     created = not out.exists()
+    if data is not None:  # checked before anything is written; the fingerprint follows the content
+        from reglab.data.arrays import materialize
+
+        spec = spec.model_copy(update={"data": materialize(data, spec.data, out / "data")})
+    url = storage or spec.storage_url()
     out.mkdir(parents=True, exist_ok=True)
     own = executor is None
     ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
