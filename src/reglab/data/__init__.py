@@ -144,6 +144,28 @@ def load_raw(cfg: DataConfig) -> RawData:
     return create_dataset(cfg.name, cfg)
 
 
+def is_user_data(cfg: DataConfig) -> bool:
+    """Data from the user's files or code (``FORMAT:PATH``, ``py:...``), not a registered dataset."""
+    scheme, sep, _ = cfg.name.partition(":")
+    return bool(sep) and (scheme in FILE_FORMATS or scheme == "py")
+
+
+def check_source(cfg: DataConfig, task: str | None = None) -> None:
+    """Refuse the user's data before a study stores anything (a run would refuse it anyway):
+    tables, arrays and loaders are read and checked; an image folder is indexed (its headers
+    read, no pixels). Registered datasets are not loaded here (their files are checked by md5)."""
+    if not is_user_data(cfg):
+        return
+    if cfg.name.startswith("images:"):
+        from reglab.data.images import index_folder
+
+        index_folder(cfg)
+        return
+    from reglab.data.base import check_raw
+
+    check_raw(load_raw(cfg), task)
+
+
 def load_data(cfg: DataConfig) -> DataSplits:
     """Load, split and normalize the dataset that ``cfg`` names."""
     from reglab.data.base import make_splits

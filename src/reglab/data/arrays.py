@@ -130,7 +130,8 @@ def _dataset_arrays(ds: Any, source: str) -> tuple[np.ndarray, np.ndarray]:
 
 def is_dataset(obj: Any) -> bool:
     """A map-style dataset: ``len()`` and ``[i]`` (a torch Dataset, or anything shaped like one)."""
-    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__") and not isinstance(obj, tuple | list | Mapping)
+    plain = (tuple, list, Mapping, str, bytes, np.ndarray)
+    return hasattr(obj, "__getitem__") and hasattr(obj, "__len__") and not isinstance(obj, plain)
 
 
 def raw_from_python(obj: Any, source: str = "data") -> RawData:

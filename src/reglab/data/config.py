@@ -71,6 +71,9 @@ class DataConfig(BaseModel):
     )
     loader_workers: int = Field(2, ge=0, le=64, description="DataLoader worker processes when streaming")
 
+    def __hash__(self) -> int:  # loader_args is a dict: hash the content, as frozen configs are hashable
+        return hash(self.model_dump_json())
+
     @model_validator(mode="before")
     @classmethod
     def _sugar(cls, v: Any) -> Any:

@@ -100,6 +100,10 @@ def run_protocol(
         from reglab.data.arrays import materialize
 
         spec = spec.model_copy(update={"data": materialize(data, spec.data, out / "data")})
+    else:
+        from reglab.data import check_source
+
+        check_source(spec.data)
     url = storage or spec.storage_url()
     out.mkdir(parents=True, exist_ok=True)
     own = executor is None
