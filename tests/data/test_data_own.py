@@ -54,7 +54,12 @@ def test_npz_csv_parquet_and_dataset_equal_the_arrays(tmp_path: Path) -> None:
     pd.DataFrame({**cols, "label": y}).to_parquet(tmp_path / "d.parquet")
     _same(ref, load_data(_with(f"npz:{tmp_path / 'd.npz'}")))
     _same(ref, load_data(_with(f"csv:{tmp_path / 'd.csv'}", target="label")))
-    _same(ref, load_data(DataConfig.model_validate({**CFG.model_dump(), "path": str(tmp_path / "d.parquet"), "target": "label"})))
+    _same(
+        ref,
+        load_data(
+            DataConfig.model_validate({**CFG.model_dump(), "path": str(tmp_path / "d.parquet"), "target": "label"})
+        ),
+    )
     _same(ref, splits_from_python(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)), CFG))
     _same(ref, splits_from_python((torch.from_numpy(x), torch.from_numpy(y)), CFG))
     assert ref.sizes() == {"train": 153, "val": 39, "test": 48} and ref.target_dtype == "int64"
@@ -121,7 +126,9 @@ def test_categories_are_fitted_on_train_only() -> None:
 
 
 def test_csv_text_columns_and_string_targets(tmp_path: Path) -> None:
-    rows = ["size,city,price_band"] + [f"{i},{['Paris', 'Rome', 'Oslo'][i % 3]},{'hi' if i % 2 else 'lo'}" for i in range(40)]
+    rows = ["size,city,price_band"] + [
+        f"{i},{['Paris', 'Rome', 'Oslo'][i % 3]},{'hi' if i % 2 else 'lo'}" for i in range(40)
+    ]
     (tmp_path / "h.csv").write_text("\n".join(rows) + "\n")
     s = load_data(DataConfig.model_validate({"path": str(tmp_path / "h.csv"), "target": "price_band"}))
     assert s.x_train.shape[1] == 4 and s.classes == ["hi", "lo"] and s.n_classes == 2
@@ -195,23 +202,23 @@ def test_bad_arrays(data: Any, match: str, tmp_path: Path) -> None:
 
 def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "x.csv").write_text("a,b,target\n1,2,0\n3,4,1\n")
-    with pytest.raises(DataError, match="no 'price' column.*set data.target"):
+    with pytest.raises(DataError, match=r"no 'price' column.*set data.target"):
         load_raw(_with(f"csv:{tmp_path / 'x.csv'}", target="price"))
     (tmp_path / "na.csv").write_text("a,b,target\n1,,0\n3,4,1\n")
     with pytest.raises(DataError, match="missing values in feature columns 'b'"):
         load_raw(_with(f"csv:{tmp_path / 'na.csv'}"))
     for name, kind in (("bad.npz", "npz"), ("bad.parquet", "parquet")):
         (tmp_path / name).write_bytes(b"not really")
-        with pytest.raises(DataError, match=f"{name}: cannot read as"):
+        with pytest.raises(DataError, match=rf"{name}: cannot read as"):
             load_raw(_with(f"{kind}:{tmp_path / name}"))
     np.savez(tmp_path / "keys.npz", a=np.zeros(3))
-    with pytest.raises(DataError, match="no x_train/y_train .*keys are a"):
+    with pytest.raises(DataError, match=r"no x_train/y_train .*keys are a"):
         load_raw(_with(f"npz:{tmp_path / 'keys.npz'}"))
     _write_images(tmp_path / "imgs", 6, (4, 4))
     (tmp_path / "imgs" / "class1" / "broken.png").write_bytes(b"\x89PNG garbage")
-    with pytest.raises(DataError, match="broken.png: cannot read as an image"):
+    with pytest.raises(DataError, match=r"broken.png: cannot read as an image"):
         check_source(_with(f"images:{tmp_path / 'imgs'}"))
-    with pytest.raises(DataError, match="cannot import module 'no_such_pkg_xyz.data'"):
+    with pytest.raises(DataError, match=r"cannot import module 'no_such_pkg_xyz.data'"):
         load_raw(DataConfig.model_validate({"class_path": "no_such_pkg_xyz.data:load"}))
     with pytest.raises(DataError, match="file not found"):
         check_source(_with(f"parquet:{tmp_path / 'missing.parquet'}"))
@@ -220,6 +227,6 @@ def test_bad_files(tmp_path: Path) -> None:
 def test_image_sizes_must_agree_or_be_set(tmp_path: Path) -> None:
     _write_images(tmp_path / "a", 6, (4, 4))
     _write_images(tmp_path / "a", 3, (5, 5), seed=2)  # overwrites three files with another size
-    with pytest.raises(DataError, match="differ in size.*image_size"):
+    with pytest.raises(DataError, match=r"differ in size.*image_size"):
         load_raw(_with(f"images:{tmp_path / 'a'}"))
     assert load_data(_with(f"images:{tmp_path / 'a'}", image_size=[4, 3])).input_shape == (1, 4, 3)

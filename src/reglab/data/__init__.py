@@ -132,7 +132,7 @@ def load_raw(cfg: DataConfig) -> RawData:
     ``py:module:attr`` loader), before splitting: the place to look at the raw targets."""
     import importlib
 
-    scheme, sep, rest = cfg.name.partition(":")
+    scheme, sep, _ = cfg.name.partition(":")
     if sep and scheme in FILE_FORMATS:
         mod, fn = FILE_FORMATS[scheme].split(":")
         loader: Callable[[DataConfig], RawData] = getattr(importlib.import_module(mod), fn)

@@ -70,9 +70,7 @@ def _labels(ys: list[np.ndarray]) -> tuple[list[np.ndarray], list[str] | None, s
     return ys, None, dtype
 
 
-def raw_from_arrays(
-    pairs: Mapping[str, tuple[Any, Any]], source: str, classes: list[str] | None = None
-) -> RawData:
+def raw_from_arrays(pairs: Mapping[str, tuple[Any, Any]], source: str, classes: list[str] | None = None) -> RawData:
     """RawData from ``{"train": (X, y), "test": ..., "val": ...}`` (train required), checked."""
     unknown = set(pairs) - set(SPLITS)
     if unknown or "train" not in pairs:
@@ -230,7 +228,7 @@ def save_npz(raw: RawData, folder: Path) -> Path:
     path = folder / f"{h.hexdigest()[:16]}.npz"
     if not path.exists():
         tmp = folder / f".{path.stem}.{os.getpid()}.tmp.npz"
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub types allow_pickle as **kwds
         tmp.replace(path)
     return path
 

@@ -164,6 +164,7 @@ def check_raw(raw: RawData, task: str | None = None) -> bool:
     continuous (``task="regression"``). Raises :class:`DataError` naming the source and the fix:
     mismatched lengths, NaN or infinite features, fractional, negative or single-class labels."""
     where = raw.source or "data"
+    splits: list[tuple[str, np.ndarray | None, np.ndarray | None, np.ndarray | None]]
     splits = [("train", raw.x_train, raw.y_train, raw.cat_train)]
     if raw.x_test is not None or raw.y_test is not None:
         splits.append(("test", raw.x_test, raw.y_test, raw.cat_test))
@@ -174,7 +175,8 @@ def check_raw(raw: RawData, task: str | None = None) -> bool:
             raise DataError(f"{where}: the {split} split has {'no labels' if y is None else 'no features'}")
         if len(x) != len(y):
             raise DataError(
-                f"{where}: {split} features have {len(x)} rows but the targets have {len(y)}; give one target per example"
+                f"{where}: {split} features have {len(x)} rows but the targets have {len(y)}; "
+                "give one target per example"
             )
         if cat is not None and len(cat) != len(y):
             raise DataError(f"{where}: {split} text columns have {len(cat)} rows, the targets {len(y)}")
@@ -243,7 +245,9 @@ def make_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = Non
     cat = raw.cat_train
     cat_test = raw.cat_test
     if raw.x_test is None or raw.y_test is None:
-        tr, te = stratified_split(_subset_key(y, continuous), cfg.test_fraction, seed=10_007)  # the test set never moves
+        tr, te = stratified_split(
+            _subset_key(y, continuous), cfg.test_fraction, seed=10_007
+        )  # the test set never moves
         x_test, y_test = x[te], y[te]
         cat_test = None if cat is None else cat[te]
         x, y = x[tr], y[tr]
@@ -288,9 +292,8 @@ def make_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = Non
     def norm(a: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray((a.astype(np.float32) - mean) / std))
 
-    if continuous:
-        n_classes = 0
-    else:
+    n_classes = 0  # continuous targets have no classes
+    if not continuous:
         n_classes = int(max(y.max(), y_test.max())) + 1 if len(y_test) else int(y.max()) + 1
     return DataSplits(
         name=name,

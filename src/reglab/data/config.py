@@ -95,7 +95,7 @@ class DataConfig(BaseModel):
         elif fmt is not None:
             raise ValueError("format needs a path")
         if class_path is not None:
-            if not isinstance(class_path, str) or ":" not in class_path and "." not in class_path:
+            if not isinstance(class_path, str) or (":" not in class_path and "." not in class_path):
                 raise ValueError(f"class_path: expected 'module:attr' or 'module.attr' (got {class_path!r})")
             v["name"] = f"py:{class_path}"
         if init_args is not None:

@@ -64,7 +64,9 @@ def index_folder(cfg: DataConfig) -> ImageIndex:
 
     root = Path(cfg.name.partition(":")[2]).expanduser()
     if not root.is_dir():
-        raise DataError(f"{root}: image folder not found (data.name is {cfg.name!r}); give ROOT with ROOT/<class>/*.png")
+        raise DataError(
+            f"{root}: image folder not found (data.name is {cfg.name!r}); give ROOT with ROOT/<class>/*.png"
+        )
     split = (root / "train").is_dir() and (root / "test").is_dir()
     train_root = root / "train" if split else root
     classes = [d.name for d in _class_dirs(train_root)]
@@ -109,10 +111,10 @@ def read_image(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
 
     try:
         with Image.open(path) as im:
-            im = im.convert(mode)
-            if (im.height, im.width) != size:
-                im = im.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            a = np.asarray(im, dtype=np.uint8)
+            img = im.convert(mode)
+            if (img.height, img.width) != size:
+                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            a = np.asarray(img, dtype=np.uint8)
     except DataError:
         raise
     except Exception as e:

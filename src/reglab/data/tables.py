@@ -74,7 +74,8 @@ def table_data(df: pd.DataFrame, cfg: DataConfig, path: Path, kind: str) -> RawD
     df.columns = pd.Index(columns)
     if target_col not in columns:
         raise DataError(
-            f"{path}: no {target_col!r} column; the columns are {_names(columns)} (set data.target to the target column)"
+            f"{path}: no {target_col!r} column; the columns are {_names(columns)} "
+            "(set data.target to the target column)"
         )
     features = [c for c in columns if c != target_col]
     if not features:
