@@ -234,6 +234,30 @@ def encode_categories(train: np.ndarray, others: list[np.ndarray], how: str) -> 
     return [np.concatenate(parts, axis=1) for parts in out]
 
 
+def split_indices(
+    y: np.ndarray, cfg: DataConfig, official_test: bool, continuous: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(train, val, test) indices into ``y`` by the split rules: the test split carved out first
+    with a fixed seed unless there is an official one (then None), validation from the rest by
+    ``split_seed`` (or CV fold ``cv_fold``), then ``n_train`` examples. In-memory and streamed
+    data share it, so they split identically."""
+    idx, te = np.arange(len(y)), None
+    if not official_test:
+        idx, te = stratified_split(_subset_key(y, continuous), cfg.test_fraction, seed=10_007)  # never moves
+    key = _subset_key(y[idx], continuous)
+    if cfg.cv_folds is not None:
+        from sklearn.model_selection import KFold, StratifiedKFold
+
+        kind = KFold if continuous else StratifiedKFold
+        folds = kind(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.split_seed)
+        tr, va = list(folds.split(np.zeros(len(key)), key))[cfg.cv_fold]
+    else:
+        tr, va = stratified_split(key, cfg.val_fraction, seed=cfg.split_seed)
+    if cfg.n_train is not None:
+        tr = tr[stratified_subset(key[tr], cfg.n_train, seed=cfg.split_seed + 1)]
+    return idx[tr], idx[va], te
+
+
 def make_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = None) -> DataSplits:
     """Split, encode and normalize ``raw`` (see the module docstring). ``task="regression"``
     keeps float targets (splits then are random, not stratified, and ``n_classes`` is 0)."""
@@ -241,37 +265,28 @@ def make_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = Non
 
     continuous = check_raw(raw, task)
     ydt = np.float32 if continuous else np.int64
-    x, y = raw.x_train, raw.y_train.astype(ydt)
-    cat = raw.cat_train
-    cat_test = raw.cat_test
-    if raw.x_test is None or raw.y_test is None:
-        tr, te = stratified_split(
-            _subset_key(y, continuous), cfg.test_fraction, seed=10_007
-        )  # the test set never moves
-        x_test, y_test = x[te], y[te]
-        cat_test = None if cat is None else cat[te]
-        x, y = x[tr], y[tr]
-        cat = None if cat is None else cat[tr]
+    official = raw.x_test is not None and raw.y_test is not None
+    te: np.ndarray | None
+    if raw.x_val is not None and raw.y_val is not None:  # a given validation split: appended after train
+        n0 = len(raw.y_train)
+        x = np.concatenate([raw.x_train, raw.x_val])
+        y = np.concatenate([raw.y_train.astype(ydt), raw.y_val.astype(ydt)])
+        both = raw.cat_train is not None and raw.cat_val is not None
+        cat = np.concatenate([raw.cat_train, raw.cat_val]) if both else None
+        tr, te = np.arange(n0), None
+        if not official:
+            tr, te = stratified_split(_subset_key(y[:n0], continuous), cfg.test_fraction, seed=10_007)
+        va = np.arange(n0, len(y))
+        if cfg.n_train is not None:
+            tr = tr[stratified_subset(_subset_key(y[tr], continuous), cfg.n_train, seed=cfg.split_seed + 1)]
     else:
-        x_test, y_test = raw.x_test, raw.y_test.astype(ydt)
-    key = _subset_key(y, continuous)
-    if raw.x_val is not None and raw.y_val is not None:  # a given validation split
-        tr, va = np.arange(len(y)), np.arange(len(y), len(y) + len(raw.y_val))
-        x = np.concatenate([x, raw.x_val])
-        y = np.concatenate([y, raw.y_val.astype(ydt)])
-        if cat is not None and raw.cat_val is not None:
-            cat = np.concatenate([cat, raw.cat_val])
-    elif cfg.cv_folds is not None:
-        from sklearn.model_selection import KFold, StratifiedKFold
-
-        folds = (KFold if continuous else StratifiedKFold)(
-            n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.split_seed
-        )
-        tr, va = list(folds.split(np.zeros(len(y)), key))[cfg.cv_fold]
+        x, y, cat = raw.x_train, raw.y_train.astype(ydt), raw.cat_train
+        tr, va, te = split_indices(y, cfg, official, continuous)
+    if te is None:
+        assert raw.x_test is not None and raw.y_test is not None
+        x_test, y_test, cat_test = raw.x_test, raw.y_test.astype(ydt), raw.cat_test
     else:
-        tr, va = stratified_split(key, cfg.val_fraction, seed=cfg.split_seed)
-    if cfg.n_train is not None:
-        tr = tr[stratified_subset(_subset_key(y[tr], continuous), cfg.n_train, seed=cfg.split_seed + 1)]
+        x_test, y_test, cat_test = x[te], y[te], None if cat is None else cat[te]
     x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
     if cat is not None:  # text columns: categories from the train split only
         assert cat_test is not None
