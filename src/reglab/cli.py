@@ -52,7 +52,9 @@ def _option_names(message: str) -> str:
 
 @app.command()
 def train(
-    data: Annotated[str | None, typer.Option(help="dataset name or csv:PATH", rich_help_panel=_PANEL_DATA)] = None,
+    data: Annotated[
+        str | None, typer.Option(help="dataset name, or csv:, parquet:, npz:, images:PATH", rich_help_panel=_PANEL_DATA)
+    ] = None,
     data_dir: Annotated[str | None, typer.Option(help="folder with dataset files", rich_help_panel=_PANEL_DATA)] = None,
     n_train: Annotated[int | None, typer.Option(help="training subset size", rich_help_panel=_PANEL_DATA)] = None,
     val_fraction: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
