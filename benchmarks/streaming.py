@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED_DATA, env_line, load_line, median, pin_threads, table, verdict  # noqa: E402
+from _common import SHARED_DATA, env_line, load_line, median, pin_threads, table, verdict
 
 TARGET = 1.2
 BATCH = 128

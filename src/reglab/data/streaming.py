@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -129,11 +129,11 @@ class StreamSplits:
         """A DataLoader over ``idx``: shuffled by ``seed`` (None: in order), ``workers`` processes,
         pinned memory when CUDA is there, workers kept alive between epochs."""
         import torch
-        from torch.utils.data import DataLoader, Subset
+        from torch.utils.data import DataLoader, Dataset, Subset
 
         gen = None if seed is None else torch.Generator().manual_seed(seed)
         return DataLoader(
-            Subset(self.dataset, idx.tolist()),
+            Subset(cast("Dataset[Any]", self.dataset), idx.tolist()),
             batch_size=batch_size,
             shuffle=seed is not None,
             generator=gen,
@@ -158,11 +158,11 @@ class StreamSplits:
 
 def _channel_stats(ds: ImageFiles, idx: np.ndarray, workers: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std over the images ``idx`` (raw pixel values, float64 sums)."""
-    from torch.utils.data import DataLoader, Subset
+    from torch.utils.data import DataLoader, Dataset, Subset
 
     total = sq = None
     count = 0
-    for xb, _ in DataLoader(Subset(ds, idx.tolist()), batch_size=256, num_workers=workers):
+    for xb, _ in DataLoader(Subset(cast("Dataset[Any]", ds), idx.tolist()), batch_size=256, num_workers=workers):
         x = xb.double()
         s, q = x.sum(dim=(0, 2, 3)).numpy(), (x * x).sum(dim=(0, 2, 3)).numpy()
         total, sq = (s, q) if total is None else (total + s, sq + q)
