@@ -231,12 +231,12 @@ def datasets(
     from rich.console import Console
     from rich.table import Table
 
-    from reglab.data.catalog import describe
+    from reglab.data.catalog import describe, user_data_rows
 
     table = Table(show_edge=False)
     for col in ("name", "description", "size", "location"):
         table.add_column(col)
-    for row in describe(data_dir):
+    for row in [*describe(data_dir), *user_data_rows()]:  # registered datasets, then your own data
         table.add_row(row["name"], row["description"], row["size"], row["location"])
     Console().print(table)
 
