@@ -230,3 +230,15 @@ def test_image_sizes_must_agree_or_be_set(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"differ in size.*image_size"):
         load_raw(_with(f"images:{tmp_path / 'a'}"))
     assert load_data(_with(f"images:{tmp_path / 'a'}", image_size=[4, 3])).input_shape == (1, 4, 3)
+
+
+def test_new_settings_leave_existing_fingerprints_alone() -> None:
+    """Dumps (and so study fingerprints) of configs that do not use the own-data settings are
+    what they were before those settings existed; a setting in use is dumped and round-trips."""
+    from reglab.data.config import OWN_DATA_FIELDS
+
+    assert not set(OWN_DATA_FIELDS) & set(DataConfig().model_dump())
+    cfg = DataConfig(name="csv:a.csv", target="price", image_size=(4, 5), loader_args={"k": [1]})
+    dumped = cfg.model_dump()
+    assert {"target", "image_size", "loader_args"} <= set(dumped) and "color" not in dumped
+    assert DataConfig.model_validate(dumped) == cfg

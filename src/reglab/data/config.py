@@ -8,10 +8,20 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from reglab.data import DATASETS, FILE_FORMATS, infer_format
 
+# settings added with issue 11 (left out of dumps at their defaults: see DataConfig._omit_new_defaults)
+OWN_DATA_FIELDS = ("target", "categorical", "image_size", "color", "loader_args", "memory_budget_mb", "loader_workers")
 SCHEMES = ("csv:PATH", "parquet:PATH", "npz:PATH", "images:FOLDER", "py:module:attr")  # besides DATASETS
 
 
@@ -70,6 +80,18 @@ class DataConfig(BaseModel):
         None, gt=0, description="data larger than this streams from disk (default: a quarter of the RAM)"
     )
     loader_workers: int = Field(2, ge=0, le=64, description="DataLoader worker processes when streaming")
+
+    @model_serializer(mode="wrap")
+    def _omit_new_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Dumps leave out the settings added for the user's own data while they are at their
+        defaults, so the fingerprints of studies stored before them stay the same (resumable)."""
+        out: dict[str, Any] = handler(self)
+        for name in OWN_DATA_FIELDS:
+            if name in out and getattr(self, name) == type(self).model_fields[name].get_default(
+                call_default_factory=True
+            ):
+                del out[name]
+        return out
 
     def __hash__(self) -> int:  # loader_args is a dict: hash the content, as frozen configs are hashable
         return hash(self.model_dump_json())
