@@ -144,3 +144,12 @@ def test_study_file_with_a_csv_target_runs(
     assert spec.data.name == "csv:d.csv"
     res = run_protocol(spec, executor=InProcessExecutor(), progress=False)
     assert len(res.table()) == 1
+
+
+def test_spawned_workers_read_the_arrays_by_path(tmp_path: Path, executor: Any) -> None:
+    """Worker processes get a config naming the .npz, not the arrays; results equal in-process ones."""
+    x, y = _data()
+    spawned = run_protocol(_spec(tmp_path / "a"), data=(x, y), executor=executor, progress=False)
+    local = run_protocol(_spec(tmp_path / "b"), data=(x, y), executor=InProcessExecutor(), progress=False)
+    cols = ["test_acc_mean", "test_acc_ci_low"]
+    assert spawned.table()[cols].equals(local.table()[cols])

@@ -88,7 +88,8 @@ def run_protocol(
     """Run (or resume) the study in this process: tune (if it has a search), confirm, summarize.
     Returns the results; the outputs are written to ``spec.output_dir()``. ``data``: the user's
     own data (``(X, y)``, a dict of splits or a torch ``Dataset``) instead of ``spec.data``'s
-    dataset; written once to ``<output>/data/<hash>.npz``, which the workers read by path."""
+    dataset; written once to ``<output>/data/<hash>.npz``, which the workers (processes or Ray
+    nodes sharing the file system) read by its absolute path."""
     import shutil
 
     from reglab.study.outputs import publish, write_resolved
@@ -99,7 +100,7 @@ def run_protocol(
     if data is not None:  # checked before anything is written; the fingerprint follows the content
         from reglab.data.arrays import materialize
 
-        spec = spec.model_copy(update={"data": materialize(data, spec.data, out / "data")})
+        spec = spec.model_copy(update={"data": materialize(data, spec.data, (out / "data").resolve())})
     else:
         from reglab.data import check_source
 
