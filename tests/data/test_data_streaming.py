@@ -83,3 +83,41 @@ def test_streamed_training_is_deterministic_and_learns(tmp_path: Path, workers: 
     b, _ = train(0)
     assert a == b and len(a) == 4 * -(-st.sizes()["train"] // 16)
     assert acc >= 0.8 and np.mean(a[-3:]) < np.mean(a[:3])
+
+
+class _Counted(torch.utils.data.Dataset):  # type: ignore[type-arg]
+    """A dataset with a ``targets`` attribute that counts the items it hands out."""
+
+    def __init__(self, x: np.ndarray, y: np.ndarray) -> None:
+        self.x, self.targets, self.reads = x, y, 0
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        self.reads += 1
+        return torch.from_numpy(self.x[i]), int(self.targets[i])
+
+
+def test_any_dataset_streams_with_the_in_memory_split() -> None:
+    from reglab.data.arrays import splits_from_python
+    from reglab.data.streaming import open_python_data
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(3.0, 2.0, (200, 5)).astype(np.float32)
+    y = (x[:, 0] > 3).astype(np.int64)
+    cfg = DataConfig(split_seed=4, loader_workers=0)
+    ds = _Counted(x, y)
+    assert isinstance(open_python_data(ds, cfg), DataSplits)  # small: in memory
+    ds.reads = 0
+    st = open_python_data(ds, cfg.model_copy(update={"memory_budget_mb": 0.001}))
+    assert isinstance(st, StreamSplits)
+    # labels from .targets; the train items for the statistics, plus two probes (size, shape)
+    assert ds.reads == st.sizes()["train"] + 2
+    mem = splits_from_python((x, y), cfg)
+    assert st.sizes() == mem.sizes() and st.input_shape == (5,) and not st.image
+    torch.testing.assert_close(st.y_train, mem.y_train)
+    torch.testing.assert_close(torch.cat([b for b, _ in st.val_batches(64)]), mem.x_val, rtol=1e-4, atol=1e-4)
+    plain = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))  # no targets: read once
+    streamed = open_python_data(plain, cfg.model_copy(update={"memory_budget_mb": 0.001}))
+    torch.testing.assert_close(streamed.y_train, mem.y_train)

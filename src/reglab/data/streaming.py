@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
     from reglab.data.base import DataSplits
     from reglab.data.config import DataConfig
-    from reglab.data.images import ImageFiles, ImageIndex
+    from reglab.data.images import ImageIndex
 
 STATS_SAMPLE = 10_000  # train images read for the normalization statistics
 
@@ -97,7 +97,7 @@ class StreamSplits:
     """Train/validation/test index sets over one lazily read dataset (see the module docstring)."""
 
     name: str
-    dataset: ImageFiles
+    dataset: Any  # map-style: dataset[i] -> (normalized x, label); ``targets``: all labels (numpy)
     train_idx: np.ndarray
     val_idx: np.ndarray
     test_idx: np.ndarray
@@ -114,16 +114,27 @@ class StreamSplits:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        return (1 if self.dataset.mode == "L" else 3, *self.dataset.size)
+        return tuple(self.dataset[int(self.train_idx[0])][0].shape)
+
+    def to(self, device: torch.device) -> StreamSplits:
+        """Batches move to the device one at a time (pinned, non-blocking): nothing to move now."""
+        return self
 
     def sizes(self) -> dict[str, int]:
         return {"train": len(self.train_idx), "val": len(self.val_idx), "test": len(self.test_idx)}
 
     @property
     def y_train(self) -> torch.Tensor:
+        """The train labels (labels are small: they stay in memory)."""
         import torch
 
         return torch.from_numpy(self.dataset.targets[self.train_idx])
+
+    @property
+    def y_val(self) -> torch.Tensor:
+        import torch
+
+        return torch.from_numpy(self.dataset.targets[self.val_idx])
 
     def loader(self, idx: np.ndarray, batch_size: int, seed: int | None = None) -> Any:
         """A DataLoader over ``idx``: shuffled by ``seed`` (None: in order), ``workers`` processes,
@@ -156,7 +167,7 @@ class StreamSplits:
         return self.batches(self.val_idx, batch_size)
 
 
-def _channel_stats(ds: ImageFiles, idx: np.ndarray, workers: int) -> tuple[np.ndarray, np.ndarray]:
+def _channel_stats(ds: Any, idx: np.ndarray, workers: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std over the images ``idx`` (raw pixel values, float64 sums)."""
     from torch.utils.data import DataLoader, Dataset, Subset
 
@@ -164,9 +175,10 @@ def _channel_stats(ds: ImageFiles, idx: np.ndarray, workers: int) -> tuple[np.nd
     count = 0
     for xb, _ in DataLoader(Subset(cast("Dataset[Any]", ds), idx.tolist()), batch_size=256, num_workers=workers):
         x = xb.double()
-        s, q = x.sum(dim=(0, 2, 3)).numpy(), (x * x).sum(dim=(0, 2, 3)).numpy()
+        axes = (0, 2, 3) if x.ndim == 4 else (0,)  # per channel (images), else per feature
+        s, q = x.sum(dim=axes).numpy(), (x * x).sum(dim=axes).numpy()
         total, sq = (s, q) if total is None else (total + s, sq + q)
-        count += x.shape[0] * x.shape[2] * x.shape[3]
+        count += x.numel() // s.size
     assert total is not None and sq is not None
     mean = total / count
     std = np.sqrt(np.maximum(sq / count - mean * mean, 0.0))
@@ -201,3 +213,89 @@ def open_image_stream(cfg: DataConfig, index: ImageIndex | None = None) -> Strea
         source=f"images ({index.root}, streamed)",
         workers=cfg.loader_workers,
     )
+
+
+def dataset_labels(ds: Any) -> np.ndarray:
+    """The labels of a map-style dataset, for stratified splitting: its ``targets`` or ``labels``
+    attribute (torchvision's convention) when it has one, else by reading every item once."""
+    for attr in ("targets", "labels"):
+        labels = getattr(ds, attr, None)
+        if labels is not None and len(labels) == len(ds):
+            return np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels).astype(np.int64)
+    return np.array([int(ds[i][1]) for i in range(len(ds))], dtype=np.int64)
+
+
+class Normalized:
+    """``ds[i]`` as float32, standardized with train statistics (per channel for (C, H, W) items,
+    per feature for vectors); ``targets``: the labels. Picklable for DataLoader workers."""
+
+    def __init__(self, ds: Any, targets: np.ndarray, mean: np.ndarray, std: np.ndarray) -> None:
+        self.ds, self.targets, self.mean, self.std = ds, targets, mean, std
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        import torch
+
+        x = torch.as_tensor(self.ds[i][0], dtype=torch.float32)
+        shape = (-1, 1, 1) if x.ndim == 3 else (-1,)
+        mean = torch.from_numpy(self.mean).reshape(shape)
+        std = torch.from_numpy(self.std).reshape(shape)
+        return (x - mean) / std, int(self.targets[i])
+
+
+class _Raw:
+    """``ds[i] -> (float tensor, label)`` without normalization (for the statistics pass)."""
+
+    def __init__(self, ds: Any) -> None:
+        self.ds = ds
+
+    def __len__(self) -> int:
+        return len(self.ds)
+
+    def __getitem__(self, i: int) -> tuple[Any, int]:
+        import torch
+
+        x, y = self.ds[i]
+        return torch.as_tensor(x, dtype=torch.float32), int(y)
+
+
+def open_dataset_stream(ds: Any, cfg: DataConfig, name: str = "dataset") -> StreamSplits:
+    """Any map-style dataset (``ds[i] -> (x, label)``) as :class:`StreamSplits`: labels from
+    :func:`dataset_labels`, split by the same rules as in memory (the test split carved out:
+    a dataset has no official one), statistics from the train split."""
+    from reglab.data.base import split_indices, stratified_subset
+
+    y = dataset_labels(ds)
+    tr, va, te = split_indices(y, cfg, official_test=False)
+    assert te is not None
+    sample = tr[stratified_subset(y[tr], STATS_SAMPLE, seed=cfg.split_seed + 2)] if len(tr) > STATS_SAMPLE else tr
+    mean, std = _channel_stats(_Raw(ds), sample, cfg.loader_workers)
+    return StreamSplits(
+        name=name,
+        dataset=Normalized(ds, y, mean, std),
+        train_idx=tr,
+        val_idx=va,
+        test_idx=te,
+        n_classes=int(y.max()) + 1,
+        classes=[str(c) for c in range(int(y.max()) + 1)],
+        source=f"{type(ds).__name__} (streamed)",
+        workers=cfg.loader_workers,
+        image=np.asarray(ds[int(tr[0])][0]).ndim == 3,
+    )
+
+
+def dataset_bytes(ds: Any) -> int:
+    """A map-style dataset's size as float32 tensors, from its first item."""
+    return len(ds) * int(np.asarray(ds[0][0]).size) * 4
+
+
+def open_python_data(obj: Any, cfg: DataConfig) -> DataSplits | StreamSplits:
+    """What ``fit(cfg, data=obj)`` is to train on: a map-style dataset over the memory budget
+    streams; everything else is read into memory (:func:`reglab.data.arrays.splits_from_python`)."""
+    from reglab.data.arrays import is_dataset, splits_from_python
+
+    if is_dataset(obj) and dataset_bytes(obj) > memory_budget(cfg):
+        return open_dataset_stream(obj, cfg, type(obj).__name__)
+    return splits_from_python(obj, cfg)
