@@ -52,7 +52,9 @@ def _option_names(message: str) -> str:
 
 @app.command()
 def train(
-    data: Annotated[str | None, typer.Option(help="dataset name or csv:PATH", rich_help_panel=_PANEL_DATA)] = None,
+    data: Annotated[
+        str | None, typer.Option(help="dataset name, or csv:, parquet:, npz:, images:PATH", rich_help_panel=_PANEL_DATA)
+    ] = None,
     data_dir: Annotated[str | None, typer.Option(help="folder with dataset files", rich_help_panel=_PANEL_DATA)] = None,
     n_train: Annotated[int | None, typer.Option(help="training subset size", rich_help_panel=_PANEL_DATA)] = None,
     val_fraction: Annotated[float | None, typer.Option(rich_help_panel=_PANEL_DATA)] = None,
@@ -282,12 +284,12 @@ def datasets(
     from rich.console import Console
     from rich.table import Table
 
-    from reglab.data.catalog import describe
+    from reglab.data.catalog import describe, user_data_rows
 
     table = Table(show_edge=False)
     for col in ("name", "description", "size", "location"):
         table.add_column(col)
-    for row in describe(data_dir):
+    for row in [*describe(data_dir), *user_data_rows()]:  # registered datasets, then your own data
         table.add_row(row["name"], row["description"], row["size"], row["location"])
     Console().print(table)
 

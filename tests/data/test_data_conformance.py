@@ -142,7 +142,8 @@ def test_unknown_dataset_lists_the_valid_choices() -> None:
     with pytest.raises(ConfigError) as e:
         RunConfig().override({"name": "imagenet"})
     assert str(e.value) == (
-        f"data.name: unknown dataset 'imagenet'; valid choices: {', '.join(NAMES)}, csv:PATH (got 'imagenet')"
+        f"data.name: unknown dataset 'imagenet'; valid choices: {', '.join(NAMES)}, csv:PATH, parquet:PATH, "
+        "npz:PATH, images:FOLDER, py:module:attr (got 'imagenet')"
     )
     with pytest.raises(ConfigError, match=r"^unknown dataset 'imagenet'; valid choices: digits, "):
         create_dataset("imagenet", DataConfig())

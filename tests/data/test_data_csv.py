@@ -40,10 +40,12 @@ def test_missing_target_lists_columns(tmp_path: Path) -> None:
     assert str(p) in msg and "'target'" in msg and "'x1', 'x2', 'label'" in msg
 
 
-def test_non_numeric_column_named(tmp_path: Path) -> None:
+def test_text_column_kept_for_encoding(tmp_path: Path) -> None:
+    """Text columns are categorical (issue 11): kept as strings, encoded on the train split by make_splits."""
     p = _csv(tmp_path, "x1,city,target\n1,Paris,0\n3,Rome,1\n")
-    with pytest.raises(DataError, match="not numeric: 'city'"):
-        load_csv(_cfg(p))
+    raw = load_csv(_cfg(p))
+    assert raw.x_train.shape == (2, 1) and raw.cat_names == ["city"]
+    assert raw.cat_train is not None and raw.cat_train[:, 0].tolist() == ["Paris", "Rome"]
 
 
 def test_missing_values_named(tmp_path: Path) -> None:

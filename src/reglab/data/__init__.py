@@ -125,17 +125,69 @@ _add(
 )
 
 
+# files and folders named ``FORMAT:PATH`` (or ``data: {path: ..., format: ...}``): format -> loader
+FILE_FORMATS: dict[str, str] = {
+    "csv": "reglab.data.tables:load_csv_table",
+    "parquet": "reglab.data.tables:load_parquet",
+    "npz": "reglab.data.arrays:load_npz",
+    "images": "reglab.data.images:load_image_folder",
+}
+_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".npz": "npz"}
+
+
+def infer_format(path: str) -> str:
+    """The format of ``path`` from its suffix; a folder (or a path without suffix) is an image folder."""
+    from pathlib import PurePath
+
+    return _SUFFIXES.get(PurePath(path).suffix.lower(), "images")
+
+
 def create_dataset(name: str, cfg: DataConfig) -> RawData:
     """The raw arrays of the registered dataset ``name`` (unknown names list the valid ones)."""
     return DATASETS.get(name)(cfg)
+
+
+def load_raw(cfg: DataConfig) -> RawData:
+    """The raw arrays of the data that ``cfg`` names (a registered dataset, a file or folder, or a
+    ``py:module:attr`` loader), before splitting: the place to look at the raw targets."""
+    import importlib
+
+    scheme, sep, _ = cfg.name.partition(":")
+    if sep and scheme in FILE_FORMATS:
+        mod, fn = FILE_FORMATS[scheme].split(":")
+        loader: Callable[[DataConfig], RawData] = getattr(importlib.import_module(mod), fn)
+        return loader(cfg)
+    if sep and scheme == "py":
+        from reglab.data.python import load_python
+
+        return load_python(cfg)
+    return create_dataset(cfg.name, cfg)
+
+
+def is_user_data(cfg: DataConfig) -> bool:
+    """Data from the user's files or code (``FORMAT:PATH``, ``py:...``), not a registered dataset."""
+    scheme, sep, _ = cfg.name.partition(":")
+    return bool(sep) and (scheme in FILE_FORMATS or scheme == "py")
+
+
+def check_source(cfg: DataConfig, task: str | None = None) -> None:
+    """Refuse the user's data before a study stores anything (a run would refuse it anyway):
+    tables, arrays and loaders are read and checked; an image folder is indexed (its headers
+    read, no pixels). Registered datasets are not loaded here (their files are checked by md5)."""
+    if not is_user_data(cfg):
+        return
+    if cfg.name.startswith("images:"):
+        from reglab.data.images import index_folder
+
+        index_folder(cfg)
+        return
+    from reglab.data.base import check_raw
+
+    check_raw(load_raw(cfg), task)
 
 
 def load_data(cfg: DataConfig) -> DataSplits:
     """Load, split and normalize the dataset that ``cfg`` names."""
     from reglab.data.base import make_splits
 
-    if cfg.name.startswith("csv:"):
-        from reglab.data.csv_data import load_csv
-
-        return make_splits(load_csv(cfg), cfg, cfg.name)
-    return make_splits(create_dataset(cfg.name, cfg), cfg, cfg.name)
+    return make_splits(load_raw(cfg), cfg, cfg.name)

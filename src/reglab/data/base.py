@@ -2,7 +2,10 @@
 
 Every dataset goes through :func:`make_splits`, so splitting and normalization are identical for
 all of them: the official test split where there is one (else a stratified one), validation carved
-from train with its own ``split_seed``, statistics from the train split only.
+from train with its own ``split_seed`` (or the given validation split), statistics and the encoding
+of text columns from the train split only. Targets are checked here once for every source: class
+labels must be integers 0..K-1 with at least two classes; fractional targets are kept as floats
+only for ``task="regression"``.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from reglab.errors import DataError
+
 if TYPE_CHECKING:
     import torch
 
@@ -20,7 +25,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class RawData:
-    """What a dataset loader returns: numpy arrays, images as (N, C, H, W), tabular as (N, F)."""
+    """What a dataset loader returns: numpy arrays, images as (N, C, H, W), tabular as (N, F).
+
+    ``cat_*``: text columns of a table, (N, C) strings, encoded by :func:`make_splits` with
+    categories from the train split only (``cat_names`` names them). ``x_val``/``y_val``: a given
+    validation split (else it is carved from train). ``target_dtype``: the target's dtype as the
+    user gave it (e.g. ``int64``, ``float64``, ``object`` for text labels), for task inference."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -30,6 +40,18 @@ class RawData:
     classes: list[str] | None = None
     source: str = ""
     task: str | None = None  # what the dataset is for (None: inferred from y_train, see data.targets)
+    x_val: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    cat_train: np.ndarray | None = None
+    cat_test: np.ndarray | None = None
+    cat_val: np.ndarray | None = None
+    cat_names: list[str] = field(default_factory=list)
+    target_name: str = "target"
+    target_dtype: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.target_dtype:
+            self.target_dtype = str(self.y_train.dtype)
 
 
 class TestSplit:
@@ -75,6 +97,7 @@ class DataSplits:
     classes: list[str] = field(default_factory=list)
     source: str = ""
     task: str = "classification"  # n_classes: classes, or target columns for regression
+    target_dtype: str = ""  # the raw target's dtype (RawData.target_dtype)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -93,6 +116,7 @@ class DataSplits:
             self.classes,
             self.source,
             self.task,
+            self.target_dtype,
         )
 
     def sizes(self) -> dict[str, int]:
@@ -134,29 +158,143 @@ def stratified_subset(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
-def make_splits(raw: RawData, cfg: DataConfig, name: str) -> DataSplits:
-    import torch
+def _fractional(y: np.ndarray) -> bool:
+    return bool(np.issubdtype(y.dtype, np.floating) and not np.all(np.mod(y, 1) == 0))
 
-    from reglab.data.targets import resolve_task, strata, target_array
 
-    task = resolve_task(getattr(cfg, "task", "auto"), raw.task, raw.y_train, name)
-    x, y = raw.x_train, target_array(raw.y_train, task, name)
-    if raw.x_test is None or raw.y_test is None:
-        tr, te = stratified_split(strata(y, task), cfg.test_fraction, seed=10_007)  # fixed: the test set never moves
-        x_test, y_test = x[te], y[te]
-        x, y = x[tr], y[tr]
-    else:
-        x_test, y_test = raw.x_test, target_array(raw.y_test, task, name)
+def check_raw(raw: RawData, task: str | None = None) -> bool:
+    """Check ``raw`` before anything is trained or stored; returns True when the targets are
+    continuous (``task="regression"``). Raises :class:`DataError` naming the source and the fix:
+    mismatched lengths, NaN or infinite features, fractional, negative or single-class labels."""
+    where = raw.source or "data"
+    splits: list[tuple[str, np.ndarray | None, np.ndarray | None, np.ndarray | None]]
+    splits = [("train", raw.x_train, raw.y_train, raw.cat_train)]
+    if raw.x_test is not None or raw.y_test is not None:
+        splits.append(("test", raw.x_test, raw.y_test, raw.cat_test))
+    if raw.x_val is not None or raw.y_val is not None:
+        splits.append(("val", raw.x_val, raw.y_val, raw.cat_val))
+    for split, x, y, cat in splits:
+        if x is None or y is None:
+            raise DataError(f"{where}: the {split} split has {'no labels' if y is None else 'no features'}")
+        if len(x) != len(y):
+            raise DataError(
+                f"{where}: {split} features have {len(x)} rows but the targets have {len(y)}; "
+                "give one target per example"
+            )
+        if cat is not None and len(cat) != len(y):
+            raise DataError(f"{where}: {split} text columns have {len(cat)} rows, the targets {len(y)}")
+        if len(y) == 0:
+            raise DataError(f"{where}: the {split} split is empty")
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(x).all():
+            bad = np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0]
+            raise DataError(
+                f"{where}: NaN or infinite feature values in the {split} split (first at row {bad[0]}, "
+                f"feature {bad[1]}); remove or impute them"
+            )
+        if not np.issubdtype(y.dtype, np.number) and y.dtype != np.bool_:
+            raise DataError(f"{where}: {split} targets must be numbers, not {y.dtype}; encode text labels as 0..K-1")
+        if np.issubdtype(y.dtype, np.floating) and not np.isfinite(y).all():
+            raise DataError(f"{where}: NaN or infinite {raw.target_name!r} values in the {split} split")
+    ys = [y for _, _, y, _ in splits if y is not None]
+    if task == "regression":
+        return True
+    if any(_fractional(y) for y in ys):
+        raise DataError(
+            f"{where}: {raw.target_name!r} has fractional values; classification needs integer class labels "
+            "0..K-1 (a continuous target is a regression task)"
+        )
+    if any(y.ndim != 1 for y in ys):
+        raise DataError(f"{where}: class labels must be one label per example (1-D), got shape {ys[0].shape}")
+    low = min(int(y.min()) for y in ys)
+    if low < 0:
+        raise DataError(f"{where}: class labels out of range (smallest is {low}); use labels 0..K-1")
+    if len(np.unique(raw.y_train)) < 2:
+        raise DataError(f"{where}: the training data has a single class ({raw.y_train[0]!r}); need at least 2")
+    return False
+
+
+def encode_categories(train: np.ndarray, others: list[np.ndarray], how: str) -> list[np.ndarray]:
+    """Encode text columns with categories fitted on ``train`` only: one-hot (a category unseen
+    in train is all zeros) or ordinal (codes 0..K-1 in sorted order, unseen = -1)."""
+    out: list[list[np.ndarray]] = [[] for _ in range(1 + len(others))]
+    for j in range(train.shape[1]):
+        cats = np.unique(train[:, j].astype(str))
+        for k, a in enumerate([train, *others]):
+            col = a[:, j].astype(str)
+            pos = np.searchsorted(cats, col)
+            known = (pos < len(cats)) & (cats[np.minimum(pos, len(cats) - 1)] == col)
+            if how == "ordinal":
+                out[k].append(np.where(known, pos, -1).astype(np.float32)[:, None])
+            else:
+                onehot = np.zeros((len(col), len(cats)), np.float32)
+                onehot[np.flatnonzero(known), pos[known]] = 1.0
+                out[k].append(onehot)
+    return [np.concatenate(parts, axis=1) for parts in out]
+
+
+def split_indices(
+    y: np.ndarray, cfg: DataConfig, official_test: bool, task: str = "classification"
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(train, val, test) indices into ``y`` by the split rules: the test split carved out first
+    with a fixed seed unless there is an official one (then None), validation from the rest by
+    ``split_seed`` (or CV fold ``cv_fold``), then ``n_train`` examples; stratified on the labels,
+    or on quantile bins of a regression target (``data.targets.strata``). In-memory and streamed
+    data share it, so they split identically."""
+    from reglab.data.targets import strata
+
+    idx, te = np.arange(len(y)), None
+    if not official_test:
+        idx, te = stratified_split(strata(y, task), cfg.test_fraction, seed=10_007)  # fixed: never moves
+    key = strata(y[idx], task)
     if cfg.cv_folds is not None:
         from sklearn.model_selection import StratifiedKFold
 
         folds = StratifiedKFold(n_splits=cfg.cv_folds, shuffle=True, random_state=cfg.split_seed)
-        tr, va = list(folds.split(np.zeros(len(y)), strata(y, task)))[cfg.cv_fold]
+        tr, va = list(folds.split(np.zeros(len(key)), key))[cfg.cv_fold]
     else:
-        tr, va = stratified_split(strata(y, task), cfg.val_fraction, seed=cfg.split_seed)
+        tr, va = stratified_split(key, cfg.val_fraction, seed=cfg.split_seed)
     if cfg.n_train is not None:
-        tr = tr[stratified_subset(strata(y[tr], task), cfg.n_train, seed=cfg.split_seed + 1)]
+        tr = tr[stratified_subset(key[tr], cfg.n_train, seed=cfg.split_seed + 1)]
+    return idx[tr], idx[va], te
+
+
+def make_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = None) -> DataSplits:
+    """Split, encode and normalize ``raw`` (see the module docstring). The task is ``task``, else
+    ``data.task``, else the dataset's own, else inferred from the target (``data.targets``)."""
+    import torch
+
+    from reglab.data.targets import resolve_task, strata, target_array
+
+    task = task or resolve_task(getattr(cfg, "task", "auto"), raw.task, raw.y_train, name)
+    check_raw(raw, task)
+    official = raw.x_test is not None and raw.y_test is not None
+    te: np.ndarray | None
+    if raw.x_val is not None and raw.y_val is not None:  # a given validation split: appended after train
+        n0 = len(raw.y_train)
+        x = np.concatenate([raw.x_train, raw.x_val])
+        y = np.concatenate([target_array(raw.y_train, task, name), target_array(raw.y_val, task, name)])
+        both = raw.cat_train is not None and raw.cat_val is not None
+        cat = np.concatenate([raw.cat_train, raw.cat_val]) if both else None
+        tr, te = np.arange(n0), None
+        if not official:
+            tr, te = stratified_split(strata(y[:n0], task), cfg.test_fraction, seed=10_007)
+        va = np.arange(n0, len(y))
+        if cfg.n_train is not None:
+            tr = tr[stratified_subset(strata(y[tr], task), cfg.n_train, seed=cfg.split_seed + 1)]
+    else:
+        x, y, cat = raw.x_train, target_array(raw.y_train, task, name), raw.cat_train
+        tr, va, te = split_indices(y, cfg, official, task)
+    if te is None:
+        assert raw.x_test is not None and raw.y_test is not None
+        x_test, y_test, cat_test = raw.x_test, target_array(raw.y_test, task, name), raw.cat_test
+    else:
+        x_test, y_test, cat_test = x[te], y[te], None if cat is None else cat[te]
     x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
+    if cat is not None:  # text columns: categories from the train split only
+        assert cat_test is not None
+        c_tr, c_va, c_te = encode_categories(cat[tr], [cat[va], cat_test], cfg.categorical)
+        x_tr, x_va = np.concatenate([x_tr, c_tr], axis=1), np.concatenate([x_va, c_va], axis=1)
+        x_test = np.concatenate([x_test, c_te], axis=1)
 
     x_tr = x_tr.astype(np.float32)
     if raw.image:
@@ -176,19 +314,18 @@ def make_splits(raw: RawData, cfg: DataConfig, name: str) -> DataSplits:
     else:
         n_classes = int(max(y.max(), y_test.max())) + 1 if len(y_test) else int(y.max()) + 1
         if task == "binary" and n_classes != 2:
-            from reglab.errors import DataError
-
             raise DataError(f"{name}: data.task is binary but the labels are 0..{n_classes - 1}")
     return DataSplits(
         name=name,
         x_train=norm(x_tr),
-        y_train=torch.from_numpy(y_tr),
+        y_train=torch.from_numpy(np.ascontiguousarray(y_tr)),
         x_val=norm(x_va),
-        y_val=torch.from_numpy(y_va),
-        test=TestSplit(norm(x_test), torch.from_numpy(y_test)),
+        y_val=torch.from_numpy(np.ascontiguousarray(y_va)),
+        test=TestSplit(norm(x_test), torch.from_numpy(np.ascontiguousarray(y_test))),
         n_classes=n_classes,
         image=raw.image,
         classes=[] if task == "regression" else raw.classes or [str(c) for c in range(n_classes)],
         source=raw.source,
         task=task,
+        target_dtype=raw.target_dtype,
     )

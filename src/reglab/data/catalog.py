@@ -18,6 +18,15 @@ def _where(paths: list[Path]) -> str:
     return folders[0] if len(folders) == 1 else ", ".join(folders)
 
 
+USER_DATA = (  # the forms of the user's own data (data.name, or data: {path: ...} / {class_path: ...})
+    ("csv:PATH", "a CSV file: a target column (data.target), numeric and text columns"),
+    ("parquet:PATH", "a Parquet file, read like a CSV file"),
+    ("npz:PATH", "numpy arrays: x_train, y_train (x_val, y_val, x_test, y_test) or X, y"),
+    ("images:FOLDER", "FOLDER/<class>/*.png|jpg (or FOLDER/train, FOLDER/test); data.image_size, data.color"),
+    ("py:module:attr", "your function or class (data.class_path, init_args) returning arrays or a Dataset"),
+)
+
+
 def describe(data_dir: str | None) -> list[dict[str, Any]]:
     """One dict per registered dataset: name, description, size, location."""
     from reglab.data import DATASETS
@@ -40,3 +49,8 @@ def describe(data_dir: str | None) -> list[dict[str, Any]]:
                 location = f"{_where(present)} (incomplete: {', '.join(absent)} downloads on first use)"
         rows.append({"name": name, "description": info.description, "size": info.size, "location": location})
     return rows
+
+
+def user_data_rows() -> list[dict[str, Any]]:
+    """The forms of the user's own data, as rows like :func:`describe`'s."""
+    return [{"name": n, "description": d, "size": "yours", "location": "the path given"} for n, d in USER_DATA]

@@ -98,22 +98,41 @@ def run_protocol(
     storage: str | None = None,
     executor: Executor | None = None,
     model: ModelCallable | str | None = None,
+    data: Any = None,
 ) -> StudyResults:
     """Run (or resume) the study in this process: tune (if it has a search), confirm, summarize.
-    Returns the results; the outputs are written to ``spec.output_dir()``. ``model``: your own
-    network, ``model(**hyperparameters) -> nn.Module``, a class or a function importable by name
-    (worker processes import it; see :mod:`reglab.models.user`)."""
+    Returns the results; the outputs are written to ``spec.output_dir()``.
+
+    ``model``: your own network, ``model(**hyperparameters) -> nn.Module``, a class or a function
+    importable by name (worker processes import it; see :mod:`reglab.models.user`). ``data``: your
+    own data (``(X, y)``, a dict of splits or a torch ``Dataset``) instead of ``spec.data``'s
+    dataset; written once to ``<output>/data/<hash>.npz``, which the workers (processes or Ray
+    nodes sharing the file system) read by its absolute path. Both are checked (the model once on
+    one batch) before anything is stored."""
     import shutil
 
     from reglab.study.outputs import publish, write_resolved
 
     t0 = time.perf_counter()
-    if model is not None:
-        spec = with_model(spec, model)
-    check_outputs(spec)  # the user's model, once on one batch: before anything is stored
-    url = storage or spec.storage_url()
     out = spec.output_dir()
     created = not out.exists()
+    if model is not None:
+        spec = with_model(spec, model)
+    try:
+        if data is not None:  # checked before anything is written; the fingerprint follows the content
+            from reglab.data.arrays import materialize
+
+            spec = spec.model_copy(update={"data": materialize(data, spec.data, (out / "data").resolve())})
+        else:
+            from reglab.data import check_source
+
+            check_source(spec.data)
+        check_outputs(spec)  # the user's model, once on one batch
+    except ReglabError:
+        if created:  # nothing is left behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    url = storage or spec.storage_url()
     out.mkdir(parents=True, exist_ok=True)
     own = executor is None
     ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))

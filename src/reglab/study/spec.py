@@ -372,24 +372,27 @@ def _cheap_task(data: dict[str, Any]) -> str | None:
     from reglab.data import DATASETS
 
     name = data.get("name", "digits")
+    path = data.get("path")
+    if isinstance(path, str) and path.endswith(".csv") and data.get("format") in (None, "csv"):
+        name = f"csv:{path}"  # the data: {path: ...} form
     if isinstance(name, str) and name in DATASETS:
         return DATASETS.get(name).task
     if isinstance(name, str) and name.startswith("csv:"):
         import pandas as pd
 
-        from reglab.data.csv_data import TARGET
         from reglab.data.targets import infer_task
         from reglab.errors import ReglabError
 
+        column = data.get("target", "target")
         try:
-            target = pd.read_csv(Path(name[4:]).expanduser(), usecols=[TARGET])[TARGET].dropna()
-        except (OSError, ValueError, pd.errors.ParserError):
+            target = pd.read_csv(Path(name[4:]).expanduser(), usecols=[column])[column].dropna()
+        except (OSError, ValueError, TypeError, pd.errors.ParserError):
             return None  # the loader reports a missing file or column with its own message
         try:
-            return infer_task(target.to_numpy(), f"{name}: {TARGET!r}")
+            return infer_task(target.to_numpy(), f"{name}: {column!r}")
         except ReglabError as err:
             raise ValueError(str(err)) from None
-    return None
+    return None  # other files and your own data: resolved when they are loaded
 
 
 # -- loading -------------------------------------------------------------------------------------

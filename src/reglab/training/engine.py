@@ -101,7 +101,7 @@ def build_network(
 
 def fit(
     cfg: RunConfig,
-    data: DataSplits | None = None,
+    data: DataSplits | Any = None,
     *,
     callbacks: Sequence[EpochCallback] = (),
     keep_model: bool = False,
@@ -117,6 +117,9 @@ def fit(
     A NaN/inf loss ends the run with status "diverged" (no exception). Exceptions raised by
     ``callbacks`` (e.g. a pruner's) propagate. ``evaluate_test=False`` (tuning trials) never
     reads the test split: ``final`` then has no test metrics and ``test_probs`` is None.
+    ``data``: prepared splits, or the user's own data - ``(X, y)`` arrays or tensors, a dict of
+    splits ``{"train": (X, y), "test": (X, y)}`` or a map-style torch ``Dataset`` - split by
+    ``cfg.data`` like every dataset (:mod:`reglab.data.arrays`); None loads ``cfg.data``.
     """
     t_start = time.perf_counter()
     tc = cfg.train
@@ -125,6 +128,10 @@ def fit(
         from reglab.data import load_data
 
         data = load_data(cfg.data)
+    elif not isinstance(data, DataSplits):
+        from reglab.data.arrays import splits_from_python
+
+        data = splits_from_python(data, cfg.data)
     test = data.test
     if device.type != "cpu":
         data = data.to(device)
