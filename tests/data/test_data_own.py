@@ -140,9 +140,17 @@ def test_continuous_target_for_regression(tmp_path: Path) -> None:
     raw = raw_from_python((x, y))
     assert raw.target_dtype == "float32"
     s = make_splits(raw, CFG, "reg", task="regression")
-    assert s.y_train.dtype == torch.float32 and s.n_classes == 0 and sum(s.sizes().values()) == 240
+    assert s.y_train.dtype == torch.float32 and s.n_classes == 1 and sum(s.sizes().values()) == 240
+    assert make_splits(raw, CFG, "reg").task == "regression"  # data.task auto: fractional targets are a quantity
     with pytest.raises(DataError, match="fractional values"):
-        make_splits(raw, CFG, "reg")
+        make_splits(raw, CFG.model_copy(update={"task": "classification"}), "reg")
+
+
+def test_fractional_labels_are_refused_when_classes_are_asked_for() -> None:
+    data = (np.zeros((8, 2)), np.arange(8) * 0.5)
+    with pytest.raises(DataError, match="fractional values") as e:
+        splits_from_python(data, DataConfig(task="classification"))
+    assert "\n" not in str(e.value)
 
 
 def test_python_loader_by_class_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -183,13 +191,12 @@ def test_npz_is_content_addressed(tmp_path: Path) -> None:
         ((np.array([[np.nan, 1.0]] * 4 + [[0.0, 1.0]] * 4), np.arange(8) % 2), "NaN or infinite feature"),
         ((np.array([[np.inf, 1.0]] * 4 + [[0.0, 1.0]] * 4), np.arange(8) % 2), "NaN or infinite feature"),
         ((np.zeros((8, 2)), np.arange(8) % 2 - 1), "out of range"),
-        ((np.zeros((8, 2)), np.arange(8) * 0.5), "fractional values"),
         ((np.zeros((8, 2)), np.zeros(8, dtype=int)), "single class"),
         ((np.zeros(8), np.arange(8) % 2), "must be 2-D"),
         ({"train": (np.zeros((8, 2)), np.arange(8) % 2), "tset": (np.zeros((2, 2)), [0, 1])}, "splits are train"),
         ("data.csv", "cannot use a str"),
     ],
-    ids=["lengths", "nan", "inf", "negative", "fractional", "one-class", "1d", "bad-split", "string"],
+    ids=["lengths", "nan", "inf", "negative", "one-class", "1d", "bad-split", "string"],
 )
 def test_bad_arrays(data: Any, match: str, tmp_path: Path) -> None:
     with pytest.raises(DataError, match=match) as e:
