@@ -121,3 +121,27 @@ def test_any_dataset_streams_with_the_in_memory_split() -> None:
     plain = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))  # no targets: read once
     streamed = open_python_data(plain, cfg.model_copy(update={"memory_budget_mb": 0.001}))
     torch.testing.assert_close(streamed.y_train, mem.y_train)
+
+
+def test_the_engine_trains_on_streamed_data_like_on_the_same_data_in_memory(tmp_path: Path) -> None:
+    """``fit`` on an image folder over the memory budget: the same split sizes as in memory, one
+    counted test read, deterministic per seed, and it learns (the batches come from a DataLoader,
+    so the batch order - not the split - differs from the in-memory path)."""
+    from reglab.config import RunConfig
+    from reglab.training.engine import fit
+
+    root = _folder(tmp_path / "imgs", n=90)
+    base = {"path": str(root), "split_seed": 2, "loader_workers": 0}
+    run = {"hidden": [16], "epochs": 6, "batch_size": 16, "lr": 0.1, "device": "cpu", "swa": {"start": 0.5}}
+    streamed_cfg = RunConfig(data=DataConfig.model_validate({**base, "memory_budget_mb": 0.001})).override(run)
+    memory_cfg = RunConfig(data=DataConfig.model_validate(base)).override(run)
+    data = open_data(streamed_cfg.data)
+    assert isinstance(data, StreamSplits)
+    a = fit(streamed_cfg, data)
+    assert data.test.reads == 1 and a.status == "completed"
+    b = fit(streamed_cfg)  # loads (and streams) the data itself
+    assert a.history == [dict(h, time=a.history[i]["time"]) for i, h in enumerate(b.history)]
+    assert a.final == b.final
+    in_memory = fit(memory_cfg)
+    assert a.info["data_sizes"] == in_memory.info["data_sizes"]
+    assert a.final["val_acc"] >= 0.8 and a.history[-1]["train_loss"] < a.history[0]["train_loss"]

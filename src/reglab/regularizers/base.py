@@ -14,7 +14,7 @@ neither torch nor ``reglab.config``, so the config can be derived from the regis
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
@@ -68,12 +68,21 @@ class TrainContext:
     image: bool
     epochs: int
     penalized: list[nn.Parameter]
-    x_train: Tensor
+    x_train: Tensor | None  # the training inputs when they are in memory (None: streamed)
     batch_size: int
     optimizer_name: str = "sgd"
     epoch: int = 0
     best_epoch: int | None = None  # set by early stopping: the epoch whose weights are evaluated
     extras: dict[str, Any] = field(default_factory=dict)
+    train_inputs: Callable[[int], Iterable[Tensor]] | None = None  # the training inputs in batches, in order
+
+    def input_batches(self, batch_size: int) -> Iterable[Tensor]:
+        """The training inputs in order, in batches (from memory or streamed)."""
+        if self.train_inputs is not None:
+            return self.train_inputs(batch_size)
+        assert self.x_train is not None, "the engine gives x_train or train_inputs"
+        x = self.x_train
+        return (x[i : i + batch_size] for i in range(0, len(x), batch_size))
 
 
 class Regularizer:

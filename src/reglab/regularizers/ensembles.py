@@ -3,14 +3,18 @@ ensemble module and the batch-norm statistics recomputation needed after weight 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 from torch import Tensor, nn
 
 
 @torch.no_grad()
-def recompute_batch_norm(model: nn.Module, x: Tensor, batch_size: int) -> None:
-    """Re-estimate batch-norm running statistics with a cumulative average over ``x``
-    (needed after weight averaging; as torch.optim.swa_utils.update_bn, without a DataLoader)."""
+def recompute_batch_norm(model: nn.Module, x: Tensor | Iterable[Tensor], batch_size: int) -> None:
+    """Re-estimate batch-norm running statistics with a cumulative average over ``x`` (a tensor,
+    taken in batches of ``batch_size``, or the batches themselves: streamed data) - needed after
+    weight averaging; as torch.optim.swa_utils.update_bn."""
+    batches = (x[i : i + batch_size] for i in range(0, len(x), batch_size)) if isinstance(x, Tensor) else x
     bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not bns:
         return
@@ -20,8 +24,8 @@ def recompute_batch_norm(model: nn.Module, x: Tensor, batch_size: int) -> None:
         m.momentum = None
     was_training = model.training
     model.train()
-    for i in range(0, len(x), batch_size):
-        model(x[i : i + batch_size])
+    for xb in batches:
+        model(xb)
     model.train(was_training)
     for m, mom in saved:
         m.momentum = mom

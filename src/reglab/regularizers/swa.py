@@ -67,7 +67,7 @@ class SWA(Regularizer):
         from reglab.regularizers.ensembles import recompute_batch_norm
 
         avg = self.averaged.module
-        recompute_batch_norm(avg, ctx.x_train, max(ctx.batch_size, 256))
+        recompute_batch_norm(avg, ctx.input_batches(max(ctx.batch_size, 256)), max(ctx.batch_size, 256))
         avg.eval()
         return avg
 

@@ -15,6 +15,7 @@ from reglab.study.outcome import PackedArray, RunOutcome, RunStatus
 if TYPE_CHECKING:
     from reglab.config import DataConfig, RunConfig
     from reglab.data.base import DataSplits
+    from reglab.data.streaming import StreamSplits
     from reglab.study.executors import Task
 
 Report = Callable[[dict[str, float]], bool]  # an epoch's record -> True when the driver wants the task stopped
@@ -25,21 +26,22 @@ class DataCache:
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
-        self._items: dict[str, DataSplits] = {}
+        self._items: dict[str, DataSplits | StreamSplits] = {}
 
-    def get(self, cfg: DataConfig) -> DataSplits:
-        from reglab.data import load_data
+    def get(self, cfg: DataConfig) -> DataSplits | StreamSplits:
+        """In memory, or streamed when larger than the memory budget (``data.memory_budget_mb``)."""
+        from reglab.data.streaming import open_data
 
         key = cfg.model_dump_json()
         if key not in self._items:
             if len(self._items) >= self.size:
                 self._items.clear()
-            self._items[key] = load_data(cfg)
+            self._items[key] = open_data(cfg)
         data = self._items[key]
         data.test = data.test.fresh()  # each run's single test read is counted on its own
         return data
 
-    def peek(self, cfg: DataConfig) -> DataSplits | None:
+    def peek(self, cfg: DataConfig) -> DataSplits | StreamSplits | None:
         """The cached splits of ``cfg`` (for tests that count test-split reads)."""
         return self._items.get(cfg.model_dump_json())
 

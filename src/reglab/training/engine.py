@@ -22,15 +22,17 @@ from torch import Tensor, nn
 
 from reglab.config import RunConfig
 from reglab.data.base import DataSplits, TestSplit
+from reglab.data.streaming import StreamSplits, StreamTestSplit
 from reglab.errors import ConfigError
-from reglab.models import ModelCallable, build_model
+from reglab.models import ModelCallable
 from reglab.optim import create_optimizer, create_schedule
-from reglab.regularizers import TrainContext, build_regularizers, structural_args
+from reglab.regularizers import TrainContext, build_regularizers
 from reglab.regularizers.base import Regularizer, penalized_parameters
 from reglab.tasks import higher_is_better
-from reglab.training.metrics import EpochStats, evaluate, weight_histograms, weight_stats
+from reglab.training.feed import Feed, make_feed
+from reglab.training.metrics import EpochStats, evaluate_batches, split_metrics, weight_histograms, weight_stats
+from reglab.training.network import build_network, resolve_device
 from reglab.training.objective import (
-    Objective,
     build_objective,
     compute,
     metric_names,
@@ -68,35 +70,8 @@ class RunResult:
         }
 
 
-def resolve_device(name: str) -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def _overriding(regs: Sequence[Regularizer], hook: str) -> list[Regularizer]:
     return [r for r in regs if getattr(type(r), hook) is not getattr(Regularizer, hook)]
-
-
-def build_network(
-    cfg: RunConfig,
-    input_shape: tuple[int, ...],
-    outputs: int,
-    regs: Sequence[Regularizer] | None = None,
-    factory: ModelCallable | None = None,
-    example: Tensor | None = None,
-) -> nn.Module:
-    """The network of a run, untrained: the one place a run's model is built, so a saved model is
-    rebuilt exactly as it was trained (:mod:`reglab.study.saved_models`). ``regs``: the run's
-    regularizers (structural ones add layers to built-in models, or reach a user model's constructor);
-    built from ``cfg`` when not given. ``factory``: a user model given in Python; ``example``: one
-    batch on which a user model's output is checked."""
-    regs = build_regularizers(cfg) if regs is None else regs
-    return build_model(cfg.model, input_shape, outputs, regs, structural_args(cfg), factory, example)
 
 
 def fit(
@@ -124,14 +99,14 @@ def fit(
     t_start = time.perf_counter()
     tc = cfg.train
     device = resolve_device(tc.device)
-    if data is None:
-        from reglab.data import load_data
+    if data is None:  # in memory, or streamed when larger than the memory budget
+        from reglab.data.streaming import open_data
 
-        data = load_data(cfg.data)
-    elif not isinstance(data, DataSplits):
-        from reglab.data.arrays import splits_from_python
+        data = open_data(cfg.data)
+    elif not isinstance(data, DataSplits | StreamSplits):
+        from reglab.data.streaming import open_python_data
 
-        data = splits_from_python(data, cfg.data)
+        data = open_python_data(data, cfg.data)
     test = data.test
     if device.type != "cpu":
         data = data.to(device)
@@ -141,8 +116,8 @@ def fit(
 
 def _train(
     cfg: RunConfig,
-    data: DataSplits,
-    test: TestSplit,
+    data: DataSplits | StreamSplits,
+    test: TestSplit | StreamTestSplit,
     device: torch.device,
     callbacks: Sequence[EpochCallback],
     keep_model: bool,
@@ -165,7 +140,8 @@ def _train(
     watch = monitored(task, requested)  # also measured on validation every epoch
     select = f"val_{selection_metric(task, tc.metrics)}"  # picks the best epoch (unless early stopping does)
     # -- end task --
-    model = build_network(cfg, data.input_shape, objective.out_dim, regs, factory, data.x_train[:2].cpu()).to(device)
+    feed: Feed = make_feed(data, device)
+    model = build_network(cfg, data.input_shape, objective.out_dim, regs, factory, feed.example()).to(device)
     weights = penalized_parameters(model, include_biases=False)
     penalized = penalized_parameters(model, cfg.regularization.penalize_biases)
     params = [p for p in model.parameters() if p.requires_grad]
@@ -177,9 +153,10 @@ def _train(
         image=data.image,
         epochs=tc.epochs,
         penalized=penalized,
-        x_train=data.x_train,
+        x_train=data.x_train if isinstance(data, DataSplits) else None,
         batch_size=tc.batch_size,
         optimizer_name=tc.optimizer,
+        train_inputs=feed.inputs,
     )
     for r in regs:
         r.setup(model, ctx)
@@ -189,7 +166,7 @@ def _train(
     before = _overriding(regs, "before_step")
     after = _overriding(regs, "after_step")
 
-    x_tr, y_tr, n = data.x_train, data.y_train, len(data.y_train)
+    n = feed.n_train
     bs = min(tc.batch_size, n)
     history: list[dict[str, float]] = []
     status, reason, diverged_epoch = "completed", None, None
@@ -203,13 +180,11 @@ def _train(
         for g in optimizer.param_groups:
             g["lr"] = lr
         model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
         pen_sum = torch.zeros((), device=device)
         stats = EpochStats()
         steps = 0
-        for i in range(0, n, bs):
-            idx = perm[i : i + bs]
-            xb, yb = x_tr[idx], y_tr[idx]
+        for xb, yb in feed.train(bs, gen):
+            size = len(yb)
             for r in transforms:
                 xb, yb = r.transform_batch(xb, yb, ctx)
             logits = model(xb)
@@ -232,7 +207,7 @@ def _train(
             optimizer.step()
             for r in after:
                 r.after_step(model, ctx)
-            stats.add(loss.detach(), len(idx), objective.hits(logits.detach(), yb))
+            stats.add(loss.detach(), size, objective.hits(logits.detach(), yb))
             steps += 1
         stats.flush()
 
@@ -241,8 +216,8 @@ def _train(
             status, diverged_epoch = "diverged", epoch + 1
             reason = f"non-finite training loss ({train_loss}) in epoch {epoch + 1}"
             break
-        val_loss, val_acc, val_scores = evaluate(
-            model, data.x_val, data.y_val, tc.eval_batch_size, probs=bool(watch), objective=objective
+        val_loss, val_acc, val_scores = evaluate_batches(
+            model, feed.split("val", tc.eval_batch_size), probs=bool(watch), objective=objective
         )
         if not math.isfinite(val_loss):
             status, diverged_epoch = "diverged", epoch + 1
@@ -293,11 +268,11 @@ def _train(
     ebs = tc.eval_batch_size
     final: dict[str, float] = {}
     te_probs: Tensor | None = None
-    for split, (x_s, y_s) in (("train", (x_tr, y_tr)), ("val", (data.x_val, data.y_val))):
-        final.update(_final_metrics(final_model, x_s, y_s, ebs, objective, names, split)[0])
+    for split, y_s in (("train", data.y_train), ("val", data.y_val)):
+        final.update(split_metrics(final_model, feed.split(split, ebs), y_s.to(device), objective, names, split)[0])
     if evaluate_test:
-        x_te, y_te = test.read()  # the only read of the test split
-        test_metrics, te_probs = _final_metrics(final_model, x_te.to(device), y_te.to(device), ebs, objective, names)
+        te_batches, y_te = feed.test(test, ebs)  # type: ignore[arg-type]  # the only read of the test split
+        test_metrics, te_probs = split_metrics(final_model, te_batches, y_te, objective, names)
         final.update(test_metrics)
     if evaluate_test:  # how much better the model does on train than on test (task's main metric)
         main = names[0]
@@ -317,20 +292,3 @@ def _train(
         test_probs=None if te_probs is None else te_probs.float().cpu().numpy(),
         model=final_model if keep_model else None,
     )
-
-
-def _final_metrics(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    batch_size: int,
-    objective: Objective,
-    names: Sequence[str],
-    split: str = "test",
-) -> tuple[dict[str, float], Tensor]:
-    """``<split>_loss``, ``<split>_acc`` (not for regression) and ``<split>_<name>`` of one split,
-    and the model's scores on it."""
-    loss, acc, scores = evaluate(model, x, y, batch_size, probs=True, objective=objective)
-    assert scores is not None
-    out = {"loss": loss, **({"acc": acc} if objective.has_accuracy else {}), **compute(names, objective, y, scores)}
-    return {f"{split}_{k}": v for k, v in out.items()}, scores

@@ -4,7 +4,7 @@ statistics, and statistics of the weights (norms, sparsity, histograms on fixed 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 import torch
@@ -19,29 +19,36 @@ HIST_LINEAR = (-0.3, 0.3, 60)  # signed weights
 HIST_LOG = (-7.0, 1.0, 48)  # log10 |w|: L1's exact-zero mass shows up at the left edge
 
 
-@torch.no_grad()
 def evaluate(
     model: nn.Module, x: Tensor, y: Tensor, batch_size: int, probs: bool = False, objective: Objective | None = None
 ) -> tuple[float, float, Tensor | None]:
-    """Mean loss and accuracy of ``model`` in eval mode, and its scores when ``probs`` (softmax
-    probabilities for classification; see :class:`Objective`). Without ``objective``: softmax
-    cross-entropy. Regression has no accuracy (NaN)."""
+    """Mean loss and accuracy of ``model`` on ``(x, y)`` in eval mode (see :func:`evaluate_batches`)."""
+    batches = ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(y), batch_size))
+    return evaluate_batches(model, batches, probs, objective)
+
+
+@torch.no_grad()
+def evaluate_batches(
+    model: nn.Module, batches: Iterable[tuple[Tensor, Tensor]], probs: bool = False, objective: Objective | None = None
+) -> tuple[float, float, Tensor | None]:
+    """Mean loss and accuracy of ``model`` in eval mode over ``batches``, and its scores when
+    ``probs`` (softmax probabilities for classification; see :class:`Objective`). Without
+    ``objective``: softmax cross-entropy. Regression has no accuracy (NaN)."""
     model.eval()
-    loss, correct, chunks = 0.0, 0, []
-    for i in range(0, len(y), batch_size):
-        logits = model(x[i : i + batch_size])
-        yb = y[i : i + batch_size]
+    loss, correct, n, chunks = 0.0, 0, 0, []
+    for xb, yb in batches:
+        logits = model(xb)
         if objective is None:
             loss += float(F.cross_entropy(logits, yb, reduction="sum"))
             correct += int((logits.argmax(1) == yb).sum())
         else:
             loss += objective.loss_sum(logits, yb)
             correct += int(objective.hits(logits, yb))
+        n += len(yb)
         if probs:
             chunks.append(logits.softmax(1) if objective is None else objective.scores(logits))
-    n = max(len(y), 1)
-    acc = correct / n if objective is None or objective.has_accuracy else math.nan
-    return loss / n, acc, torch.cat(chunks) if chunks else None
+    acc = correct / max(n, 1) if objective is None or objective.has_accuracy else math.nan
+    return loss / max(n, 1), acc, torch.cat(chunks) if chunks else None
 
 
 @torch.no_grad()
@@ -114,3 +121,21 @@ class EpochStats:
     @property
     def grad_norm(self) -> float:
         return self.norm_sum / max(self.n_norms, 1)
+
+
+def split_metrics(
+    model: nn.Module,
+    batches: Iterable[tuple[Tensor, Tensor]],
+    y: Tensor,
+    objective: Objective,
+    names: Sequence[str],
+    split: str = "test",
+) -> tuple[dict[str, float], Tensor]:
+    """``<split>_loss``, ``<split>_acc`` (not for regression) and ``<split>_<name>`` of one split,
+    and the model's scores on it."""
+    from reglab.training.objective import compute
+
+    loss, acc, scores = evaluate_batches(model, batches, probs=True, objective=objective)
+    assert scores is not None
+    out = {"loss": loss, **({"acc": acc} if objective.has_accuracy else {}), **compute(names, objective, y, scores)}
+    return {f"{split}_{k}": v for k, v in out.items()}, scores
