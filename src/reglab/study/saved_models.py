@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from reglab.config import RunConfig
     from reglab.data.base import DataSplits
+    from reglab.data.streaming import StreamSplits
     from reglab.study.spec import StudySpec
     from reglab.study.storage import RunRecord
 
@@ -104,13 +105,20 @@ def save_model(
 
 
 def save_run_model(
-    model: nn.Module, path: str | Path, cfg: RunConfig, data: DataSplits, final: dict[str, float]
+    model: nn.Module, path: str | Path, cfg: RunConfig, data: DataSplits | StreamSplits, final: dict[str, float]
 ) -> Path:
     """Save a finished run's evaluated model (what the executor's worker calls). ``n_classes`` in
     the file is the network's output size, which rebuilds it (one logit for a binary task)."""
     from reglab.training.objective import output_size
 
-    return save_model(model, path, cfg, data.input_shape, output_size(data.task, data.n_classes), final=final)
+    return save_model(
+        model,
+        path,
+        cfg,
+        data.input_shape,
+        output_size(getattr(data, "task", "classification"), data.n_classes),
+        final=final,
+    )
 
 
 # -- reading ---------------------------------------------------------------------------------------
