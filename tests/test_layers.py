@@ -20,6 +20,7 @@ LAYERS: dict[str, float] = {
     "jsonsafe": 0,
     "urls": 0,
     "files": 0,
+    "imports": 0.5,  # objects named by reference (class_path)
     "registry": 0.5,
     "data": 1,
     "models": 1,

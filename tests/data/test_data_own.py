@@ -225,7 +225,7 @@ def test_bad_files(tmp_path: Path) -> None:
     (tmp_path / "imgs" / "class1" / "broken.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(DataError, match=r"broken.png: cannot read as an image"):
         check_source(_with(f"images:{tmp_path / 'imgs'}"))
-    with pytest.raises(DataError, match=r"cannot import module 'no_such_pkg_xyz.data'"):
+    with pytest.raises(DataError, match=r"cannot import 'no_such_pkg_xyz.data'"):
         load_raw(DataConfig.model_validate({"class_path": "no_such_pkg_xyz.data:load"}))
     with pytest.raises(DataError, match="file not found"):
         check_source(_with(f"parquet:{tmp_path / 'missing.parquet'}"))

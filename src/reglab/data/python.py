@@ -6,45 +6,21 @@ as with ``python -m``."""
 
 from __future__ import annotations
 
-import importlib
-import sys
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reglab.errors import DataError
+from reglab.imports import import_object
 
 if TYPE_CHECKING:
     from reglab.data.base import RawData
     from reglab.data.config import DataConfig
 
 
-def import_object(path: str, what: str) -> Any:
-    """``module:attr`` or ``module.attr`` -> the object; one clear error otherwise."""
-    mod, sep, attr = path.partition(":")
-    if not sep:
-        mod, _, attr = path.rpartition(".")
-    if not mod or not attr:
-        raise DataError(f"{what}: {path!r} is not 'module:attr' (e.g. my_pkg.data:load)")
-    if "" not in sys.path and "." not in sys.path:
-        sys.path.insert(0, "")  # the current directory, as with python -m
-    try:
-        module = importlib.import_module(mod)
-    except ImportError as e:
-        raise DataError(
-            f"{what}: cannot import module {mod!r} ({e}); run from the folder that contains it or install it"
-        ) from None
-    obj = module
-    for part in attr.split("."):
-        if not hasattr(obj, part):
-            raise DataError(f"{what}: module {mod!r} has no {attr!r}")
-        obj = getattr(obj, part)
-    return obj
-
-
 def load_python(cfg: DataConfig) -> RawData:
     from reglab.data.arrays import raw_from_python
 
     path = cfg.name.partition(":")[2]
-    factory = import_object(path, "data.class_path")
+    factory = import_object(path, "data.class_path", example="my_pkg.data:load", error=DataError)
     if not callable(factory):
         raise DataError(f"data.class_path: {path!r} is not a function or class")
     try:

@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import inspect
 import math
-import os
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
+from reglab.imports import import_object, split_reference
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -55,51 +54,9 @@ class StructuralArgs:
     required: frozenset[str] = frozenset()
 
 
-def split_reference(ref: str) -> tuple[str, str]:
-    """``"pkg.mod:Outer.Name"`` or ``"pkg.mod.Name"`` -> (module, attribute path)."""
-    if ":" in ref:
-        module, _, attr = ref.partition(":")
-    else:
-        module, _, attr = ref.rpartition(".")
-    return module, attr
-
-
 def resolve(ref: str, where: str = "model.class_path") -> ModelCallable:
-    """Import the class or function ``ref`` names; the current directory is importable (as with
-    ``python -m``). Every failure is one ConfigError naming ``ref`` and what to do."""
-    import importlib
-
-    module_name, attr = split_reference(ref)
-    if not module_name or not attr:
-        raise ConfigError(f"{where}: {ref!r} is not 'package.module:Name' (a class or a function)")
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        missing = err.name or module_name
-        if not (module_name == missing or module_name.startswith(missing + ".")):
-            raise ConfigError(f"{where}: importing {module_name!r} failed: {err}") from None
-        cwd = os.getcwd()
-        if cwd in sys.path or "" in sys.path:
-            raise ConfigError(
-                f"{where}: cannot import {module_name!r} ({err}); run from the folder that holds it "
-                "(the current directory is importable) or install it"
-            ) from None
-        sys.path.insert(0, cwd)  # as `python -m` does
-        return resolve(ref, where)
-    except ConfigError:
-        raise
-    except Exception as err:  # the user's module itself fails while importing
-        raise ConfigError(f"{where}: importing {module_name!r} failed: {type(err).__name__}: {err}") from None
-    obj: Any = module
-    for part in attr.split("."):
-        try:
-            obj = getattr(obj, part)
-        except AttributeError:
-            names = sorted(n for n, v in vars(module).items() if not n.startswith("_") and callable(v))
-            raise ConfigError(
-                f"{where}: module {module_name!r} has no {attr!r}; its classes and functions: "
-                f"{', '.join(names[:20]) or 'none'}"
-            ) from None
+    """Import the class or function ``ref`` names (:func:`reglab.imports.import_object`)."""
+    obj = import_object(ref, where, example="my_pkg.nets:Net")
     if not callable(obj):
         raise ConfigError(f"{where}: {ref} is a {type(obj).__name__}, not a class or a function returning an nn.Module")
     return obj

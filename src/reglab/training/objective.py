@@ -116,13 +116,13 @@ def build_objective(task: str, n_classes: int, loss: Any, y_train: Tensor) -> Ob
 
 
 def _custom_loss(spec: Any) -> Callable[[Tensor, Tensor], Tensor]:
-    from reglab.tasks.imports import load_object
+    from reglab.imports import import_object
 
     if isinstance(spec, dict):
         path, init_args = spec.get("class_path", ""), dict(spec.get("init_args") or {})
     else:  # a LossSpec
         path, init_args = spec.class_path, dict(spec.init_args)
-    obj = load_object(path, "train.loss.class_path")
+    obj = import_object(path, "train.loss.class_path", example="my_pkg.losses:FocalLoss")
     try:
         fn = obj(**init_args)
     except TypeError as e:
