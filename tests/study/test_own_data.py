@@ -98,7 +98,7 @@ def test_run_protocol_refuses_bad_data_before_storing_anything(tmp_path: Path) -
         ({"path": "missing.csv"}, "file not found"),
         ({"path": "t.csv", "target": "price"}, "no 'price' column"),
         ({"path": "one.csv"}, "single class"),
-        ({"class_path": "no_such_mod_q:load"}, "cannot import module"),
+        ({"class_path": "no_such_mod_q:load"}, "cannot import 'no_such_mod_q'"),
     ],
 )
 def test_cli_bad_data_one_line_exit_2_nothing_stored(
