@@ -217,7 +217,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         kwargs = {"pool_pre_ping": True}  # survive a server restart or a dropped idle connection
     for attempt in range(6):
         try:
-            storage = optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs, heartbeat_interval=None)
+            with _schema_lock(url):
+                storage = optuna.storages.RDBStorage(with_driver(url), engine_kwargs=kwargs, heartbeat_interval=None)
         except Exception as err:  # bad URL, unreachable server, missing driver
             if attempt < 5 and _schema_race(err):
                 time.sleep(0.2 + 0.3 * attempt + random.random() * 0.5)
@@ -229,13 +230,53 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
-def _schema_race(err: BaseException) -> bool:
-    """Two processes creating Optuna's tables in a new database at once: the loser retries."""
+@contextlib.contextmanager
+def _schema_lock(url: str) -> Iterator[None]:
+    """For a SQLite file: an ``flock`` on ``<database>.lock`` (the lock :func:`storage_lock` uses)
+    while Optuna creates or checks its tables, so processes opening a new database at once take
+    turns. Other databases (and a lock file that cannot be made) go without: :func:`_schema_race`
+    retries instead."""
+    fcntl: Any = None
+    db: str | None = None
+    if url.startswith("sqlite"):
+        with contextlib.suppress(ImportError):
+            import fcntl
+        with contextlib.suppress(Exception):
+            from sqlalchemy.engine import make_url
+
+            db = make_url(url).database
+    if fcntl is None or not db or db == ":memory:" or db.startswith("file:"):
+        yield
+        return
     try:
-        from sqlalchemy.exc import IntegrityError, ProgrammingError
+        fh = open(f"{db}.lock", "a+")  # noqa: SIM115 - closed below
+    except OSError:
+        yield
+        return
+    with fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+_RACE_MESSAGES = ("already exists", "unique constraint failed", "duplicate key", "duplicate entry")
+
+
+def _schema_race(err: BaseException) -> bool:
+    """Two processes creating Optuna's tables in a new database at once: the loser retries.
+    PostgreSQL reports it as ``... already exists`` / ``duplicate key ...``, MySQL as ``Duplicate
+    entry``, SQLite as ``OperationalError: table ... already exists`` or ``IntegrityError: UNIQUE
+    constraint failed: alembic_version...``."""
+    try:
+        from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
     except ImportError:  # pragma: no cover - optuna depends on SQLAlchemy
         return False
-    return isinstance(err, IntegrityError | ProgrammingError) and "already exists" in str(err)
+    message = str(err).lower()
+    return isinstance(err, IntegrityError | ProgrammingError | OperationalError) and any(
+        m in message for m in _RACE_MESSAGES
+    )
 
 
 class RunStore:
