@@ -1,7 +1,9 @@
 """The ``reglab`` command line. Heavy imports happen inside commands so ``--help`` is fast.
 
 Every user error (bad option, unknown name, missing data file, invalid study) is printed as one
-line on stderr with exit code 2 - never a traceback.
+line on stderr with exit code 2 - never a traceback. A study (``run``, ``demo``, ``worker``) in
+which a run failed with an exception writes every output and then exits with code 3
+(:data:`EXIT_RUNS_FAILED`); running the same command again redoes the failed runs.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+EXIT_RUNS_FAILED = 3  # a study finished, but some of its runs failed with an exception
 _PANEL_DATA = "Data"
 _PANEL_MODEL = "Model"
 _PANEL_REG = "Regularization"
@@ -361,7 +364,20 @@ def _study_run(
     if st.models is not None:
         _models_note(st.models, results.output_dir, console)
     _write_report(results.output_dir, console)
+    _exit_if_failed(results, console)
     return results
+
+
+def _exit_if_failed(results: Any, console: Any) -> None:
+    """Exit with :data:`EXIT_RUNS_FAILED` when a run failed with an exception (outputs are written)."""
+    failed = results.failed
+    if failed:
+        n = len(failed)
+        console.print(
+            f"[red]{n} run{'s' if n != 1 else ''} failed[/] (reasons above and in summary.json, finals.csv); "
+            "fix the cause and run the same command again to redo them"
+        )
+        raise typer.Exit(EXIT_RUNS_FAILED)
 
 
 def _models_note(m: Any, out: Any, console: Any) -> None:
@@ -455,6 +471,7 @@ def worker(
         _models_note(results.stats.models, results.output_dir, console)
     if report:
         _write_report(results.output_dir, console)
+    _exit_if_failed(results, console)
 
 
 @app.command()

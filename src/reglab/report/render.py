@@ -67,7 +67,7 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
         ]
         if v["has_comparison"]:
             if r["is_baseline"]:
-                row += ["–", "–", "–", "–", "–", "baseline"]
+                row += ["–", "–", "–", "–", "–", r["verdict"]]
             else:
                 row += [
                     r["diff"]["text"],

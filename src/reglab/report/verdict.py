@@ -7,7 +7,7 @@ from typing import Any
 
 from reglab.report.format import cell, fmt_ci, fmt_diff, fmt_interval, fmt_p, fmt_prob, fmt_seconds, fmt_value, raw
 from reglab.report.view import ReportView
-from reglab.stats.summary import ArmSummary
+from reglab.stats.summary import ArmSummary, no_comparison_verdict
 from reglab.urls import mask_url
 
 VERDICT_CLASS = {
@@ -16,6 +16,7 @@ VERDICT_CLASS = {
     "no significant difference": "neutral",
     "underpowered": "warn",
     "baseline": "base",
+    "no completed runs": "bad",
 }
 DIAGNOSIS_CLASS = {"good fit": "good", "high variance": "warn", "high bias": "bad", "over-regularized": "bad"}
 
@@ -25,12 +26,7 @@ def verdict_row(v: ReportView, arm: str, a: ArmSummary) -> dict[str, Any]:
     m = v.metric
     st, c, d = a.metric(m), a.comparison, a.diagnosis
     is_base = arm == v.baseline
-    if is_base:
-        verdict = "baseline"
-    elif c is not None:
-        verdict = c.verdict
-    else:
-        verdict = "no completed runs" if not a.n_completed else "–"
+    verdict = c.verdict if c is not None else no_comparison_verdict(is_base, a.n_completed).replace("-", "–")
     diff = None if c is None else c.mean_diff
     prob = None if c is None else c.prob_improvement
     p_holm = None if c is None else c.p_holm

@@ -150,6 +150,14 @@ class ArmSummary(_Frozen):
         return self.metrics.get(name) or MetricStats.empty()
 
 
+def no_comparison_verdict(is_baseline: bool, n_completed: int) -> str:
+    """The verdict of an arm without a comparison to the baseline: "no completed runs" when none
+    of its runs completed (even the baseline's), "baseline", or "-" (the baseline has no runs)."""
+    if not n_completed:
+        return "no completed runs"
+    return "baseline" if is_baseline else "-"
+
+
 class FailedRun(_Frozen):
     """A run that did not complete (diverged or failed): it is reported, not averaged."""
 
@@ -266,11 +274,12 @@ class StudySummary(_Frozen):
                     "diff_ci_high": None if c is None else c.ci_high,
                     "p_improve": None if c is None else c.prob_improvement,
                     "p_holm": None if c is None else c.p_holm,
-                    "verdict": c.verdict if c else ("baseline" if arm == self.baseline else "no completed runs"),
+                    "verdict": c.verdict if c else no_comparison_verdict(arm == self.baseline, a.n_completed),
                     "gap": a.metric("gap").mean,
                     "ensemble_acc": a.ensemble_test_acc,
                     "diagnosis": None if d is None else d.label,
                     "n": a.n_completed,
+                    "n_failed": a.n_failed,
                 }
             )
         return pd.DataFrame(rows).set_index("arm")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from reglab.stats.summary import ArmTuning, StudySummary
+from reglab.stats.summary import ArmTuning, StudySummary, no_comparison_verdict
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
@@ -61,6 +61,7 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
     """The ranked arms with their comparison to the baseline, then notes, failed runs and the
     diagnosis' recommendations (grouped by label)."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = console or Console()
@@ -95,7 +96,7 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
         ci = _pm(fmt, s.mean, s.ci_low, s.ci_high) if s.n else "no runs"
         if c is None:
             diff = p_imp = p_holm = "-"
-            verdict = "baseline" if arm == summary.baseline else "no completed runs"
+            verdict = no_comparison_verdict(arm == summary.baseline, a.n_completed)
         else:
             diff = _pm(fmt, c.mean_diff, c.ci_low, c.ci_high, signed=True)
             p_imp = "-" if c.prob_improvement is None else f"{c.prob_improvement:.2f}"
@@ -120,7 +121,7 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
         console.print(f"[yellow]note:[/] {summary.underpowered_note}")
     for f in summary.failed_runs:
         where = f" in epoch {f.epoch}" if f.epoch else ""
-        console.print(f"[red]{f.status}:[/] {f.arm} seed {f.seed}{where}: {f.reason}")
+        console.print(f"[red]{f.status}:[/] {escape(f'{f.arm} seed {f.seed}{where}: {f.reason}')}")
     recs: dict[tuple[str, str], list[str]] = {}
     for arm in summary.ranking:
         d = summary.arm(arm).diagnosis

@@ -88,12 +88,13 @@ def publish(
     }
     if tuning is not None:
         extra["tuning"] = {arm: r.summary() for arm, r in tuning.items()}
-    summary = summarize(spec, records, extra)
+    failed = store.failed()  # runs that raised: reported in every output, never averaged
+    summary = summarize(spec, {**failed, **records}, extra)
     if spec.save_models != "none":  # the best arm is known now: keep what save_models asks for
         from reglab.study.saved_models import finish_models
 
         stats.models = finish_models(spec, records, summary.ranking)
-    ep, fin = epochs_frame(spec, records), finals_frame(spec, records)
+    ep, fin = epochs_frame(spec, {**failed, **records}), finals_frame(spec, {**failed, **records})
     write_atomic(out / "runs.csv", ep.to_csv(index=False))
     write_atomic(out / "finals.csv", fin.to_csv(index=False))
     write_atomic(out / "summary.json", summary.to_json())

@@ -62,8 +62,15 @@ class StudyResults:
     stats: ProtocolStats = field(default_factory=lambda: _stats())
 
     def table(self) -> pd.DataFrame:
-        """One row per arm: rank, compare metric mean and CI, difference to baseline, diagnosis."""
+        """One row per arm: rank, compare metric mean and CI, difference to baseline, diagnosis,
+        and how many runs completed (``n``) and failed or diverged (``n_failed``)."""
         return self.summary.table()
+
+    @property
+    def failed(self) -> list[FailedRun]:
+        """The runs that failed with an exception (arm, seed, reason ``ExceptionType: message``);
+        they are in no statistic. Empty when every run completed or diverged."""
+        return [f for f in self.summary.failed_runs if f.status == RunStatus.FAILED.value]
 
 
 def _stats() -> ProtocolStats:
@@ -89,7 +96,7 @@ def epochs_frame(spec: StudySpec, records: Records) -> pd.DataFrame:
             rows.append({"arm": arm, "seed": seed, "status": o.status.value, **h})
         if o.status is not RunStatus.COMPLETED and not o.history:
             rows.append({"arm": arm, "seed": seed, "status": o.status.value, "epoch": o.diverged_epoch})
-    return pd.DataFrame(rows)
+    return _whole_numbers(pd.DataFrame(rows), ("epoch", "step"))
 
 
 def finals_frame(spec: StudySpec, records: Records) -> pd.DataFrame:
@@ -110,7 +117,18 @@ def finals_frame(spec: StudySpec, records: Records) -> pd.DataFrame:
                 **o.final,
             }
         )
-    return pd.DataFrame(rows)
+    return _whole_numbers(pd.DataFrame(rows), ("epochs_run",))
+
+
+def _whole_numbers(df: pd.DataFrame, columns: tuple[str, ...]) -> pd.DataFrame:
+    """Count columns with a gap (a run that failed before its first epoch) stay integers in the
+    CSV files (pandas' nullable ``Int64``) rather than turning into ``2.0``."""
+    for c in columns:
+        if c in df and df[c].isna().any():
+            values = df[c].dropna()
+            if len(values) and (values == values.round()).all():
+                df[c] = df[c].astype("Int64")
+    return df
 
 
 @dataclass
@@ -288,7 +306,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             "compare_metric": compare,
             "select_metric": spec.metric.select,
             "seeds": spec.seed_list,
-            "n_runs": len(records),
+            "n_runs": sum(1 for r in records.values() if r.status.done),
             "n_expected": n_seeds * len(spec.arms),
             "underpowered": n_seeds < MIN_SEEDS,
             "underpowered_note": note,

@@ -366,6 +366,25 @@ class RunStore:
                 out[key] = RunRecord(key[0], key[1], outcome, t.number, t.user_attrs.get(WORKER))
         return out
 
+    def failed(self) -> dict[tuple[str, int], RunRecord]:
+        """Runs that failed with an exception (status ``failed``) and have no finished record: the
+        latest failure per (arm, seed). They are reported, never averaged; a resumed study redoes them."""
+        import optuna
+
+        done = self.done()
+        out: dict[tuple[str, int], RunRecord] = {}
+        for t in self._trials():
+            if t.state != optuna.trial.TrialState.FAIL or t.user_attrs.get("status") != RunStatus.FAILED.value:
+                continue
+            if "arm" not in t.user_attrs:
+                continue
+            key = (str(t.user_attrs["arm"]), int(t.user_attrs["seed"]))
+            if key in done or (key in out and out[key].number > t.number):
+                continue
+            outcome = RunOutcome.model_validate(t.user_attrs)
+            out[key] = RunRecord(key[0], key[1], outcome, t.number, t.user_attrs.get(WORKER))
+        return out
+
     def record(self, arm: str, seed: int, outcome: RunOutcome, value: float | None) -> None:
         """Store one finished run as a trial (COMPLETE, or FAIL when it diverged). A run this store
         already recorded is not stored again (an executor reporting a result twice)."""
