@@ -128,7 +128,7 @@ class TrainConfig(_Frozen):
     epochs: int = Field(20, ge=1, le=100_000)
     batch_size: int = Field(64, ge=1, le=1_000_000)
     grad_clip: float | None = Field(None, gt=0.0, description="clip the global gradient norm")
-    seed: int = Field(0, ge=0, description="initialization, batch order and augmentation seed")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="initialization, batch order and augmentation seed")
     device: str = Field("auto", description="auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     eval_batch_size: int = Field(4096, ge=1)
     # -- task: loss and metrics (reglab.tasks) --

@@ -106,7 +106,8 @@ def test_summary_uses_the_study_thresholds_and_the_baseline_means() -> None:
         "fine": [(0.98, 0.97), (0.99, 0.98)],
     }
     records = {(a, s): _record(a, s, *v[s]) for a, v in accs.items() for s in (0, 1)}
-    doc = {"name": "diag", "arms": {a: {} for a in accs}, "seeds": 2}
+    # "heavy" is regularized: only an arm with a regularizer can be over-regularized
+    doc = {"name": "diag", "arms": {a: {"l2": 0.1} if a == "heavy" else {} for a in accs}, "seeds": 2}
     summary = summarize(parse_study(doc), records)
     labels = {a: summary.arm(a).diagnosis.label for a in accs}  # type: ignore[union-attr]
     assert labels == {
@@ -119,3 +120,15 @@ def test_summary_uses_the_study_thresholds_and_the_baseline_means() -> None:
     loose = parse_study({**doc, "diagnosis": {"high_variance_gap": 0.2, "over_reg_train_drop": 0.1}})
     labels = {a: v.diagnosis.label for a, v in summarize(loose, records).arms.items()}  # type: ignore[union-attr]
     assert labels == {"none": "good fit", "heavy": "good fit", "wild": "good fit", "fine": "good fit"}
+
+
+def test_an_arm_without_regularization_is_never_over_regularized() -> None:
+    """Issue 12, failure 9: the numbers of an over-regularized arm, for an arm with no regularizer
+    (a huge learning rate collapsed it): high bias, and no advice to lower a regularization it lacks."""
+    assert diagnose(0.10, 0.10, DEFAULT, 0.99, 0.95).label == "over-regularized"
+    d = diagnose(0.10, 0.10, DEFAULT, 0.99, 0.95, regularized=False)
+    assert d.label == "high bias"
+    assert "regularization strength" not in d.recommendation and "reduce regularization" not in d.recommendation
+    r2 = diagnose(0.10, 0.10, DEFAULT, 0.99, 0.95, metric="r2", regularized=False)
+    assert r2.label == "high bias" and "reduce regularization" not in r2.recommendation
+    assert diagnose(0.98, 0.97, DEFAULT, regularized=False).label == "good fit"

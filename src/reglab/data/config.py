@@ -61,7 +61,7 @@ class DataConfig(BaseModel):
     val_fraction: float = Field(0.15, gt=0.0, lt=1.0, description="share of train carved out for validation")
     test_fraction: float = Field(0.2, gt=0.0, lt=1.0, description="test share for datasets without one")
     n_train: int | None = Field(None, ge=10, description="use only this many training examples")
-    split_seed: int = Field(0, ge=0, description="seed of the train/validation(/test) split")
+    split_seed: int = Field(0, ge=0, le=2**31 - 1, description="seed of the train/validation(/test) split")
     cv_folds: int | None = Field(None, ge=2, le=50, description="K-fold CV: validation is fold cv_fold of K")
     cv_fold: int = Field(0, ge=0, description="which fold is the validation split (with cv_folds)")
     synthetic: SyntheticConfig = SyntheticConfig()

@@ -3,7 +3,8 @@
 Rules, in order (thresholds in :class:`reglab.study.spec.DiagnosisConfig`, accuracy units; for
 regression R² takes accuracy's place, so "training error" is the relative squared error 1 - R²):
 1. over-regularized: train accuracy more than ``over_reg_train_drop`` below the baseline's and
-   validation accuracy not more than ``over_reg_val_gain`` above it (not for the baseline itself);
+   validation accuracy not more than ``over_reg_val_gain`` above it (not for the baseline itself,
+   nor for an arm without regularization: it has none to lower);
 2. high bias: training error above ``high_bias_train_error`` (the model cannot fit the data);
 3. high variance: train - validation accuracy above ``high_variance_gap`` (it fits noise);
 4. otherwise good fit.
@@ -22,6 +23,11 @@ RECOMMENDATIONS: dict[str, str] = {
     "high variance": "regularize more: stronger L2 or dropout, data augmentation, or early stopping; more data",
     "good fit": "keep it; compare seeds' spread before adding more regularization",
 }
+# an arm without regularization has none to reduce: its poor fit is the optimization's or the model's
+UNREGULARIZED_HIGH_BIAS = (
+    "it has no regularization to reduce: check the optimization (a smaller learning rate if the loss "
+    "diverged or stalled, more epochs) or use a larger model"
+)
 
 
 class Diagnosis(BaseModel):
@@ -43,9 +49,28 @@ def diagnose(
     baseline_train_acc: float | None = None,
     baseline_val_acc: float | None = None,
     metric: str = "acc",
+    regularized: bool = True,
 ) -> Diagnosis:
-    """Label an arm from train and validation accuracy (``metric="r2"``: R², for regression)."""
-    t = thresholds
+    """Label an arm from train and validation accuracy (``metric="r2"``: R², for regression).
+    ``regularized=False``: the arm uses no regularizer, so it is never "over-regularized" and is
+    never told to reduce regularization."""
+    d = _diagnose(train_acc, val_acc, thresholds, baseline_train_acc, baseline_val_acc, metric, regularized)
+    if not regularized and d.label == "high bias":
+        return d.model_copy(update={"recommendation": UNREGULARIZED_HIGH_BIAS})
+    return d
+
+
+def _diagnose(
+    train_acc: float,
+    val_acc: float,
+    t: Any,
+    baseline_train_acc: float | None,
+    baseline_val_acc: float | None,
+    metric: str,
+    regularized: bool,
+) -> Diagnosis:
+    if not regularized:
+        baseline_train_acc = baseline_val_acc = None  # nothing to have over-done
     if metric == "r2":
         return _diagnose_r2(train_acc, val_acc, t, baseline_train_acc, baseline_val_acc)
     gap = train_acc - val_acc

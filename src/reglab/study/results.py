@@ -191,6 +191,17 @@ def _collect_runs(spec: StudySpec, records: Records) -> tuple[dict[str, _ArmRuns
     return arms, failed
 
 
+def _regularized(spec: StudySpec, arm: str) -> bool:
+    """Whether an arm uses a regularizer: one is on in its configuration or tuned in its space."""
+    from reglab.regularizers.registry import REGULARIZERS, build_regularizers
+
+    a = spec.arm(arm)
+    if build_regularizers(a.config):
+        return True
+    fields = {f for _, r in REGULARIZERS.items() for f in r.fields}
+    return any(k.rsplit(".", 1)[-1] in fields for k in a.space)
+
+
 def _mean(m: MetricStats) -> float:
     return math.nan if m.mean is None else m.mean
 
@@ -280,6 +291,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
                 None if is_base else base_means[f"train_{dm}"],
                 None if is_base else base_means[f"val_{dm}"],
                 metric=dm,
+                regularized=_regularized(spec, arm),
             )
         out_arms[arm] = ArmSummary(
             overrides=spec.arms[arm],

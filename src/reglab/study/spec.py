@@ -47,6 +47,7 @@ from reglab.errors import ConfigError
 from reglab.space import Dim
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
+MAX_SEED = 2**31 - 1  # every seed (+ its base) stays inside what numpy and torch accept
 
 
 class MetricConfig(BaseModel):
@@ -104,7 +105,7 @@ class SearchConfig(BaseModel):
     )
     pruner: str = Field("none", description="none, median, successive-halving, hyperband")
     cv: int | None = Field(None, ge=2, le=20, description="select by K-fold CV on the training split")
-    seed: int = Field(0, ge=0, description="sampler seed, and the data/init seed of tuning runs (+1000)")
+    seed: int = Field(0, ge=0, le=2**31 - 1, description="sampler seed, and the data/init seed of tuning runs (+1000)")
     startup_trials: int = Field(5, ge=0, description="trials before the median pruner starts")
     space: dict[str, Any] = Field(default_factory=dict, description="dimensions tuned in every arm")
 
@@ -209,8 +210,8 @@ class StudySpec(BaseModel):
             if not 1 <= v <= 10_000:
                 raise ValueError("seed count must be in 1..10000")
         else:
-            if not v or len(set(v)) != len(v) or any(s < 0 for s in v):
-                raise ValueError("seed list must be non-empty, distinct and >= 0")
+            if not v or len(set(v)) != len(v) or any(not 0 <= s <= MAX_SEED for s in v):
+                raise ValueError(f"seed list must be non-empty, distinct and in 0..{MAX_SEED}")
         return v
 
     @model_validator(mode="before")
