@@ -171,8 +171,18 @@ class LocalExecutor:
     def submit(self, task: Task) -> None:
         if self._pool is None:
             self._start()
-        self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
-        self._pending[self._pool.submit(_run_in_worker, task)] = task
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            fut = self._pool.submit(_run_in_worker, task)
+        except BrokenProcessPool as err:  # a worker died since the last poll: the next poll rebuilds the pool
+            fut = Future()
+            fut.set_exception(err)
+            self._attempts[task.key] = self._attempts.get(task.key, 0)  # never started: not an attempt
+        else:
+            self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
+        self._pending[fut] = task
 
     def stop(self, key: str) -> None:
         if self._stops is not None:
@@ -225,7 +235,7 @@ class LocalExecutor:
             if task.key in self._stops:  # asked to stop (pruned): nothing to redo
                 attempts = self._attempts.pop(task.key, 1)
                 finished.append((task, RunOutcome.failed(f"{DIED_REASON}; stopped", info={"attempts": attempts})))
-            elif self._attempts.get(task.key, 1) >= self.max_attempts:
+            elif self._attempts.get(task.key, 0) >= self.max_attempts:
                 attempts = self._attempts.pop(task.key, 1)
                 reason = f"{DIED_REASON}; started {attempts} times"
                 finished.append((task, RunOutcome.failed(reason, info={"attempts": attempts})))
