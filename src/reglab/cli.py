@@ -445,8 +445,6 @@ def worker(
 ) -> None:
     """Join a study in a shared storage: workers on any machines tune and train its runs (each run
     once) until none is left; then each writes the summary."""
-    import signal
-
     from rich.console import Console
 
     from reglab.study.console import print_summary
@@ -459,10 +457,6 @@ def worker(
     if jobs is not None and jobs < 1:
         _fail("--jobs: must be >= 1")
 
-    def _terminate(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt  # the runs this worker claimed are given back on the way out
-
-    signal.signal(signal.SIGTERM, _terminate)
     console = Console(highlight=False)
     results = work(spec, storage, jobs=jobs, stale_after=stale_after, say=lambda m: console.print(m, markup=False))
     print_summary(results.summary, console)
@@ -619,16 +613,64 @@ def report(
         print(path)
 
 
+def _kill_children() -> None:
+    """SIGKILL this process's children (found in /proc): a second Ctrl-C does not wait for them."""
+    import os
+    import signal
+    from pathlib import Path
+
+    me = os.getpid()
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError, IndexError):
+            continue
+
+
+def _catch_signals() -> None:
+    """SIGINT and SIGTERM raise :class:`Interrupted` once (the study stops its workers, gives its
+    claims back and says what is stored); a second one exits at once."""
+    import os
+    import signal
+    import threading
+
+    from reglab.errors import Interrupted
+
+    seen: list[int] = []
+
+    def handle(signum: int, frame: Any) -> None:
+        if seen:
+            os.write(2, b"interrupted again: exiting now\n")
+            _kill_children()
+            os._exit(128 + signum)
+        seen.append(signum)
+        raise Interrupted(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, handle)
+        signal.signal(signal.SIGTERM, handle)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: user errors become one line and exit code 2."""
+    """Console entry point: user errors become one line and exit code 2; SIGINT/SIGTERM one line
+    saying what is stored, and exit code 130/143."""
+    from reglab.errors import Interrupted
+
+    _catch_signals()
     try:
         app(args=argv, standalone_mode=True)
     except ReglabError as err:
         _print_error(str(err))
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    except (KeyboardInterrupt, Interrupted) as err:
+        signum = err.signum if isinstance(err, Interrupted) else 2
+        stored = err.stored if isinstance(err, Interrupted) else None
+        if stored:
+            print(f"interrupted: {stored}; run the same command to resume", file=sys.stderr)
+        else:
+            print("interrupted", file=sys.stderr)
+        sys.exit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -13,3 +13,16 @@ class ConfigError(ReglabError):
 
 class DataError(ReglabError):
     """A missing, corrupt or unverifiable data file; the message names the file and what to do."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM reached the driver (``reglab.cli`` raises it from its signal handler).
+
+    A BaseException, so that no ``except Exception`` swallows it, and not a KeyboardInterrupt, which
+    Click turns into "Aborted!". ``stored`` is filled on the way out by the study that was running:
+    what is kept, e.g. "3 of 12 runs stored in out/"."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.stored: str | None = None

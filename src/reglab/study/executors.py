@@ -13,6 +13,7 @@ deterministic benchmarks).
 
 from __future__ import annotations
 
+import contextlib
 import queue as queue_mod
 import threading
 from collections import deque
@@ -99,7 +100,11 @@ _state: _WorkerState | None = None  # set once per spawned pool process by its i
 
 def _init_worker(events: Any, stops: Any, threads: int) -> None:
     global _state
+    import signal
+
     import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the driver stops us
 
     from reglab.study.worker import DataCache
 
@@ -120,24 +125,42 @@ def _run_in_worker(task: Task) -> RunOutcome:
     return execute_task(task, report, state.cache)
 
 
-class LocalExecutor:
-    """Worker processes (spawned, so no state leaks from the driver), one torch thread each."""
+MAX_ATTEMPTS = 2  # a run whose worker process died is started at most this often
+DIED_REASON = "worker process died (killed, e.g. out of memory)"
 
-    def __init__(self, jobs: int, threads_per_worker: int = 1) -> None:
+
+class LocalExecutor:
+    """Worker processes (spawned, so no state leaks from the driver), one torch thread each.
+
+    A worker process that dies (killed, out of memory) breaks the pool: the pool is rebuilt and
+    the runs it held are started again, each at most ``max_attempts`` times in all; after that
+    the run finishes as failed with the reason. ``close`` with runs still going (the driver was
+    interrupted) does not wait for them: their processes are terminated."""
+
+    def __init__(self, jobs: int, threads_per_worker: int = 1, max_attempts: int = MAX_ATTEMPTS) -> None:
         self.slots = max(1, jobs)
         self.threads = threads_per_worker
+        self.max_attempts = max(1, max_attempts)
+        self.restarts = 0  # times the pool was rebuilt after a worker process died
         self._pool: Any = None
         self._manager: Any = None
+        self._stops: Any = None
+        self._events: Any = None
         self._pending: dict[Any, Task] = {}
+        self._attempts: dict[str, int] = {}
 
     def _start(self) -> None:
         import multiprocessing as mp
+        import signal
         from concurrent.futures import ProcessPoolExecutor
+        from multiprocessing.managers import SyncManager
 
         ctx = mp.get_context("spawn")
-        self._manager = ctx.Manager()
-        self._events = ctx.Queue()
-        self._stops = self._manager.dict()
+        if self._manager is None:
+            self._manager = SyncManager(ctx=ctx)
+            self._manager.start(signal.signal, (signal.SIGINT, signal.SIG_IGN))
+            self._stops = self._manager.dict()
+        self._events = ctx.Queue()  # new with every pool: a killed process may have held the old one's lock
         self._pool = ProcessPoolExecutor(
             max_workers=self.slots,
             mp_context=ctx,
@@ -148,39 +171,113 @@ class LocalExecutor:
     def submit(self, task: Task) -> None:
         if self._pool is None:
             self._start()
-        self._pending[self._pool.submit(_run_in_worker, task)] = task
+        from concurrent.futures import Future
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            fut = self._pool.submit(_run_in_worker, task)
+        except BrokenProcessPool as err:  # a worker died since the last poll: the next poll rebuilds the pool
+            fut = Future()
+            fut.set_exception(err)
+            self._attempts[task.key] = self._attempts.get(task.key, 0)  # never started: not an attempt
+        else:
+            self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
+        self._pending[fut] = task
 
     def stop(self, key: str) -> None:
         if self._stops is not None:
             self._stops[key] = True
 
-    def poll(self, timeout: float) -> tuple[Events, Finished]:
-        from concurrent.futures import FIRST_COMPLETED, wait
-
-        done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED) if self._pending else ((), ())
+    def _drain(self) -> Events:
         events = []
-        while True:
+        while self._events is not None:
             try:
                 events.append(self._events.get_nowait())
-            except (queue_mod.Empty, AttributeError):
+            except (queue_mod.Empty, OSError, ValueError):
                 break
-        finished = []
+        return events
+
+    def poll(self, timeout: float) -> tuple[Events, Finished]:
+        from concurrent.futures import FIRST_COMPLETED, wait
+        from concurrent.futures.process import BrokenProcessPool
+
+        done, _ = wait(self._pending, timeout=timeout, return_when=FIRST_COMPLETED) if self._pending else ((), ())
+        events = self._drain()
+        finished, lost = [], []
         for fut in done:
             task = self._pending.pop(fut)
             try:
                 outcome = fut.result()
-            except Exception as err:  # the worker process died (e.g. killed, out of memory)
+            except BrokenProcessPool:  # a worker process died: every run in the pool is lost
+                lost.append(task)
+                continue
+            except Exception as err:
                 outcome = RunOutcome.failed(f"worker died: {type(err).__name__}: {err}")
-            finished.append((task, outcome))
+            finished.append((task, self._finish(task, outcome)))
+        if lost:
+            finished += self._rebuild(lost)
         return events, finished
 
+    def _finish(self, task: Task, outcome: RunOutcome) -> RunOutcome:
+        attempts = self._attempts.pop(task.key, 1)
+        if attempts > 1:  # recorded with the run
+            outcome = outcome.model_copy(update={"info": {**outcome.info, "attempts": attempts}})
+        return outcome
+
+    def _rebuild(self, lost: list[Task]) -> Finished:
+        """A new pool for the runs of a broken one; those started too often fail."""
+        lost += self._pending.values()  # the broken pool's other futures fail too
+        self._pending.clear()
+        self._kill_pool()
+        self.restarts += 1
+        finished: Finished = []
+        for task in lost:
+            if task.key in self._stops:  # asked to stop (pruned): nothing to redo
+                attempts = self._attempts.pop(task.key, 1)
+                finished.append((task, RunOutcome.failed(f"{DIED_REASON}; stopped", info={"attempts": attempts})))
+            elif self._attempts.get(task.key, 0) >= self.max_attempts:
+                attempts = self._attempts.pop(task.key, 1)
+                reason = f"{DIED_REASON}; started {attempts} times"
+                finished.append((task, RunOutcome.failed(reason, info={"attempts": attempts})))
+            else:
+                self.submit(task)
+        return finished
+
+    def _kill_pool(self) -> None:
+        """Terminate the pool's processes at once (runs in them are lost) and drop the pool."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.terminate()
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.join(timeout=5)
+                if p.is_alive():
+                    p.kill()
+                    p.join(timeout=5)
+        pool.shutdown(wait=True, cancel_futures=True)
+        self._drain()
+        if self._events is not None:
+            self._events.close()
+            self._events = None
+
     def close(self) -> None:
+        """Shut down; runs still going (an interrupted driver) are not waited for."""
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+            if self._pending:
+                self._pending.clear()
+                self._kill_pool()
+            else:
+                self._pool.shutdown(wait=True, cancel_futures=True)
+                self._pool = None
+        self._attempts.clear()
         if self._manager is not None:
             self._manager.shutdown()
             self._manager = None
+            self._stops = None
 
 
 # -- in this process ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from reglab.errors import ConfigError, ReglabError
+from reglab.errors import ConfigError, Interrupted, ReglabError
 from reglab.study.coordination import (
     ArmSearch,
     LocalBudget,
@@ -137,10 +137,10 @@ def run_protocol(
     own = executor is None
     ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
     observer: Observer = Bars() if progress else Observer()
+    confirm, store = spec, None
     try:
         with observer:
             tuning = None
-            confirm = spec
             try:  # a bad storage URL or a changed study leaves nothing behind
                 db = open_storage(url)
                 if spec.search is not None:
@@ -153,6 +153,9 @@ def run_protocol(
                 raise
             write_resolved(confirm, url)
             stats = confirm_runs(confirm, store, ex, LocalLedger(), observer)
+    except Interrupted as err:
+        err.stored = _stored(confirm, store, out)
+        raise
     finally:
         if own:
             ex.close()
@@ -186,9 +189,9 @@ def work(
     ex = executor or LocalExecutor(jobs or spec.jobs or default_jobs())
     observer = Lines(say)
     say(f"worker {wid}: study {spec.name!r} in {mask_url(url)}, {ex.slots} parallel runs")
+    confirm, store = spec, None
     try:
         tuning = None
-        confirm = spec
         if spec.search is not None:
             budget = SharedBudget(db, spec.name + TUNE_INFIX, wid, stale_after, beat)
             tuning = tune(spec, url, ex, budget, observer, new=False, storage=db)
@@ -206,6 +209,9 @@ def work(
         return publish(confirm, store, url, wall_time=time.perf_counter() - t0, stats=stats, tuning=tuning, search=spec)
     except ReglabError:
         raise
+    except Interrupted as err:
+        err.stored = _stored(confirm, store, confirm.output_dir())
+        raise
     except Exception as err:
         if not _is_storage_error(err):
             raise
@@ -213,6 +219,17 @@ def work(
     finally:
         if own:
             ex.close()
+
+
+def _stored(spec: StudySpec, store: RunStore | None, out: Path) -> str:
+    """What an interrupted study keeps: "N of M runs stored in OUT" (finished tuning trials too)."""
+    total = len(spec.arms) * len(spec.seed_list)
+    n = 0
+    if store is not None:
+        with contextlib.suppress(Exception):
+            n = len(store.done())
+    note = "" if store is not None or spec.search is None else " (finished tuning trials are kept)"
+    return f"{n} of {total} runs stored in {out}{note}"
 
 
 def _open_store(spec: StudySpec, confirm: StudySpec, url: str, new: bool, storage: Any) -> RunStore:

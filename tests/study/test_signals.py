@@ -1,0 +1,188 @@
+"""A real ``reglab run`` (``python -m reglab.cli``, its own process group) survives the death of a
+worker process, and stops cleanly on SIGINT / SIGTERM: within seconds, one line saying what is
+stored, no traceback, no process left behind; the same command then resumes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+import yaml
+
+from reglab.study import load_study, run_protocol
+
+ARMS = {"none": {}, "dropout": {"dropout": 0.2}}
+SEEDS = 6
+
+
+def complete_runs(db: Path) -> int:
+    """COMPLETE trials in the study DB, read-only (0 while the DB or its tables do not exist)."""
+    if not db.exists():
+        return 0
+    try:
+        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.OperationalError:  # no tables yet, or the writer holds the lock
+        return 0
+
+
+def children(pid: int) -> list[int]:
+    """Live processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Running (not a zombie waiting for its reaper)."""
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+def has_torch(pid: int) -> bool:
+    """A pool worker process (it imported torch), not the manager or the resource tracker."""
+    try:
+        return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return False
+
+
+def wait_for(condition: Callable[[], bool], proc: subprocess.Popen[bytes], log: Path, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if proc.poll() is not None:
+            pytest.fail(f"reglab run ended too early:\n{log.read_text()}")
+        assert time.monotonic() < deadline, f"condition not met in time:\n{log.read_text()}"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def study(tmp_path: Path, tiny_study: Callable[..., dict[str, Any]]) -> Path:
+    # runs of about a second: all of digits, a 128-128 MLP, 4 epochs of batches of 16
+    doc = tiny_study(name="signals", arms=ARMS, seeds=SEEDS, output=str(tmp_path / "out"))
+    doc["data"] = {"name": "digits"}
+    doc["model"] = {"hidden": [128, 128]}
+    doc["train"] = {"epochs": 4, "batch_size": 16, "device": "cpu"}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def start(study: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("w") as sink:
+        return subprocess.Popen(
+            [sys.executable, "-m", "reglab.cli", "run", str(study), "--jobs", "2", "--no-progress"],
+            cwd=study.parent,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches it
+        )
+
+
+def stored_once(db: Path) -> Counter[tuple[str, int]]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    trials = optuna.load_study(study_name="signals/runs", storage=f"sqlite:///{db}").get_trials()
+    return Counter(
+        (t.user_attrs["arm"], t.user_attrs["seed"]) for t in trials if t.state == optuna.trial.TrialState.COMPLETE
+    )
+
+
+@pytest.mark.slow
+def test_a_killed_worker_process_is_replaced_and_the_study_finishes(study: Path, tmp_path: Path) -> None:
+    db, log = tmp_path / "out" / "study.db", tmp_path / "run.log"
+    proc = start(study, log)
+    try:
+        wait_for(lambda: complete_runs(db) >= 1 and sum(map(has_torch, children(proc.pid))) == 2, proc, log)
+        victim = next(p for p in children(proc.pid) if has_torch(p))
+        os.kill(victim, signal.SIGKILL)  # as the out-of-memory killer does
+        proc.wait(timeout=600)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    text = log.read_text()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "BrokenProcessPool" not in text
+    assert stored_once(db) == {(a, s): 1 for a in ARMS for s in range(SEEDS)}
+    assert (tmp_path / "out" / "runs.csv").exists() and (tmp_path / "out" / "summary.json").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "group"), [(signal.SIGINT, True), (signal.SIGTERM, False)])
+def test_a_signal_stops_the_study_cleanly_and_the_same_command_resumes(
+    study: Path, tmp_path: Path, sig: signal.Signals, group: bool, executor: Any
+) -> None:
+    db, log = tmp_path / "out" / "study.db", tmp_path / "run.log"
+    proc = start(study, log)
+    try:
+        wait_for(lambda: complete_runs(db) >= 1 and sum(map(has_torch, children(proc.pid))) == 2, proc, log)
+        kids = children(proc.pid)
+        (os.killpg if group else os.kill)(proc.pid, sig)  # Ctrl-C reaches the group; `kill` the driver only
+        t0 = time.monotonic()
+        proc.wait(timeout=60)
+        took = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    text = log.read_text()
+    assert took < 20, text
+    assert proc.returncode == 128 + sig, text
+    assert "Traceback" not in text, text
+    line = next(x for x in text.splitlines() if x.startswith("interrupted:"))
+    stored = complete_runs(db)
+    assert line == (
+        f"interrupted: {stored} of {len(ARMS) * SEEDS} runs stored in {tmp_path / 'out'}; "
+        "run the same command to resume"
+    )
+    deadline = time.monotonic() + 30  # no process of the driver's outlives it
+    while any(map(alive, kids)):
+        assert time.monotonic() < deadline, [k for k in kids if alive(k)]
+        time.sleep(0.2)
+
+    resumed = run_protocol(load_study(study), progress=False, executor=executor)
+    assert resumed.stats.skipped == stored and resumed.stats.new == len(ARMS) * SEEDS - stored
+    assert stored_once(db) == {(a, s): 1 for a in ARMS for s in range(SEEDS)}
+
+
+@pytest.mark.slow
+def test_a_second_ctrl_c_exits_at_once(study: Path, tmp_path: Path) -> None:
+    db, log = tmp_path / "out" / "study.db", tmp_path / "run.log"
+    proc = start(study, log)
+    try:
+        wait_for(lambda: complete_runs(db) >= 1 and sum(map(has_torch, children(proc.pid))) == 2, proc, log)
+        kids = children(proc.pid)
+        os.killpg(proc.pid, signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    assert proc.returncode == 130, log.read_text()
+    deadline = time.monotonic() + 30
+    while any(map(alive, kids)):
+        assert time.monotonic() < deadline, [k for k in kids if alive(k)]
+        time.sleep(0.2)
