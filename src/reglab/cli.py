@@ -474,8 +474,10 @@ def validate(study: Annotated[str, typer.Argument(help="study file (YAML)")]) ->
     from reglab.study.spec import load_study
 
     spec = load_study(study)
+    from reglab.data import check_source
     from reglab.study.own_model import check_outputs
 
+    check_source(spec.data)  # the user's data, loaded and split as `run` would (nothing is written)
     check_outputs(spec)  # the user's own model, run once on one batch
     n = len(spec.arms) * len(spec.seed_list)
     print(f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}")

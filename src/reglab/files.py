@@ -18,3 +18,20 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def unusable_folder(path: Path) -> str | None:
+    """Why ``path`` cannot be used (created, then written) as an output folder, or None if it can.
+    Leaves nothing behind: the check writes and removes one empty file in the nearest existing folder."""
+    probe = path
+    while not os.path.lexists(probe) and probe.parent != probe:  # the nearest existing ancestor
+        probe = probe.parent
+    if not probe.is_dir():
+        return "it is a file, not a folder" if probe == path else f"{probe} is a file, not a folder"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".reglab-probe-", dir=probe)
+    except OSError as err:
+        return f"cannot write in {probe} ({err.strerror or type(err).__name__})"
+    os.close(fd)
+    Path(tmp).unlink(missing_ok=True)
+    return None

@@ -329,3 +329,30 @@ def test_schema_is_json_with_arms(capsys: pytest.CaptureFixture[str]) -> None:
     assert {"name", "arms"} <= set(schema["required"])
     for section in ("data", "model", "train", "regularization", "seeds", "baseline", "diagnosis"):
         assert section in schema["properties"]
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        ("name: a\narms:\n  x: {}\nseeds: 3\nname: b\n", "name", (1, 5)),
+        ("name: a\narms:\n  x: {}\n  y: {l2: 0.1}\n  x: {dropout: 0.2}\n", "x", (3, 5)),
+        ("name: a\narms:\n  x: {l2: 0.1, l2: 0.2}\n", "l2", (3, 3)),
+    ],
+    ids=["top-level", "arm", "override"],
+)
+def test_a_key_given_twice_is_refused_with_both_lines(
+    write_yaml: Callable[..., Path], text: str, key: str, lines: tuple[int, int]
+) -> None:
+    p = write_yaml(text)
+    with pytest.raises(ConfigError) as e:
+        load_study(p)
+    assert str(e.value) == (
+        f"{p}:{lines[1]}: invalid YAML: key {key!r} appears twice (lines {lines[0]} and {lines[1]}); "
+        "remove or rename one"
+    )
+
+
+def test_yaml_merge_keys_may_be_overridden(write_yaml: Callable[..., Path]) -> None:
+    spec = load_study(write_yaml("name: a\narms:\n  x: &b {l2: 0.1, dropout: 0.2}\n  y: {<<: *b, l2: 0.3}\n"))
+    assert spec.arm("y").config.regularization.l2 == 0.3
+    assert spec.arm("y").config.regularization.dropout == 0.2

@@ -172,7 +172,7 @@ def is_user_data(cfg: DataConfig) -> bool:
 
 def check_source(cfg: DataConfig, task: str | None = None) -> None:
     """Refuse the user's data before a study stores anything (a run would refuse it anyway):
-    tables, arrays and loaders are read and checked; an image folder is indexed (its headers
+    tables, arrays and loaders are read, checked and split (sizes only); an image folder is indexed (its headers
     read, no pixels). Registered datasets are not loaded here (their files are checked by md5)."""
     if not is_user_data(cfg):
         return
@@ -181,9 +181,11 @@ def check_source(cfg: DataConfig, task: str | None = None) -> None:
 
         index_folder(cfg)
         return
-    from reglab.data.base import check_raw
+    from reglab.data.base import check_raw, check_splits
 
-    check_raw(load_raw(cfg), task)
+    raw = load_raw(cfg)
+    check_raw(raw, task)
+    check_splits(raw, cfg, cfg.name, task)  # as a run would split it: no split empty
 
 
 def load_data(cfg: DataConfig) -> DataSplits:

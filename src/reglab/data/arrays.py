@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reglab.data.base import RawData, check_raw
+from reglab.data.base import RawData, check_raw, check_splits
 from reglab.errors import DataError
 
 if TYPE_CHECKING:
@@ -239,5 +239,6 @@ def materialize(obj: Any, cfg: DataConfig, folder: Path, task: str | None = None
     ``task`` needs them): bad input is refused before anything is written."""
     raw = raw_from_python(obj)
     check_raw(raw, task)  # a study must not start on data that every run would refuse
+    check_splits(raw, cfg, "arrays", task)  # nor on splits too small for it
     path = save_npz(raw, folder)
     return cfg.model_validate({**cfg.model_dump(), "name": f"npz:{path}"})

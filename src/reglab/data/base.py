@@ -258,14 +258,45 @@ def split_indices(
     return idx[tr], idx[va], te
 
 
-def make_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = None) -> DataSplits:
-    """Split, encode and normalize ``raw`` (see the module docstring). The task is ``task``, else
-    ``data.task``, else the dataset's own, else inferred from the target (``data.targets``)."""
-    import torch
+def check_split_sizes(where: str, y_train: np.ndarray, y_val: np.ndarray, y_test: np.ndarray, task: str) -> None:
+    """Refuse splits that cannot support a study: an empty train, validation or test split, or
+    (classification) a class of the validation or test split that the train split never shows."""
+    sizes = f"{len(y_train)} train, {len(y_val)} validation and {len(y_test)} test examples"
+    if min(len(y_train), len(y_val), len(y_test)) == 0:
+        raise DataError(
+            f"{where}: the data splits into {sizes}; every split needs at least one example "
+            "(use more data, or change data.val_fraction / data.test_fraction / data.n_train)"
+        )
+    if task != "regression" and y_train.ndim == 1:
+        missing = np.setdiff1d(np.unique(np.concatenate([y_val, y_test])), np.unique(y_train))
+        if len(missing):
+            labels = ", ".join(str(c) for c in missing[:5].tolist()) + (", ..." if len(missing) > 5 else "")
+            raise DataError(
+                f"{where}: the data splits into {sizes}, and the train split has no example of class "
+                f"{labels} ({len(np.unique(y_train))} of {len(np.unique(y_train)) + len(missing)} classes); "
+                "use more data or a larger data.n_train"
+            )
 
-    from reglab.data.targets import resolve_task, strata, target_array
+
+def check_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = None) -> None:
+    """Refuse data a study cannot use: what :func:`check_raw` refuses, and splits (as
+    :func:`make_splits` makes them, sizes only) that :func:`check_split_sizes` refuses. Studies call
+    it before anything is stored; :func:`make_splits` itself stays permissive (single runs, tests)."""
+    from reglab.data.targets import resolve_task
 
     task = task or resolve_task(getattr(cfg, "task", "auto"), raw.task, raw.y_train, name)
+    _, y, _, tr, va, _, y_test, _ = _split(raw, cfg, name, task)
+    check_split_sizes(raw.source or name, y[tr], y[va], y_test, task)
+
+
+def _split(
+    raw: RawData, cfg: DataConfig, name: str, task: str
+) -> tuple[
+    np.ndarray, np.ndarray, np.ndarray | None, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray | None
+]:
+    """(x, y, text columns, train and validation indices into them, test x, y and text columns)."""
+    from reglab.data.targets import strata, target_array
+
     check_raw(raw, task)
     official = raw.x_test is not None and raw.y_test is not None
     te: np.ndarray | None
@@ -289,6 +320,18 @@ def make_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = Non
         x_test, y_test, cat_test = raw.x_test, target_array(raw.y_test, task, name), raw.cat_test
     else:
         x_test, y_test, cat_test = x[te], y[te], None if cat is None else cat[te]
+    return x, y, cat, tr, va, x_test, y_test, cat_test
+
+
+def make_splits(raw: RawData, cfg: DataConfig, name: str, task: str | None = None) -> DataSplits:
+    """Split, encode and normalize ``raw`` (see the module docstring). The task is ``task``, else
+    ``data.task``, else the dataset's own, else inferred from the target (``data.targets``)."""
+    import torch
+
+    from reglab.data.targets import resolve_task
+
+    task = task or resolve_task(getattr(cfg, "task", "auto"), raw.task, raw.y_train, name)
+    x, y, cat, tr, va, x_test, y_test, cat_test = _split(raw, cfg, name, task)
     x_tr, y_tr, x_va, y_va = x[tr], y[tr], x[va], y[va]
     if cat is not None:  # text columns: categories from the train split only
         assert cat_test is not None

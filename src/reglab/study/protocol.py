@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError, Interrupted, ReglabError
+from reglab.files import unusable_folder
 from reglab.study.coordination import (
     ArmSearch,
     LocalBudget,
@@ -115,6 +116,7 @@ def run_protocol(
 
     t0 = time.perf_counter()
     out = spec.output_dir()
+    check_folder(out)
     created = not out.exists()
     if model is not None:
         spec = with_model(spec, model)
@@ -179,6 +181,7 @@ def work(
     if stale_after <= 0:
         raise ConfigError("--stale-after: must be > 0 seconds")
     check_outputs(spec)
+    check_folder(spec.output_dir())
     t0 = time.perf_counter()
     db = open_storage(url)
     if not lock_supported(db):
@@ -230,6 +233,13 @@ def _stored(spec: StudySpec, store: RunStore | None, out: Path) -> str:
             n = len(store.done())
     note = "" if store is not None or spec.search is None else " (finished tuning trials are kept)"
     return f"{n} of {total} runs stored in {out}{note}"
+
+
+def check_folder(out: Path) -> None:
+    """Refuse an output folder that cannot be created or written, before anything is stored."""
+    reason = unusable_folder(out)
+    if reason is not None:
+        raise ConfigError(f"output folder {out}: {reason}; choose another with --output (or output: in the study file)")
 
 
 def _open_store(spec: StudySpec, confirm: StudySpec, url: str, new: bool, storage: Any) -> RunStore:
@@ -483,6 +493,7 @@ def tune_study(
     from reglab.study.outputs import write_tuning
 
     url = storage or spec.storage_url()
+    check_folder(spec.output_dir())
     spec.output_dir().mkdir(parents=True, exist_ok=True)
     own = executor is None
     ex = executor or LocalExecutor(jobs or spec.jobs or default_jobs())

@@ -535,8 +535,31 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> S
     return spec
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, yaml.Mark] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":  # << merges: explicit keys override them
+                    continue
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    seen = first.setdefault(key, key_node.start_mark)
+                except TypeError:  # an unhashable key: the base class reports it
+                    continue
+                if seen is not key_node.start_mark:
+                    raise yaml.constructor.ConstructorError(
+                        problem=f"key {key!r} appears twice (lines {seen.line + 1} and "
+                        f"{key_node.start_mark.line + 1}); remove or rename one",
+                        problem_mark=key_node.start_mark,
+                    )
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_study(path: str | Path) -> StudySpec:
-    """Read and validate a study file (``yaml.safe_load``); errors name the field and line."""
+    """Read and validate a study file (safe YAML, a key given twice refused); errors name the field and line."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -545,7 +568,7 @@ def load_study(path: str | Path) -> StudySpec:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read study file {p}: {err}") from None
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
