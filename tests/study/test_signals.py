@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -18,25 +17,12 @@ from typing import Any
 import optuna
 import pytest
 import yaml
+from studylib import complete_runs
 
 from reglab.study import load_study, run_protocol
 
 ARMS = {"none": {}, "dropout": {"dropout": 0.2}}
 SEEDS = 6
-
-
-def complete_runs(db: Path) -> int:
-    """COMPLETE trials in the study DB, read-only (0 while the DB or its tables do not exist)."""
-    if not db.exists():
-        return 0
-    try:
-        con = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
-        try:
-            return int(con.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0])
-        finally:
-            con.close()
-    except sqlite3.OperationalError:  # no tables yet, or the writer holds the lock
-        return 0
 
 
 def children(pid: int) -> list[int]:
