@@ -121,12 +121,13 @@ def test_adamw_applies_the_decay_once(effect_run: Callable[[dict[str, Any]], Any
 
 
 def test_weight_decay_hook_scales_penalized_params_with_every_optimizer() -> None:
-    """The hook is the only place decoupled decay happens (adamw included: its optimizer gets none)."""
+    """The hook is the only place decoupled decay happens (adamw included: its optimizer gets none);
+    the context does not even say which optimizer runs, so no optimizer can be special-cased."""
     w = nn.Parameter(torch.ones(3, 2))
     reg = DecoupledWeightDecay(0.5)
-    reg.before_step(nn.Linear(1, 1), 0.1, _ctx(torch.zeros(2, 2), penalized=[w], optimizer_name="sgd"))
+    reg.before_step(nn.Linear(1, 1), 0.1, _ctx(torch.zeros(2, 2), penalized=[w]))
     assert torch.allclose(w.detach(), torch.full((3, 2), 0.95))
-    reg.before_step(nn.Linear(1, 1), 0.1, _ctx(torch.zeros(2, 2), penalized=[w], optimizer_name="adamw"))
+    reg.before_step(nn.Linear(1, 1), 0.1, _ctx(torch.zeros(2, 2), penalized=[w]))
     assert torch.allclose(w.detach(), torch.full((3, 2), 0.95 * 0.95))
 
 

@@ -1,4 +1,4 @@
-"""Helpers shared by the study tests that watch a study from outside its process."""
+"""Helpers shared by the study tests: the CLI in-process, and a study watched from outside its process."""
 
 from __future__ import annotations
 
@@ -18,3 +18,14 @@ def complete_runs(db: Path) -> int:
             con.close()
     except sqlite3.OperationalError:  # no tables yet, or the writer holds the lock
         return 0
+
+
+def cli(argv: list[str]) -> int:
+    """Run the console entry point in-process and return its exit code."""
+    from reglab.cli import main
+
+    try:
+        main(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    return 0

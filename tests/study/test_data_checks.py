@@ -9,19 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from studylib import cli
 
 from reglab.errors import DataError
 from reglab.study.spec import parse_study
-
-
-def cli(argv: list[str]) -> int:
-    from reglab.cli import main
-
-    try:
-        main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 def _csv(

@@ -12,23 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from studylib import cli
 
 from reglab.errors import ConfigError
 from reglab.study.spec import StudySpec, load_study, parse_study
 
 REGLAB = str(Path(sys.executable).with_name("reglab"))
 VALID_DATASETS = ("digits", "synthetic", "mnist", "fashion-mnist", "kmnist", "cifar10")
-
-
-def cli(argv: list[str]) -> int:
-    """Run the console entry point in-process and return its exit code."""
-    from reglab.cli import main
-
-    try:
-        main(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    return 0
 
 
 # -- arms -----------------------------------------------------------------------------------------

@@ -70,7 +70,6 @@ class TrainContext:
     penalized: list[nn.Parameter]
     x_train: Tensor | None  # the training inputs when they are in memory (None: streamed)
     batch_size: int
-    optimizer_name: str = "sgd"
     epoch: int = 0
     best_epoch: int | None = None  # set by early stopping: the epoch whose weights are evaluated
     extras: dict[str, Any] = field(default_factory=dict)

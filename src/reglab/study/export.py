@@ -8,9 +8,6 @@ rebuilt from its configuration by the function the engine trains with (``load_mo
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -131,12 +128,9 @@ def _expected_config(root: Path, arm: str, seed: int) -> RunConfig | None:
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
+        write_atomic(dst, src.read_bytes())
     except OSError as err:
-        tmp.unlink(missing_ok=True)
         raise ReglabError(f"cannot write {dst}: {err}") from None
 
 

@@ -40,7 +40,7 @@ from reglab.study.saved_models import FinishedModels, model_path, models_dir
 from reglab.study.storage import STALE_AFTER, RunStore, lock_supported, open_storage
 from reglab.tuning.insight import ArmTuning, arm_insight
 from reglab.tuning.sampling import suggest
-from reglab.tuning.studies import TUNE_INFIX, open_arm_study
+from reglab.tuning.studies import TUNE_INFIX, counted, open_arm_study
 from reglab.urls import mask_url, scrub
 
 if TYPE_CHECKING:
@@ -66,7 +66,6 @@ class ProtocolStats:
     stale: int = 0  # left running by a killed session: redone
     replaced: int = 0  # outdated confirmation runs of other tuned values: discarded
     lost: int = 0  # trained here but taken over by another worker meanwhile
-    failed: list[str] = field(default_factory=list)
     models: FinishedModels | None = None  # saved models at the end (save_models: best | all)
 
 
@@ -341,7 +340,7 @@ def tune(
     budget.start(searches)
     select = spec.metric.select
     observer.tuning_started(
-        {a: (x.budget, sum(1 for t in x.study.get_trials(deepcopy=False) if _counts(t))) for a, x in searches.items()}
+        {a: (x.budget, sum(1 for t in x.study.get_trials(deepcopy=False) if counted(t))) for a, x in searches.items()}
     )
     running: dict[str, _Trial] = {}
 
@@ -435,12 +434,6 @@ def tune(
     for arm, result in results.items():
         observer.tuned(arm, result)
     return results
-
-
-def _counts(t: optuna.trial.FrozenTrial) -> bool:
-    from reglab.tuning.studies import counted
-
-    return counted(t)
 
 
 def tell(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, select: str, deadline: bool = False) -> None:
@@ -559,8 +552,6 @@ def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger,
                     stats.lost += 1
                 elif outcome.status.done:
                     stats.new += 1
-                else:
-                    stats.failed.append(f"{task.key}: {outcome.reason}")
                 observer.run_done(task.key, outcome, stored, select)
             if ledger.beat is not None:
                 for k, run in running.items():

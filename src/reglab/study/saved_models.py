@@ -19,15 +19,14 @@ other settings after re-tuning or ``--new``; with ``best``, every arm but the be
 from __future__ import annotations
 
 import json
-import os
 import re
-import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reglab.errors import ReglabError
+from reglab.files import write_atomic
 
 if TYPE_CHECKING:
     from torch import nn
@@ -87,20 +86,11 @@ def save_model(
         "final": json.dumps(final or {}),
         **(extra or {}),
     }
-    # a private name in the same folder (os.replace is atomic there), created with the usual permissions
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        blob = save(tensors, metadata=meta)  # bytes: written with the usual file permissions
-        with open(tmp, "xb") as f:
-            f.write(blob)
-        os.replace(tmp, path)
+        write_atomic(path, save(tensors, metadata=meta))
     except OSError as err:
-        Path(tmp).unlink(missing_ok=True)
         raise ReglabError(f"cannot save the model to {path}: {err}") from None
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 

@@ -38,7 +38,6 @@ if TYPE_CHECKING:
     import optuna
 
 RUNS_SUFFIX = "/runs"
-DONE_STATUSES = ("completed", "diverged")
 HEARTBEAT = "heartbeat"  # user attr of a claimed (RUNNING) trial: wall-clock seconds of the last sign of life
 WORKER = "worker"  # user attr: who claimed it (host-pid)
 STALE_AFTER = 120.0  # seconds without a heartbeat after which a claim is taken as abandoned

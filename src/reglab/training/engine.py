@@ -155,7 +155,6 @@ def _train(
         penalized=penalized,
         x_train=data.x_train if isinstance(data, DataSplits) else None,
         batch_size=tc.batch_size,
-        optimizer_name=tc.optimizer,
         train_inputs=feed.inputs,
     )
     for r in regs:
