@@ -664,7 +664,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, standalone_mode=True)
     except ReglabError as err:
         _print_error(str(err))
-        sys.exit(2)
+        sys.exit(getattr(err, "exit_code", 2))  # 4: another process is running the study
     except (KeyboardInterrupt, Interrupted) as err:
         signum = err.signum if isinstance(err, Interrupted) else 2
         stored = err.stored if isinstance(err, Interrupted) else None

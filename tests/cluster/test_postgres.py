@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -226,3 +228,50 @@ def test_storage_errors_never_show_the_password(postgres: Any, study_dir: Any, t
         assert res.returncode == 2, res.stdout[-2000:] + res.stderr[-2000:]
         assert "error:" in res.stderr and "***" in res.stderr
         assert secret not in res.stdout + res.stderr
+
+
+def test_the_study_lease_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    """One driver or many workers (advisory locks held by a connection); a killed holder releases it."""
+    from reglab.study.lease import StudyBusy, study_lease
+
+    def refusal(url: str, name: str, shared: bool = False) -> str:
+        try:
+            with study_lease(url, name, shared=shared):
+                return ""
+        except StudyBusy as err:
+            return str(err)
+
+    with study_lease(pg_url, "s"):
+        assert re.search("is already being run by another process", refusal(pg_url, "s"))
+        assert re.search("workers can join only", refusal(pg_url, "s", shared=True))
+        with study_lease(pg_url, "other"):
+            pass
+    with study_lease(pg_url, "s", shared=True), study_lease(pg_url, "s", shared=True):
+        assert re.search("is being worked on by `reglab worker` processes", refusal(pg_url, "s"))
+    holder = (
+        "import sys, time\nfrom reglab.study.lease import study_lease\n"
+        "with study_lease(sys.argv[1], 's'):\n    open(sys.argv[2], 'w').close()\n    time.sleep(600)\n"
+    )
+    ready = tmp_path / "ready"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    proc = subprocess.Popen([sys.executable, "-c", holder, pg_url, str(ready)], env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not ready.exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        assert refusal(pg_url, "s")
+        proc.kill()  # the server drops the lock with the connection
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with study_lease(pg_url, "s"):
+                break
+        except StudyBusy:
+            assert time.monotonic() < deadline, "the killed holder's lock was not released"
+            time.sleep(0.1)

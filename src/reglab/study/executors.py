@@ -92,31 +92,51 @@ class _WorkerState:
 
     events: Any
     stops: Any
+    where: Any  # task key -> pid of the process running it (tells whose process died)
     cache: DataCache
 
 
 _state: _WorkerState | None = None  # set once per spawned pool process by its initializer
 
 
-def _init_worker(events: Any, stops: Any, threads: int) -> None:
-    global _state
+def _exit_with_parent(every: float = 0.5) -> None:
+    """Exit this process within ``every`` seconds of its parent's death: a driver killed with
+    ``kill -9`` (or by the out-of-memory killer) leaves no orphan training on or holding memory."""
+    import os
     import signal
-
-    import torch
+    import time
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the driver stops us
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:  # re-parented once the parent is gone
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="reglab-exit-with-parent", daemon=True).start()
+
+
+def _init_worker(events: Any, stops: Any, where: Any, threads: int) -> None:
+    global _state
+    import torch
+
+    _exit_with_parent()
 
     from reglab.study.worker import DataCache
 
     torch.set_num_threads(threads)
-    _state = _WorkerState(events, stops, DataCache())
+    _state = _WorkerState(events, stops, where, DataCache())
 
 
 def _run_in_worker(task: Task) -> RunOutcome:
+    import os
+
     from reglab.study.worker import execute_task
 
     state = _state
     assert state is not None, "not a reglab worker process"
+    state.where[task.key] = os.getpid()
 
     def report(record: dict[str, float]) -> bool:
         state.events.put((task.key, record))
@@ -145,27 +165,28 @@ class LocalExecutor:
         self._pool: Any = None
         self._manager: Any = None
         self._stops: Any = None
+        self._where: Any = None
         self._events: Any = None
         self._pending: dict[Any, Task] = {}
         self._attempts: dict[str, int] = {}
 
     def _start(self) -> None:
         import multiprocessing as mp
-        import signal
         from concurrent.futures import ProcessPoolExecutor
         from multiprocessing.managers import SyncManager
 
         ctx = mp.get_context("spawn")
         if self._manager is None:
             self._manager = SyncManager(ctx=ctx)
-            self._manager.start(signal.signal, (signal.SIGINT, signal.SIG_IGN))
+            self._manager.start(_exit_with_parent)
             self._stops = self._manager.dict()
+            self._where = self._manager.dict()
         self._events = ctx.Queue()  # new with every pool: a killed process may have held the old one's lock
         self._pool = ProcessPoolExecutor(
             max_workers=self.slots,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self._events, self._stops, self.threads),
+            initargs=(self._events, self._stops, self._where, self.threads),
         )
 
     def submit(self, task: Task) -> None:
@@ -219,15 +240,19 @@ class LocalExecutor:
         return events, finished
 
     def _finish(self, task: Task, outcome: RunOutcome) -> RunOutcome:
+        with contextlib.suppress(Exception):
+            self._where.pop(task.key, None)
         attempts = self._attempts.pop(task.key, 1)
         if attempts > 1:  # recorded with the run
             outcome = outcome.model_copy(update={"info": {**outcome.info, "attempts": attempts}})
         return outcome
 
     def _rebuild(self, lost: list[Task]) -> Finished:
-        """A new pool for the runs of a broken one; those started too often fail."""
+        """A new pool for the runs of a broken one; those started too often fail. Only the runs of
+        the process that died count an attempt: the others lost theirs because the pool broke."""
         lost += self._pending.values()  # the broken pool's other futures fail too
         self._pending.clear()
+        culprits = self._died_running()
         self._kill_pool()
         self.restarts += 1
         finished: Finished = []
@@ -235,13 +260,26 @@ class LocalExecutor:
             if task.key in self._stops:  # asked to stop (pruned): nothing to redo
                 attempts = self._attempts.pop(task.key, 1)
                 finished.append((task, RunOutcome.failed(f"{DIED_REASON}; stopped", info={"attempts": attempts})))
-            elif self._attempts.get(task.key, 0) >= self.max_attempts:
+            elif self._attempts.get(task.key, 0) >= self.max_attempts and (not culprits or task.key in culprits):
                 attempts = self._attempts.pop(task.key, 1)
                 reason = f"{DIED_REASON}; started {attempts} times"
                 finished.append((task, RunOutcome.failed(reason, info={"attempts": attempts})))
             else:
+                if culprits and task.key not in culprits:  # a bystander: this start does not count
+                    self._attempts[task.key] = max(0, self._attempts.get(task.key, 0) - 1)
                 self.submit(task)
         return finished
+
+    def _died_running(self) -> set[str]:
+        """Keys of the runs whose process died by itself (killed, e.g. out of memory), told apart
+        from the processes the broken pool then terminates (SIGTERM). Empty when it cannot tell."""
+        import signal
+
+        procs = dict(getattr(self._pool, "_processes", None) or {})
+        dead = {pid for pid, p in procs.items() if p.exitcode is not None and p.exitcode != -signal.SIGTERM}
+        with contextlib.suppress(Exception):
+            return {key for key, pid in self._where.items() if pid in dead}
+        return set()
 
     def _kill_pool(self) -> None:
         """Terminate the pool's processes at once (runs in them are lost) and drop the pool."""
@@ -278,6 +316,7 @@ class LocalExecutor:
             self._manager.shutdown()
             self._manager = None
             self._stops = None
+            self._where = None
 
 
 # -- in this process ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from reglab.study.coordination import (
     SharedLedger,
 )
 from reglab.study.executors import Executor, LocalExecutor, Task, default_jobs
+from reglab.study.lease import study_lease
 from reglab.study.outcome import RunOutcome, RunStatus
 from reglab.study.own_model import check_outputs, with_model
 from reglab.study.progress import Bars, Lines, Observer, Say
@@ -109,58 +110,80 @@ def run_protocol(
     dataset; written once to ``<output>/data/<hash>.npz``, which the workers (processes or Ray
     nodes sharing the file system) read by its absolute path. Both are checked (the model once on
     one batch) before anything is stored."""
-    import shutil
-
     from reglab.study.outputs import publish, write_resolved
 
     t0 = time.perf_counter()
     out = spec.output_dir()
     check_folder(out)
-    created = not out.exists()
     if model is not None:
         spec = with_model(spec, model)
-    try:
-        if data is not None:  # checked before anything is written; the fingerprint follows the content
-            from reglab.data.arrays import materialize
-
-            spec = spec.model_copy(update={"data": materialize(data, spec.data, (out / "data").resolve())})
-        else:
-            from reglab.data import check_source
-
-            check_source(spec.data)
-        check_outputs(spec)  # the user's model, once on one batch
-    except ReglabError:
-        if created:  # nothing is left behind
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    created = _make_folder(out)  # what to remove if the input turns out bad
     url = storage or spec.storage_url()
-    out.mkdir(parents=True, exist_ok=True)
-    own = executor is None
-    ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
-    observer: Observer = Bars() if progress else Observer()
-    confirm, store = spec, None
-    try:
-        with observer:
-            tuning = None
-            try:  # a bad storage URL or a changed study leaves nothing behind
-                db = open_storage(url)
-                if spec.search is not None:
-                    tuning = tune(spec, url, ex, LocalBudget(), observer, new=new, storage=db)
-                    confirm = spec.with_tuned(best_params(spec, tuning))
-                store = _open_store(spec, confirm, url, new, db)
-            except ConfigError:
-                if created and tuning is None:
-                    shutil.rmtree(out, ignore_errors=True)
-                raise
-            write_resolved(confirm, url)
-            stats = confirm_runs(confirm, store, ex, LocalLedger(), observer)
-    except Interrupted as err:
-        err.stored = _stored(confirm, store, out)
-        raise
-    finally:
-        if own:
-            ex.close()
-    return publish(confirm, store, url, wall_time=time.perf_counter() - t0, stats=stats, tuning=tuning, search=spec)
+    with study_lease(url, spec.name):  # another driver or workers on it: refused before anything is written
+        try:
+            if data is not None:  # checked before anything is written; the fingerprint follows the content
+                from reglab.data.arrays import materialize
+
+                spec = spec.model_copy(update={"data": materialize(data, spec.data, (out / "data").resolve())})
+            else:
+                from reglab.data import check_source
+
+                check_source(spec.data)
+            check_outputs(spec)  # the user's model, once on one batch
+        except ReglabError:
+            _unmake_folder(created)  # nothing is left behind
+            raise
+        own = executor is None
+        ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
+        observer: Observer = Bars() if progress else Observer()
+        confirm, store = spec, None
+        try:
+            with observer:
+                tuning = None
+                try:  # a bad storage URL or a changed study leaves nothing behind
+                    db = open_storage(url)
+                    if spec.search is not None:
+                        tuning = tune(spec, url, ex, LocalBudget(), observer, new=new, storage=db)
+                        confirm = spec.with_tuned(best_params(spec, tuning))
+                    store = _open_store(spec, confirm, url, new, db)
+                except ConfigError:
+                    if tuning is None:
+                        _unmake_folder(created)
+                    raise
+                write_resolved(confirm, url)
+                stats = confirm_runs(confirm, store, ex, LocalLedger(), observer)
+        except Interrupted as err:
+            err.stored = _stored(confirm, store, out)
+            raise
+        finally:
+            if own:
+                ex.close()
+        return publish(confirm, store, url, wall_time=time.perf_counter() - t0, stats=stats, tuning=tuning, search=spec)
+
+
+def _make_folder(out: Path) -> list[Path]:
+    """Create the output folder and its missing parents one level at a time; return the folders
+    this process created, deepest first (of processes started at once, only the one that made a
+    folder may remove it: see :func:`_unmake_folder`)."""
+    mine = []
+    for p in reversed([p for p in (out, *out.parents) if not p.exists()]):
+        with contextlib.suppress(FileExistsError):
+            p.mkdir()
+            mine.append(p)
+    return mine[::-1]
+
+
+def _unmake_folder(created: list[Path]) -> None:
+    """Remove what bad input left in the folders this process created: the output folder with its
+    contents, its parents only while empty (another study may have started in one meanwhile)."""
+    import shutil
+
+    for i, p in enumerate(created):
+        if i == 0:
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                p.rmdir()
 
 
 def work(
@@ -175,13 +198,31 @@ def work(
 ) -> StudyResults:
     """Join the study in the shared storage ``url`` (``reglab worker``): tune (if it has a search)
     and train confirmation runs until none is left, then write the outputs."""
-    from reglab.study.outputs import publish, write_resolved
 
     if stale_after <= 0:
         raise ConfigError("--stale-after: must be > 0 seconds")
     check_outputs(spec)
     check_folder(spec.output_dir())
     t0 = time.perf_counter()
+    with study_lease(url, spec.name, shared=True):  # refused while a `reglab run` drives the study
+        return _work(
+            spec, url, jobs=jobs, stale_after=stale_after, heartbeat=heartbeat, executor=executor, say=say, t0=t0
+        )
+
+
+def _work(
+    spec: StudySpec,
+    url: str,
+    *,
+    jobs: int | None,
+    stale_after: float,
+    heartbeat: float | None,
+    executor: Executor | None,
+    say: Say,
+    t0: float,
+) -> StudyResults:
+    from reglab.study.outputs import publish, write_resolved
+
     db = open_storage(url)
     if not lock_supported(db):
         raise ConfigError(f"workers need a PostgreSQL, MySQL or SQLite storage to share a study, not {mask_url(url)}")
@@ -491,13 +532,14 @@ def tune_study(
     own = executor is None
     ex = executor or LocalExecutor(jobs or spec.jobs or default_jobs())
     observer: Observer = Bars() if progress else Observer()
-    try:
-        with observer:
-            results = tune(spec, url, ex, LocalBudget(), observer, new=new)
-    finally:
-        if own:
-            ex.close()
-    write_tuning(spec, url, results, spec.output_dir())
+    with study_lease(url, spec.name):
+        try:
+            with observer:
+                results = tune(spec, url, ex, LocalBudget(), observer, new=new)
+        finally:
+            if own:
+                ex.close()
+        write_tuning(spec, url, results, spec.output_dir())
     return results
 
 
