@@ -31,8 +31,8 @@ class GenerativeAugmentConfig(Settings):
     balance: Literal["uniform", "train"] = Field(
         "uniform", description="labels of generated examples: uniform over classes, or the training split's frequencies"
     )
-    vae_epochs: int = Field(30, ge=1, le=1000, description="epochs of VAE training at the start of the run")
-    latent: int = Field(16, ge=1, le=512, description="latent dimensions of the VAE")
+    vae_epochs: int = Field(100, ge=1, le=1000, description="epochs of VAE training at the start of the run")
+    latent: int = Field(2, ge=1, le=512, description="latent dimensions of the VAE (few: samples keep their class)")
     hidden: int = Field(256, ge=8, le=4096, description="units of each hidden layer of the VAE")
     vae_lr: float = Field(1e-3, gt=0.0, le=1.0, description="Adam learning rate of the VAE")
     vae_batch_size: int = Field(64, ge=1, le=65536, description="batch size of VAE training")

@@ -844,8 +844,8 @@ def augment_p(data: list[tuple[str, Curve]], colors: dict[str, str]) -> Figure:
     ax = axes[0, 0]
     for arm, c in data:
         col = colors[arm]
-        ax.fill_between(c.epochs, c.lo, c.hi, color=col, alpha=0.15, lw=0, step="post")
-        ax.step(c.epochs, c.mean, where="post", color=col, lw=1.8)
+        ax.fill_between(c.epochs, c.lo, c.hi, color=col, alpha=0.15, lw=0)
+        ax.plot(c.epochs, c.mean, color=col, lw=1.8, marker="o", ms=3)
     ax.set_ylim(-0.02, 1.02)
     ax.set_ylabel("augmentation p")
     ax.set_xlabel("epoch")
