@@ -67,12 +67,14 @@ class _RegularizationBase(_Frozen):
 
 
 if TYPE_CHECKING:  # the static view: the built-in regularizers' settings (the runtime class is generated)
+    from reglab.regularizers.adaptive_augment import AdaptiveAugmentSettings
     from reglab.regularizers.augment import AugmentSettings
     from reglab.regularizers.batch_norm import BatchNormSettings
     from reglab.regularizers.cutout import CutoutSettings
     from reglab.regularizers.dropout import DropoutSettings
     from reglab.regularizers.early_stopping import EarlyStoppingSettings
     from reglab.regularizers.elastic_net import ElasticNetSettings
+    from reglab.regularizers.generative_augment import GenerativeAugmentSettings
     from reglab.regularizers.input_noise import InputNoiseSettings
     from reglab.regularizers.l1 import L1Settings
     from reglab.regularizers.l2 import L2Settings
@@ -91,7 +93,9 @@ if TYPE_CHECKING:  # the static view: the built-in regularizers' settings (the r
         LabelSmoothingSettings,
         InputNoiseSettings,
         CutoutSettings,
+        AdaptiveAugmentSettings,
         AugmentSettings,
+        GenerativeAugmentSettings,
         MaxNormSettings,
         BatchNormSettings,
         DropoutSettings,

@@ -27,7 +27,9 @@ from reglab.regularizers import weight_decay as weight_decay
 from reglab.regularizers import dropout as dropout
 from reglab.regularizers import batch_norm as batch_norm
 from reglab.regularizers import max_norm as max_norm
+from reglab.regularizers import generative_augment as generative_augment
 from reglab.regularizers import augment as augment
+from reglab.regularizers import adaptive_augment as adaptive_augment
 from reglab.regularizers import cutout as cutout
 from reglab.regularizers import input_noise as input_noise
 from reglab.regularizers import label_smoothing as label_smoothing

@@ -74,6 +74,9 @@ class TrainContext:
     best_epoch: int | None = None  # set by early stopping: the epoch whose weights are evaluated
     extras: dict[str, Any] = field(default_factory=dict)
     train_inputs: Callable[[int], Iterable[Tensor]] | None = None  # the training inputs in batches, in order
+    y_train: Tensor | None = None  # the training labels when they are in memory (None: streamed)
+    # the training split with its labels in batches, in order (a generative model trains on it)
+    train_examples: Callable[[int], Iterable[tuple[Tensor, Tensor]]] | None = None
 
     def input_batches(self, batch_size: int) -> Iterable[Tensor]:
         """The training inputs in order, in batches (from memory or streamed)."""
@@ -82,6 +85,15 @@ class TrainContext:
         assert self.x_train is not None, "the engine gives x_train or train_inputs"
         x = self.x_train
         return (x[i : i + batch_size] for i in range(0, len(x), batch_size))
+
+    def example_batches(self, batch_size: int) -> Iterable[tuple[Tensor, Tensor]]:
+        """The training inputs and labels in order, in batches (from memory or streamed); never
+        the validation or test split."""
+        if self.train_examples is not None:
+            return self.train_examples(batch_size)
+        assert self.x_train is not None and self.y_train is not None, "the engine gives the training split"
+        x, y = self.x_train, self.y_train
+        return ((x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, len(x), batch_size))
 
 
 class Regularizer:

@@ -6,7 +6,7 @@ Penalties take the list of penalized parameters; in-place operations end in ``_`
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -107,3 +107,44 @@ def random_hflip(x: Tensor, gen: torch.Generator) -> Tensor:
     """Mirror half of the images left-right."""
     flip = (torch.rand(x.shape[0], generator=gen) < 0.5).to(x.device).view(-1, 1, 1, 1)
     return torch.where(flip, x.flip(3), x)
+
+
+def with_probability(x: Tensor, p: float, gen: torch.Generator, transform: Callable[[Tensor], Tensor]) -> Tensor:
+    """``transform`` applied to each example independently with probability ``p``, the others left
+    as they are (Karras et al. 2020: every augmentation is skipped or applied per image with the
+    one probability p that their controller adjusts). Only the chosen examples are transformed."""
+    chosen = torch.rand(x.shape[0], generator=gen) < p
+    if not bool(chosen.any()):
+        return x
+    idx = chosen.nonzero().squeeze(1).to(x.device)
+    out = x.clone()
+    out[idx] = transform(x[idx])
+    return out
+
+
+def ada_update(p: float, signal: float, target: float, step: float) -> float:
+    """One step of adaptive augmentation's controller (Karras et al. 2020): raise p by ``step``
+    when the over-fitting ``signal`` exceeds its ``target``, lower it otherwise, keep it in [0, 1]."""
+    direction = (signal > target) - (signal < target)
+    return min(1.0, max(0.0, p + direction * step))
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per example, summed over latent dimensions (Kingma &
+    Welling 2014, appendix B)."""
+    return -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)
+
+
+def calibrated_gaussian_nll(x: Tensor, x_hat: Tensor) -> Tensor:
+    """-log N(x; x_hat, sigma^2 I) per example (constant dropped), with sigma^2 the batch's mean
+    squared error (Rybkin et al. 2021's calibrated decoder): the inputs are standardized, not in
+    [0, 1], and a fixed sigma would have to be tuned against the KL term (too large: posterior
+    collapse, blurry class means; too small: no regularization of the latent space)."""
+    err = (x - x_hat).pow(2).flatten(1)
+    var = err.mean().detach().clamp_min(1e-6)
+    return 0.5 * err.sum(1) / var + 0.5 * err.shape[1] * torch.log(var)
+
+
+def cvae_loss(x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """The negative evidence lower bound of a conditional VAE, mean over the batch (Sohn et al. 2015)."""
+    return (calibrated_gaussian_nll(x, x_hat) + gaussian_kl(mu, logvar)).mean()

@@ -16,7 +16,13 @@ from reglab.files import write_atomic
 from reglab.report.data import load_output
 from reglab.report.format import is_fraction
 from reglab.report.render import render_html, render_markdown
-from reglab.report.results_sections import curves_section, distribution_section, gap_section, weights_section
+from reglab.report.results_sections import (
+    augmentation_section,
+    curves_section,
+    distribution_section,
+    gap_section,
+    weights_section,
+)
 from reglab.report.search_sections import path_section, tuning_section
 from reglab.report.verdict import failed_runs, reproducibility, verdict_section
 from reglab.report.view import ReportView
@@ -28,6 +34,7 @@ SECTION_TITLES = {
     "gap": "Generalization gap",
     "distribution": "Per-seed results",
     "weights": "Weights",
+    "augmentation": "Augmentation",
     "path": "Regularization path",
     "tuning": "Tuning",
     "failed": "Failed runs",
@@ -38,6 +45,7 @@ FIGURE_SECTIONS = {
     "gap": gap_section,
     "distribution": distribution_section,
     "weights": weights_section,
+    "augmentation": augmentation_section,
     "path": path_section,
     "tuning": tuning_section,
 }

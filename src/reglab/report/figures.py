@@ -830,3 +830,67 @@ def importance_bars(importance: dict[str, dict[str, float]], colors: dict[str, s
     for ax in axes[-1, :]:
         ax.set_xlabel("importance")
     return fig
+
+
+# -- augmentation -------------------------------------------------------------------------------
+
+
+def augment_p(data: list[tuple[str, Curve]], colors: dict[str, str]) -> Figure:
+    """The adaptive augmentation probability p per epoch: each arm's mean over seeds with its
+    min-max band (p is in [0, 1])."""
+    from matplotlib.lines import Line2D
+
+    fig, axes = _grid(7.0, 2.2, 1, 1, Margins(left=0.6, top=0.3, bottom=0.55 + 0.22 * math.ceil(len(data) / 4)))
+    ax = axes[0, 0]
+    for arm, c in data:
+        col = colors[arm]
+        ax.fill_between(c.epochs, c.lo, c.hi, color=col, alpha=0.15, lw=0)
+        ax.plot(c.epochs, c.mean, color=col, lw=1.8, marker="o", ms=3)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("augmentation p")
+    ax.set_xlabel("epoch")
+    _int_x(ax)
+    handles = [Line2D([], [], color=colors[a], lw=2, label=plain(a)) for a, _ in data]
+    _bottom_legend(fig, handles, min(len(handles), 4))
+    return fig
+
+
+@dataclass
+class SampleGrid:
+    arm: str
+    images: np.ndarray  # uint8 (classes, per class, C, H, W)
+    caption: str
+
+
+def _mosaic(images: np.ndarray) -> np.ndarray:
+    """One image of a (rows, cols, C, H, W) grid with a 1-pixel white gap: (H', W') or (H', W', 3)."""
+    rows, cols, ch, h, w = images.shape
+    out = np.full((rows * (h + 1) - 1, cols * (w + 1) - 1, ch), 255, dtype=np.uint8)
+    for i in range(rows):
+        for j in range(cols):
+            out[i * (h + 1) : i * (h + 1) + h, j * (w + 1) : j * (w + 1) + w] = images[i, j].transpose(1, 2, 0)
+    return out[..., 0] if ch == 1 else out[..., :3]
+
+
+def sample_grids(grids: list[SampleGrid], colors: dict[str, str]) -> Figure:
+    """Generated samples per arm: one row per class (the class index on the left)."""
+    n = len(grids)
+    cols = min(n, 3)
+    rows = math.ceil(n / cols)
+    fig, axes = _grid(min(FULL_WIDTH, 0.5 + 3.4 * cols), 3.0, rows, cols, Margins(left=0.4, top=0.35, bottom=0.45))
+    for ax, g in zip(axes.flat, grids, strict=False):
+        img = _mosaic(g.images)
+        ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
+        h = g.images.shape[3] + 1
+        ax.set_yticks(
+            [i * h + (h - 1) / 2 for i in range(g.images.shape[0])], [str(i) for i in range(g.images.shape[0])]
+        )
+        ax.set_xticks([])
+        ax.grid(False)
+        for s in ax.spines.values():
+            s.set_visible(False)
+        ax.set_title(plain(g.arm), color=colors[g.arm])
+        ax.set_xlabel(plain(g.caption), fontsize=7.5, color=MUTED)
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    return fig

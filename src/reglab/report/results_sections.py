@@ -227,3 +227,67 @@ def weights_section(v: ReportView) -> dict[str, Any] | None:
     if not tabs and bars is None and not table:
         return None
     return {"tabs": tabs, "bars": bars, "table": table}
+
+
+P_KEY = "adaptive_augment_p"
+
+
+def augment_p_data(v: ReportView) -> list[tuple[str, F.Curve]]:
+    """Per arm with adaptive augmentation: p per epoch (runs.csv), mean and min-max over seeds."""
+    import pandas as pd
+
+    runs = v.completed(v.so.runs)
+    if runs is None or P_KEY not in runs.columns or "epoch" not in runs.columns:
+        return []
+    out = []
+    for arm in v.order:
+        df = runs[runs["arm"] == arm]
+        p = pd.to_numeric(df[P_KEY], errors="coerce")
+        ep = pd.to_numeric(df["epoch"], errors="coerce")
+        ok = p.notna() & ep.notna()
+        if not ok.any():
+            continue
+        agg = p[ok].groupby(ep[ok]).agg(["mean", "min", "max"])
+        out.append(
+            (
+                arm,
+                F.Curve(
+                    agg.index.to_numpy(float),
+                    agg["mean"].to_numpy(float),
+                    agg["min"].to_numpy(float),
+                    agg["max"].to_numpy(float),
+                ),
+            )
+        )
+    return out
+
+
+def sample_grid_data(v: ReportView) -> tuple[list[F.SampleGrid], list[dict[str, Any]]]:
+    """Per arm with generative augmentation: its sample grid (image data) and the VAE's cost."""
+    import base64
+
+    grids, table = [], []
+    for arm, a in v.arms():
+        g = a.generated
+        if g is None:
+            continue
+        caption = f"VAE: {g.vae_epochs:g} epochs, {g.vae_seconds:.2f} s (mean of {g.n_runs} run{'s' * (g.n_runs != 1)})"
+        table.append({"arm": arm, "color": v.colors[arm], "caption": caption, "seed": g.seed})
+        if g.b64 is not None and g.shape is not None and len(g.shape) == 5:
+            images = np.frombuffer(base64.b64decode(g.b64), dtype=np.uint8).reshape(g.shape)
+            grids.append(F.SampleGrid(arm, images, f"seed {g.seed} · {caption}"))
+    return grids, table
+
+
+def augmentation_section(v: ReportView) -> dict[str, Any] | None:
+    p_data = augment_p_data(v)
+    p_fig = None
+    if p_data:
+        p_fig = v.fig("augment_p", lambda: F.augment_p(p_data, v.colors), "Adaptive augmentation: p per epoch")
+    grids, table = sample_grid_data(v)
+    s_fig = None
+    if grids:
+        s_fig = v.fig("vae_samples", lambda: F.sample_grids(grids, v.colors), "Generated samples per class")
+    if p_fig is None and s_fig is None and not table:
+        return None
+    return {"p_figure": p_fig, "samples_figure": s_fig, "vae": table}

@@ -131,9 +131,23 @@ class WeightHistogram(_Frozen):
     log10_abs: list[float]
 
 
+class GeneratedSamples(_Frozen):
+    """An arm's generative augmentation (``generative_augment``): the VAE's training cost averaged
+    over the arm's completed seeds, and the sample grid of its first seed with one (image data):
+    uint8 images ``(classes, per class, C, H, W)`` as base64 bytes."""
+
+    n_runs: int
+    vae_epochs: float
+    vae_seconds: float
+    seed: int | None = None
+    shape: list[int] | None = None
+    b64: str | None = None
+
+
 class ArmSummary(_Frozen):
     """One arm: its overrides, run counts, statistics per metric, seed-ensemble accuracy (the
-    averaged test probabilities of its seeds), comparison, diagnosis, weights and rank (1 = best)."""
+    averaged test probabilities of its seeds), comparison, diagnosis, weights and rank (1 = best);
+    ``generated`` only for an arm with generative augmentation."""
 
     overrides: dict[str, Any]
     n_completed: int
@@ -144,6 +158,15 @@ class ArmSummary(_Frozen):
     diagnosis: Diagnosis | None
     weight_histogram: WeightHistogram | None
     rank: int
+    generated: GeneratedSamples | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_generated(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Arms without generative augmentation have no ``generated`` key (as before it existed)."""
+        out: dict[str, Any] = handler(self)
+        if self.generated is None:
+            out.pop("generated", None)
+        return out
 
     def metric(self, name: str) -> MetricStats:
         """The statistics of ``name`` (empty ones for a metric the runs did not report)."""

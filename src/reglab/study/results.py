@@ -19,6 +19,7 @@ from reglab.stats.summary import (
     ArmSummary,
     Comparison,
     FailedRun,
+    GeneratedSamples,
     MetricStats,
     StudySummary,
     WeightHistogram,
@@ -168,6 +169,23 @@ def _sum_histograms(outcomes: list[RunOutcome]) -> WeightHistogram | None:
     )
 
 
+def _generated(outcomes: Mapping[int, RunOutcome]) -> GeneratedSamples | None:
+    """The arm's VAE cost (mean over seeds) and the first seed's sample grid, when its runs
+    trained one (``generative_augment``'s run facts)."""
+    runs = {s: o.info for s, o in sorted(outcomes.items()) if "generative_vae_seconds" in o.info}
+    if not runs:
+        return None
+    grid = next(((s, i["generative_samples"]) for s, i in runs.items() if "generative_samples" in i), None)
+    return GeneratedSamples(
+        n_runs=len(runs),
+        vae_epochs=float(np.mean([i["generative_vae_epochs"] for i in runs.values()])),
+        vae_seconds=float(np.mean([i["generative_vae_seconds"] for i in runs.values()])),
+        seed=None if grid is None else grid[0],
+        shape=None if grid is None else list(grid[1]["shape"]),
+        b64=None if grid is None else grid[1]["b64"],
+    )
+
+
 def _collect_runs(spec: StudySpec, records: Records) -> tuple[dict[str, _ArmRuns], list[FailedRun]]:
     arms: dict[str, _ArmRuns] = {}
     failed: list[FailedRun] = []
@@ -303,6 +321,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             diagnosis=diag,
             weight_histogram=_sum_histograms(list(runs.outcomes.values())),
             rank=ranking.index(arm) + 1,
+            generated=_generated(runs.outcomes),
         )
     n_seeds = len(spec.seed_list)
     note = None

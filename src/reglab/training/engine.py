@@ -156,6 +156,8 @@ def _train(
         x_train=data.x_train if isinstance(data, DataSplits) else None,
         batch_size=tc.batch_size,
         train_inputs=feed.inputs,
+        y_train=data.y_train if isinstance(data, DataSplits) else None,
+        train_examples=lambda size: feed.split("train", size),
     )
     for r in regs:
         r.setup(model, ctx)
@@ -183,9 +185,9 @@ def _train(
         stats = EpochStats()
         steps = 0
         for xb, yb in feed.train(bs, gen):
-            size = len(yb)
             for r in transforms:
                 xb, yb = r.transform_batch(xb, yb, ctx)
+            size = len(yb)  # generated examples mixed into the batch count as trained on
             logits = model(xb)
             loss = objective.loss(logits, yb)
             total = loss
@@ -210,7 +212,8 @@ def _train(
             steps += 1
         stats.flush()
 
-        train_loss = float(stats.loss_sum) / n
+        seen = stats.n  # n, or more when a regularizer adds examples to its batches
+        train_loss = float(stats.loss_sum) / seen
         if not math.isfinite(train_loss) or not math.isfinite(float(pen_sum)):
             status, diverged_epoch = "diverged", epoch + 1
             reason = f"non-finite training loss ({train_loss}) in epoch {epoch + 1}"
@@ -225,7 +228,7 @@ def _train(
         record: dict[str, float] = {
             "epoch": epoch + 1,
             "train_loss": train_loss,
-            **({"train_acc": stats.correct / n} if objective.has_accuracy else {}),
+            **({"train_acc": stats.correct / seen} if objective.has_accuracy else {}),
             "val_loss": val_loss,
             **({"val_acc": val_acc} if objective.has_accuracy else {}),
             **(

@@ -96,11 +96,13 @@ class EpochStats:
         self._hits: list[Tensor] = []
         self._norms: list[Tensor] = []
         self.loss_sum, self.correct, self.norm_sum, self.n_norms = 0.0, 0, 0.0, 0
+        self.n = 0  # examples trained on
 
     def add(self, loss: Tensor, size: int, hits: Tensor) -> None:
         self._losses.append(loss)
         self._sizes.append(size)
         self._hits.append(hits)
+        self.n += size
         if len(self._losses) >= self.CHUNK:
             self.flush()
 
