@@ -3,12 +3,33 @@
 >>> from reglab.study import load_study, run_protocol
 >>> results = run_protocol(load_study("examples/mnist_mlp_l2_dropout.yaml"), jobs=2)
 >>> results.table()            # pandas DataFrame, one row per arm
+
+The names load on first use, so a worker process importing :mod:`reglab.study.worker` does not pay
+for the driver's Optuna, SciPy and report modules.
 """
 
 from __future__ import annotations
 
-from reglab.study.protocol import run_protocol
-from reglab.study.results import StudyResults
-from reglab.study.spec import StudySpec, load_study, parse_study
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reglab.study.protocol import run_protocol
+    from reglab.study.results import StudyResults
+    from reglab.study.spec import StudySpec, load_study, parse_study
 
 __all__ = ["StudyResults", "StudySpec", "load_study", "parse_study", "run_protocol"]
+
+_WHERE = {
+    "run_protocol": "reglab.study.protocol",
+    "StudyResults": "reglab.study.results",
+    "StudySpec": "reglab.study.spec",
+    "load_study": "reglab.study.spec",
+    "parse_study": "reglab.study.spec",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'reglab.study' has no attribute {name!r}")
+    return getattr(importlib.import_module(_WHERE[name]), name)
