@@ -17,10 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     create_model,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -64,6 +66,21 @@ class _RegularizationBase(_Frozen):
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_new_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Settings of regularizers registered with ``dump_defaults=False`` are left out while at
+        their defaults, so configs (and study fingerprints) without them dump as before them."""
+        from reglab.regularizers import REGULARIZERS
+
+        out: dict[str, Any] = handler(self)
+        fields = type(self).model_fields
+        for _, spec in REGULARIZERS.items():
+            if not spec.dump_defaults:
+                for name in spec.fields:
+                    if name in out and getattr(self, name) == fields[name].get_default(call_default_factory=True):
+                        del out[name]
+        return out
 
 
 if TYPE_CHECKING:  # the static view: the built-in regularizers' settings (the runtime class is generated)

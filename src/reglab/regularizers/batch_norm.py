@@ -22,6 +22,8 @@ class BatchNorm(Regularizer):
     (Ioffe & Szegedy 2015)."""
 
     name = "batch_norm"
+    sites = ("pre_activation",)
+    needs = "this network has no layers to normalize (arch mlp and cnn have)"
 
     def modules(self, site: Site) -> list[nn.Module]:
         from torch import nn
