@@ -50,8 +50,9 @@ class DropConnect(Regularizer):
         from reglab.regularizers.layers import DropConnectWeight
 
         for layer in connection_layers(model):
-            # unsafe: skips a trial call (a random draw) that only checks the shape, which a mask keeps
-            parametrize.register_parametrization(layer, "weight", DropConnectWeight(self.p), unsafe=True)
+            if not parametrize.is_parametrized(layer):  # a layer parametrized otherwise is left alone
+                # unsafe: skips a trial call (a random draw) that only checks the shape, which a mask keeps
+                parametrize.register_parametrization(layer, "weight", DropConnectWeight(self.p), unsafe=True)
 
     def on_train_end(self, model: nn.Module, ctx: TrainContext) -> nn.Module:
         strip_dropconnect(model)
@@ -60,17 +61,22 @@ class DropConnect(Regularizer):
 
 def strip_dropconnect(model: nn.Module) -> None:
     """Take the DropConnect parametrizations off every layer of ``model`` (an ensemble's members
-    and an SWA average included), keeping the trained weights themselves."""
+    and an SWA average included), keeping the trained weights themselves. By hand rather than with
+    ``parametrize.remove_parametrizations``, which edits the layer class that ``parametrize``
+    created - a class that deep copies (SWA's average, snapshot members) share with the original."""
     from torch.nn.utils import parametrize
 
     from reglab.regularizers.layers import DropConnectWeight
 
-    for m in model.modules():
-        if parametrize.is_parametrized(m, "weight") and any(
-            isinstance(p, DropConnectWeight)
-            for p in m.parametrizations["weight"]  # type: ignore[index]
-        ):
-            parametrize.remove_parametrizations(m, "weight", leave_parametrized=False)
+    for m in list(model.modules()):
+        if not parametrize.is_parametrized(m, "weight"):
+            continue
+        chain: parametrize.ParametrizationList = m.parametrizations["weight"]  # type: ignore[index,assignment]
+        if len(chain) == 1 and isinstance(chain[0], DropConnectWeight):
+            original = chain.original
+            m.__class__ = type(m).__bases__[0]  # the layer's own class again
+            del m._modules["parametrizations"]
+            m.weight = original  # registered as a parameter again
 
 
 register(
