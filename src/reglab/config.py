@@ -214,6 +214,21 @@ class RunConfig(_Frozen):
             )
         return self
 
+    @model_validator(mode="after")
+    def _sites_exist(self) -> RunConfig:
+        """A structural regularizer that acts only at points this built-in network lacks (stochastic
+        depth without residual blocks, variational dropout without an LSTM) is refused here."""
+        from reglab.models import offered_sites
+        from reglab.regularizers import build_regularizers
+
+        offered = offered_sites(self.model)
+        if offered is None:
+            return self
+        for r in build_regularizers(self):
+            if r.sites and not set(r.sites) & offered:
+                raise ValueError(f"regularization.{r.name}: {r.needs} (model.arch is {self.model.arch})")
+        return self
+
     def override(self, overrides: dict[str, Any], where: str = "") -> RunConfig:
         """Return a copy with ``overrides`` (flat field names or nested sections) merged in."""
         merged = merge_overrides(self.model_dump(), overrides, where)

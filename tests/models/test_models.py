@@ -183,3 +183,24 @@ def test_new_model_fields_dump_only_when_set() -> None:
         RunConfig().override({"lstm_layers": 0})
     with pytest.raises(ConfigError, match="residual belongs to the built-in models"):
         RunConfig().override({"model": {"class_path": "m:N", "residual": True}})
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"arch": "mlp"},
+        {"arch": "cnn"},
+        {"arch": "mlp", "residual": True},
+        {"arch": "cnn", "residual": True},
+        {"arch": "lstm", "lstm_layers": 2},
+    ],
+)
+def test_offered_sites_are_the_sites_the_builders_ask_for(model: dict[str, object]) -> None:
+    """What the config checks regularizers against (without building) is what the builder offers."""
+    from reglab.models import MODELS, offered_sites
+    from reglab.models.hooks import LayerHooks
+
+    cfg = ModelConfig.model_validate({**model, "hidden": (8, 8), "channels": (4, 4), "lstm_hidden": 4})
+    hooks = LayerHooks()
+    MODELS.create(cfg.arch, cfg, (1, 8, 8), 10, hooks)
+    assert offered_sites(cfg) == hooks.asked

@@ -21,7 +21,7 @@ from reglab.data.base import DataSplits
 from reglab.errors import ConfigError
 from reglab.models import build_model
 from reglab.models.lstm import LSTMLayer, lstm_steps
-from reglab.regularizers import Regularizer, TrainContext, build_regularizers
+from reglab.regularizers import REGULARIZERS, Regularizer, TrainContext, build_regularizers
 from reglab.regularizers import functional as Fn
 from reglab.regularizers.dropconnect import DropConnect, connection_layers
 from reglab.regularizers.layers import DropConnectWeight, DropPath
@@ -31,7 +31,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _hooks(**reg: Any) -> list[Regularizer]:
-    return build_regularizers(RunConfig().override(reg))
+    """The regularizers of these settings, from the regularization section alone (a run config
+    would refuse those that do not fit its model before a builder could)."""
+    section = type(RunConfig().regularization).model_validate(reg)
+    return [r for _, spec in REGULARIZERS.items() if (r := spec.from_section(section)) is not None]
 
 
 def _binomial_tol(p: float, n: int) -> float:
@@ -303,22 +306,36 @@ def test_dropout_sits_between_lstm_layers_and_before_the_classifier() -> None:
     assert all(m.state is None and m.weight is None for m in fused)  # dropout alone keeps the fused LSTM
 
 
-@pytest.mark.parametrize(
-    ("reg", "message"),
-    [
-        ({"variational_dropout": 0.3}, r"variational_dropout: acts on recurrent layers: set model\.arch: lstm"),
-        ({"weight_drop": 0.3}, r"weight_drop: acts on recurrent layers"),
-        ({"stochastic_depth": 0.3}, r"stochastic_depth: needs residual blocks: set model\.residual: true"),
-    ],
-)
-def test_regularizers_for_other_networks_are_refused(reg: dict[str, Any], message: str) -> None:
+REFUSED = [
+    (
+        {"arch": "mlp", "variational_dropout": 0.3},
+        r"variational_dropout: acts on recurrent layers: set model\.arch: lstm",
+    ),
+    ({"arch": "cnn", "weight_drop": 0.3}, r"weight_drop: acts on recurrent layers: set model\.arch: lstm"),
+    ({"arch": "mlp", "stochastic_depth": 0.3}, r"stochastic_depth: needs residual blocks: set model\.residual: true"),
+    ({"arch": "lstm", "stochastic_depth": 0.3}, r"stochastic_depth: needs residual blocks"),
+    ({"arch": "lstm", "batch_norm": True}, r"batch_norm: needs layers to normalize: arch mlp or cnn"),
+]
+
+
+@pytest.mark.parametrize(("settings", "message"), REFUSED)
+def test_regularizers_for_other_networks_are_refused_when_the_config_is_read(
+    settings: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"regularization\\.{message}") as err:
+        RunConfig().override(settings)
+    assert f"(model.arch is {settings['arch']})" in str(err.value)
+
+
+@pytest.mark.parametrize(("settings", "message"), REFUSED)
+def test_and_by_the_builders_of_the_built_in_models(settings: dict[str, Any], message: str) -> None:
+    """The safety net for networks whose sites the config cannot know: the build itself refuses."""
+    model = ModelConfig(arch=settings.pop("arch"), lstm_hidden=4)
     with pytest.raises(ConfigError, match=message):
-        build_model(ModelConfig(arch="mlp"), (1, 8, 8), 10, _hooks(**reg))
+        build_model(model, (1, 8, 8), 10, _hooks(**settings))
 
 
-def test_batch_norm_and_residual_are_refused_for_the_lstm() -> None:
-    with pytest.raises(ConfigError, match="batch_norm: this network has no layers to normalize"):
-        _lstm(batch_norm=True)
+def test_residual_is_refused_for_the_lstm() -> None:
     with pytest.raises(ConfigError, match=r"model: residual: residual blocks exist for arch mlp and cnn"):
         RunConfig().override({"arch": "lstm", "residual": True})
 
@@ -375,3 +392,22 @@ def test_training_results_are_as_before_the_new_options(
     result = fit(tiny_cfg.override(overrides), load(n_train=150))
     assert result.history[-1]["train_loss"] == train_loss
     assert result.final["test_loss"] == test_loss
+
+
+def test_the_example_studies_use_the_new_networks_and_regularizers() -> None:
+    from reglab.study import load_study
+
+    lstm = load_study(ROOT / "examples" / "lstm-mnist-dropout.yaml")
+    assert {a.name: a.config.model.arch for a in lstm.arm_list} == dict.fromkeys(lstm.arms, "lstm")
+    built = {a.name: [r.name for r in build_regularizers(a.config)] for a in lstm.arm_list}
+    assert built == {
+        "none": [],
+        "dropout": ["dropout"],
+        "variational_dropout": ["variational_dropout"],
+        "weight_drop": ["weight_drop"],
+    }
+    res = load_study(ROOT / "examples" / "residual-stochastic-depth.yaml")
+    assert all(a.config.model.residual for a in res.arm_list)
+    assert [a.config.regularization.stochastic_depth for a in res.arm_list] == [0.0, 0.2, 0.5]  # type: ignore[attr-defined]
+    for spec in (lstm, res):
+        assert spec.data.data_dir == "../shared/data" and len(spec.seed_list) == 5

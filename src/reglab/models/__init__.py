@@ -38,6 +38,7 @@ __all__ = [
     "Site",
     "StructuralArgs",
     "build_model",
+    "offered_sites",
 ]
 
 
@@ -76,3 +77,17 @@ def build_model(
             user.check_output(net, example, n_classes, ref)
     initialize(net, model.init, model.activation)
     return net
+
+
+def offered_sites(model: ModelConfig) -> frozenset[str] | None:
+    """The hook points (:mod:`reglab.models.hooks`) that the built-in network ``model`` describes
+    offers, so a regularizer that acts only elsewhere is refused when the configuration is read
+    (the model tests check this against what the builders ask); None for other registered archs and
+    the user's own models (a built-in build still refuses it, see :meth:`LayerHooks.unmet`)."""
+    if model.class_path is not None:
+        return None
+    if model.arch in ("mlp", "cnn"):
+        return frozenset({"input", "pre_activation", "post_activation", *(("residual",) if model.residual else ())})
+    if model.arch == "lstm":
+        return frozenset({"input", "post_activation", "recurrent", "recurrent_weight"})
+    return None

@@ -23,7 +23,7 @@ class BatchNorm(Regularizer):
 
     name = "batch_norm"
     sites = ("pre_activation",)
-    needs = "this network has no layers to normalize (arch mlp and cnn have)"
+    needs = "needs layers to normalize: arch mlp or cnn"
 
     def modules(self, site: Site) -> list[nn.Module]:
         from torch import nn

@@ -39,7 +39,7 @@ class StochasticDepth(Regularizer):
 
     name = "stochastic_depth"
     sites = ("residual",)
-    needs = "needs residual blocks: set model.residual: true (arch mlp or cnn)"
+    needs = "needs residual blocks: set model.residual: true, with arch mlp or cnn"
 
     def __init__(self, p_last: float) -> None:
         self.p_last = p_last
