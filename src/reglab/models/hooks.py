@@ -36,8 +36,8 @@ Point = Literal["input", "pre_activation", "post_activation", "residual", "recur
 @dataclass(frozen=True)
 class Site:
     """One point of the network being built: ``layers`` names the layer kind ("input", "linear",
-    "conv", "lstm", "block") that precedes each site of this point in the model, ``index`` which of them this is,
-    ``width`` its features (channels for conv layers)."""
+    "conv", "lstm", "block") that precedes each site of this point in the model, ``index`` which
+    of them this is, ``width`` its features (channels for conv layers)."""
 
     point: Point
     index: int
