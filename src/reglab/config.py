@@ -17,10 +17,12 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
     create_model,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -64,6 +66,21 @@ class _RegularizationBase(_Frozen):
         if errors:
             raise ValueError("; ".join(errors))
         return self
+
+    @model_serializer(mode="wrap")
+    def _omit_new_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Settings of regularizers registered with ``dump_defaults=False`` are left out while at
+        their defaults, so configs (and study fingerprints) without them dump as before them."""
+        from reglab.regularizers import REGULARIZERS
+
+        out: dict[str, Any] = handler(self)
+        fields = type(self).model_fields
+        for _, spec in REGULARIZERS.items():
+            if not spec.dump_defaults:
+                for name in spec.fields:
+                    if name in out and getattr(self, name) == fields[name].get_default(call_default_factory=True):
+                        del out[name]
+        return out
 
 
 if TYPE_CHECKING:  # the static view: the built-in regularizers' settings (the runtime class is generated)
@@ -199,6 +216,21 @@ class RunConfig(_Frozen):
             raise ValueError(
                 "regularization.label_smoothing: needs classes and the task is regression (remove it, or set data.task)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _sites_exist(self) -> RunConfig:
+        """A structural regularizer that acts only at points this built-in network lacks (stochastic
+        depth without residual blocks, variational dropout without an LSTM) is refused here."""
+        from reglab.models import offered_sites
+        from reglab.regularizers import build_regularizers
+
+        offered = offered_sites(self.model)
+        if offered is None:
+            return self
+        for r in build_regularizers(self):
+            if r.sites and not set(r.sites) & offered:
+                raise ValueError(f"regularization.{r.name}: {r.needs} (model.arch is {self.model.arch})")
         return self
 
     def override(self, overrides: dict[str, Any], where: str = "") -> RunConfig:

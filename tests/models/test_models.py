@@ -125,3 +125,82 @@ def test_same_seed_same_weights() -> None:
     a, b = _build("mlp", hidden=(16,)), _build("mlp", hidden=(16,))
     for p, q in zip(a.parameters(), b.parameters(), strict=True):
         assert torch.equal(p, q)
+
+
+# --- residual MLP and CNN, LSTM ------------------------------------------------------------------
+
+
+def test_residual_mlp_blocks_projections_and_sites() -> None:
+    from reglab.models.blocks import ResidualBlock
+
+    model = _build("mlp", reg={"batch_norm": True, "dropout": (0.1, 0.2, 0.3)}, hidden=(16, 16, 8), residual=True)
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    assert len(blocks) == 3
+    # a projection where the width changes (64 -> 16, 16 -> 8), the identity where it does not
+    skips = [b.skip for b in blocks]
+    assert isinstance(skips[0], nn.Linear) and skips[0].bias is None and skips[0].in_features == 64
+    assert isinstance(skips[1], nn.Identity)
+    assert isinstance(skips[2], nn.Linear) and (skips[2].in_features, skips[2].out_features) == (16, 8)
+    for b in blocks:  # Linear-BN-act-Linear-BN; biases dropped before batch norm
+        kinds = [type(m) for m in b.branch]
+        assert kinds == [nn.Linear, nn.BatchNorm1d, nn.ReLU, nn.Linear, nn.BatchNorm1d]
+        assert all(m.bias is None for m in b.branch if isinstance(m, nn.Linear))
+    assert [m.p for m in model if isinstance(m, nn.Dropout)] == [0.1, 0.2, 0.3]  # one rate per block
+    assert model(torch.randn(4, 1, 8, 8)).shape == (4, 10)
+
+
+def test_residual_cnn_blocks() -> None:
+    from reglab.models.blocks import ResidualBlock
+
+    model = _build("cnn", channels=(4, 4), residual=True)
+    blocks = [m for m in model.modules() if isinstance(m, ResidualBlock)]
+    assert len(blocks) == 2
+    assert isinstance(blocks[0].skip, nn.Conv2d) and blocks[0].skip.kernel_size == (1, 1)
+    assert isinstance(blocks[1].skip, nn.Identity)
+    assert sum(isinstance(m, nn.Conv2d) for m in blocks[0].branch) == 2
+    assert model(torch.randn(2, 1, 8, 8)).shape == (2, 10)
+
+
+def test_lstm_reads_images_row_by_row_and_flat_inputs_one_feature_per_step() -> None:
+    from reglab.models.lstm import SequenceView, sequence_shape
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)  # (N, C, H, W)
+    seq = SequenceView()(x)
+    assert seq.shape == (2, 4, 15) and sequence_shape((3, 4, 5)) == (4, 15)
+    assert torch.equal(seq[1, 2], x[1, :, 2, :].flatten())  # step t: row t of every channel
+    assert SequenceView()(torch.randn(2, 7)).shape == (2, 7, 1) and sequence_shape((7,)) == (7, 1)
+    model = _build("lstm", (1, 28, 28), lstm_hidden=8)
+    lstm = next(m for m in model.modules() if isinstance(m, nn.LSTM))
+    assert (lstm.input_size, lstm.hidden_size) == (28, 8)  # sequential MNIST: 28 steps of 28 pixels
+
+
+def test_new_model_fields_dump_only_when_set() -> None:
+    assert set(ModelConfig(arch="cnn").model_dump()) == {"arch", "hidden", "activation", "channels", "fc", "init"}
+    dumped = ModelConfig(arch="lstm", lstm_hidden=32, bidirectional=True).model_dump()
+    assert dumped["lstm_hidden"] == 32 and dumped["bidirectional"] is True and "lstm_layers" not in dumped
+    assert ModelConfig(residual=True).model_dump()["residual"] is True
+    with pytest.raises(ConfigError, match=r"model\.lstm_layers: Input should be greater than or equal to 1"):
+        RunConfig().override({"lstm_layers": 0})
+    with pytest.raises(ConfigError, match="residual belongs to the built-in models"):
+        RunConfig().override({"model": {"class_path": "m:N", "residual": True}})
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"arch": "mlp"},
+        {"arch": "cnn"},
+        {"arch": "mlp", "residual": True},
+        {"arch": "cnn", "residual": True},
+        {"arch": "lstm", "lstm_layers": 2},
+    ],
+)
+def test_offered_sites_are_the_sites_the_builders_ask_for(model: dict[str, object]) -> None:
+    """What the config checks regularizers against (without building) is what the builder offers."""
+    from reglab.models import MODELS, offered_sites
+    from reglab.models.hooks import LayerHooks
+
+    cfg = ModelConfig.model_validate({**model, "hidden": (8, 8), "channels": (4, 4), "lstm_hidden": 4})
+    hooks = LayerHooks()
+    MODELS.create(cfg.arch, cfg, (1, 8, 8), 10, hooks)
+    assert offered_sites(cfg) == hooks.asked

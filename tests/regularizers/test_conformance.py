@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import torch
 
-from reglab.config import ModelConfig, RunConfig
+from reglab.config import RunConfig
 from reglab.data.base import DataSplits
 from reglab.models import build_model
 from reglab.regularizers import REGULARIZERS, Regularizer, RegularizerSpec, build_regularizers
@@ -83,11 +83,14 @@ def _tree(model: torch.nn.Module) -> list[tuple[str, str, tuple[tuple[int, ...],
 
 
 def check_structure(spec: RegularizerSpec[Any]) -> None:
-    """A structural regularizer changes the network (in the MLP or the CNN); any other does not."""
+    """A structural regularizer changes the network (in the MLP or the CNN, with the model settings
+    of its example on top: ``residual: true``, ``arch: lstm``); any other does not."""
     reg = spec.build(RunConfig().override(spec.example))
     assert reg is not None
     changed = []
-    for model, shape in ((ModelConfig(arch="mlp", hidden=(16, 8)), (1, 8, 8)), (ModelConfig(arch="cnn"), (1, 8, 8))):
+    shape = (1, 8, 8)
+    for base in ({"arch": "mlp", "hidden": (16, 8)}, {"arch": "cnn"}):
+        model = RunConfig().override(base).override(spec.example).model
         torch.manual_seed(0)
         plain = _tree(build_model(model, shape, 10))
         torch.manual_seed(0)

@@ -1,7 +1,8 @@
 """A regularizer registered after import, from a module outside reglab, works end to end with no
 other edit: config validation (flat and nested), study files, ``reglab train --set`` and the
-conformance checks. The test-only regularizer is DropConnect (Wan et al. 2013): random masks on the
-weights of linear layers in training only."""
+conformance checks. The test-only regularizer is a variant of DropConnect (Wan et al. 2013; the
+built-in ``dropconnect`` masks conv layers too): random masks on the weights of linear layers in
+training only."""
 
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ DROPCONNECT = '''
 
 
     class DropConnectSettings(Settings):
-        dropconnect: float = Field(0.0, ge=0.0, lt=0.9, description="share of linear weights dropped")
+        lin_dropconnect: float = Field(0.0, ge=0.0, lt=0.9, description="share of linear weights dropped")
 
 
     class _Mask(nn.Module):
@@ -64,7 +65,7 @@ DROPCONNECT = '''
 
 
     class DropConnect(Regularizer):
-        name = "dropconnect"
+        name = "lin_dropconnect"
 
         def __init__(self, p: float) -> None:
             self.p = p
@@ -77,86 +78,86 @@ DROPCONNECT = '''
 
     SPEC = register(
         RegularizerSpec(
-            name="dropconnect",
+            name="lin_dropconnect",
             settings=DropConnectSettings,
-            make=lambda s: DropConnect(s.dropconnect) if s.dropconnect > 0 else None,
+            make=lambda s: DropConnect(s.lin_dropconnect) if s.lin_dropconnect > 0 else None,
             doc="drop linear weights at random in training",
             citation="Wan et al. 2013",
-            example={"dropconnect": 0.3},
-            tune={"dropconnect": TuneRange(0.05, 0.6)},
+            example={"lin_dropconnect": 0.3},
+            tune={"lin_dropconnect": TuneRange(0.05, 0.6)},
         )
     )
 '''
 
 
 @pytest.fixture
-def dropconnect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RegularizerSpec[Any]]:
+def lin_dropconnect(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[RegularizerSpec[Any]]:
     """Write the module, import it (which registers it), and unregister it afterwards."""
-    (tmp_path / "my_dropconnect.py").write_text(textwrap.dedent(DROPCONNECT).lstrip(), encoding="utf-8")
+    (tmp_path / "my_lin_dropconnect.py").write_text(textwrap.dedent(DROPCONNECT).lstrip(), encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
-    module = importlib.import_module("my_dropconnect")
+    module = importlib.import_module("my_lin_dropconnect")
     try:
         yield module.SPEC
     finally:
-        unregister("dropconnect")
-        sys.modules.pop("my_dropconnect", None)
+        unregister("lin_dropconnect")
+        sys.modules.pop("my_lin_dropconnect", None)
 
 
-def test_the_config_accepts_it_flat_and_nested_and_checks_its_range(dropconnect: RegularizerSpec[Any]) -> None:
-    assert REGULARIZERS.names()[-1] == "dropconnect"
-    assert FIELD_SECTION["dropconnect"] == "regularization"
-    cfg = RunConfig().override({"dropconnect": 0.3})
-    assert cfg.regularization.dropconnect == 0.3  # type: ignore[attr-defined]
-    assert RunConfig().override({"regularization": {"dropconnect": 0.2}}).regularization.dropconnect == 0.2  # type: ignore[attr-defined]
-    assert RunConfig().regularization.dropconnect == 0.0  # type: ignore[attr-defined]
-    with pytest.raises(ConfigError, match=r"regularization\.dropconnect: Input should be less than 0\.9"):
-        RunConfig().override({"dropconnect": 0.95})
+def test_the_config_accepts_it_flat_and_nested_and_checks_its_range(lin_dropconnect: RegularizerSpec[Any]) -> None:
+    assert REGULARIZERS.names()[-1] == "lin_dropconnect"
+    assert FIELD_SECTION["lin_dropconnect"] == "regularization"
+    cfg = RunConfig().override({"lin_dropconnect": 0.3})
+    assert cfg.regularization.lin_dropconnect == 0.3  # type: ignore[attr-defined]
+    assert RunConfig().override({"regularization": {"lin_dropconnect": 0.2}}).regularization.lin_dropconnect == 0.2  # type: ignore[attr-defined]
+    assert RunConfig().regularization.lin_dropconnect == 0.0  # type: ignore[attr-defined]
+    with pytest.raises(ConfigError, match=r"regularization\.lin_dropconnect: Input should be less than 0\.9"):
+        RunConfig().override({"lin_dropconnect": 0.95})
     # the built-in settings and rules are unchanged
     assert cfg.override({"dropout": "0.5,0.3"}).regularization.dropout == (0.5, 0.3)
     with pytest.raises(ConfigError, match="swa and snapshot cannot be combined"):
         RunConfig().override({"swa": True, "snapshot": True})
     schema = RunConfig.model_json_schema()["$defs"]["RegularizationConfig"]["properties"]
-    assert schema["dropconnect"]["exclusiveMaximum"] == 0.9
+    assert schema["lin_dropconnect"]["exclusiveMaximum"] == 0.9
 
 
-def test_a_study_arm_can_use_it(dropconnect: RegularizerSpec[Any]) -> None:
-    spec = parse_study({"name": "dc", "arms": {"none": {}, "dc": {"dropconnect": 0.3}}})
-    assert spec.arm("dc").config.regularization.dropconnect == 0.3  # type: ignore[attr-defined]
-    assert spec.arm("none").config.regularization.dropconnect == 0.0  # type: ignore[attr-defined]
-    assert "dropconnect" in StudySpec.model_json_schema()["$defs"]["RegularizationConfig"]["properties"]
-    with pytest.raises(ConfigError, match="dropconnect"):
-        parse_study({"name": "dc", "arms": {"none": {}, "dc": {"dropconnect": 2}}})
+def test_a_study_arm_can_use_it(lin_dropconnect: RegularizerSpec[Any]) -> None:
+    spec = parse_study({"name": "dc", "arms": {"none": {}, "dc": {"lin_dropconnect": 0.3}}})
+    assert spec.arm("dc").config.regularization.lin_dropconnect == 0.3  # type: ignore[attr-defined]
+    assert spec.arm("none").config.regularization.lin_dropconnect == 0.0  # type: ignore[attr-defined]
+    assert "lin_dropconnect" in StudySpec.model_json_schema()["$defs"]["RegularizationConfig"]["properties"]
+    with pytest.raises(ConfigError, match="lin_dropconnect"):
+        parse_study({"name": "dc", "arms": {"none": {}, "dc": {"lin_dropconnect": 2}}})
 
 
-def test_reglab_train_set_accepts_it(dropconnect: RegularizerSpec[Any]) -> None:
+def test_reglab_train_set_accepts_it(lin_dropconnect: RegularizerSpec[Any]) -> None:
     args = ["train", "--epochs", "1", "--n-train", "100", "--hidden", "16", "--device", "cpu", "--json"]
-    result = CliRunner().invoke(app, [*args, "--set", "dropconnect=0.3"])
+    result = CliRunner().invoke(app, [*args, "--set", "lin_dropconnect=0.3"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)
-    assert out["config"]["regularization"]["dropconnect"] == 0.3
-    assert out["info"]["regularizers"] == ["dropconnect"]
-    bad = CliRunner().invoke(app, [*args, "--set", "dropconect=0.3"])
-    assert bad.exit_code == 2 and "did you mean dropconnect" in bad.stderr
+    assert out["config"]["regularization"]["lin_dropconnect"] == 0.3
+    assert out["info"]["regularizers"] == ["lin_dropconnect"]
+    bad = CliRunner().invoke(app, [*args, "--set", "lin_dropconect=0.3"])
+    assert bad.exit_code == 2 and "did you mean lin_dropconnect" in bad.stderr
 
 
 def test_the_conformance_checks_pass_for_it(
-    dropconnect: RegularizerSpec[Any], tiny_cfg: RunConfig, load: Callable[..., DataSplits], helpers: Any
+    lin_dropconnect: RegularizerSpec[Any], tiny_cfg: RunConfig, load: Callable[..., DataSplits], helpers: Any
 ) -> None:
-    check_documented(dropconnect)
-    check_inactive_by_default(dropconnect)
-    check_example_activates(dropconnect)
-    check_tune_ranges(dropconnect)
-    check_structure(dropconnect)
-    check_run(dropconnect, tiny_cfg, load, helpers)
+    check_documented(lin_dropconnect)
+    check_inactive_by_default(lin_dropconnect)
+    check_example_activates(lin_dropconnect)
+    check_tune_ranges(lin_dropconnect)
+    check_structure(lin_dropconnect)
+    check_run(lin_dropconnect, tiny_cfg, load, helpers)
     for setting in ("cnn", "tabular"):
-        check_cnn_and_tabular(dropconnect, setting, tiny_cfg, load, helpers)
+        check_cnn_and_tabular(lin_dropconnect, setting, tiny_cfg, load, helpers)
 
 
-def test_it_changes_training_only(dropconnect: RegularizerSpec[Any], tiny_cfg: RunConfig) -> None:
+def test_it_changes_training_only(lin_dropconnect: RegularizerSpec[Any], tiny_cfg: RunConfig) -> None:
     from reglab.training.engine import fit
 
     plain = fit(tiny_cfg)
-    dc = fit(tiny_cfg.override({"dropconnect": 0.5}), keep_model=True)
+    dc = fit(tiny_cfg.override({"lin_dropconnect": 0.5}), keep_model=True)
     assert dc.history[0]["train_loss"] != plain.history[0]["train_loss"]
     model = dc.model
     assert model is not None
@@ -166,13 +167,13 @@ def test_it_changes_training_only(dropconnect: RegularizerSpec[Any], tiny_cfg: R
 
 
 def test_it_is_gone_afterwards() -> None:
-    assert "dropconnect" not in REGULARIZERS
-    assert "dropconnect" not in FIELD_SECTION
-    assert "dropconnect" not in reglab.config.RegularizationConfig.model_fields
-    with pytest.raises(ConfigError, match="dropconnect: unknown setting"):
-        RunConfig().override({"dropconnect": 0.3})
+    assert "lin_dropconnect" not in REGULARIZERS
+    assert "lin_dropconnect" not in FIELD_SECTION
+    assert "lin_dropconnect" not in reglab.config.RegularizationConfig.model_fields
+    with pytest.raises(ConfigError, match="lin_dropconnect: unknown setting"):
+        RunConfig().override({"lin_dropconnect": 0.3})
     with pytest.raises(ConfigError):
-        parse_study({"name": "dc", "arms": {"none": {}, "dc": {"dropconnect": 0.3}}})
+        parse_study({"name": "dc", "arms": {"none": {}, "dc": {"lin_dropconnect": 0.3}}})
 
 
 def test_a_clashing_setting_name_is_refused() -> None:

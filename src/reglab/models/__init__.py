@@ -1,6 +1,6 @@
 """Model families: a registry of factories ``(model config, input_shape, n_classes, hooks) -> nn.Module``
-(the built-in ``mlp`` and ``cnn``), and the user's own model by reference (``model.class_path``,
-:mod:`reglab.models.user`).
+(the built-in ``mlp`` and ``cnn``, each also with residual blocks (``model.residual``), and ``lstm``),
+and the user's own model by reference (``model.class_path``, :mod:`reglab.models.user`).
 
 Structural regularizers (dropout, batch norm, ...) reach a model through ``hooks``
 (:class:`reglab.models.hooks.LayerHooks`): the builder asks them for layers at named points, so
@@ -27,6 +27,7 @@ ModelFactory = Callable[["ModelConfig", tuple[int, ...], int, LayerHooks], "nn.M
 MODELS: Registry[ModelFactory] = Registry("model")
 MODELS.add_lazy("mlp", "reglab.models.mlp:build_mlp")
 MODELS.add_lazy("cnn", "reglab.models.cnn:build_cnn")
+MODELS.add_lazy("lstm", "reglab.models.lstm:build_lstm")
 
 __all__ = [
     "MODELS",
@@ -37,6 +38,7 @@ __all__ = [
     "Site",
     "StructuralArgs",
     "build_model",
+    "offered_sites",
 ]
 
 
@@ -58,7 +60,12 @@ def build_model(
     from reglab.models.init import initialize
 
     if factory is None and model.class_path is None:
-        net = MODELS.create(model.arch, model, input_shape, n_classes, LayerHooks(hooks))
+        sites = LayerHooks(hooks)
+        net = MODELS.create(model.arch, model, input_shape, n_classes, sites)
+        if unmet := sites.unmet():  # e.g. stochastic depth on a network without residual blocks
+            from reglab.errors import ConfigError
+
+            raise ConfigError(f"model.arch {model.arch}: " + "; ".join(unmet))
     else:
         from reglab.models import user
 
@@ -70,3 +77,17 @@ def build_model(
             user.check_output(net, example, n_classes, ref)
     initialize(net, model.init, model.activation)
     return net
+
+
+def offered_sites(model: ModelConfig) -> frozenset[str] | None:
+    """The hook points (:mod:`reglab.models.hooks`) that the built-in network ``model`` describes
+    offers, so a regularizer that acts only elsewhere is refused when the configuration is read
+    (the model tests check this against what the builders ask); None for other registered archs and
+    the user's own models (a built-in build still refuses it, see :meth:`LayerHooks.unmet`)."""
+    if model.class_path is not None:
+        return None
+    if model.arch in ("mlp", "cnn"):
+        return frozenset({"input", "pre_activation", "post_activation", *(("residual",) if model.residual else ())})
+    if model.arch == "lstm":
+        return frozenset({"input", "post_activation", "recurrent", "recurrent_weight"})
+    return None

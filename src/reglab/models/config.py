@@ -1,11 +1,13 @@
 """The ``model`` section of a run. It lives beside the model registry (which it validates
 against), so the models package never imports :mod:`reglab.config` (which re-exports it).
 
-Either a built-in network (``arch: mlp`` with ``hidden``, or ``arch: cnn`` with ``channels``/``fc``)
-or the user's own (``class_path`` with ``init_args``, PyTorch Lightning CLI's convention; see
+Either a built-in network (``arch: mlp`` with ``hidden``, ``arch: cnn`` with ``channels``/``fc``,
+either of them with ``residual`` blocks, or ``arch: lstm`` with ``lstm_layers``/``lstm_hidden``/
+``bidirectional``) or the user's own (``class_path`` with ``init_args``, PyTorch Lightning CLI's convention; see
 :mod:`reglab.models.user`). A dump leaves out the fields of the kind not in use, so a built-in
 model's configuration (and the fingerprint of a study that uses it) is what it was before
-``class_path`` existed.
+``class_path`` existed; likewise the fields added with the LSTM and the residual networks are left
+out while at their defaults (``NEW_FIELDS``), so mlp/cnn configurations dump as before them.
 """
 
 from __future__ import annotations
@@ -30,7 +32,9 @@ from reglab.models.init import INITIALIZATIONS
 
 _REF = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*([:.])[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 _IDENT = re.compile(r"^[A-Za-z_]\w*$")
-BUILTIN_ONLY = ("arch", "hidden", "channels", "fc")  # fields of the built-in networks
+LSTM_ONLY = ("lstm_layers", "lstm_hidden", "bidirectional")  # fields of arch: lstm
+NEW_FIELDS = ("residual", *LSTM_ONLY)  # added with issue 16: left out of dumps at their defaults
+BUILTIN_ONLY = ("arch", "hidden", "channels", "fc", *NEW_FIELDS)  # fields of the built-in networks
 OWN_ONLY = ("class_path", "init_args")  # fields of the user's own network
 
 
@@ -38,7 +42,7 @@ class ModelConfig(BaseModel):
     """The ``model`` section of a run: which network, its sizes and initialization."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    arch: str = Field("mlp", description="a registered model (mlp, cnn)", json_schema_extra=MODELS.schema_enum())
+    arch: str = Field("mlp", description="a registered model (mlp, cnn, lstm)", json_schema_extra=MODELS.schema_enum())
     class_path: str | None = Field(
         None,
         description="your own model instead of arch: 'package.module:Name', a class or a function returning an "
@@ -53,6 +57,14 @@ class ModelConfig(BaseModel):
     activation: Literal["relu", "tanh", "gelu"] = "relu"
     channels: tuple[int, int] = Field((32, 64), description="CNN conv widths")
     fc: int = Field(128, ge=1, description="CNN fully-connected width")
+    residual: bool = Field(
+        False,
+        description="mlp and cnn: residual blocks instead of plain layers, one per hidden/conv width "
+        "(stochastic_depth drops them)",
+    )
+    lstm_layers: int = Field(1, ge=1, le=16, description="LSTM: stacked layers")
+    lstm_hidden: int = Field(128, ge=1, le=65536, description="LSTM: hidden units per layer and direction")
+    bidirectional: bool = Field(False, description="LSTM: also read each sequence backwards")
     init: str = Field(
         "default",
         description="weight initialization (default, he, xavier)",
@@ -107,6 +119,8 @@ class ModelConfig(BaseModel):
         if self.class_path is None:
             if self.init_args:
                 raise ValueError("init_args are the arguments of class_path; give model.class_path too")
+            if self.residual and self.arch == "lstm":
+                raise ValueError("residual: residual blocks exist for arch mlp and cnn, not lstm")
             return self
         for name in BUILTIN_ONLY:
             if getattr(self, name) != type(self).model_fields[name].default:
@@ -121,6 +135,9 @@ class ModelConfig(BaseModel):
         out: dict[str, Any] = handler(self)
         for name in OWN_ONLY if self.class_path is None else BUILTIN_ONLY:
             out.pop(name, None)
+        for name in NEW_FIELDS:
+            if name in out and getattr(self, name) == type(self).model_fields[name].default:
+                del out[name]
         return out
 
     def __hash__(self) -> int:  # frozen configs are hashable; init_args is a dict

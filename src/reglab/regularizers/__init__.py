@@ -26,6 +26,9 @@ from reglab.regularizers import elastic_net as elastic_net
 from reglab.regularizers import weight_decay as weight_decay
 from reglab.regularizers import dropout as dropout
 from reglab.regularizers import batch_norm as batch_norm
+from reglab.regularizers import variational_dropout as variational_dropout
+from reglab.regularizers import weight_drop as weight_drop
+from reglab.regularizers import stochastic_depth as stochastic_depth
 from reglab.regularizers import max_norm as max_norm
 from reglab.regularizers import generative_augment as generative_augment
 from reglab.regularizers import augment as augment
@@ -37,6 +40,7 @@ from reglab.regularizers import mixup as mixup
 from reglab.regularizers import early_stopping as early_stopping
 from reglab.regularizers import swa as swa
 from reglab.regularizers import snapshot as snapshot
+from reglab.regularizers import dropconnect as dropconnect  # after early_stopping, swa, snapshot: see its docstring
 # isort: on
 
 __all__ = [

@@ -123,6 +123,7 @@ register(
     RegularizerSpec(
         name="adaptive_augment",
         settings=AdaptiveAugmentSettings,
+        dump_defaults=False,
         make=lambda s: AdaptiveAugment(s.adaptive_augment) if s.adaptive_augment else None,
         doc="augment's transforms applied with a probability p that rises while the train-val "
         "accuracy gap exceeds a target and falls otherwise; p per epoch in the history",

@@ -100,6 +100,10 @@ class Regularizer:
     """Base class: every hook is a no-op. Subclasses override only what they need."""
 
     name: str = "regularizer"
+    # structural ones that act only at some points of a network: a built-in model that offers none
+    # of them refuses the run, saying what to set instead (``needs``)
+    sites: tuple[str, ...] = ()
+    needs: str = ""
 
     def modules(self, site: Site) -> list[nn.Module]:
         """Layers to insert at ``site`` while the model is built (structural regularizers only)."""
@@ -161,6 +165,8 @@ class RegularizerSpec(Generic[S]):
     when the settings leave it off. ``example`` is an override that activates it (conformance
     tests, docs), ``tune`` its default search ranges, ``excludes`` regularizers it cannot be
     combined with, ``structural`` says it changes the network (answers ``modules``).
+    ``dump_defaults=False`` leaves its settings out of config dumps while they are at their
+    defaults, so adding it changes neither the dumps nor the fingerprints of studies without it.
     """
 
     name: str
@@ -172,6 +178,7 @@ class RegularizerSpec(Generic[S]):
     tune: dict[str, TuneRange] = field(default_factory=dict)
     structural: bool = False
     excludes: tuple[str, ...] = ()
+    dump_defaults: bool = True
 
     def build(self, cfg: HasRegularization) -> Regularizer | None:
         """The hook object for this run, or None when the regularizer is off."""

@@ -22,6 +22,8 @@ class BatchNorm(Regularizer):
     (Ioffe & Szegedy 2015)."""
 
     name = "batch_norm"
+    sites = ("pre_activation",)
+    needs = "needs layers to normalize: arch mlp or cnn"
 
     def modules(self, site: Site) -> list[nn.Module]:
         from torch import nn

@@ -1,5 +1,7 @@
 """Dropout (Srivastava et al. 2014): zero units at random in training, scale by 1/(1-p); identity
-in evaluation. Structural: it inserts ``nn.Dropout`` layers at the model's dropout sites."""
+in evaluation. Structural: it inserts ``nn.Dropout`` layers at the model's dropout sites (in the
+LSTM between layers and before the classifier, a fresh mask per time step: Zaremba et al. 2014's
+non-recurrent dropout; ``variational_dropout`` is the per-sequence kind)."""
 
 from __future__ import annotations
 
@@ -51,10 +53,11 @@ def layer_rates(dropout: float | tuple[float, ...], n: int, what: str = "hidden 
 def site_rate(dropout: float | tuple[float, ...], site: Site) -> float:
     """The rate at a ``post_activation`` site: a tuple with one rate per site sets each (the CNN's
     ``(a, b)``: after the conv stack, before the classifier); otherwise the rate(s) apply to the
-    sites after dense layers only, one rate for all or one per dense layer."""
+    sites after dense layers only (linear, or LSTM layers: between them and before the
+    classifier), one rate for all or one per dense layer."""
     if isinstance(dropout, tuple) and len(dropout) == site.count:
         return dropout[site.index]
-    dense = [i for i, kind in enumerate(site.layers) if kind == "linear"]
+    dense = [i for i, kind in enumerate(site.layers) if kind in ("linear", "lstm")]
     if site.index not in dense:
         return 0.0
     what = "hidden layers" if len(dense) == site.count else "classifier inputs"

@@ -148,3 +148,31 @@ def calibrated_gaussian_nll(x: Tensor, x_hat: Tensor) -> Tensor:
 def cvae_loss(x: Tensor, x_hat: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     """The negative evidence lower bound of a conditional VAE, mean over the batch (Sohn et al. 2015)."""
     return (calibrated_gaussian_nll(x, x_hat) + gaussian_kl(mu, logvar)).mean()
+
+
+def keep_mask(shape: Sequence[int], p: float, like: Tensor, gen: torch.Generator | None = None) -> Tensor:
+    """Bernoulli(1 - p) entries scaled by 1 / (1 - p) (inverted dropout: the expectation is 1), in
+    ``like``'s dtype and device; drawn from ``gen`` (on its own device) or torch's global RNG."""
+    u = torch.rand(tuple(shape), generator=gen, device=gen.device if gen is not None else like.device)
+    return (u >= p).to(like.device, like.dtype) / (1.0 - p)
+
+
+def dropconnect(weight: Tensor, p: float, gen: torch.Generator | None = None) -> Tensor:
+    """Drop each connection (weight entry) with probability p and scale the rest by 1 / (1 - p)
+    (Wan et al. 2013's DropConnect with dropout's inverted scaling, so evaluation uses the plain
+    weights; the paper instead averages a Gaussian moment-matched to the masked sums at test time).
+    Gradients reach only the kept weights. Merity et al. 2018's weight drop is this on an LSTM's
+    hidden-to-hidden weights."""
+    if p == 0.0:
+        return weight
+    return weight * keep_mask(weight.shape, p, weight, gen)
+
+
+def drop_path(x: Tensor, p: float, gen: torch.Generator | None = None) -> Tensor:
+    """Stochastic depth (Huang et al. 2016) as timm's ``drop_path``: zero a residual branch's output
+    for each example with probability p, scale the kept ones by 1 / (1 - p) (so evaluation is
+    identity + branch). Huang et al. drop a block for the whole mini-batch and scale by 1 - p at
+    test time; one draw per example, as timm and torchvision do, gives less noisy steps."""
+    if p == 0.0:
+        return x
+    return x * keep_mask((x.shape[0],) + (1,) * (x.ndim - 1), p, x, gen)

@@ -140,6 +140,7 @@ register(
     RegularizerSpec(
         name="generative_augment",
         settings=GenerativeAugmentSettings,
+        dump_defaults=False,
         make=lambda s: GenerativeAugment(s.generative_augment) if s.generative_augment else None,
         doc="a conditional VAE trained on the training split at the start of the run; its samples "
         "are added to every batch (ratio generated per real example, uniform or training class balance)",
