@@ -28,6 +28,8 @@ def in_example(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     directory is; sys.path is restored afterwards)."""
     monkeypatch.chdir(EXAMPLE)
     monkeypatch.setattr(sys, "path", list(sys.path))
+    if "" not in sys.path:  # `python -m pytest` puts the current directory first; xdist workers may not
+        sys.path.insert(0, "")
     yield EXAMPLE
 
 

@@ -288,10 +288,16 @@ def _open_store(spec: StudySpec, confirm: StudySpec, url: str, new: bool, storag
 
 
 def _most_parallel(spec: StudySpec) -> int:
-    """No more worker processes than runs that can go at once."""
-    if spec.search is not None:
+    """No more worker processes than runs that can go at once (each costs a process start and a
+    torch import): the confirmation runs, or the tuning trials when there are more of them."""
+    runs = len(spec.arms) * len(spec.seed_list)
+    s = spec.search
+    if s is None:
+        return max(1, runs)
+    if s.trials is None and s.sampler != "grid":  # only a time budget: as many as the machine allows
         return 1_000_000
-    return max(1, len(spec.arms) * len(spec.seed_list))
+    trials = s.trials if s.trials is not None else 1_000_000
+    return max(1, runs, sum(trials for a in spec.arm_list if a.space))
 
 
 def _is_storage_error(err: BaseException) -> bool:
@@ -413,6 +419,7 @@ def tune(
                 return True
         return False
 
+    pruning = {a: not isinstance(x.study.pruner, optuna.pruners.NopPruner) for a, x in searches.items()}
     next_ask = 0.0
     try:
         while True:
@@ -432,6 +439,9 @@ def tune(
             for key, rec in events:
                 t = running.get(key)
                 if t is None or t.stopping:
+                    continue
+                if not pruning[t.arm]:  # nothing reads intermediate values: no storage write per epoch
+                    observer.trial_epoch(t.arm, key, rec, select)
                     continue
                 try:
                     t.trial.report(float(rec[select]), int(rec.get("step", rec["epoch"])))

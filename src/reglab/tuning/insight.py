@@ -14,7 +14,7 @@ from reglab.tuning.studies import SECONDS_SPENT, counted
 if TYPE_CHECKING:
     import optuna
 
-MIN_TRIALS_FOR_IMPORTANCE = 4
+MIN_TRIALS_FOR_IMPORTANCE = 10  # fANOVA and PED-ANOVA on fewer completed trials rank noise
 
 
 class TrialRow(BaseModel):
