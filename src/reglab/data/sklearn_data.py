@@ -3,6 +3,7 @@ make_classification."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -13,13 +14,33 @@ if TYPE_CHECKING:
     from reglab.data.config import DataConfig
 
 
-def load_digits(cfg: DataConfig) -> RawData:
-    """8x8 handwritten digits (1,797 images) bundled with scikit-learn (UCI optdigits)."""
-    from sklearn.datasets import load_digits as _load
+def _bundled(name: str) -> Path | None:
+    """A data file shipped inside scikit-learn, found without importing it (``import
+    sklearn.datasets`` costs about a second of CPU in every worker process)."""
+    import importlib.util
 
-    d = _load()
-    x = d.images.astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8), values 0..16
-    return RawData(x, d.target.astype(np.int64), image=True, source="scikit-learn (bundled)")
+    spec = importlib.util.find_spec("sklearn")
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "datasets" / "data" / name
+        if path.is_file():
+            return path
+    return None
+
+
+def load_digits(cfg: DataConfig) -> RawData:
+    """8x8 handwritten digits (1,797 images) bundled with scikit-learn (UCI optdigits), read from
+    its file as ``sklearn.datasets.load_digits`` does."""
+    path = _bundled("digits.csv.gz")
+    if path is not None:
+        table = np.loadtxt(path, delimiter=",")
+        images, target = table[:, :-1].reshape(-1, 8, 8), table[:, -1]
+    else:  # a scikit-learn that keeps the file elsewhere
+        from sklearn.datasets import load_digits as _load
+
+        d = _load()
+        images, target = d.images, d.target
+    x = images.astype(np.float32)[:, None, :, :]  # (N, 1, 8, 8), values 0..16
+    return RawData(x, target.astype(np.int64), image=True, source="scikit-learn (bundled)")
 
 
 def load_synthetic(cfg: DataConfig) -> RawData:
