@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
 
 EXIT_RUNS_FAILED = 3  # a study finished, but some of its runs failed with an exception
@@ -35,7 +36,9 @@ def _print_error(message: str) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in message.splitlines() or [""]:  # several problems (a study file's): one line each
+        console.print(f"[bold red]error:[/] {escape(line)}")
 
 
 def _fail(message: str) -> None:
@@ -53,7 +56,54 @@ def _option_names(message: str) -> str:
     return message
 
 
-@app.command()
+def _print_version(value: bool) -> None:
+    if value:
+        from reglab import __version__
+
+        print(f"reglab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="print reglab's version and exit", show_default=False
+        ),
+    ] = False,
+) -> None:
+    """Which regularization, how strong, with which training hyperparameters - and proof."""
+
+
+class _TrainCommand(typer.core.TyperCommand):
+    """``reglab train``: its options default to "as in the run configuration" (None), so ``--help``
+    looks the defaults up in :class:`~reglab.config.RunConfig` - only when help is asked for."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from reglab.config import FIELD_SECTION, RunConfig
+
+        cfg = RunConfig().model_dump(mode="json")
+        where = {"data": "data.name", "model": "model.arch", "early_stopping": "", "snapshot": "", "swa": ""}
+        for param in self.params:
+            if param.name is None or param.default is not None or not isinstance(param, typer.core.TyperOption):
+                continue
+            path = where.get(param.name, f"{FIELD_SECTION.get(param.name, '')}.{param.name}")
+            value: Any = cfg
+            for part in path.split(".") if path.strip(".") else ["-"]:
+                value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, list):
+                value = ",".join(map(str, value))
+            if isinstance(value, dict):  # augment: every transform at zero
+                value = None if any(value.values()) else "off"
+            if value is None and (param.rich_help_panel == _PANEL_REG or param.name == "grad_clip"):
+                value = "off"
+            if value is not None:
+                param.show_default = str(value).lower() if isinstance(value, bool) else str(value)
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_TrainCommand)
 def train(
     data: Annotated[
         str | None, typer.Option(help="dataset name, or csv:, parquet:, npz:, images:PATH", rich_help_panel=_PANEL_DATA)
