@@ -430,11 +430,13 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     return index
 
 
-def _where(loc: tuple[str, ...], lines: dict[tuple[str, ...], int], source: str, sets: Sets) -> str:
+def _where(
+    loc: tuple[str, ...], lines: dict[tuple[str, ...], int], source: str, sets: Sets, inside: bool = False
+) -> str:
     """``file:line`` of the deepest key of ``loc`` that the file holds, or ``file (--set KEY=VALUE)``
-    when a ``--set`` override put the value there."""
+    when a ``--set`` override put the value there (``inside``: or anywhere below ``loc``)."""
     for path, item in sets.items():
-        if loc[: len(path)] == path:
+        if loc[: len(path)] == path or (inside and path[: len(loc)] == loc):
             return f"{source} (--set {item})"
     for k in range(len(loc), 0, -1):
         if loc[:k] in lines:
@@ -570,7 +572,7 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets
         raise ConfigError(f"{source}: the document is nested too deeply (or refers to itself)") from None
     for arm in spec.arms if spec is not None else ():
         assert spec is not None
-        where = _where(("arms", arm), lines, source, sets)
+        where = _where(("arms", arm), lines, source, sets, inside=True)
         try:
             spec.arm(arm)
             _check_budget(spec, arm)
@@ -750,3 +752,34 @@ def demo_study(output: str = "reglab-demo", seeds: int | None = None) -> StudySp
     if seeds is not None:
         doc["seeds"] = seeds
     return parse_study(doc, "demo.yaml", text)
+
+
+def starter_study(data: str = "digits", file: str = "study.yaml") -> str:
+    """The commented study that ``reglab init`` writes, for the registered dataset ``data``."""
+    import string
+    from importlib import resources
+
+    from reglab.data import DATASETS
+
+    if data not in DATASETS:
+        raise ConfigError(f"--data: {DATASETS.unknown(data)}")
+    info = DATASETS.get(data)
+    if info.files:  # files looked up (or downloaded) as for `reglab train --data-dir`
+        lines = (
+            "  # data_dir: data      # the folder with its files, relative to this file (default: $REGLAB_DATA,\n"
+            "                        # then ~/.cache/reglab; downloaded there when missing)\n"
+            "  # n_train: 10000      # a training subset, for a first quick run (default: all of it)\n"
+        )
+    else:
+        lines = "  # n_train: 500        # a training subset (default: all of it)\n"
+    image = info.files or data == "digits"
+    name = re.sub(r"[^A-Za-z0-9_.+-]+", "-", Path(file).stem).strip("-._+") or "study"
+    template = (resources.files("reglab") / "examples" / "starter.yaml").read_text(encoding="utf-8")
+    return string.Template(template).substitute(
+        file=file,
+        name=name[:64],
+        data=data,
+        data_lines=lines,
+        hidden="[256, 128]" if image else "[64]",
+        epochs=20,
+    )
