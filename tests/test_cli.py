@@ -158,3 +158,70 @@ def test_train_set_errors_name_the_key(runner: CliRunner, item: str, message: st
     result = runner.invoke(app, ["train", "--set", item])
     assert result.exit_code == 2
     assert result.stderr.strip().startswith(message), result.stderr
+
+
+def test_version_and_short_help(runner: CliRunner) -> None:
+    from reglab import __version__
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and result.stdout.strip() == f"reglab {__version__}"
+    short, long = runner.invoke(app, ["-h"]), runner.invoke(app, ["--help"])
+    assert short.exit_code == 0 and short.stdout == long.stdout
+
+
+def test_every_command_takes_h(runner: CliRunner) -> None:
+    import typer.main
+
+    names = sorted(typer.main.get_command(app).commands)  # type: ignore[attr-defined]
+    assert {"train", "run", "validate", "init", "demo", "report"} <= set(names)
+    for name in names:
+        result = runner.invoke(app, [name, "-h"])
+        assert result.exit_code == 0, (name, result.output)
+        assert "Usage:" in result.stdout and "--help" in result.stdout, name
+
+
+def test_train_help_shows_the_run_configurations_defaults(runner: CliRunner) -> None:
+    """``train``'s options default to "as configured" (None); ``--help`` shows RunConfig's values."""
+    from reglab.config import RunConfig
+
+    out = runner.invoke(app, ["train", "--help"], env={"COLUMNS": "200"}, terminal_width=200).stdout
+    cfg = RunConfig()
+    lines = {line.split()[1]: line for line in out.splitlines() if line.startswith("│ --")}
+    assert f"[default: ({cfg.train.epochs})]" in lines["--epochs"]
+    assert f"[default: ({cfg.train.lr})]" in lines["--lr"]
+    assert f"[default: ({cfg.data.name})]" in lines["--data"]
+    assert f"[default: ({','.join(map(str, cfg.model.hidden))})]" in lines["--hidden"]
+    assert "[default: (off)]" in lines["--early-stopping"] and "[default: (0.0)]" in lines["--l2"]
+    run_help = runner.invoke(app, ["run", "--help"], env={"COLUMNS": "200"}, terminal_width=200).stdout
+    assert "[default: local]" in run_help  # the commands whose defaults are plain values show them too
+
+
+def test_init_writes_a_starter_that_validates_and_refuses_to_overwrite(
+    runner: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["init"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "study.yaml").read_text(encoding="utf-8")
+    for section in ("data:", "model:", "train:", "arms:", "seeds:", "# search:"):
+        assert f"\n{section}" in text, section
+    comments = [line for line in text.splitlines() if line.lstrip().startswith("#")]
+    assert len(comments) >= 15  # a commented starter, not a bare document
+    ok = runner.invoke(app, ["validate", "study.yaml"])
+    assert ok.exit_code == 0 and "4 arms x 5 seeds" in ok.stdout, ok.output
+
+    (tmp_path / "study.yaml").write_text("mine\n", encoding="utf-8")
+    again = runner.invoke(app, ["init"])
+    assert again.exit_code == 2 and "exists; pass --force" in again.stderr
+    assert (tmp_path / "study.yaml").read_text(encoding="utf-8") == "mine\n"
+    forced = runner.invoke(app, ["init", "--force", "--data", "diabetes", "-o", "study.yaml"])
+    assert forced.exit_code == 0, forced.output
+    assert "name: diabetes" in (tmp_path / "study.yaml").read_text(encoding="utf-8")
+    assert runner.invoke(app, ["validate", "study.yaml"]).exit_code == 0
+
+
+def test_init_unknown_dataset_suggests_the_close_name(runner: CliRunner, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["init", "--data", "minst", "--output", str(tmp_path / "s.yaml")])
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: --data: unknown dataset 'minst'; did you mean mnist"), result.stderr
+    assert not (tmp_path / "s.yaml").exists()

@@ -22,6 +22,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},  # inherited by every command
 )
 
 EXIT_RUNS_FAILED = 3  # a study finished, but some of its runs failed with an exception
@@ -35,7 +36,9 @@ def _print_error(message: str) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    Console(stderr=True, highlight=False, soft_wrap=True).print(f"[bold red]error:[/] {escape(message)}")
+    console = Console(stderr=True, highlight=False, soft_wrap=True)
+    for line in message.splitlines() or [""]:  # several problems (a study file's): one line each
+        console.print(f"[bold red]error:[/] {escape(line)}")
 
 
 def _fail(message: str) -> None:
@@ -53,7 +56,58 @@ def _option_names(message: str) -> str:
     return message
 
 
-@app.command()
+def _print_version(value: bool) -> None:
+    if value:
+        from reglab import __version__
+
+        print(f"reglab {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="print reglab's version and exit",
+            show_default=False,
+        ),
+    ] = False,
+) -> None:
+    """Which regularization, how strong, with which training hyperparameters - and proof."""
+
+
+class _TrainCommand(typer.core.TyperCommand):
+    """``reglab train``: its options default to "as in the run configuration" (None), so ``--help``
+    looks the defaults up in :class:`~reglab.config.RunConfig` - only when help is asked for."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        from reglab.config import FIELD_SECTION, RunConfig
+
+        cfg = RunConfig().model_dump(mode="json")
+        where = {"data": "data.name", "model": "model.arch", "early_stopping": "", "snapshot": "", "swa": ""}
+        for param in self.params:
+            if param.name is None or param.default is not None or not isinstance(param, typer.core.TyperOption):
+                continue
+            path = where.get(param.name, f"{FIELD_SECTION.get(param.name, '')}.{param.name}")
+            value: Any = cfg
+            for part in path.split(".") if path.strip(".") else ["-"]:
+                value = value.get(part) if isinstance(value, dict) else None
+            if isinstance(value, list):
+                value = ",".join(map(str, value))
+            if isinstance(value, dict):  # augment: every transform at zero
+                value = None if any(value.values()) else "off"
+            if value is None and (param.rich_help_panel == _PANEL_REG or param.name == "grad_clip"):
+                value = "off"
+            if value is not None:
+                param.show_default = str(value).lower() if isinstance(value, bool) else str(value)
+        super().format_help(ctx, formatter)
+
+
+@app.command(cls=_TrainCommand)
 def train(
     data: Annotated[
         str | None, typer.Option(help="dataset name, or csv:, parquet:, npz:, images:PATH", rich_help_panel=_PANEL_DATA)
@@ -147,27 +201,16 @@ def train(
 
 def _parse_sets(items: list[str]) -> dict[str, Any]:
     """``--set KEY=VALUE`` items as overrides; values parsed as YAML (``0.3``, ``true``, ``[0.5, 0.3]``)."""
-    import difflib
-
-    import yaml
-
     from reglab.config import FIELD_SECTION, SECTIONS
+    from reglab.errors import suggest
+    from reglab.study.spec import parse_sets
 
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            _fail(f"--set: expected KEY=VALUE, got {item!r}")
+    out = parse_sets(items)  # the same KEY=VALUE reading as `reglab run --set`
+    for key in out:
         parts = key.split(".")
         if not (parts[0] in FIELD_SECTION or (parts[0] in SECTIONS and len(parts) > 1)):
-            close = difflib.get_close_matches(parts[0], [*FIELD_SECTION, *SECTIONS], n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else "; see `reglab schema` for the settings"
-            _fail(f"--set {key}: unknown setting{hint}")
-        try:
-            out[key] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
-            _fail(f"--set {key}: cannot read {text!r} as a value")
+            hint = suggest(parts[0], [*FIELD_SECTION, *SECTIONS], "`reglab schema` lists the settings")
+            _fail(f"--set {key}: unknown setting; {hint}")
     return out
 
 
@@ -390,6 +433,14 @@ def _models_note(m: Any, out: Any, console: Any) -> None:
     console.print(text + (f"; `reglab export {out}` writes them out" if m.kept else ""))
 
 
+_STUDY_SET = typer.Option(
+    "--set",
+    help="KEY=VALUE overriding the study file's value at a dotted key (train.epochs=5, seeds=3, arms.l2.l2=1e-3; "
+    "a setting's own name, epochs=5, means its shared section's); YAML value; repeatable",
+    show_default=False,
+)
+
+
 @app.command()
 def run(
     study: Annotated[str, typer.Argument(help="study file (YAML)")],
@@ -404,11 +455,12 @@ def run(
     ] = None,
     cpus_per_run: Annotated[float, typer.Option(help="CPUs per run on Ray")] = 1,
     gpus_per_run: Annotated[float, typer.Option(help="GPUs per run on Ray (fractions share a GPU)")] = 0,
+    set_: Annotated[list[str] | None, _STUDY_SET] = None,
 ) -> None:
     """Run (or resume) a study: every arm x seed, statistics, diagnosis, outputs."""
     from reglab.study.spec import load_study
 
-    spec = load_study(study)
+    spec = load_study(study, set_)
     if output:
         spec = spec.model_copy(update={"output": output})
     if jobs is not None and jobs < 1:
@@ -469,11 +521,14 @@ def worker(
 
 
 @app.command()
-def validate(study: Annotated[str, typer.Argument(help="study file (YAML)")]) -> None:
+def validate(
+    study: Annotated[str, typer.Argument(help="study file (YAML)")],
+    set_: Annotated[list[str] | None, _STUDY_SET] = None,
+) -> None:
     """Check a study file without running it."""
     from reglab.study.spec import load_study
 
-    spec = load_study(study)
+    spec = load_study(study, set_)
     from reglab.data import check_source
     from reglab.study.own_model import check_outputs
 
@@ -481,6 +536,32 @@ def validate(study: Annotated[str, typer.Argument(help="study file (YAML)")]) ->
     check_outputs(spec)  # the user's own model, run once on one batch
     n = len(spec.arms) * len(spec.seed_list)
     print(f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}")
+
+
+@app.command()
+def init(
+    data: Annotated[str, typer.Option(help="a dataset of `reglab datasets`")] = "digits",
+    output: Annotated[str, typer.Option("--output", "-o", help="the study file to write")] = "study.yaml",
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a commented starter study (data, model, train, arms, seeds, search) to edit and run."""
+    from pathlib import Path
+
+    from reglab.study.spec import starter_study
+
+    path = Path(output)
+    if path.exists() and not force:
+        _fail(f"{path} exists; pass --force to overwrite it, or --output another file")
+    try:
+        text = starter_study(data, path.name)
+    except ReglabError as err:
+        _fail(str(err))
+        return
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as err:
+        _fail(f"cannot write {path}: {err.strerror or err}")
+    print(f"wrote {path}: check it with `reglab validate {path}`, run it with `reglab run {path}`")
 
 
 @app.command()

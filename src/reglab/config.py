@@ -28,7 +28,7 @@ from pydantic import (
 
 from reglab.data.config import DataConfig
 from reglab.data.config import SyntheticConfig as SyntheticConfig
-from reglab.errors import ConfigError
+from reglab.errors import ConfigError, suggest
 from reglab.models.config import ModelConfig
 from reglab.optim import OPTIMIZERS, SCHEDULES
 from reglab.regularizers.augment import AugmentConfig as AugmentConfig
@@ -347,10 +347,8 @@ def nest_overrides(overrides: dict[str, Any], where: str = "") -> dict[str, Any]
         elif head in FIELD_SECTION:
             path = [FIELD_SECTION[head], *parts]
         else:
-            raise ConfigError(
-                f"{where}{key}: unknown setting; valid: sections {', '.join(SECTIONS)} "
-                f"or fields {', '.join(sorted(FIELD_SECTION))}"
-            )
+            hint = suggest(head, [*SECTIONS, *sorted(FIELD_SECTION)], "`reglab schema` lists the settings")
+            raise ConfigError(f"{where}{key}: unknown setting; {hint}")
         node: dict[str, Any] = {}
         cur = node
         for p in path[:-1]:
@@ -365,9 +363,9 @@ def merge_overrides(base: dict[str, Any], overrides: dict[str, Any], where: str 
     return deep_merge(base, nest_overrides(overrides, where))
 
 
-def format_validation_error(err: ValidationError, where: str = "") -> str:
-    """All problems on one line, separated by "; ": ``field.path: message (got value)``."""
-    return "; ".join(validation_messages(err, where))
+def format_validation_error(err: ValidationError, where: str = "", model: type[BaseModel] | None = None) -> str:
+    """All problems, one per line: ``field.path: message (got value)``."""
+    return "\n".join(validation_messages(err, where, model))
 
 
 def _short_repr(value: Any) -> str:
@@ -379,14 +377,35 @@ def _short_repr(value: Any) -> str:
     return r.repr(value)
 
 
-def validation_messages(err: ValidationError, where: str = "") -> list[str]:
-    """One message per problem (in the order of ``err.errors()``): ``field.path: message (got value)``."""
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the pydantic model that holds ``loc`` (``("train", "epocs")`` ->
+    TrainConfig's fields), for "did you mean"; [] where the path leaves the models."""
+    current: Any = model
+    for part in loc[:-1]:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return []
+        options = [field.annotation, *typing.get_args(field.annotation)]
+        current = next((t for t in options if isinstance(t, type) and issubclass(t, BaseModel)), None)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return []
+
+
+def validation_messages(err: ValidationError, where: str = "", model: type[BaseModel] | None = None) -> list[str]:
+    """One message per problem (in the order of ``err.errors()``): ``field.path: message (got value)``.
+    With ``model`` (the validated class), an unknown field says which known one was meant."""
     lines = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
-        msg = e["msg"].removeprefix("Value error, ")
+        msg = e["msg"].removeprefix("Value error, ").removeprefix(f"{loc}: ")  # a validator naming its field
         if e["type"] == "extra_forbidden":
             msg = "unknown field"
+            fields = _fields_at(model, tuple(e["loc"])) if model is not None and e["loc"] else []
+            if fields:
+                msg += f"; {suggest(e['loc'][-1], fields, '`reglab schema` lists the fields')}"
         got = e.get("input")
         shown = "" if isinstance(got, dict) or e["type"] == "missing" else f" (got {_short_repr(got)})"
         lines.append(f"{where}{loc}: {msg}{shown}" if loc else f"{where.rstrip('.: ')}: {msg}{shown}".lstrip(": "))
@@ -401,4 +420,4 @@ def validate_model(model: type[M], data: Any, where: str = "") -> M:
     try:
         return model.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, where)) from None
+        raise ConfigError(format_validation_error(err, where, model)) from None

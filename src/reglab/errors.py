@@ -26,3 +26,21 @@ class Interrupted(BaseException):
         super().__init__(signum)
         self.signum = signum
         self.stored: str | None = None
+
+
+MAX_LISTED = 16  # a list of valid names up to this long is shown in full (13 datasets and schemes); not longer
+
+
+def suggest(name: object, choices: list[str] | tuple[str, ...], more: str = "") -> str:
+    """The hint after "unknown ... 'x'": every valid choice when there are few (<= :data:`MAX_LISTED`),
+    else the close ones (``difflib``, as git and argparse suggest) and where to find the rest (``more``,
+    e.g. "`reglab schema` lists them") - a typo should not dump fifty names."""
+    import difflib
+
+    close = difflib.get_close_matches(str(name), list(choices), n=3, cutoff=0.7)
+    mean = f"did you mean {' or '.join(close)}?" if close else ""
+    if len(choices) <= MAX_LISTED:
+        listed = f"valid choices: {', '.join(choices)}"
+        return f"{mean} {listed}" if mean else listed
+    rest = more or f"{len(choices)} valid choices"
+    return f"{mean} ({rest})" if mean else rest

@@ -68,8 +68,11 @@ class Registry(Generic[F]):
         del self._items[name]
 
     def unknown(self, name: object, *extra: str) -> str:
-        """The message for an unknown ``name``: ``unknown <family> 'x'; valid choices: a, b``."""
-        return f"unknown {self.family} {name!r}; valid choices: {', '.join([*self._items, *extra])}"
+        """The message for an unknown ``name``: ``unknown <family> 'x'; valid choices: a, b`` (or,
+        for a long list, ``did you mean ...?``)."""
+        from reglab.errors import suggest
+
+        return f"unknown {self.family} {name!r}; {suggest(name, [*self._items, *extra])}"
 
     def check(self, name: str) -> str:
         """``name`` when registered, else ValueError (for pydantic field validators)."""

@@ -29,7 +29,8 @@ def test_the_example_runs_from_its_folder(tmp_path: Path) -> None:
     if not (data / "fashion-mnist").is_dir():
         pytest.skip(f"{data / 'fashion-mnist'} not found: the example reads ../shared/data/fashion-mnist")
     doc = yaml.safe_load((EXAMPLE / "study.yaml").read_text())
-    doc["data"].update(n_train=400, val_fraction=0.02, download=False)
+    # the copy lives in tmp_path and paths of a study file are relative to its folder: the data's, absolute
+    doc["data"].update(n_train=400, val_fraction=0.02, download=False, data_dir=str(data))
     doc["model"]["init_args"] = {"width": 8, "blocks": 1}
     doc["train"].update(epochs=1, batch_size=64)
     doc["search"]["trials"] = 1

@@ -228,7 +228,7 @@ def test_missing_file_and_non_mapping(tmp_path: Path, write_yaml: Callable[..., 
     for text in ("", "- a\n- b\n", "just text\n", "42\n"):
         with pytest.raises(ConfigError, match="must be a mapping"):
             load_study(write_yaml(text))
-    with pytest.raises(ConfigError, match=r"name: Field required.*arms: Field required"):
+    with pytest.raises(ConfigError, match=r"name: Field required\n.*arms: Field required"):
         load_study(write_yaml("seeds: 3\n"))
 
 

@@ -58,6 +58,35 @@ def write_tuning(spec: StudySpec, url: str, results: dict[str, ArmTuning], out: 
     write_atomic(out / "tuning.json", json.dumps(json_safe(doc), indent=2))
 
 
+SESSION_ATTR = "session:"  # user attrs of the runs' Optuna study: one [start, end] (epoch seconds) per session
+
+
+def study_wall_time(store: RunStore, seconds: float) -> float:
+    """The study's wall time over every session that reached its outputs: this session's
+    ``seconds`` (ending now) are stored with the runs, and the result is the length of the union
+    of all stored sessions - a resumed study adds its time to the earlier sessions' instead of
+    replacing it, and workers running at once (``reglab worker``) are not counted twice. Starts
+    again with the runs (``--new``). A session interrupted before its outputs is not counted."""
+    import os
+    import socket
+    import time
+
+    end = time.time()
+    start = end - max(float(seconds), 0.0)
+    store.study.set_user_attr(f"{SESSION_ATTR}{socket.gethostname()}-{os.getpid()}-{start:.6f}", [start, end])
+    spans = sorted(
+        (float(v[0]), float(v[1]))
+        for k, v in store.study.user_attrs.items()
+        if k.startswith(SESSION_ATTR) and isinstance(v, list | tuple) and len(v) == 2
+    )
+    total, reach = 0.0, float("-inf")
+    for a, b in spans:  # the union of the intervals, in order of start
+        if b > reach:
+            total += b - max(a, reach)
+            reach = b
+    return total
+
+
 def publish(
     spec: StudySpec,
     store: RunStore,
@@ -69,7 +98,8 @@ def publish(
     search: StudySpec,
 ) -> StudyResults:
     """Write the outputs of the confirmation study ``spec`` (``search``: the study as written,
-    whose search produced ``tuning``) and return the results."""
+    whose search produced ``tuning``) and return the results. ``wall_time``: this session's seconds
+    (``summary.json`` holds the sum over sessions, :func:`study_wall_time`)."""
     from reglab.study.results import StudyResults, epochs_frame, finals_frame, summarize
 
     out = spec.output_dir()
@@ -82,7 +112,7 @@ def publish(
         "environment": environment(", ".join(devices) or None),
         "storage": mask_url(url),
         "fingerprint": spec.fingerprint(),
-        "wall_time": wall_time,
+        "wall_time": study_wall_time(store, wall_time),  # summed over resumed sessions
         "total_run_time": sum(float(r.outcome.info.get("wall_time") or 0) for r in records.values()),
         "resolved_config": "config.resolved.yaml",
     }

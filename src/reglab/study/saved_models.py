@@ -131,7 +131,7 @@ def read_header(path: str | Path) -> SavedModel:
     from pydantic import ValidationError
     from safetensors import SafetensorError, safe_open
 
-    from reglab.config import RunConfig, format_validation_error
+    from reglab.config import RunConfig, validation_messages
 
     p = Path(path)
     if not p.is_file():
@@ -147,7 +147,7 @@ def read_header(path: str | Path) -> SavedModel:
         cfg = RunConfig.model_validate_json(meta["config"])
     except ValidationError as err:
         raise ReglabError(
-            f"{p}: its run configuration is not valid here ({format_validation_error(err)}); a regularizer or "
+            f"{p}: its run configuration is not valid here ({'; '.join(validation_messages(err))}); a regularizer or "
             "model registered by your own code must be registered (imported) before loading"
         ) from None
     return SavedModel(

@@ -16,6 +16,7 @@ seeds: 5               # or a list; seed i fixes split, initialization and batch
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import json
 import re
@@ -222,7 +223,7 @@ class StudySpec(BaseModel):
         measured by every run (``train.metrics``)."""
         if not isinstance(raw, dict):
             return raw
-        from reglab.tasks import DEFAULT_METRIC, check_metric
+        from reglab.tasks import DEFAULT_METRIC, METRICS, check_metric
 
         raw = dict(raw)
         data = raw.get("data")
@@ -245,7 +246,8 @@ class StudySpec(BaseModel):
                     check_metric(metric[field], splits, task, f"metric.{field}")
             raw["metric"] = metric
             names = [str(metric[f]).partition("_")[2] for f in ("select", "compare")]
-            needed = [n for n in dict.fromkeys(names) if n not in ("acc", "loss")]
+            # an unknown metric is reported once, by MetricConfig (not again as a train.metrics entry)
+            needed = [n for n in dict.fromkeys(names) if n not in ("acc", "loss") and n in METRICS]
             train = raw.get("train")
             if needed and (train is None or isinstance(train, dict)):
                 train = dict(train or {})
@@ -428,17 +430,62 @@ def _line_index(text: str) -> dict[tuple[str, ...], int]:
     return index
 
 
-def _with_lines(err: ValidationError, lines: dict[tuple[str, ...], int], source: str) -> str:
+def _where(
+    loc: tuple[str, ...], lines: dict[tuple[str, ...], int], source: str, sets: Sets, inside: bool = False
+) -> str:
+    """``file:line`` of the deepest key of ``loc`` that the file holds, or ``file (--set KEY=VALUE)``
+    when a ``--set`` override put the value there (``inside``: or anywhere below ``loc``)."""
+    for path, item in sets.items():
+        if loc[: len(path)] == path or (inside and path[: len(loc)] == loc):
+            return f"{source} (--set {item})"
+    for k in range(len(loc), 0, -1):
+        if loc[:k] in lines:
+            return f"{source}:{lines[loc[:k]]}"
+    return source
+
+
+def _with_lines(err: ValidationError, lines: dict[tuple[str, ...], int], source: str, sets: Sets) -> list[str]:
+    """One line per problem: ``file:line: field.path: message``."""
     msgs = []
-    for part, e in zip(validation_messages(err), err.errors(), strict=True):
+    for part, e in zip(validation_messages(err, model=StudySpec), err.errors(), strict=True):
         loc = tuple(str(p) for p in e["loc"])
-        line = None
-        for k in range(len(loc), 0, -1):
-            if loc[:k] in lines:
-                line = lines[loc[:k]]
+        msgs.append(f"{_where(loc, lines, source, sets)}: {part}")
+    return msgs
+
+
+def _without_failed(doc: dict[str, Any], err: ValidationError) -> StudySpec | None:
+    """The study without its invalid settings (each removed, so its default applies; an invalid arm
+    left out), so that the arms are checked too and every problem is reported at once; None when
+    that does not validate either (then the errors found so far are the report)."""
+    rest = copy.deepcopy(doc)
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        if not loc or loc[0] == "search":  # the whole study's (its baseline), or the arms' tuning
+            return None
+        if loc[0] == "arms":
+            if len(loc) < 2 or not isinstance(rest.get("arms"), dict):
+                return None
+            rest["arms"].pop(loc[1], None)
+            continue
+        node: Any = rest
+        for part in loc[:-1]:
+            child = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(child, dict):
                 break
-        msgs.append(f"{source}:{line}: {part}" if line else f"{source}: {part}")
-    return "; ".join(msgs)
+            node = child
+        else:
+            part = loc[-1]
+        if isinstance(node, dict):
+            node.pop(part, None)
+    if not rest.get("arms"):
+        return None
+    rest.setdefault("name", "study")
+    if not isinstance(rest.get("name"), str) or not _NAME.match(rest["name"]):
+        rest["name"] = "study"
+    try:
+        return StudySpec.model_validate(rest)
+    except (ValidationError, TypeError, ValueError, RecursionError):
+        return None
 
 
 def _check_budget(spec: StudySpec, arm: str) -> None:
@@ -504,21 +551,28 @@ def _check_space(spec: StudySpec, arm: str) -> None:
                     raise ConfigError(f"{where}: when: {key}: the setting never takes {v!r} ({err})") from None
 
 
-def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> StudySpec:
-    """Validate a parsed document (and every arm's merged run config) into a :class:`StudySpec`."""
+def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets: Sets | None = None) -> StudySpec:
+    """Validate a parsed document (and every arm's merged run config) into a :class:`StudySpec`.
+    Every problem is reported at once, one line each (``file:line: field.path: message``).
+    ``sets``: the document paths that ``--set`` overrides wrote (path -> ``KEY=VALUE``), named in
+    the errors instead of a line of the file."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})")
     lines = _line_index(text) if text else {}
+    sets = sets or {}
+    errors: list[str] = []
     try:
-        spec = StudySpec.model_validate(doc)
+        spec: StudySpec | None = StudySpec.model_validate(doc)
     except ValidationError as err:
-        raise ConfigError(_with_lines(err, lines, source)) from None
+        errors = _with_lines(err, lines, source, sets)
+        spec = _without_failed(doc, err)
     except (TypeError, ValueError) as err:  # e.g. unhashable keys
         raise ConfigError(f"{source}: {err}") from None
     except RecursionError:  # a recursive (&a [*a]) or absurdly deep document
         raise ConfigError(f"{source}: the document is nested too deeply (or refers to itself)") from None
-    for arm in spec.arms:
-        line = lines.get(("arms", arm))
+    for arm in spec.arms if spec is not None else ():
+        assert spec is not None
+        where = _where(("arms", arm), lines, source, sets, inside=True)
         try:
             spec.arm(arm)
             _check_budget(spec, arm)
@@ -528,11 +582,109 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None) -> S
 
                 check_arguments(spec.arm(arm))
         except ConfigError as err:
-            raise ConfigError(f"{source}:{line}: {err}" if line else f"{source}: {err}") from None
+            errors += [f"{where}: {msg}" for msg in str(err).splitlines()]
         except RecursionError:
-            where = f"{source}:{line}" if line else source
-            raise ConfigError(f"{where}: arms.{arm}: nested too deeply (or refers to itself)") from None
+            errors.append(f"{where}: arms.{arm}: nested too deeply (or refers to itself)")
+    if errors:
+        raise ConfigError("\n".join(errors))
+    assert spec is not None
     return spec
+
+
+# -- --set overrides and paths relative to the study file ------------------------------------------------
+
+Sets = dict[tuple[str, ...], str]  # document path -> the ``--set KEY=VALUE`` that wrote it
+
+PATH_KEYS = (("data", "data_dir"), ("data", "path"), ("output",))
+_FILE_SCHEMES = ("csv:", "parquet:", "npz:", "images:")
+
+
+def _from_folder(value: Any, folder: Path, scheme: str = "") -> Any:
+    """A relative path of a study file, taken from the file's folder and written relative to the
+    current directory (as before when the file is there: the study's fingerprint does not change)."""
+    if not isinstance(value, str) or not value.startswith(scheme):
+        return value
+    raw = value[len(scheme) :]
+    if not raw or raw.startswith("~") or Path(raw).is_absolute():
+        return value
+    import os
+
+    target = os.path.normpath(folder / raw)
+    try:
+        return scheme + os.path.relpath(target)
+    except ValueError:  # another drive (Windows)
+        return scheme + os.path.abspath(target)
+
+
+def relative_to_file(doc: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """``data.data_dir``, ``data.path``, a file named in ``data.name`` (``csv:PATH`` ...) and
+    ``output`` of a study file are relative to the file's folder, so a study runs from any
+    directory. (Values given with ``--set`` or ``--output`` stay relative to the current one.)"""
+    out = dict(doc)
+    data = out.get("data")
+    if isinstance(data, dict):
+        data = dict(data)
+        for key in ("data_dir", "path"):
+            if key in data:
+                data[key] = _from_folder(data[key], folder)
+        name = data.get("name")
+        for scheme in _FILE_SCHEMES:
+            if isinstance(name, str) and name.startswith(scheme):
+                data["name"] = _from_folder(name, folder, scheme)
+        out["data"] = data
+    if "output" in out:
+        out["output"] = _from_folder(out["output"], folder)
+    return out
+
+
+def parse_sets(items: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings as ``{KEY: value}``, each value read as YAML (``5``, ``1e-3``, ``[0.5]``,
+    ``true``); a malformed item raises ConfigError naming it."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
+        try:
+            out[key] = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            raise ConfigError(f"--set {key}: cannot read {text!r} as a value") from None
+    return out
+
+
+def apply_sets(doc: dict[str, Any], items: list[str]) -> tuple[dict[str, Any], Sets]:
+    """The study document with ``--set KEY=VALUE`` overrides. KEY is a dotted path in the study
+    document (``train.epochs``, ``seeds``, ``search.trials``, ``arms.l2.l2``, ``data.n_train``); a
+    run setting's own name (``epochs``, ``l2``, ``n_train``) addresses the shared section that holds
+    it (``train.epochs``...). The study's own keys come first: ``name`` is the study's name
+    (``data.name`` the dataset's). Returns the document and which path each override wrote."""
+    from reglab.config import FIELD_SECTION
+
+    out = copy.deepcopy(doc)  # the overrides change a copy
+    sets: Sets = {}
+    for key, value in parse_sets(items).items():
+        item = next(i for i in items if i.partition("=")[0].strip() == key)
+        parts = key.split(".")
+        if parts[0] not in StudySpec.model_fields:
+            if parts[0] not in FIELD_SECTION:
+                from reglab.errors import suggest
+
+                hint = suggest(parts[0], [*StudySpec.model_fields, *FIELD_SECTION], "`reglab schema` lists them")
+                raise ConfigError(f"--set {key}: unknown key; {hint}")
+            parts = [FIELD_SECTION[parts[0]], *parts]
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                where = ".".join(parts[: i + 1])
+                raise ConfigError(f"--set {key}: {where} is {child!r} in the study, not a mapping")
+            node = child
+        node[parts[-1]] = value
+        sets[tuple(parts)] = item
+    return out, sets
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -558,8 +710,10 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_study(path: str | Path) -> StudySpec:
-    """Read and validate a study file (safe YAML, a key given twice refused); errors name the field and line."""
+def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
+    """Read and validate a study file (safe YAML, a key given twice refused); errors name the field
+    and line. Its relative paths are taken from its folder (:func:`relative_to_file`); ``sets``:
+    ``--set KEY=VALUE`` overrides of the document (:func:`apply_sets`)."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -578,7 +732,14 @@ def load_study(path: str | Path) -> StudySpec:
         raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
     except Exception as err:  # PyYAML's constructors raise plain errors: !!int x, !!float '', 2001-13-45
         raise ConfigError(f"{p}: invalid YAML: a value cannot be read ({type(err).__name__}: {err})") from None
-    return parse_study(doc, str(p), text)
+    if isinstance(doc, dict):
+        doc = relative_to_file(doc, p.parent)
+    applied: Sets = {}
+    if sets:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{p}: a study file must be a mapping with name, arms, ...")
+        doc, applied = apply_sets(doc, sets)
+    return parse_study(doc, str(p), text, applied)
 
 
 def demo_study(output: str = "reglab-demo", seeds: int | None = None) -> StudySpec:
@@ -591,3 +752,34 @@ def demo_study(output: str = "reglab-demo", seeds: int | None = None) -> StudySp
     if seeds is not None:
         doc["seeds"] = seeds
     return parse_study(doc, "demo.yaml", text)
+
+
+def starter_study(data: str = "digits", file: str = "study.yaml") -> str:
+    """The commented study that ``reglab init`` writes, for the registered dataset ``data``."""
+    import string
+    from importlib import resources
+
+    from reglab.data import DATASETS
+
+    if data not in DATASETS:
+        raise ConfigError(f"--data: {DATASETS.unknown(data)}")
+    info = DATASETS.get(data)
+    if info.files:  # files looked up (or downloaded) as for `reglab train --data-dir`
+        lines = (
+            "  # data_dir: data      # the folder with its files, relative to this file (default: $REGLAB_DATA,\n"
+            "                        # then ~/.cache/reglab; downloaded there when missing)\n"
+            "  # n_train: 10000      # a training subset, for a first quick run (default: all of it)\n"
+        )
+    else:
+        lines = "  # n_train: 500        # a training subset (default: all of it)\n"
+    image = info.files or data == "digits"
+    name = re.sub(r"[^A-Za-z0-9_.+-]+", "-", Path(file).stem).strip("-._+") or "study"
+    template = (resources.files("reglab") / "examples" / "starter.yaml").read_text(encoding="utf-8")
+    return string.Template(template).substitute(
+        file=file,
+        name=name[:64],
+        data=data,
+        data_lines=lines,
+        hidden="[256, 128]" if image else "[64]",
+        epochs=20,
+    )
