@@ -152,7 +152,12 @@ def digits_workload(quick: bool) -> Workload:
     x, y = x.repeat(reps, *([1] * (x.dim() - 1))), y.repeat(reps)
     source = f"sklearn digits (train + validation) repeated {reps}x: {len(y):,} rows x 64 features"
     return Workload(
-        "digits MLP 64-256-128-10, batch 32", (256, 128), 32, 1.0, _tiny_splits("digits", x, y, 10, splits.image), source
+        "digits MLP 64-256-128-10, batch 32",
+        (256, 128),
+        32,
+        1.0,
+        _tiny_splits("digits", x, y, 10, splits.image),
+        source,
     )
 
 
