@@ -227,7 +227,8 @@ def test_a_stale_running_trial_is_marked_interrupted_and_not_counted(make_spec: 
 def test_cv_runs_k_folds_per_trial_and_reports_their_mean(
     make_spec: Any, lockstep: Any, test_reads: dict[str, int]
 ) -> None:
-    spec = make_spec("cv", {"a": {"l2": "tune"}}, {"sampler": "random", "trials": 2, "cv": 3})
+    search = {"sampler": "random", "trials": 2, "cv": 3, "pruner": "median", "startup_trials": 5}
+    spec = make_spec("cv", {"a": {"l2": "tune"}}, search)  # a pruner (that never prunes here) reads the steps
     r = tune_study(spec, executor=lockstep, progress=False)["a"]
 
     assert test_reads["total"] == 0
@@ -378,3 +379,11 @@ def test_an_arm_without_a_completed_trial_stops_the_study_before_confirmation(ma
         run_protocol(spec, executor=lockstep, progress=False)
     assert not [t for t in lockstep.submitted if "/seed" in t.key]  # no confirmation run
     assert "nothing/runs" not in optuna.get_all_study_names(spec.storage_url())
+
+
+def test_without_a_pruner_no_intermediate_value_is_stored(make_spec: Any, lockstep: Any) -> None:
+    """Nothing reads them: no storage write per epoch (issue 13); the trials' values are the same."""
+    spec = make_spec("nopr", {"a": {"l2": "tune"}}, {"sampler": "random", "trials": 2})
+    r = tune_study(spec, executor=lockstep, progress=False)["a"]
+    assert r.n_complete == 2 and len(lockstep.events) == 2 * 3  # every epoch still reaches the driver
+    assert all(t.intermediate_values == {} for t in trials_of(spec, "a"))

@@ -488,6 +488,24 @@ def _without_failed(doc: dict[str, Any], err: ValidationError) -> StudySpec | No
         return None
 
 
+def _arm_errors(per_arm: dict[str, list[tuple[str, str]]], n_arms: int, source: str) -> list[str]:
+    """``where: message`` per problem; a problem every arm has (e.g. the shared model does not
+    import: "arms.<arm>: <problem>" for each) is said once, for the whole study."""
+
+    def problem(arm: str, msg: str) -> str:
+        return msg.removeprefix(f"arms.{arm}: ")
+
+    counts: dict[str, int] = {}
+    for arm, msgs in per_arm.items():
+        for m in {problem(arm, msg) for _, msg in msgs}:
+            counts[m] = counts.get(m, 0) + 1
+    shared = [m for m, n in counts.items() if n == n_arms > 1]
+    out = [f"{source}: {m}" for m in shared]
+    for arm, msgs in per_arm.items():
+        out += [f"{where}: {msg}" for where, msg in msgs if problem(arm, msg) not in shared]
+    return out
+
+
 def _check_budget(spec: StudySpec, arm: str) -> None:
     s = spec.search
     if s is None:
@@ -570,6 +588,7 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets
         raise ConfigError(f"{source}: {err}") from None
     except RecursionError:  # a recursive (&a [*a]) or absurdly deep document
         raise ConfigError(f"{source}: the document is nested too deeply (or refers to itself)") from None
+    per_arm: dict[str, list[tuple[str, str]]] = {}  # arm -> (where, message without "arms.<arm>: ")
     for arm in spec.arms if spec is not None else ():
         assert spec is not None
         where = _where(("arms", arm), lines, source, sets, inside=True)
@@ -582,9 +601,10 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets
 
                 check_arguments(spec.arm(arm))
         except ConfigError as err:
-            errors += [f"{where}: {msg}" for msg in str(err).splitlines()]
+            per_arm[arm] = [(where, msg) for msg in str(err).splitlines()]
         except RecursionError:
-            errors.append(f"{where}: arms.{arm}: nested too deeply (or refers to itself)")
+            per_arm[arm] = [(where, f"arms.{arm}: nested too deeply (or refers to itself)")]
+    errors += _arm_errors(per_arm, len(spec.arms) if spec is not None else 0, source)
     if errors:
         raise ConfigError("\n".join(errors))
     assert spec is not None
