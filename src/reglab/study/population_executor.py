@@ -78,7 +78,7 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
         data = cache.get_many([m.config.data for m in members])
         results = fit_population(
             [m.config for m in members],
-            data,  # type: ignore[arg-type]  # streamed splits are refused inside
+            data,  # streamed splits are refused inside
             on_epoch=member_report,
             evaluate_test=task.evaluate_test,
             keep_model=any(m.save_to for m in members),

@@ -47,6 +47,7 @@ from torch import Tensor, nn
 if TYPE_CHECKING:
     from reglab.config import RunConfig
     from reglab.data.base import DataSplits
+    from reglab.data.streaming import StreamSplits
     from reglab.training.engine import RunResult
 
 # regularizers a population trains (their scalars may differ per member); any other active one refuses
@@ -199,7 +200,7 @@ def _forward(
 
 def fit_population(
     cfgs: Sequence[RunConfig],
-    data: Sequence[DataSplits] | None = None,
+    data: Sequence[DataSplits | StreamSplits] | None = None,
     *,
     on_epoch: MemberCallback | None = None,
     evaluate_test: bool = True,
@@ -226,7 +227,7 @@ def fit_population(
     return pop.results(evaluate_test, keep_model, time.perf_counter() - t_start)
 
 
-def _load(cfgs: Sequence[RunConfig]) -> list[DataSplits]:
+def _load(cfgs: Sequence[RunConfig]) -> list[DataSplits | StreamSplits]:
     from reglab.data.streaming import open_data
 
     loaded: dict[str, Any] = {}
