@@ -159,3 +159,15 @@ def test_population_study_tasks_on_cuda(tiny_study: Any) -> None:
     ex.close()
     assert ex.populations and all(o.status is RunStatus.COMPLETED for o in out.values())
     assert all(o.info["device"].startswith("cuda") for o in out.values())
+
+
+def test_with_populations_wraps_only_when_asked() -> None:
+    from reglab.config import RunConfig
+    from reglab.study.population_executor import with_populations
+
+    inner = InProcessExecutor()
+    off = [RunConfig(), RunConfig().override({"l2": 1e-3})]
+    assert with_populations(inner, off) is inner
+    on = [*off, RunConfig().override({"population": "auto", "population_size": 5})]
+    ex = with_populations(inner, on)
+    assert isinstance(ex, PopulationExecutor) and ex.inner is inner and ex.slots == 5

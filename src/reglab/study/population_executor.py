@@ -25,7 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from reglab.study.executors import Events, Executor, Finished, Task
 from reglab.study.outcome import RunOutcome, RunStatus
 
 if TYPE_CHECKING:
+    from reglab.config import RunConfig
     from reglab.study.worker import DataCache, Report
 
 
@@ -206,6 +207,14 @@ class PopulationExecutor:
     def close(self) -> None:
         self._buffer.clear()
         self.inner.close()
+
+
+def with_populations(ex: Executor, configs: Iterable[RunConfig], say: Callable[[str], None] | None = None) -> Executor:
+    """``ex`` wrapped in a :class:`PopulationExecutor` when any of ``configs`` (a study's arms)
+    asks for populations (``train.population: auto``; its ``population_size`` bounds them), else
+    ``ex`` itself - so a study without populations runs exactly as before."""
+    sizes = [c.train.population_size for c in configs if c.train.population == "auto"]
+    return PopulationExecutor(ex, max(sizes), say) if sizes else ex
 
 
 def _split(tasks: list[Task], parts: int) -> list[list[Task]]:
