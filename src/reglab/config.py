@@ -11,7 +11,7 @@ import functools
 import operator
 import types
 import typing
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -135,6 +135,9 @@ class LossSpec(_Frozen):
     init_args: dict[str, Any] = Field(default_factory=dict)
 
 
+POPULATION_FIELDS = ("population", "population_size")  # left out of dumps at their defaults
+
+
 class TrainConfig(_Frozen):
     optimizer: str = Field("sgd", description="a registered optimizer", json_schema_extra=OPTIMIZERS.schema_enum())
     lr: float = Field(0.05, gt=0.0, le=1e6, description="initial learning rate")
@@ -179,6 +182,23 @@ class TrainConfig(_Frozen):
         return v
 
     # -- end task --
+    # -- populations (reglab.training.population) --
+    population: Literal["off", "auto"] = Field(
+        "off",
+        description="auto: runs that differ only in seed and per-member scalars (lr, penalties, dropout rate, "
+        "label smoothing, input noise, max-norm) train together as one vectorized model; off: one run at a time",
+    )
+    population_size: int = Field(32, ge=1, le=1024, description="most runs trained together as one population")
+
+    @model_serializer(mode="wrap")
+    def _omit_population_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The population settings are left out of dumps while at their defaults, so configs (and
+        study fingerprints) that do not use them dump exactly as before they existed."""
+        out: dict[str, Any] = handler(self)
+        for name in POPULATION_FIELDS:
+            if name in out and getattr(self, name) == type(self).model_fields[name].default:
+                del out[name]
+        return out
 
     @field_validator("optimizer", "schedule")
     @classmethod

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from reglab.data.base import DataSplits
     from reglab.data.streaming import StreamSplits
     from reglab.study.executors import Task
+    from reglab.training.engine import RunResult
 
 Report = Callable[[dict[str, float]], bool]  # an epoch's record -> True when the driver wants the task stopped
 
@@ -41,6 +42,14 @@ class DataCache:
         data.test = data.test.fresh()  # each run's single test read is counted on its own
         return data
 
+    def get_many(self, cfgs: list[DataConfig]) -> list[DataSplits | StreamSplits]:
+        """The splits of each config (a population's members); each distinct config is loaded once
+        and gets one test-split guard, and the cache grows to hold them all at once."""
+        distinct = {c.model_dump_json(): c for c in cfgs}
+        self.size = max(self.size, len(distinct))
+        got = {k: self.get(c) for k, c in distinct.items()}
+        return [got[c.model_dump_json()] for c in cfgs]
+
     def peek(self, cfg: DataConfig) -> DataSplits | StreamSplits | None:
         """The cached splits of ``cfg`` (for tests that count test-split reads)."""
         return self._items.get(cfg.model_dump_json())
@@ -55,6 +64,10 @@ def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
     record and returns True when the driver wants the task stopped (pruning); with K folds the
     record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
     mean over folds so far (comparable between trials at equal steps)."""
+    if getattr(task, "members", None):  # a population (reglab.study.population_executor)
+        from reglab.study.population_executor import execute_population
+
+        return execute_population(task, report, cache)  # type: ignore[arg-type]
     if not task.folds:
         return execute_run(task.config, report, evaluate_test=task.evaluate_test, cache=cache, save_to=task.save_to)
     base = task.config
@@ -127,6 +140,14 @@ def execute_run(
         return RunOutcome(status=RunStatus.ERROR, reason=str(err))
     except Exception as err:  # a bug or resource problem: this run failed, the study goes on
         return RunOutcome.failed(f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=3)[-2000:])
+    return run_outcome(result, data)
+
+
+def run_outcome(result: RunResult, data: DataSplits | StreamSplits) -> RunOutcome:
+    """The outcome of a finished ``fit`` (completed, diverged, or a population member's pruned)."""
+    if result.status == "pruned":
+        n = len(result.history)
+        return RunOutcome(status=RunStatus.PRUNED, reason=result.reason, history=result.history, epochs_spent=n)
     probs = labels = None
     if result.test_probs is not None:
         probs = PackedArray.pack(result.test_probs, "float16")

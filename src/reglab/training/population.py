@@ -1,0 +1,765 @@
+"""Populations: many runs of one MLP trained at once as one vectorized model (issue 14).
+
+A study is mostly many small runs of one network: the seeds of an arm, arms or tuning trials that
+differ only in a learning rate or a penalty strength. Such runs train here as one model whose
+parameters carry a leading member dimension (stacked with ``torch.func.stack_module_state``): each
+step is one batched forward and backward (``baddbmm``) and one update over the stacked tensors, so
+the per-step cost of Python, the dispatcher and the optimizer is paid once for all P members
+instead of P times, and the per-epoch validation and the final evaluation are batched too.
+
+Each member is the run it stands for:
+
+- its network is built exactly as :func:`reglab.training.engine.fit` builds it from its seed (the
+  same initial weights), then stacked;
+- its batch order and input noise come from its own ``torch.Generator`` seeded as the single run's,
+  its dropout masks from a generator of its own in the state the single run's global RNG has after
+  initialization (the same Bernoulli draws on CPU), its train/validation split from its own
+  ``data.split_seed``;
+- its scalars are its own: learning rate (and schedule), L1 / L2 / elastic-net / decoupled
+  weight-decay strengths, dropout rates, label smoothing, input-noise level, max-norm bound;
+- its early stopping and pruning are its own: a member that stops (early stopping, a pruner's
+  request, divergence) leaves the population - its rows are dropped from every stacked tensor, so
+  it is frozen and costs nothing afterwards - and its weights (the best epoch's under early
+  stopping) are kept for its final evaluation.
+
+Nothing a member computes depends on the other members (the random draws are its own; only the
+floating-point summation order of batched products differs from single runs'). Results are one
+:class:`~reglab.training.engine.RunResult` per member with the single engine's keys; a member's
+``info`` adds ``population`` (size, index, the population's wall time) and its ``wall_time`` is its
+share of the population's. Runs this cannot vectorize (other architectures, batch norm,
+augmentation, mixup, SWA, your own model, ...) are refused by :func:`population_check` with the
+reason, and callers train them one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from reglab.config import RunConfig
+    from reglab.data.base import DataSplits
+    from reglab.data.streaming import StreamSplits
+    from reglab.training.engine import RunResult
+
+# regularizers a population trains (their scalars may differ per member); any other active one refuses
+REGULARIZERS = (
+    "l1",
+    "l2",
+    "elastic_net",
+    "weight_decay",
+    "dropout",
+    "label_smoothing",
+    "input_noise",
+    "max_norm",
+    "early_stopping",
+)
+OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
+# settings that may differ between the members of one population (everything else must be equal)
+MEMBER_SETTINGS = {
+    "data": ("split_seed",),
+    "train": ("seed", "lr", "population", "population_size"),
+    "regularization": (
+        "l1",
+        "l2",
+        "elastic_net",
+        "l1_ratio",
+        "weight_decay",
+        "dropout",
+        "input_dropout",
+        "label_smoothing",
+        "input_noise",
+        "max_norm",
+    ),
+}
+ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch's defaults, as reglab's adam/adamw use them
+RMSPROP_ALPHA, RMSPROP_EPS = 0.99, 1e-8
+
+MemberCallback = Callable[[int, dict[str, float]], bool | None]  # (member, epoch record) -> True: stop it
+
+
+class PopulationRefused(ValueError):
+    """The runs cannot train as one population (found only once the data is loaded: streamed
+    data, a task other than classification, members whose splits differ in size); train them
+    one at a time."""
+
+
+def population_check(cfg: RunConfig, *, switch: bool = True) -> tuple[str | None, str | None]:
+    """``(key, None)`` when ``cfg`` can train in a population, else ``(None, reason)``. Runs with
+    equal keys share the architecture, data, batch size, epochs and everything else but the
+    per-member settings (:data:`MEMBER_SETTINGS`). ``switch``: also require ``train.population: auto``."""
+    tc, mc = cfg.train, cfg.model
+    if switch and tc.population != "auto":
+        return None, "train.population is off"
+    if mc.class_path is not None:
+        return None, f"your own model ({mc.class_path}): populations train the built-in mlp"
+    if mc.arch != "mlp":
+        return None, f"model.arch is {mc.arch}: populations train the built-in mlp"
+    if mc.residual:
+        return None, "model.residual: populations train the plain mlp"
+    if tc.optimizer not in OPTIMIZERS:
+        return None, f"train.optimizer {tc.optimizer}: not vectorized ({', '.join(OPTIMIZERS)} are)"
+    if tc.loss not in ("auto", "cross_entropy"):
+        return None, f"train.loss {tc.loss}: populations train with cross-entropy"
+    if cfg.data.task not in ("auto", "classification"):
+        return None, f"data.task {cfg.data.task}: populations train classification"
+    from reglab.regularizers import build_regularizers
+
+    for r in build_regularizers(cfg):
+        if r.name not in REGULARIZERS:
+            return None, f"regularization.{r.name}: not population-capable"
+    dump = cfg.model_dump(mode="json")
+    for section, names in MEMBER_SETTINGS.items():
+        for name in names:
+            dump[section].pop(name, None)
+    return json.dumps(dump, sort_keys=True, default=str), None
+
+
+def population_key(cfg: RunConfig) -> str | None:
+    """What runs must share to train together (None: this run cannot; :func:`population_check`
+    says why)."""
+    return population_check(cfg)[0]
+
+
+# -- members ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Member:
+    """What one member keeps outside the stacked tensors."""
+
+    index: int
+    row: int  # which distinct split (of the population's) it trains on
+    cfg: RunConfig
+    data: DataSplits
+    net: nn.Module  # built as the single run builds it; holds the final weights when kept
+    regs: list[str]
+    rates: list[float]  # dropout rate at the input and after each hidden layer
+    gen: torch.Generator  # batch order and input noise
+    drop_gen: torch.Generator  # dropout masks
+    schedule: Callable[[int], float]
+    history: list[dict[str, float]] = field(default_factory=list)
+    status: str = "running"  # running | completed | diverged | pruned
+    reason: str | None = None
+    diverged_epoch: int | None = None
+    best: float | None = None  # early stopping
+    best_epoch: int | None = None
+    stopped_epoch: int | None = None
+    bad: int = 0
+    best_weights: list[Tensor] | None = None
+    final_weights: list[Tensor] | None = None
+
+
+def _dropout_rates(net: nn.Module) -> list[float]:
+    """Dropout rate at the input and after each hidden layer of a built mlp (0 where none)."""
+    rates = [0.0]
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            rates.append(0.0)
+        elif isinstance(m, nn.Dropout):
+            rates[-1] = float(m.p)
+    return rates[:-1]  # nothing follows the output layer
+
+
+def _activation(name: str) -> Callable[[Tensor], Tensor]:
+    return {"relu": torch.relu, "tanh": torch.tanh, "gelu": F.gelu}[name]
+
+
+def _forward(
+    params: Sequence[Tensor], x: Tensor, act: Callable[[Tensor], Tensor], masks: Sequence[Tensor | None] = ()
+) -> Tensor:
+    """Logits (P, N, K) of every member: ``x`` is (P, N, D), one batch per member. ``params``:
+    (W, b) per layer, W (P, out, in); ``masks``: dropout masks (P, N, width) at the input and after
+    each hidden layer, or None where no member drops."""
+    h = x
+    n_layers = len(params) // 2
+    first = masks[0] if masks else None
+    if first is not None:
+        h = h * first
+    for i in range(n_layers):
+        w, b = params[2 * i], params[2 * i + 1]
+        h = torch.baddbmm(b.unsqueeze(1), h, w.transpose(1, 2))
+        if i < n_layers - 1:
+            h = act(h)
+            mask = masks[i + 1] if len(masks) > i + 1 else None
+            if mask is not None:
+                h = h * mask
+    return h
+
+
+# -- the population ---------------------------------------------------------------------------------
+
+
+def fit_population(
+    cfgs: Sequence[RunConfig],
+    data: Sequence[DataSplits | StreamSplits] | None = None,
+    *,
+    on_epoch: MemberCallback | None = None,
+    evaluate_test: bool = True,
+    keep_model: bool = False,
+) -> list[RunResult]:
+    """Train the runs ``cfgs`` (equal :func:`population_check` keys) as one population and return
+    one result per run, in order. ``data``: each run's prepared splits (None: loaded from its
+    ``cfg.data``). ``on_epoch(i, record)`` gets each member's epoch record and returns True to stop
+    member ``i`` (it finishes with status ``pruned``). ``evaluate_test=False``: the test split is
+    never read. Raises :class:`PopulationRefused` when the runs cannot share a population."""
+    if not cfgs:
+        return []
+    keys = {population_check(c, switch=False) for c in cfgs}
+    if len(keys) != 1 or next(iter(keys))[0] is None:
+        reasons = sorted({r for _, r in keys if r}) or ["their shared settings differ"]
+        raise PopulationRefused("; ".join(reasons))
+    t_start = time.perf_counter()
+    from reglab.training.network import resolve_device
+
+    device = resolve_device(cfgs[0].train.device)
+    splits = list(data) if data is not None else _load(cfgs)
+    pop = _Population(cfgs, splits, device)
+    pop.train(on_epoch)
+    return pop.results(evaluate_test, keep_model, time.perf_counter() - t_start)
+
+
+def _load(cfgs: Sequence[RunConfig]) -> list[DataSplits | StreamSplits]:
+    from reglab.data.streaming import open_data
+
+    loaded: dict[str, Any] = {}
+    out = []
+    for c in cfgs:
+        k = c.data.model_dump_json()
+        if k not in loaded:
+            loaded[k] = open_data(c.data)
+        out.append(loaded[k])
+    return out
+
+
+class _Population:
+    def __init__(self, cfgs: Sequence[RunConfig], splits: Sequence[Any], device: torch.device) -> None:
+        from reglab.data.base import DataSplits
+        from reglab.optim import create_schedule
+        from reglab.regularizers import build_regularizers
+        from reglab.training.network import build_network
+        from reglab.training.objective import build_objective, metric_names, monitored, selection_metric
+        from reglab.training.rng import seeded_global_rng
+
+        self.device = device
+        first = splits[0]
+        for s in splits:
+            if not isinstance(s, DataSplits):
+                raise PopulationRefused("streamed data (larger than data.memory_budget_mb)")
+            if getattr(s, "task", "classification") != "classification":
+                raise PopulationRefused(f"a {s.task} task: populations train classification")
+            if len(s.y_train) != len(first.y_train) or len(s.y_val) != len(first.y_val):
+                raise PopulationRefused("the members' train/validation splits differ in size")
+            if s.n_classes != first.n_classes or s.input_shape != first.input_shape:
+                raise PopulationRefused("the members' data differ in shape")
+        # -- the members' data: each distinct split once, stacked; a member indexes its own --
+        uniq: dict[int, int] = {}
+        self.unique: list[DataSplits] = []
+        rows = []
+        for s in splits:
+            if id(s) not in uniq:
+                uniq[id(s)] = len(self.unique)
+                self.unique.append(s.to(device) if device.type != "cpu" else s)
+            rows.append(uniq[id(s)])
+        self.x_train = torch.stack([u.x_train.reshape(len(u.y_train), -1) for u in self.unique])  # (U, n, D)
+        self.y_train = torch.stack([u.y_train for u in self.unique])
+        self.x_val = torch.stack([u.x_val.reshape(len(u.y_val), -1) for u in self.unique])
+        self.y_val = torch.stack([u.y_val for u in self.unique])
+        self.n = len(first.y_train)
+        cfg0 = cfgs[0]
+        tc, rc = cfg0.train, cfg0.regularization
+        self.objective = build_objective("classification", first.n_classes, tc.loss, first.y_train)
+        es = rc.early_stopping
+        requested = [*tc.metrics, *([es.monitor.partition("_")[2]] if es else [])]
+        self.names = metric_names("classification", requested)
+        self.watch = monitored("classification", requested)
+        self.select = f"val_{selection_metric('classification', tc.metrics)}"
+        self.es = es
+        self.tc, self.penalize_biases = tc, rc.penalize_biases
+        self.act = _activation(cfg0.model.activation)
+        # -- the members: built as single runs build them, then stacked --
+        self.members: list[_Member] = []
+        for i, (c, s) in enumerate(zip(cfgs, splits, strict=True)):
+            regs = build_regularizers(c)
+            with seeded_global_rng(c.train.seed, device):
+                net = build_network(c, s.input_shape, self.objective.out_dim, regs)
+                if device.type == "cpu":  # the single run's dropout draws continue from here
+                    drop_gen = torch.Generator()
+                    drop_gen.set_state(torch.random.get_rng_state())
+                else:
+                    drop_gen = torch.Generator(device=device).manual_seed(c.train.seed)
+            net = net.to(device)
+            sched = create_schedule(
+                c.train.schedule, lr=c.train.lr, epochs=c.train.epochs, step_size=c.train.step_size, decay=c.train.decay
+            )
+            self.members.append(
+                _Member(
+                    i,
+                    rows[i],
+                    c,
+                    s,
+                    net,
+                    [r.name for r in regs],
+                    _dropout_rates(net),
+                    torch.Generator().manual_seed(c.train.seed),
+                    drop_gen,
+                    sched,
+                )
+            )
+        from torch.func import stack_module_state
+
+        linears = [nn.ModuleList([m for m in mb.net.modules() if isinstance(m, nn.Linear)]) for mb in self.members]
+        stacked, _ = stack_module_state(list(linears))
+        self.n_layers = len(linears[0])
+        self.params: list[Tensor] = []
+        for i in range(self.n_layers):
+            self.params += [stacked[f"{i}.weight"], stacked[f"{i}.bias"]]
+        self.live = list(range(len(self.members)))
+        self.rows = torch.tensor(rows, device=device)
+        self.widths = [self.x_train.shape[-1], *(int(p.shape[1]) for p in self.params[0:-2:2])]
+        self.scalars = self._scalars()
+        self.state: dict[str, list[Tensor]] = {}
+        self.steps = 0
+        if any(math.isfinite(v) for v in self.scalars["max_norm"].tolist()):
+            self._max_norm()  # the constraint holds from the start, as in single runs
+
+    # -- per-member scalars -------------------------------------------------------------------------
+
+    def _scalars(self) -> dict[str, Tensor]:
+        def col(get: Callable[[_Member], float]) -> Tensor:
+            return torch.tensor([float(get(m)) for m in self.members], dtype=torch.float32, device=self.device)
+
+        rg = [m.cfg.regularization for m in self.members]
+        out = {
+            "l1": col(lambda m: rg[m.index].l1),
+            "l2": col(lambda m: rg[m.index].l2),
+            "elastic_net": col(lambda m: rg[m.index].elastic_net),
+            "l1_ratio": col(lambda m: rg[m.index].l1_ratio),
+            "weight_decay": col(lambda m: rg[m.index].weight_decay),
+            "label_smoothing": col(lambda m: rg[m.index].label_smoothing),
+            "input_noise": col(lambda m: rg[m.index].input_noise),
+            "max_norm": col(lambda m: rg[m.index].max_norm or math.inf),
+        }
+        for site in range(self.n_layers):
+            out[f"rate{site}"] = torch.tensor(
+                [m.rates[site] for m in self.members], dtype=torch.float32, device=self.device
+            )
+        return out
+
+    def _any(self, name: str) -> bool:
+        return bool((self.scalars[name] > 0).any())
+
+    # -- training -----------------------------------------------------------------------------------
+
+    @property
+    def penalized(self) -> list[Tensor]:
+        return self.params if self.penalize_biases else self.params[0::2]
+
+    def train(self, on_epoch: MemberCallback | None) -> None:
+        from reglab.training.engine import GRAD_NORM_EVERY
+
+        tc = self.tc
+        bs = min(tc.batch_size, self.n)
+        for epoch in range(tc.epochs):
+            if not self.live:
+                break
+            t0 = time.perf_counter()
+            members = [self.members[i] for i in self.live]
+            lrs = [m.schedule(epoch) for m in members]
+            lr = torch.tensor(lrs, dtype=torch.float32, device=self.device)
+            perms = torch.stack([torch.randperm(self.n, generator=m.gen) for m in members]).to(self.device)
+            perms += (self.rows * self.n).unsqueeze(1)
+            x_all = self.x_train.reshape(-1, self.x_train.shape[-1])
+            y_all = self.y_train.reshape(-1)
+            noise = self.scalars["input_noise"]
+            noisy = [float(v) for v in noise.tolist()]
+            rates = [[float(v) for v in self.scalars[f"rate{s}"].tolist()] for s in range(self.n_layers)]
+            smooth = self._any("label_smoothing")
+            losses: list[Tensor] = []
+            hits: list[Tensor] = []
+            norms: list[Tensor] = []
+            pens: list[Tensor] = []
+            sizes: list[int] = []
+            steps = 0
+            for i in range(0, self.n, bs):
+                idx = perms[:, i : i + bs]
+                xb, yb = x_all[idx], y_all[idx]
+                b = idx.shape[1]
+                if any(noisy):
+                    xb = xb + torch.stack(
+                        [
+                            s * torch.randn((b, xb.shape[-1]), generator=m.gen).to(self.device)
+                            if s > 0
+                            else torch.zeros((b, xb.shape[-1]), device=self.device)
+                            for m, s in zip(members, noisy, strict=True)
+                        ]
+                    )
+                masks = [self._masks(members, rates[s], b, self.widths[s]) for s in range(self.n_layers)]
+                logits = _forward(self.params, xb, self.act, masks)
+                loss = self._loss(logits, yb, smooth)  # (P,)
+                total = loss.sum()
+                pen = self._penalty()
+                if pen is not None:
+                    total = total + pen.sum()
+                    pens.append(pen.detach())
+                grads = list(torch.autograd.grad(total, self.params))
+                if tc.grad_clip is not None or steps % GRAD_NORM_EVERY == 0:
+                    norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
+                    norms.append(norm)
+                    if tc.grad_clip is not None:
+                        coef = (tc.grad_clip / (norm + 1e-6)).clamp(max=1.0)
+                        grads = [g * coef.view(-1, *([1] * (g.ndim - 1))) for g in grads]
+                self._step(grads, lr)
+                losses.append(loss.detach())
+                hits.append((logits.detach().argmax(-1) == yb).sum(1))
+                sizes.append(b)
+                steps += 1
+            self.steps += steps
+            self._epoch_end(epoch, members, lrs, losses, hits, norms, pens, sizes, steps, t0, on_epoch)
+
+    def _masks(self, members: list[_Member], rates: list[float], b: int, width: int) -> Tensor | None:
+        """Inverted-dropout masks (P, b, width), drawn as ``nn.Dropout`` draws them (Bernoulli(1 -
+        p) / (1 - p)) from each member's own generator; None when no member drops here."""
+        if not any(rates):
+            return None
+        ones = torch.ones((b, width), device=self.device)
+        return torch.stack(
+            [
+                torch.empty((b, width), device=self.device).bernoulli_(1 - p, generator=m.drop_gen).div_(1 - p)
+                if p > 0
+                else ones
+                for m, p in zip(members, rates, strict=True)
+            ]
+        )
+
+    def _loss(self, logits: Tensor, y: Tensor, smooth: bool) -> Tensor:
+        """Each member's mean cross-entropy over its batch (with its label smoothing)."""
+        p, b, k = logits.shape
+        if not smooth:
+            return F.cross_entropy(logits.reshape(p * b, k), y.reshape(-1), reduction="none").view(p, b).mean(1)
+        eps = self.scalars["label_smoothing"].unsqueeze(1)
+        logp = logits.log_softmax(-1)
+        nll = -logp.gather(-1, y.unsqueeze(-1)).squeeze(-1)
+        # (1 - eps) onehot + eps / K against log-probabilities (Szegedy et al. 2016)
+        return ((1 - eps) * nll - eps * logp.mean(-1)).mean(1)
+
+    def _penalty(self) -> Tensor | None:
+        """Each member's L1 + L2 + elastic-net term (P,), None when no member has one."""
+        s = self.scalars
+        l1, l2, en, r = s["l1"], s["l2"], s["elastic_net"], s["l1_ratio"]
+        want_abs = bool((l1 > 0).any() or ((en > 0) & (r > 0)).any())
+        want_sq = bool((l2 > 0).any() or ((en > 0) & (r < 1)).any())
+        if not (want_abs or want_sq):
+            return None
+        pen = torch.zeros(len(self.live), device=self.device)
+        if want_abs:
+            a = torch.stack([w.abs().flatten(1).sum(1) for w in self.penalized]).sum(0)
+            pen = pen + l1 * a + en * r * a
+        if want_sq:
+            q = torch.stack([w.pow(2).flatten(1).sum(1) for w in self.penalized]).sum(0)
+            pen = pen + l2 * q + en * (1 - r) * q
+        return pen
+
+    @torch.no_grad()
+    def _step(self, grads: list[Tensor], lr: Tensor) -> None:
+        """Decoupled weight decay, the optimizer's update with each member's learning rate, then
+        the max-norm projection: the single engine's before_step -> step -> after_step."""
+        opt = self.tc.optimizer
+
+        def per(v: Tensor, like: Tensor) -> Tensor:
+            return v.view(-1, *([1] * (like.ndim - 1)))
+
+        if self._any("weight_decay"):
+            factor = 1.0 - lr * self.scalars["weight_decay"]
+            for w in self.penalized:
+                w.mul_(per(factor, w))
+        self.state.setdefault("step", [torch.zeros(())])[0] += 1
+        step = float(self.state["step"][0])
+        for j, (w, g) in enumerate(zip(self.params, grads, strict=True)):
+            neg_lr = per(-lr, w)
+            if opt == "sgd":
+                w.addcmul_(g, neg_lr)
+            elif opt in ("momentum", "nesterov"):
+                bufs = self.state.setdefault("momentum", [torch.empty(0)] * len(self.params))
+                mom = self.tc.momentum
+                if step == 1:
+                    bufs[j] = g.clone()
+                else:
+                    bufs[j].mul_(mom).add_(g)
+                d = g.add(bufs[j], alpha=mom) if opt == "nesterov" else bufs[j]
+                w.addcmul_(d, neg_lr)
+            elif opt == "rmsprop":
+                sq = self.state.setdefault("square_avg", [torch.zeros_like(q) for q in self.params])[j]
+                sq.mul_(RMSPROP_ALPHA).addcmul_(g, g, value=1 - RMSPROP_ALPHA)
+                w.addcmul_(g / sq.sqrt().add_(RMSPROP_EPS), neg_lr)
+            else:  # adam, adamw (its decay is the weight_decay regularizer's, applied above)
+                b1, b2 = ADAM_BETAS
+                m1 = self.state.setdefault("exp_avg", [torch.zeros_like(q) for q in self.params])[j]
+                m2 = self.state.setdefault("exp_avg_sq", [torch.zeros_like(q) for q in self.params])[j]
+                m1.lerp_(g, 1 - b1)
+                m2.mul_(b2).addcmul_(g, g, value=1 - b2)
+                denom = (m2.sqrt() / math.sqrt(1 - b2**step)).add_(ADAM_EPS)
+                w.addcmul_(m1 / denom, neg_lr / (1 - b1**step))
+        if self._any_finite_max_norm():
+            self._max_norm()
+
+    def _any_finite_max_norm(self) -> bool:
+        return bool(torch.isfinite(self.scalars["max_norm"]).any())
+
+    @torch.no_grad()
+    def _max_norm(self) -> None:
+        """Each unit's incoming weights onto the L2 ball of its member's radius (torch.renorm's rule)."""
+        c = self.scalars["max_norm"].double().view(-1, 1, 1)
+        for w in self.params[0::2]:
+            norm = torch.linalg.vector_norm(w, dim=2, keepdim=True, dtype=torch.float64)
+            w.mul_(torch.where(norm > c, c / (norm + 1e-7), torch.ones_like(norm)).to(w.dtype))
+
+    # -- epoch end ----------------------------------------------------------------------------------
+
+    def _epoch_end(
+        self,
+        epoch: int,
+        members: list[_Member],
+        lrs: list[float],
+        losses: list[Tensor],
+        hits: list[Tensor],
+        norms: list[Tensor],
+        pens: list[Tensor],
+        sizes: list[int],
+        steps: int,
+        t0: float,
+        on_epoch: MemberCallback | None,
+    ) -> None:
+        from reglab.tasks import higher_is_better
+        from reglab.training.objective import compute
+
+        seen = sum(sizes)
+        w = torch.tensor(sizes, dtype=torch.float32, device=self.device).unsqueeze(1)
+        train_loss = ((torch.stack(losses) * w).sum(0) / seen).tolist()
+        train_acc = (torch.stack(hits).sum(0).double() / seen).tolist()
+        grad_norm = torch.stack(norms).mean(0).tolist() if norms else [0.0] * len(members)
+        pen = (torch.stack(pens).sum(0) / max(steps, 1)).tolist() if pens else [0.0] * len(members)
+        val_loss, val_acc, val_scores = self._evaluate(self.x_val, self.y_val, scores=bool(self.watch))
+        stats = self._weight_stats(self.params[0::2])
+        elapsed = time.perf_counter() - t0
+        leave: list[int] = []
+        for r, m in enumerate(members):
+            if not math.isfinite(train_loss[r]) or not math.isfinite(pen[r]):
+                m.status, m.diverged_epoch = "diverged", epoch + 1
+                m.reason = f"non-finite training loss ({train_loss[r]}) in epoch {epoch + 1}"
+                leave.append(r)
+                continue
+            if not math.isfinite(val_loss[r]):
+                m.status, m.diverged_epoch = "diverged", epoch + 1
+                m.reason = f"non-finite validation loss in epoch {epoch + 1}"
+                leave.append(r)
+                continue
+            record: dict[str, float] = {
+                "epoch": epoch + 1,
+                "train_loss": train_loss[r],
+                "train_acc": train_acc[r],
+                "val_loss": val_loss[r],
+                "val_acc": val_acc[r],
+                **(
+                    {f"val_{k}": v for k, v in compute(self.watch, self.objective, m.data.y_val, val_scores[r]).items()}
+                    if val_scores is not None
+                    else {}
+                ),
+                "lr": lrs[r],
+                "grad_norm": grad_norm[r],
+                "penalty": pen[r],
+                "time": elapsed / len(members),  # this member's share of the population's epoch
+                **{k: v[r] for k, v in stats.items()},
+            }
+            m.history.append(record)
+            stop = False
+            if self.es is not None:  # as EarlyStopping.on_epoch_end (Prechelt 1998)
+                value, es = record[self.es.monitor], self.es
+                better = m.best is None or (
+                    value > m.best + es.min_delta if higher_is_better(es.monitor) else value < m.best - es.min_delta
+                )
+                if better:
+                    m.best, m.best_epoch, m.bad = value, epoch + 1, 0
+                    if es.restore_best:
+                        m.best_weights = [p[r].detach().clone() for p in self.params]
+                else:
+                    m.bad += 1
+                    if m.bad >= es.patience:
+                        m.stopped_epoch, stop = epoch + 1, True
+            if on_epoch is not None and on_epoch(m.index, record):
+                m.status, m.reason = "pruned", f"pruned after epoch {len(m.history)}"
+                leave.append(r)
+                continue
+            if stop:
+                m.status = "completed"
+                leave.append(r)
+        for r in leave:
+            m = members[r]
+            if m.status == "completed":
+                m.final_weights = [p[r].detach().clone() for p in self.params]
+        if leave:
+            self._keep([r for r in range(len(members)) if r not in set(leave)])
+
+    def _keep(self, rows: list[int]) -> None:
+        """Only ``rows`` go on: every stacked tensor loses the others' rows (they are frozen)."""
+        sel = torch.tensor(rows, dtype=torch.long, device=self.device)
+        self.params = [p.detach()[sel].requires_grad_(True) for p in self.params]
+        for name, tensors in self.state.items():
+            if name != "step":
+                self.state[name] = [t[sel] if t.numel() else t for t in tensors]
+        self.scalars = {k: v[sel] for k, v in self.scalars.items()}
+        self.rows = self.rows[sel]
+        self.live = [self.live[r] for r in rows]
+
+    @torch.no_grad()
+    def _evaluate(
+        self, x: Tensor, y: Tensor, scores: bool, params: list[Tensor] | None = None, rows: Tensor | None = None
+    ) -> tuple[list[float], list[float], list[Tensor] | None]:
+        """Mean loss, accuracy (and softmax scores) of each member on its own copy of a split:
+        ``x`` (U, N, D) per distinct data, ``rows`` which one each member uses."""
+        params = self.params if params is None else params
+        rows = self.rows if rows is None else rows
+        ebs = self.tc.eval_batch_size
+        n = x.shape[1]
+        loss = torch.zeros(len(rows), dtype=torch.float64, device=self.device)
+        correct = torch.zeros(len(rows), dtype=torch.long, device=self.device)
+        chunks = []
+        for i in range(0, n, ebs):
+            xb, yb = x[rows, i : i + ebs], y[rows, i : i + ebs]
+            logits = _forward(params, xb, self.act)
+            p, b, k = logits.shape
+            loss += F.cross_entropy(logits.reshape(p * b, k), yb.reshape(-1), reduction="none").view(p, b).sum(1)
+            correct += (logits.argmax(-1) == yb).sum(1)
+            if scores:
+                chunks.append(logits.softmax(-1))
+        sc = list(torch.cat(chunks, 1).unbind(0)) if chunks else None
+        return (loss / max(n, 1)).tolist(), (correct.double() / max(n, 1)).tolist(), sc
+
+    @staticmethod
+    @torch.no_grad()
+    def _weight_stats(weights: Sequence[Tensor]) -> dict[str, list[float]]:
+        """:func:`reglab.training.metrics.weight_stats` of every member at once."""
+        from reglab.training.metrics import SPARSITY_THRESHOLD
+
+        flat = torch.cat([w.detach().flatten(1) for w in weights], 1)
+        return {
+            "weight_l1": flat.abs().sum(1).tolist(),
+            "weight_l2": flat.norm(dim=1).tolist(),
+            "sparsity": (flat.abs() < SPARSITY_THRESHOLD).float().mean(1).tolist(),
+        }
+
+    # -- results ------------------------------------------------------------------------------------
+
+    def results(self, evaluate_test: bool, keep_model: bool, wall: float) -> list[RunResult]:
+        from reglab.tasks import higher_is_better
+        from reglab.training.engine import RunResult
+        from reglab.training.metrics import weight_histograms
+        from reglab.training.objective import compute
+
+        for r, i in enumerate(self.live):  # trained to the last epoch
+            m = self.members[i]
+            m.status = "completed"
+            m.final_weights = [p[r].detach().clone() for p in self.params]
+        done = [m for m in self.members if m.status == "completed"]
+        finals: dict[int, dict[str, float]] = {m.index: {} for m in done}
+        test_scores: dict[int, Tensor] = {}
+        if done:
+            for m in done:  # early stopping restores the best epoch's weights at the end
+                if m.best_weights is not None:
+                    m.final_weights = m.best_weights
+            assert all(m.final_weights is not None for m in done)
+            params = [torch.stack([m.final_weights[j] for m in done]) for j in range(len(self.params))]  # type: ignore[index]
+            rows = torch.tensor([m.row for m in done], device=self.device)
+            x_tr, y_tr = self.x_train, self.y_train
+            for split, x, y in (("train", x_tr, y_tr), ("val", self.x_val, self.y_val)):
+                losses, accs, scores = self._evaluate(x, y, True, params, rows)
+                assert scores is not None
+                for k, m in enumerate(done):
+                    ys = y[int(rows[k])]
+                    extra = compute(self.names, self.objective, ys, scores[k])
+                    finals[m.index].update(
+                        {
+                            f"{split}_loss": losses[k],
+                            f"{split}_acc": accs[k],
+                            **{f"{split}_{n}": v for n, v in extra.items()},
+                        }
+                    )
+            if evaluate_test:  # the only read of the test split: once per distinct split, after training
+                used = sorted({int(r) for r in rows.tolist()})
+                tests = {}
+                for u in used:
+                    tx, ty = self.unique[u].test.read()
+                    tests[u] = (tx.to(self.device).reshape(len(ty), -1), ty.to(self.device))
+                for u in used:
+                    sel = [k for k in range(len(done)) if int(rows[k]) == u]
+                    sub = [p[sel] for p in params]
+                    tx, ty = tests[u]
+                    urow = torch.zeros(len(sel), dtype=torch.long, device=self.device)
+                    losses, accs, scores = self._evaluate(tx.unsqueeze(0), ty.unsqueeze(0), True, sub, urow)
+                    assert scores is not None
+                    for j, k in enumerate(sel):
+                        m = done[k]
+                        extra = compute(self.names, self.objective, ty, scores[j])
+                        finals[m.index].update(
+                            {"test_loss": losses[j], "test_acc": accs[j], **{f"test_{n}": v for n, v in extra.items()}}
+                        )
+                        test_scores[m.index] = scores[j]
+            wstats = self._weight_stats(params[0::2])
+        out = []
+        for m in self.members:
+            info: dict[str, Any] = {
+                "device": str(self.device),
+                "n_params": sum(p.numel() for p in m.net.parameters()),
+                "regularizers": m.regs,
+                "epochs_run": len(m.history),
+                "data_sizes": m.data.sizes(),
+                "wall_time": wall / len(self.members),
+                "population": {"size": len(self.members), "index": m.index, "wall_time": wall},
+            }
+            if self.es is not None:
+                info["early_stopping_best_epoch"] = m.best_epoch if m.best_epoch is not None else -1
+                info["early_stopping_stopped_epoch"] = m.stopped_epoch
+            if m.status != "completed":
+                out.append(RunResult(m.status, m.history, {}, info, m.reason, m.diverged_epoch))
+                continue
+            final = finals[m.index]
+            if evaluate_test:
+                main = self.names[0]
+                tr_m, te_m = final[f"train_{main}"], final[f"test_{main}"]
+                final["gap"] = tr_m - te_m if higher_is_better(main) else te_m - tr_m
+            pick = max if higher_is_better(self.select) else min
+            best = m.best_epoch or int(pick(m.history, key=lambda h: h[self.select])["epoch"])
+            final["best_epoch"] = float(best)
+            k = done.index(m)
+            final.update({name: v[k] for name, v in wstats.items()})
+            assert m.final_weights is not None
+            info["weight_histogram"] = weight_histograms(m.final_weights[0::2])
+            model = None
+            if keep_model:
+                model = m.net
+                with torch.no_grad():
+                    lin = [x for x in model.modules() if isinstance(x, nn.Linear)]
+                    for j, layer in enumerate(lin):
+                        layer.weight.copy_(m.final_weights[2 * j])
+                        layer.bias.copy_(m.final_weights[2 * j + 1])
+                model.eval()
+            ts = test_scores.get(m.index)
+            out.append(
+                RunResult(
+                    "completed",
+                    m.history,
+                    final,
+                    info,
+                    test_probs=None if ts is None else ts.float().cpu().numpy(),
+                    model=model,
+                )
+            )
+        return out

@@ -1,0 +1,173 @@
+"""PopulationExecutor: population-capable tasks go to one worker as one job, each member's epochs,
+stop requests and outcome travel under its own key, others pass through unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from reglab.study.executors import Executor, InProcessExecutor, LocalExecutor, Task, run_tasks
+from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.population_executor import PopulationExecutor, PopulationTask
+from reglab.study.protocol import make_task
+from reglab.study.spec import parse_study
+from reglab.study.worker import DataCache, execute_task
+
+
+def tasks(doc: dict[str, Any], models: Path | None = None) -> list[Task]:
+    spec = parse_study(doc)
+    return [make_task(spec.arm(a), s, models=models) for s in spec.seed_list for a in spec.arms]
+
+
+def population_doc(tiny_study: Any, **arms: dict[str, Any]) -> dict[str, Any]:
+    doc: dict[str, Any] = tiny_study()
+    doc["train"] = {**doc["train"], "population": "auto"}
+    doc["arms"] = arms or {"none": {}, "l2": {"l2": 1e-3}, "bn": {"batch_norm": True}}
+    return doc
+
+
+def run_all(ex: Executor, todo: list[Task], prune: str | None = None) -> tuple[dict[str, RunOutcome], list[str]]:
+    seen: list[str] = []
+
+    def on_epoch(key: str, rec: dict[str, float]) -> bool:
+        seen.append(key)
+        return key == prune
+
+    out = {t.key: o for t, o in run_tasks(ex, todo, on_epoch)}
+    return out, seen
+
+
+def test_members_come_back_as_single_runs_do(tiny_study: Any) -> None:
+    todo = tasks(population_doc(tiny_study))
+    notes: list[str] = []
+    ex = PopulationExecutor(InProcessExecutor(record=True), size=8, say=notes.append)
+    out, seen = run_all(ex, todo)
+    ex.close()
+    assert set(out) == {t.key for t in todo} and set(seen) == set(out)
+    [pop] = ex.populations
+    assert {m.key for m in pop.members} == {t.key for t in todo if not t.key.startswith("bn/")}
+    assert any("bn/seed0" in n and "batch_norm" in n for n in notes)
+    inner = ex.inner
+    assert isinstance(inner, InProcessExecutor)
+    assert {t.key for t in inner.submitted} == {pop.key} | {t.key for t in todo if t.key.startswith("bn/")}
+    cache = DataCache()
+    for t in todo:
+        got = out[t.key]
+        single = execute_task(t, lambda rec: False, cache)
+        assert got.status is single.status is RunStatus.COMPLETED
+        assert set(got.final) == set(single.final) and set(got.history[0]) == set(single.history[0])
+        assert set(single.info) <= set(got.info) and got.epochs_spent == single.epochs_spent
+        assert got.test_probs is not None and got.test_probs.shape == single.test_probs.shape  # type: ignore[union-attr]
+        assert got.final["test_acc"] == pytest.approx(single.final["test_acc"], abs=0.02)
+        assert got.to_attrs()["status"] == "completed"  # stored as single runs are
+
+
+def test_stop_reaches_the_member_only(tiny_study: Any) -> None:
+    doc = population_doc(tiny_study, none={}, l2={"l2": 1e-3})
+    doc["train"]["epochs"] = 3
+    ex = PopulationExecutor(InProcessExecutor(), size=8)
+    out, seen = run_all(ex, tasks(doc), prune="l2/seed1")
+    ex.close()
+    assert out["l2/seed1"].status is RunStatus.PRUNED and out["l2/seed1"].epochs_spent == 1
+    assert seen.count("l2/seed1") == 1 and seen.count("l2/seed2") == 3
+    assert all(o.status is RunStatus.COMPLETED for k, o in out.items() if k != "l2/seed1")
+
+
+def test_population_off_passes_everything_through(tiny_study: Any) -> None:
+    doc: dict[str, Any] = tiny_study()
+    notes: list[str] = []
+    ex = PopulationExecutor(InProcessExecutor(), say=notes.append)
+    out, _ = run_all(ex, tasks(doc))
+    ex.close()
+    assert not ex.populations and not notes and len(out) == 6
+    assert all(o.status is RunStatus.COMPLETED and "population" not in o.info for o in out.values())
+
+
+def test_slots_and_splitting_keep_workers_busy() -> None:
+    class Idle:
+        slots = 2
+
+        def __init__(self) -> None:
+            self.got: list[Task] = []
+
+        def submit(self, task: Task) -> None:
+            self.got.append(task)
+
+        def poll(self, timeout: float) -> tuple[list[Any], list[Any]]:
+            return [], []
+
+        def stop(self, key: str) -> None: ...
+
+        def close(self) -> None: ...
+
+    from reglab.config import RunConfig
+
+    cfg = RunConfig().override({"population": "auto", "population_size": 4})
+    inner = Idle()
+    ex = PopulationExecutor(inner, size=32)
+    assert ex.slots == 64
+    for s in range(10):
+        ex.submit(Task(f"a/seed{s}", cfg.override({"seed": s})))
+    ex.poll(0)
+    sizes = sorted(len(t.members) for t in inner.got if isinstance(t, PopulationTask))
+    assert sizes == [3, 3, 4]  # at most population_size members each, balanced
+    assert sum(sizes) == 10 and len(inner.got) >= inner.slots
+
+
+def test_saved_models_per_member(tiny_study: Any, tmp_path: Path) -> None:
+    doc = population_doc(tiny_study, none={})
+    todo = tasks(doc, models=tmp_path)
+    ex = PopulationExecutor(InProcessExecutor())
+    out, _ = run_all(ex, todo)
+    ex.close()
+    assert ex.populations and all(o.status is RunStatus.COMPLETED for o in out.values())
+    for t in todo:
+        assert t.save_to is not None and Path(t.save_to).exists()
+
+
+@pytest.mark.slow
+def test_local_processes(tiny_study: Any, executor: LocalExecutor) -> None:
+    """Through the worker pool: events under member keys and a member's stop request (made before
+    the job started, so the outcome does not depend on timing) cross the process boundary."""
+    doc = population_doc(tiny_study, none={}, l2={"l2": 1e-3})
+    todo = tasks(doc)
+    ex = PopulationExecutor(executor, size=8)
+    for t in todo:
+        ex.submit(t)
+    ex.stop("none/seed0")
+    out: dict[str, RunOutcome] = {}
+    seen: list[str] = []
+    while len(out) < len(todo):
+        events, finished = ex.poll(0.1)
+        seen += [k for k, _ in events]
+        out.update({t.key: o for t, o in finished})
+    assert len(ex.populations) == 2  # two workers: the six members in two populations
+    assert set(seen) == set(out)
+    assert out["none/seed0"].status is RunStatus.PRUNED and out["none/seed0"].epochs_spent == 1
+    assert all(o.status is RunStatus.COMPLETED for k, o in out.items() if k != "none/seed0")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_population_study_tasks_on_cuda(tiny_study: Any) -> None:
+    doc = population_doc(tiny_study, none={}, l2={"l2": 1e-3})
+    doc["train"]["device"] = "cuda"
+    ex = PopulationExecutor(InProcessExecutor())
+    out, _ = run_all(ex, tasks(doc))
+    ex.close()
+    assert ex.populations and all(o.status is RunStatus.COMPLETED for o in out.values())
+    assert all(o.info["device"].startswith("cuda") for o in out.values())
+
+
+def test_with_populations_wraps_only_when_asked() -> None:
+    from reglab.config import RunConfig
+    from reglab.study.population_executor import with_populations
+
+    inner = InProcessExecutor()
+    off = [RunConfig(), RunConfig().override({"l2": 1e-3})]
+    assert with_populations(inner, off) is inner
+    on = [*off, RunConfig().override({"population": "auto", "population_size": 5})]
+    ex = with_populations(inner, on)
+    assert isinstance(ex, PopulationExecutor) and ex.inner is inner and ex.slots == 5

@@ -1,0 +1,232 @@
+"""Populations (training/population.py): members train as the single runs they stand for, each
+with its own scalars, early stopping and stop requests; same seeds give the same population."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from typing import Any
+
+import pytest
+import torch
+
+from reglab.config import RunConfig
+from reglab.data.base import DataSplits
+from reglab.errors import ConfigError
+from reglab.training.engine import RunResult, fit
+from reglab.training.population import PopulationRefused, fit_population, population_check, population_key
+
+TINY = {"n_train": 300, "hidden": [32], "epochs": 2, "batch_size": 32, "device": "cpu", "population": "auto"}
+
+
+def cfg(**over: Any) -> RunConfig:
+    return RunConfig().override({**TINY, **over})
+
+
+def losses(r: RunResult) -> list[float]:
+    return [h["train_loss"] for h in r.history]
+
+
+def timeless(r: RunResult) -> list[dict[str, float]]:
+    return [{k: v for k, v in h.items() if k != "time"} for h in r.history]
+
+
+def test_each_member_trains_as_its_single_run() -> None:
+    """Same init, batch order, split, noise and dropout draws as fit: the histories agree."""
+    cfgs = [
+        cfg(seed=0, split_seed=0),
+        cfg(seed=1, split_seed=1, lr=0.1, dropout=0.3, input_noise=0.2, l2=1e-3),
+        cfg(seed=2, split_seed=2, label_smoothing=0.1, max_norm=1.0, weight_decay=1e-2, l1=1e-4),
+    ]
+    pops = fit_population(cfgs)
+    for c, p in zip(cfgs, pops, strict=True):
+        s = fit(c)
+        assert p.status == s.status == "completed"
+        assert losses(p) == pytest.approx(losses(s), rel=1e-4)
+        for key in ("val_loss", "val_acc", "weight_l2", "penalty", "lr"):
+            assert [h[key] for h in p.history] == pytest.approx([h[key] for h in s.history], rel=1e-4, abs=1e-7)
+        assert set(p.final) == set(s.final) and set(p.history[0]) == set(s.history[0])
+        assert set(s.info) <= set(p.info)
+        assert p.final["test_acc"] == pytest.approx(s.final["test_acc"], abs=2 / 360)
+        assert p.test_probs is not None and s.test_probs is not None and p.test_probs.shape == s.test_probs.shape
+
+
+@pytest.mark.parametrize("opt", ["adam", "nesterov"])
+def test_adaptive_and_momentum_optimizers_match_torch(opt: str) -> None:
+    cfgs = [cfg(optimizer=opt, lr=1e-3 if opt == "adam" else 0.05, seed=s, grad_clip=0.5) for s in range(2)]
+    for c, p in zip(cfgs, fit_population(cfgs), strict=True):
+        assert losses(p) == pytest.approx(losses(fit(c)), rel=1e-4)
+
+
+def test_same_seeds_give_identical_populations_and_members_ignore_their_company() -> None:
+    cfgs = [cfg(seed=s, split_seed=s, dropout=0.2, input_noise=0.1) for s in range(3)]
+    a, b = fit_population(cfgs), fit_population(cfgs)
+    for x, y in zip(a, b, strict=True):
+        assert timeless(x) == timeless(y) and x.final == y.final
+    alone = fit_population(cfgs[1:2])[0]
+    assert losses(alone) == pytest.approx(losses(a[1]), rel=1e-6)
+
+
+def test_a_member_with_zero_lr_and_no_dropout_does_not_change() -> None:
+    from reglab.training.network import build_network
+    from reglab.training.rng import seeded_global_rng
+
+    still = cfg(seed=3)
+    still = still.model_copy(update={"train": still.train.model_copy(update={"lr": 0.0})})
+    moving = cfg(seed=3, dropout=0.5, lr=0.1)
+    res = fit_population([still, moving], keep_model=True)
+    from reglab.data.streaming import open_data
+
+    with seeded_global_rng(3):
+        init = build_network(still, open_data(still.data).input_shape, 10)
+    for w0, w1 in zip(init.parameters(), res[0].model.parameters(), strict=True):  # type: ignore[union-attr]
+        assert torch.equal(w0, w1)
+    moved = [p for p in res[1].model.parameters() if p.ndim == 2]  # type: ignore[union-attr]
+    assert not torch.equal(moved[0], next(p for p in init.parameters() if p.ndim == 2))
+
+
+def test_per_member_l2_and_lr_reach_their_member() -> None:
+    """Members that differ only in l2 (or lr): the strong-l2 members end with smaller weights;
+    the lr each member records is its own."""
+    cfgs = [cfg(seed=0, l2=0.5), cfg(seed=0), cfg(seed=0, l2=0.5, lr=0.01)]
+    r = fit_population(cfgs)
+    assert r[0].final["weight_l2"] < 0.8 * r[1].final["weight_l2"] < 0.8 * r[2].final["weight_l2"] * 1.25
+    assert [h["lr"] for h in r[2].history] == [0.01, 0.01]
+    assert r[0].history[0]["penalty"] > 0 and r[1].history[0]["penalty"] == 0
+
+
+def test_early_stopping_freezes_a_member_and_keeps_its_best_weights() -> None:
+    """min_delta so large that no epoch after the first counts as better: each member stops at
+    epoch 2 and is evaluated with its epoch-1 weights; an identical single run agrees."""
+    es = {"early_stopping": {"patience": 1, "min_delta": 100.0}, "epochs": 5}
+    cfgs = [cfg(seed=s, **es) for s in range(2)]
+    for c, r in zip(cfgs, fit_population(cfgs), strict=True):
+        assert r.info["epochs_run"] == 2 and r.final["best_epoch"] == 1
+        assert r.info["early_stopping_stopped_epoch"] == 2
+        assert r.final["weight_l2"] == pytest.approx(r.history[0]["weight_l2"], rel=1e-6)
+        assert r.final["val_loss"] == pytest.approx(r.history[0]["val_loss"], rel=1e-5)
+        s = fit(c)
+        assert r.final["test_acc"] == pytest.approx(s.final["test_acc"], abs=1e-9)
+
+
+def test_a_stop_request_reaches_only_its_member() -> None:
+    """Member 0 pruned after epoch 1; the others go on to the end, unchanged by its leaving."""
+    cfgs = [cfg(seed=s, epochs=3) for s in range(3)]
+    full = fit_population(cfgs)
+    seen: list[tuple[int, int]] = []
+
+    def prune(i: int, rec: dict[str, float]) -> bool:
+        seen.append((i, int(rec["epoch"])))
+        return i == 0
+
+    res = fit_population(cfgs, on_epoch=prune)
+    assert res[0].status == "pruned" and len(res[0].history) == 1 and res[0].final == {}
+    assert (0, 2) not in seen and (1, 3) in seen and (2, 3) in seen
+    for a, b in zip(full[1:], res[1:], strict=True):
+        assert losses(a) == losses(b) and a.final == b.final
+
+
+def test_dropout_is_off_in_evaluation() -> None:
+    """The final validation loss is the trained network's in eval mode (no dropout masks)."""
+    from reglab.data.streaming import open_data
+
+    c = cfg(dropout=0.5, input_dropout=0.2)
+    r = fit_population([c, cfg(seed=1)], keep_model=True)[0]
+    data = open_data(c.data)
+    assert isinstance(data, DataSplits)
+    assert r.model is not None and not r.model.training
+    with torch.no_grad():
+        logits = r.model(data.x_val)
+    val_loss = float(torch.nn.functional.cross_entropy(logits, data.y_val))
+    assert r.final["val_loss"] == pytest.approx(val_loss, rel=1e-5)
+    again = fit_population([c, cfg(seed=1)])[0]
+    assert timeless(again) == timeless(r)
+
+
+def test_a_diverging_member_leaves_the_others_alone() -> None:
+    cfgs = [cfg(seed=0), cfg(seed=0, lr=1e5)]
+    ok, bad = fit_population(cfgs)
+    single = fit(cfgs[1])
+    assert bad.status == single.status == "diverged" and "non-finite" in (bad.reason or "")
+    assert bad.diverged_epoch == single.diverged_epoch and bad.final == {}
+    assert ok.status == "completed" and losses(ok) == pytest.approx(losses(fit(cfgs[0])), rel=1e-4)
+
+
+def test_no_test_read_without_evaluate_test() -> None:
+    from reglab.data.streaming import open_data
+
+    cfgs = [cfg(seed=s) for s in range(2)]
+    data = [open_data(cfgs[0].data)] * 2
+    res = fit_population(cfgs, data, evaluate_test=False)
+    assert data[0].test.reads == 0 and all("test_acc" not in r.final and r.test_probs is None for r in res)
+    fit_population(cfgs, data)
+    assert data[0].test.reads == 1  # once for both members, after training
+
+
+@pytest.mark.parametrize(
+    ("over", "why"),
+    [
+        ({"population": "off"}, "train.population is off"),
+        ({"arch": "cnn", "hidden": [128]}, "model.arch is cnn"),
+        ({"batch_norm": True}, "regularization.batch_norm"),
+        ({"mixup": 0.2}, "regularization.mixup"),
+        ({"swa": True, "epochs": 4}, "regularization.swa"),
+        ({"residual": True}, "model.residual"),
+        ({"task": "binary", "name": "breast_cancer"}, "data.task binary"),
+    ],
+)
+def test_not_capable_configs_say_why(over: dict[str, Any], why: str) -> None:
+    c = cfg(**over)
+    key, reason = population_check(c)
+    assert key is None and population_key(c) is None
+    assert reason is not None and why in reason
+
+
+def test_keys_ignore_member_scalars_but_not_shared_settings() -> None:
+    a = population_key(cfg(seed=1, lr=0.3, l2=1e-3, dropout=0.2, split_seed=4, max_norm=2.0))
+    assert a is not None and a == population_key(cfg())
+    assert population_key(cfg(batch_size=64)) != a and population_key(cfg(epochs=3)) != a
+    with pytest.raises(PopulationRefused):
+        fit_population([cfg(), cfg(batch_size=64)])
+
+
+def test_population_settings_stay_out_of_dumps_at_their_defaults() -> None:
+    assert "population" not in RunConfig().model_dump()["train"]
+    assert RunConfig().override({"population": "auto"}).model_dump()["train"]["population"] == "auto"
+    with pytest.raises(ConfigError, match=r"train\.population:"):
+        RunConfig().override({"population": "always"})
+    with pytest.raises(ConfigError, match=r"train\.population_size"):
+        RunConfig().override({"population_size": 0})
+
+
+def _mean_ci(xs: list[float]) -> tuple[float, float]:
+    m, s = statistics.mean(xs), statistics.stdev(xs)
+    return m, 2.262 * s / math.sqrt(len(xs))  # t(0.975, 9)
+
+
+def test_ten_seeds_single_and_population_agree_statistically() -> None:
+    """10 seeds of the digits MLP trained one at a time and as one population: the mean
+    validation accuracies agree within their 95 % confidence intervals."""
+    cfgs = [cfg(seed=s, split_seed=s, n_train=None, hidden=[64], epochs=4, dropout=0.2) for s in range(10)]
+    single = [fit(c, evaluate_test=False).final["val_acc"] for c in cfgs]
+    pop = [r.final["val_acc"] for r in fit_population(cfgs, evaluate_test=False)]
+    (m1, h1), (m2, h2) = _mean_ci(single), _mean_ci(pop)
+    assert abs(m1 - m2) <= max(h1, h2)
+    assert m1 > 0.8
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_population_on_cuda_matches_cpu() -> None:
+    cfgs = [cfg(seed=s, device="cuda", l2=1e-3 * s) for s in range(4)]
+    gpu = fit_population(cfgs)
+    cpu = fit_population([c.override({"device": "cpu"}) for c in cfgs])
+    for g, c in zip(gpu, cpu, strict=True):
+        assert g.info["device"].startswith("cuda")
+        assert losses(g) == pytest.approx(losses(c), rel=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_population_on_cuda_with_dropout_trains() -> None:
+    cfgs = [cfg(seed=s, device="cuda", dropout=0.3, input_noise=0.1, epochs=3) for s in range(4)]
+    res = fit_population(cfgs)
+    assert all(r.status == "completed" and r.final["val_acc"] > 0.5 for r in res)
