@@ -138,9 +138,10 @@ def _run_in_worker(task: Task) -> RunOutcome:
     assert state is not None, "not a reglab worker process"
     state.where[task.key] = os.getpid()
 
-    def report(record: dict[str, float]) -> bool:
-        state.events.put((task.key, record))
-        return bool(state.stops.get(task.key, False))
+    def report(record: dict[str, float], key: str | None = None) -> bool:
+        key = key or task.key
+        state.events.put((key, record))
+        return bool(state.stops.get(key, False))
 
     return execute_task(task, report, state.cache)
 
@@ -361,10 +362,11 @@ class InProcessExecutor:
     def _work(self, task: Task) -> None:
         from reglab.study.worker import execute_task
 
-        def report(record: dict[str, float]) -> bool:
-            self._items.put(("epoch", task.key, dict(record)))
+        def report(record: dict[str, float], key: str | None = None) -> bool:
+            key = key or task.key
+            self._items.put(("epoch", key, dict(record)))
             self._go.acquire()  # until the driver has seen this epoch
-            return task.key in self._stops or "*" in self._stops
+            return key in self._stops or "*" in self._stops
 
         try:
             outcome = execute_task(task, report, self.cache)

@@ -22,10 +22,10 @@ under the member and answers the member's stop request (pruning) without knowing
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 import traceback
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -45,17 +45,8 @@ class PopulationTask(Task):
     members: tuple[Task, ...] = ()
 
 
-@contextlib.contextmanager
-def _reporting_as(task: Task, key: str) -> Iterator[None]:
-    """Inside the block ``task.key`` is ``key``: an executor's report callback (which reads the
-    key of the task it runs when an epoch is reported) then files a member's epoch under the
-    member and answers the member's stop request. Restored on exit."""
-    old = task.key
-    object.__setattr__(task, "key", key)
-    try:
-        yield
-    finally:
-        object.__setattr__(task, "key", old)
+def _as_member(report: Report, member: str, record: dict[str, float], key: str | None = None) -> bool:
+    return bool(report(record, key or member))
 
 
 def execute_population(task: PopulationTask, report: Report, cache: DataCache) -> RunOutcome:
@@ -72,8 +63,7 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
     note = None
 
     def member_report(i: int, record: dict[str, float]) -> bool:
-        with _reporting_as(task, members[i].key):
-            return bool(report(record))
+        return bool(report(record, members[i].key))
 
     try:
         data = cache.get_many([m.config.data for m in members])
@@ -93,8 +83,7 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
     except PopulationRefused as why:
         note = f"population of {len(members)} ({members[0].key}, ...) trained one at a time: {why}"
         for m in members:
-            with _reporting_as(task, m.key):
-                outcomes[m.key] = execute_task(m, report, cache)
+            outcomes[m.key] = execute_task(m, functools.partial(_as_member, report, m.key), cache)
     except ReglabError as err:  # the user's problem (e.g. missing data files): stop the study
         outcomes = {m.key: RunOutcome(status=RunStatus.ERROR, reason=str(err)) for m in members}
     except Exception as err:  # a bug or resource problem: these runs failed, the study goes on

@@ -136,6 +136,7 @@ def run_protocol(
         own = executor is None
         ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
         observer: Observer = Bars() if progress else Observer()
+        tune_ex, confirm_ex = _populations(spec, ex, observer.note)
         confirm, store = spec, None
         try:
             with observer:
@@ -143,7 +144,7 @@ def run_protocol(
                 try:  # a bad storage URL or a changed study leaves nothing behind
                     db = open_storage(url)
                     if spec.search is not None:
-                        tuning = tune(spec, url, ex, LocalBudget(), observer, new=new, storage=db)
+                        tuning = tune(spec, url, tune_ex, LocalBudget(), observer, new=new, storage=db)
                         confirm = spec.with_tuned(best_params(spec, tuning))
                     store = _open_store(spec, confirm, url, new, db)
                 except ConfigError:
@@ -151,7 +152,7 @@ def run_protocol(
                         _unmake_folder(created)
                     raise
                 write_resolved(confirm, url)
-                stats = confirm_runs(confirm, store, ex, LocalLedger(), observer)
+                stats = confirm_runs(confirm, store, confirm_ex, LocalLedger(), observer)
         except Interrupted as err:
             err.stored = _stored(confirm, store, out)
             raise
@@ -159,6 +160,18 @@ def run_protocol(
             if own:
                 ex.close()
         return publish(confirm, store, url, wall_time=time.perf_counter() - t0, stats=stats, tuning=tuning, search=spec)
+
+
+def _populations(spec: StudySpec, ex: Executor, say: Say) -> tuple[Executor, Executor]:
+    """(for tuning, for confirmation): runs trained as populations where arms ask for them
+    (``train.population: auto``). Tuning only with a sampler that does not learn from earlier
+    trials (random, grid, qmc): a model-based one would propose a whole population's trials
+    before seeing any result."""
+    from reglab.study.population_executor import with_populations
+
+    pex = with_populations(ex, [a.config for a in spec.arm_list], say=say)
+    independent = spec.search is not None and spec.search.sampler in ("random", "grid", "qmc")
+    return (pex if independent else ex), pex
 
 
 def _make_folder(out: Path) -> list[Path]:

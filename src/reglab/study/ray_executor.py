@@ -72,9 +72,9 @@ def _run_on_ray(task: Task, channel: Any, threads: int) -> RunOutcome:
     if _RayWorker.cache is None:
         _RayWorker.cache = DataCache()
 
-    def report(record: dict[str, float]) -> bool:
+    def report(record: dict[str, float], key: str | None = None) -> bool:
         try:
-            return bool(ray.get(channel.report.remote(task.key, record), timeout=60))
+            return bool(ray.get(channel.report.remote(key or task.key, record), timeout=60))
         except Exception:  # the channel is gone (driver leaving): keep training, nobody to stop us
             return False
 

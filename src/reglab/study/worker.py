@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -19,7 +19,12 @@ if TYPE_CHECKING:
     from reglab.study.executors import Task
     from reglab.training.engine import RunResult
 
-Report = Callable[[dict[str, float]], bool]  # an epoch's record -> True when the driver wants the task stopped
+
+class Report(Protocol):
+    """An epoch's record (and the key of the run it belongs to when it is not the task's own: a
+    population's member) -> True when the driver wants that run stopped."""
+
+    def __call__(self, record: dict[str, float], key: str | None = None, /) -> bool: ...
 
 
 class DataCache:
