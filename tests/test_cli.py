@@ -225,3 +225,14 @@ def test_init_unknown_dataset_suggests_the_close_name(runner: CliRunner, tmp_pat
     assert result.exit_code == 2
     assert result.stderr.startswith("error: --data: unknown dataset 'minst'; did you mean mnist"), result.stderr
     assert not (tmp_path / "s.yaml").exists()
+
+
+def test_train_a_run_that_fails_is_one_line_and_exit_3(capsys: pytest.CaptureFixture[str]) -> None:
+    """Batch norm meeting a last batch of one sample (161 = 5 x 32 + 1) fails inside torch."""
+    argv = ["train", "--data", "digits", "--n-train", "161", "--batch-size", "32", "--batch-norm"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--hidden", "32", "--epochs", "1", "--device", "cpu"])
+    code = exit_.value.code
+    err = capsys.readouterr().err
+    assert code == 3, err
+    assert "Traceback" not in err and err.strip().startswith("error: the run failed: ValueError: Expected more than 1")

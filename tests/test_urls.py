@@ -3,8 +3,10 @@ and ``:`` in passwords, percent-encoding, secret query parameters), in messages 
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote, unquote
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -68,3 +70,20 @@ def test_the_masked_url_keeps_what_identifies_the_database() -> None:
     assert mask_url("postgresql://u:p@ss@host:5432/db") == "postgresql://u:***@host:5432/db"
     assert mask_url("postgresql://u@h/db?password=abc&sslmode=x") == "postgresql://u@h/db?password=***&sslmode=x"
     assert mask_url('storage: "postgresql://u:pw@h/db"\nname: x') == 'storage: "postgresql://u:***@h/db"\nname: x'
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:abc@defghij@127.0.0.1:1/db", "postgresql://a@b:pw@h/db"])
+def test_an_unencoded_at_in_the_password_is_refused_before_connecting(url: str) -> None:
+    from reglab.errors import ConfigError
+    from reglab.study.storage import open_storage
+
+    with pytest.raises(ConfigError, match="percent-encode it as %40") as err:
+        open_storage(url)
+    assert "defghij" not in str(err.value) and "pw" not in str(err.value).replace("percent", "")
+
+
+def test_at_signs_in_a_sqlite_path_are_fine(tmp_path: Path) -> None:
+    from reglab.urls import check_storage_url
+
+    check_storage_url(f"sqlite:///{tmp_path}/a@b@c/study.db")
+    assert scrub("host name defghij@127.0.0.1", "postgresql://u:abc@defghij@127.0.0.1/db").count("defghij") == 0

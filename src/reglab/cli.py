@@ -264,13 +264,24 @@ def _run_single(cfg: Any, as_json: bool, save: str | None = None) -> None:
             f"{h['time']:.2f}",
         )
 
+    def train_or_fail(**kw: Any) -> Any:
+        """A run that fails with an exception (e.g. batch norm meeting a batch of one sample) is one
+        line and exit code 3, as in a study; the user's input errors stay exit 2."""
+        try:
+            return fit(cfg, data, keep_model=save is not None, **kw)
+        except ReglabError:
+            raise
+        except Exception as err:
+            _print_error(f"the run failed: {type(err).__name__}: {err}")
+            raise typer.Exit(EXIT_RUNS_FAILED) from None
+
     if as_json:
-        result = fit(cfg, data, keep_model=save is not None)
+        result = train_or_fail()
         _save_trained(result, save, cfg, data, console)
         print(json.dumps({"config": cfg.model_dump(mode="json"), **result.to_dict()}, indent=2))
         return
     with Live(table, console=console, refresh_per_second=8, transient=False):
-        result = fit(cfg, data, callbacks=[add_row], keep_model=save is not None)
+        result = train_or_fail(callbacks=[add_row])
     if result.status != "completed":
         console.print(f"[bold red]{result.status}:[/] {result.reason}")
         raise typer.Exit(1)

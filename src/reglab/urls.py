@@ -62,7 +62,9 @@ def _secrets(url: str) -> set[str]:
     found: set[str] = set()
     userinfo = _split(url)[1]
     if ":" in userinfo:
-        found.add(userinfo.partition(":")[2])
+        password = userinfo.partition(":")[2]
+        found.add(password)
+        found.update(password.split("@"))  # an unencoded "@": a driver may show the part after it as a host
     found.update(m.group(2) for m in _SECRET_PARAM.finditer(url))
     try:
         from sqlalchemy.engine import make_url
@@ -85,3 +87,16 @@ def scrub(text: str, url: str) -> str:
         if len(secret) >= 3:  # shorter ones would mangle the text; the URL itself is masked above
             text = text.replace(secret, _MASK)
     return text
+
+
+def check_storage_url(url: str) -> None:
+    """Refuse a URL whose user name or password holds an unencoded ``@`` before anything connects:
+    the database library would take the part after it for the host name and print it."""
+    from reglab.errors import ConfigError
+
+    netloc = url.strip().partition("://")[2].partition("/")[0]  # a SQLite path may hold "@"s
+    if netloc.count("@") > 1:
+        raise ConfigError(
+            f"storage URL {mask_url(url)}: the user name or password contains '@'; percent-encode it as %40 "
+            "(e.g. p%40ss), or give the password through the database client's environment (PGPASSWORD)"
+        )

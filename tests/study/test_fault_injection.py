@@ -147,6 +147,9 @@ def test_a_run_whose_worker_dies_every_time_fails_after_the_retry_limit(
     assert set(failed) == {("dies", 0), ("dies", 1)}
     for f in failed.values():
         assert f["reason"] == f"{DIED_REASON}; started {MAX_ATTEMPTS} times", f
+    retried = {(r["arm"], r["seed"]): r["attempts"] for r in summary["retried_runs"]}
+    assert retried == {("dies", 0): MAX_ATTEMPTS, ("dies", 1): MAX_ATTEMPTS}  # the bystanders were not charged
+    assert "retried: dies seed 0: its worker process died; started 2 times (failed)" in text
     with (tmp_path / "out" / "finals.csv").open(newline="") as fh:
         finals = {(r["arm"], r["seed"]): r["status"] for r in csv.DictReader(fh)}
     assert finals[("ok", "0")] == finals[("ok", "1")] == "completed"

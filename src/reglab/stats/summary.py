@@ -181,6 +181,15 @@ def no_comparison_verdict(is_baseline: bool, n_completed: int) -> str:
     return "baseline" if is_baseline else "-"
 
 
+class RetriedRun(_Frozen):
+    """A run whose worker process died (killed, e.g. out of memory) and that was started again."""
+
+    arm: str
+    seed: int
+    attempts: int
+    status: str
+
+
 class FailedRun(_Frozen):
     """A run that did not complete (diverged or failed): it is reported, not averaged."""
 
@@ -226,6 +235,7 @@ class StudySummary(_Frozen):
     underpowered: bool
     underpowered_note: str | None
     failed_runs: list[FailedRun]
+    retried_runs: list[RetriedRun] = Field(default_factory=list)
     ranking: list[str]
     arms: dict[str, ArmSummary]
     environment: Environment | None = None

@@ -122,6 +122,11 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
     for f in summary.failed_runs:
         where = f" in epoch {f.epoch}" if f.epoch else ""
         console.print(f"[red]{f.status}:[/] {escape(f'{f.arm} seed {f.seed}{where}: {f.reason}')}")
+    for r in summary.retried_runs:
+        console.print(
+            f"[yellow]retried:[/] {escape(f'{r.arm} seed {r.seed}')}: its worker process died; started "
+            f"{r.attempts} times ({r.status})"
+        )
     recs: dict[tuple[str, str], list[str]] = {}
     for arm in summary.ranking:
         d = summary.arm(arm).diagnosis

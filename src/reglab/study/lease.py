@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reglab.errors import ConfigError, ReglabError
-from reglab.urls import mask_url
+from reglab.urls import check_storage_url, mask_url
 
 EXIT_BUSY = 4  # exit code of a process refused because another one is running the study
 
@@ -94,6 +94,7 @@ def _refusal(name: str, url: str, shared: bool, holder: str) -> StudyBusy:
 def study_lease(url: str, name: str, *, shared: bool = False) -> Iterator[None]:
     """Hold the lease of study ``name`` in storage ``url`` for the block; raise :class:`StudyBusy`
     at once (never wait) when it is taken: exclusive for a driver, shared for workers."""
+    check_storage_url(url)
     path = lease_path(url, name)
     if path is not None:
         with _file_lease(path, url, name, shared):

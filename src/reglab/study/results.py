@@ -21,6 +21,7 @@ from reglab.stats.summary import (
     FailedRun,
     GeneratedSamples,
     MetricStats,
+    RetriedRun,
     StudySummary,
     WeightHistogram,
     finite,
@@ -342,6 +343,11 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             "underpowered": n_seeds < MIN_SEEDS,
             "underpowered_note": note,
             "failed_runs": failed,
+            "retried_runs": [
+                RetriedRun(arm=a, seed=sd, attempts=int(r.outcome.info["attempts"]), status=r.outcome.status.value)
+                for (a, sd), r in sorted(records.items())
+                if int(r.outcome.info.get("attempts", 1) or 1) > 1
+            ],
             "ranking": ranking,
             "arms": out_arms,
             **(extra or {}),

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
 from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.urls import mask_url, scrub
+from reglab.urls import check_storage_url, mask_url, scrub
 
 if TYPE_CHECKING:
     import optuna
@@ -208,6 +208,7 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     and hands it to everything that reads or writes the study)."""
     import optuna
 
+    check_storage_url(url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
