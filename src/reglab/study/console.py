@@ -128,7 +128,7 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
 
     console.print(f"[bold]verdict:[/] {escape(summary.headline())}")
     t = _table(
-        f"study {summary.study}: {m} over {len(summary.seeds)} seeds, baseline {base}",
+        f"study {summary.study}: {m} over {_seeds(len(summary.seeds))}, baseline {base}",
         f"95% CI: {CONSOLE_INTERVAL_METHOD if bounded else 'Student-t interval of the mean over seeds'}. "
         f"Δ: mean paired difference to {base} (same seeds); p Holm: paired t-test, Holm-adjusted across arms.",
     )
@@ -176,6 +176,10 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
         where = f" in epoch {f.epoch}" if f.epoch else ""
         console.print(f"[red]{f.status}:[/] {escape(f'{f.arm} seed {f.seed}{where}: {f.reason}')}")
     _print_diagnoses(summary, console)
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
 
 
 def _p(x: float) -> str:
