@@ -282,6 +282,7 @@ def _run_single(cfg: Any, as_json: bool, save: str | None = None) -> None:
         return
     with Live(table, console=console, refresh_per_second=8, transient=False):
         result = train_or_fail(callbacks=[add_row])
+    console.print()  # the result line stands apart from the table above it
     if result.status != "completed":
         console.print(f"[bold red]{result.status}:[/] {result.reason}")
         raise typer.Exit(1)
@@ -294,7 +295,7 @@ def _run_single(cfg: Any, as_json: bool, save: str | None = None) -> None:
         return
     console.print(
         f"test accuracy [bold]{f['test_acc']:.2%}[/]  (train {f['train_acc']:.2%}, val {f['val_acc']:.2%}, "
-        f"gap {f['gap']:+.2%}, best epoch {int(f['best_epoch'])}, {result.info['wall_time']:.1f}s)"
+        f"gap {f['gap'] * 100:+.2f} pp, best epoch {int(f['best_epoch'])}, {result.info['wall_time']:.1f}s)"
     )
     _save_trained(result, save, cfg, data, console)
 
@@ -600,6 +601,9 @@ def schema() -> None:
     print(json.dumps(StudySpec.model_json_schema(), indent=2))
 
 
+DEMO_LESSON = "a regime where the network over-fits, so regularization should pay"
+
+
 @app.command()
 def demo(
     jobs: Annotated[int | None, typer.Option("--jobs", "-j", help="parallel workers (default: cores)")] = None,
@@ -608,10 +612,16 @@ def demo(
     new: Annotated[bool, typer.Option(help="start over instead of resuming")] = False,
     progress: Annotated[bool, typer.Option(help="show progress bars")] = True,
 ) -> None:
-    """The built-in study on digits: 11 regularization arms x 5 seeds, in a few minutes."""
+    """The built-in study on digits: 9 regularization arms x 10 seeds on a network that over-fits."""
+    from rich.console import Console
+
+    from reglab.report.format import regime
     from reglab.study.spec import demo_study
 
     spec = demo_study(output=output, seeds=seeds)
+    what = regime(spec.arm(spec.baseline_arm).config.model_dump(mode="json"))
+    n_arms, n_seeds = len(spec.arms), len(spec.seed_list)
+    Console(highlight=False).print(f"[bold]demo:[/] {what}: {DEMO_LESSON}. {n_arms} arms x {n_seeds} seeds.")
     _study_run(spec, jobs, new, progress)
 
 

@@ -368,7 +368,7 @@ def test_dumps_and_fingerprints_are_as_before_the_new_options() -> None:
         "examples/mnist_mlp_l2_dropout.yaml": "c5219c221fab13c5",
         "examples/mnist_cnn_l2_dropout_bn.yaml": "07aa38572b81d05a",
         "examples/fashion_mnist_mlp.yaml": "6c779f27dd6ed4a1",
-        "src/reglab/examples/demo.yaml": "1a305041227b92fa",
+        # the demo itself changed (issue 15: an over-fitting regime), so its fingerprint is not listed
     }
     for path, fingerprint in before.items():
         assert load_study(ROOT / path).fingerprint() == fingerprint, path

@@ -283,7 +283,8 @@ def test_path_and_tuning_sections(copy_of: Callable[[str], Path]) -> None:
     names = {f["name"] for f in p.figures}
     assert {"path", "tuning_progress", "tuning_importance"} <= names
     html = (out / "report.html").read_text(encoding="utf-8")
-    assert "Best value: <b" in html and ">0.001</b>" in html  # the max mean val_acc in the fake sweep
+    assert "Best value by mean <b>validation</b> accuracy" in html  # qualified: the verdict's best is on test
+    assert ">0.001</b>" in html  # the max mean val_acc in the fake sweep
     assert "lr = 0.0123" in html
     cells = {c["key"]: c for c in p.cells[("tuning", "l1")]}
     assert float(cells["best_value"]["value"]) == 0.96
@@ -340,7 +341,8 @@ def test_headline_follows_the_verdicts(copy_of: Callable[[str], Path]) -> None:
     s["arms"]["dropout"]["comparison"]["verdict"] = "worse"
     (out / "summary.json").write_text(json.dumps(s), encoding="utf-8")
     md = build_report(out, fmt="md").read_text(encoding="utf-8")
-    assert "**Better than the baseline after Holm correction: l1.**" in md and "Note:" not in md
+    assert "**Better than the baseline (none) after Holm correction: l1. Significantly worse: dropout.**" in md
+    assert "Note:" not in md
     s["arms"]["l1"]["comparison"]["verdict"] = "no significant difference"
     (out / "summary.json").write_text(json.dumps(s), encoding="utf-8")
     md = build_report(out, fmt="md").read_text(encoding="utf-8")

@@ -6,9 +6,18 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
-from reglab.stats.compare import MIN_SEEDS, describe, holm, paired_compare, probability_of_improvement
+from reglab.stats.compare import (
+    MIN_SEEDS,
+    describe,
+    describe_in_range,
+    holm,
+    paired_compare,
+    probability_of_improvement,
+)
 
 ARM = [0.912, 0.925, 0.907, 0.931, 0.918, 0.922, 0.915, 0.929]
 BASE = [0.905, 0.921, 0.910, 0.920, 0.911, 0.919, 0.903, 0.924]
@@ -182,3 +191,44 @@ def test_ci_of_mean_difference_has_nominal_coverage() -> None:
         false_alarm += not s0.ci_low <= 0.0 <= s0.ci_high
     assert 0.93 <= covered / reps <= 0.97
     assert 0.03 <= false_alarm / reps <= 0.07
+
+
+# -- intervals of bounded metrics (issue 15) -------------------------------------------------------
+
+_FRACTIONS = st.lists(st.floats(0.0, 1.0, allow_nan=False), min_size=2, max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_FRACTIONS, st.sampled_from([0.9, 0.95, 0.99]))
+@example([1.0] * 5, 0.95)  # every seed at 100 %
+@example([0.0] * 5, 0.95)
+@example([1.0, 1.0, 1.0, 1.0, 0.0], 0.95)
+@example([0.8767, 1.0, 0.92], 0.95)  # a t-interval of these passes 100 %
+@example([1e-12, 0.0, 0.0], 0.99)
+def test_accuracy_intervals_stay_in_0_1_and_contain_the_mean(values: list[float], confidence: float) -> None:
+    s = describe_in_range(values, 0.0, 1.0, confidence)
+    t = describe(values, confidence)
+    assert s.mean == t.mean and s.std == t.std and s.n == t.n  # only the interval differs
+    assert 0.0 <= s.ci_low <= s.mean <= s.ci_high <= 1.0
+    if t.std == 0:
+        assert s.ci_low == s.ci_high == s.mean
+
+
+def test_the_transformed_interval_matches_the_t_interval_far_from_the_bounds() -> None:
+    values = [0.50, 0.52, 0.49, 0.51, 0.50]
+    s, t = describe_in_range(values, 0.0, 1.0), describe(values)
+    assert (s.ci_low, s.ci_high) == pytest.approx((t.ci_low, t.ci_high), abs=2e-4)
+
+
+def test_near_a_bound_the_interval_is_asymmetric_and_inside() -> None:
+    values = [1.0, 0.97, 1.0]  # mean 0.99: the t-interval's upper end passes 100 %
+    t = describe(values)
+    assert t.ci_high > 1.0
+    s = describe_in_range(values, 0.0, 1.0)
+    assert s.ci_high < 1.0 and s.mean - s.ci_low > s.ci_high - s.mean
+    rmse = describe_in_range([0.01, 0.6, 0.02], 0.0, math.inf)  # a t-interval would go below 0
+    assert describe([0.01, 0.6, 0.02]).ci_low < 0 < rmse.ci_low < rmse.mean < rmse.ci_high
+    r2 = describe_in_range([0.99, 0.5, 0.98], -math.inf, 1.0)  # R²: bounded above only
+    assert r2.ci_low < r2.mean < r2.ci_high < 1.0
+    free = describe_in_range([1.0, 2.0, 4.0])  # no bound: the t-interval itself
+    assert (free.ci_low, free.ci_high) == (describe([1.0, 2.0, 4.0]).ci_low, describe([1.0, 2.0, 4.0]).ci_high)

@@ -1,15 +1,35 @@
-"""The terminal summary of a tuned study shows what each arm's tuning found and what it cost."""
+"""The terminal summary: the tuning table, the typed summary's numbers, and (issue 15) a layout that
+fits 80 columns without cutting names or verdicts, the headline verdict first and differences in
+percentage points."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from reglab.stats.summary import ArmTuning, StudySummary
 from reglab.study.console import print_summary, print_tuning
+from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.results import summarize
+from reglab.study.spec import parse_study
+from reglab.study.storage import RunRecord
 
 BEFORE = Path(__file__).parents[1] / "stats" / "data" / "summary-before-typed.json"
+# the demo's arm names, and two longer ones a user might choose
+ARMS = {
+    "none": 0.0,
+    "label_smooth": 0.016,
+    "augment": 0.013,
+    "dropout": 0.001,
+    "l2+dropout": -0.003,
+    "early_stopping": -0.003,
+    "batch_norm": -0.025,
+    "l1": -0.010,
+    "dropout_then_l2": 0.0,
+}
 
 
 def test_tuning_table_lists_tuned_values_and_budget_spent() -> None:
@@ -26,23 +46,90 @@ def test_tuning_table_lists_tuned_values_and_budget_spent() -> None:
             "best_params": {"l2": 0.000123456, "optimizer": "adam"},
         },
     }
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=80)
     print_tuning({arm: ArmTuning.model_validate(t) for arm, t in tuning.items()}, console)
     lines = console.export_text().splitlines()
     l2 = next(line for line in lines if line.strip().startswith("l2"))
-    cells = [c.strip() for c in l2.split("│")]
-    assert cells == ["l2", "12", "7/4/1", "93", "2.5", "0.9877", "l2=0.000123, optimizer=adam"]
+    assert l2.split(None, 6) == ["l2", "12", "7/4/1", "93", "2.5", "0.9877", "l2=0.000123, optimizer=adam"]
     assert "nothing to tune" in next(line for line in lines if line.strip().startswith("none"))
 
 
 def test_summary_table_reads_the_typed_summary() -> None:
     summary = StudySummary.load(BEFORE)  # none completed, crazy diverged in epoch 1
-    console = Console(record=True, width=200)
+    console = Console(record=True, width=80)
     print_summary(summary, console)
     text = console.export_text()
-    none = next(line for line in text.splitlines() if line.strip().startswith("1 "))
-    assert "none" in none and "baseline" in none and f"{summary.metric('none', 'test_acc').mean:.2%}" in none
-    crazy = next(line for line in text.splitlines() if "crazy (1 failed)" in line)
-    assert "no runs" in crazy and "no completed runs" in crazy and "baseline" not in crazy
+    none = next(line for line in text.splitlines() if line.startswith("none "))
+    assert "baseline" in none and f"{summary.metric('none', 'test_acc').mean:.2%}" in none
+    crazy = [line for line in text.splitlines() if line.startswith("crazy ")]
+    assert "no runs" in crazy[0] and "no completed runs" in crazy[0] and "baseline" not in crazy[0]
+    assert crazy[1].rstrip().endswith("0 (1 failed)")  # the details table's runs column
     assert "diverged: crazy seed 0 in epoch 1: non-finite training loss" in text
-    assert summary.underpowered_note and summary.underpowered_note in text.replace("\n", " ")
+    assert summary.underpowered_note and summary.underpowered_note in " ".join(text.split())
+
+
+def _record(arm: str, seed: int, effect: float, rng: np.random.Generator) -> RunRecord:
+    test = 0.90 + effect + 0.004 * seed + float(rng.normal(0, 0.004))
+    final = {"train_acc": 1.0, "val_acc": test + 0.01, "test_acc": test, "test_loss": 0.3, "gap": 1.0 - test}
+    return RunRecord(arm, seed, RunOutcome(status=RunStatus.COMPLETED, final=final), 0)
+
+
+def demo_like_summary() -> StudySummary:
+    rng = np.random.default_rng(0)
+    arms = {a: ({} if a == "none" else {"l2": 1e-4}) for a in ARMS}
+    spec = parse_study({"name": "demo", "arms": arms, "seeds": 10})
+    records = {(a, s): _record(a, s, e, rng) for a, e in ARMS.items() for s in range(10)}
+    return summarize(spec, records)
+
+
+def _render(summary: StudySummary, width: int = 80) -> str:
+    console = Console(record=True, width=width, force_terminal=False)
+    print_summary(summary, console)
+    return console.export_text()
+
+
+def test_the_summary_fits_80_columns_without_cutting_names_or_verdicts() -> None:
+    summary = demo_like_summary()
+    verdicts = {a: summary.arm(a).comparison.verdict for a in ARMS if a != "none"}  # type: ignore[union-attr]
+    assert {"better", "worse", "no significant difference"} <= set(verdicts.values())
+    text = _render(summary)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "…" not in text
+    # every arm's row is one line in each table: its full name, and in the main table its full verdict
+    for arm in ARMS:
+        rows = [line for line in lines if line.split(" ", 1)[0] == arm]
+        assert len(rows) == 2, (arm, rows)
+        expected = "baseline" if arm == "none" else verdicts[arm]
+        assert rows[0].rstrip().endswith(expected), rows[0]
+    # no wrapped rows: between a table's rule and its caption, every line starts with an arm name
+    rules = [i for i, line in enumerate(lines) if set(line.strip()) == {"─"}]
+    assert len(rules) == 2
+    for r in rules:
+        body = lines[r + 1 : r + 1 + len(ARMS)]
+        assert [line.split(" ", 1)[0] for line in body] == summary.ranking
+
+
+def test_the_headline_verdict_comes_first_and_differences_are_in_points() -> None:
+    summary = demo_like_summary()
+    lines = _render(summary).splitlines()
+    assert lines[0].startswith("verdict: Better than the baseline (none) after Holm correction: ")
+    head = " ".join(lines[:3])
+    assert "label_smooth" in head and "Significantly worse: " in head and "batch_norm" in head
+    main = next(line for line in lines if line.startswith("label_smooth "))
+    diff = summary.arm("label_smooth").comparison.mean_diff  # type: ignore[union-attr]
+    assert f"{diff * 100:+.2f} pp" in main
+    assert re.search(r"[+-]\d+\.\d\d%", main) is None  # a difference is never printed as "%"
+    details = [line for line in lines if line.startswith("label_smooth ")][1]
+    assert re.search(r"[+-]\d+\.\d\d–[+-]\d+\.\d\d pp", details)  # the interval of the difference
+    assert f"{summary.arm('label_smooth').metric('gap').mean * 100:+.2f} pp" in details
+
+
+def test_interval_disagreement_and_thresholds_are_explained() -> None:
+    summary = demo_like_summary()
+    text = " ".join(_render(summary).split())
+    note = summary.holm_note()
+    if note:  # an unadjusted interval excluding 0 next to "no significant difference"
+        assert " ".join(note.split()) in text
+    assert "diagnosis thresholds: high bias when training error > 5 %" in text
+    assert "high variance when train − validation gap > 3 pp" in text

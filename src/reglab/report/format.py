@@ -83,3 +83,64 @@ def raw(x: Any) -> str:
 def cell(text: str, value: Any = None, key: str = "") -> dict[str, str]:
     """A table cell: its text, the exact number behind it and what it is (``data-key``)."""
     return {"text": text, "value": raw(value), "key": key}
+
+
+_OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "momentum": "SGD with momentum"}
+
+
+def regime(config: Any) -> str | None:
+    """What was trained, in one phrase, from a run configuration (a dumped ``RunConfig``): "100
+    training examples of digits, a 512-512-unit MLP, 150 epochs of Adam (lr 0.001, batch 32)";
+    None when the configuration is not readable."""
+    if not isinstance(config, dict):
+        return None
+    data, model, train = (_section(config, k) for k in ("data", "model", "train"))
+    name = data.get("name") or "the data"
+    n = data.get("n_train")
+    what = f"{n} training examples of {name}" if isinstance(n, int) else f"the training split of {name}"
+    arch = model.get("arch")
+    if model.get("class_path"):
+        net = f"the model {str(model['class_path']).rsplit(':', 1)[-1].rsplit('.', 1)[-1]}"
+    elif arch == "mlp" and isinstance(model.get("hidden"), list):
+        net = f"a {'-'.join(str(h) for h in model['hidden'])}-unit MLP"
+    elif arch == "cnn" and isinstance(model.get("channels"), list):
+        net = f"a CNN with {'-'.join(str(c) for c in model['channels'])} channels"
+    else:
+        net = f"a {arch or 'network'}"
+    opt = train.get("optimizer")
+    how = f"{train.get('epochs', '?')} epochs" + (f" of {_OPTIMIZER_NAMES.get(opt, opt)}" if opt else "")
+    extra = [f"lr {fmt_param(train['lr'])}" if train.get("lr") is not None else "", f"batch {train.get('batch_size')}"]
+    details = ", ".join(x for x in extra if x and not x.endswith("None"))
+    return f"{what}, {net}, {how}" + (f" ({details})" if details else "")
+
+
+def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
+    value = config.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def settings(overrides: Any, tuned: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """An arm's settings as ``{"text", "tuned"}`` items: its overrides of the shared settings
+    (nested ones as ``augment.shift = 0.125``) and, for a tuned arm, the values tuning chose
+    (``l2 = 0.00032``, marked tuned) in place of the range it was given."""
+    tuned = dict(tuned or {})
+    out: list[dict[str, Any]] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        key = prefix.rsplit(".", 1)[-1]
+        if prefix in tuned or key in tuned:
+            chosen = tuned.pop(prefix) if prefix in tuned else tuned.pop(key)
+            out.append({"text": f"{prefix} = {fmt_param(chosen)}", "tuned": True})
+        elif isinstance(value, dict) and value and not ({"low", "high", "choices"} & set(value)):
+            for k, v in value.items():
+                walk(f"{prefix}.{k}" if prefix else str(k), v)
+        elif isinstance(value, dict) or value == "tune":
+            out.append({"text": f"{prefix}: tuned", "tuned": True})
+        else:
+            out.append({"text": f"{prefix} = {fmt_param(value)}", "tuned": False})
+
+    if isinstance(overrides, dict):
+        for k, v in overrides.items():
+            walk(str(k), v)
+    out += [{"text": f"{k} = {fmt_param(v)}", "tuned": True} for k, v in tuned.items()]
+    return out

@@ -53,7 +53,13 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
     lines += [" · ".join(meta), "", f"**{_md(v['headline'])}**", ""]
     if v["note"]:
         lines += [f"> **Note:** {_md(v['note'])}", ""]
-    header = ["#", "arm", f"{m} mean", "95% CI"]
+    if v["top"]:
+        t = v["top"]
+        lines += [f"Highest mean {m} ({v['top_split']}): **{_md(t['arm'])}** at {t['mean']['text']}.", ""]
+    if v["regime"] or v["fit_note"]:
+        regime = f"**Regime:** {_md(v['regime'])}." if v["regime"] else ""
+        lines += [" ".join(x for x in (regime, _md(v["fit_note"] or "")) if x), ""]
+    header = ["#", "arm", "settings", f"{m} mean", "95% CI"]
     if v["has_comparison"]:
         header += [f"Δ vs {ctx['baseline']}", "Δ 95% CI", "P(better)", "P 95% CI", "p (Holm)", "verdict"]
     header += ["diagnosis"]
@@ -62,6 +68,7 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
         row = [
             r["rank"] if r["rank"] is not None else "–",
             r["arm"] + (" (baseline)" if r["is_baseline"] else ""),
+            "; ".join(x["text"] + (" (tuned)" if x["tuned"] else "") for x in r["settings"]) or "shared settings only",
             r["mean"]["text"],
             r["ci"],
         ]
@@ -79,13 +86,18 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
                 ]
         row.append(r["diagnosis"] or "–")
         rows.append(row)
-    align = "rl" + "r" * (len(header) - 3) + "l"
+    align = "rll" + "r" * (len(header) - 5) + "ll"
     lines += [*_md_table(header, rows, align), ""]
+    lines += [f"95% CI of the mean: a {_md(v['interval_method'])}.", ""]
+    if v["holm_note"]:
+        lines += [f"> {_md(v['holm_note'])}", ""]
     if v["diagnoses"]:
         lines += ["## Diagnosis and recommendations", ""]
         for g in v["diagnoses"]:
             lines.append(f"- **{_md(g['label'])}** ({_md(', '.join(g['arms']))}): {_md(g['recommendation'] or '')}")
         lines.append("")
+        if v["thresholds"]:
+            lines += [f"Thresholds: {_md(v['thresholds'])}.", ""]
     if ctx["failed"]:
         lines += ["## Failed runs", ""]
         lines += _md_table(

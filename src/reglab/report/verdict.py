@@ -5,8 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from reglab.report.format import cell, fmt_ci, fmt_diff, fmt_interval, fmt_p, fmt_prob, fmt_seconds, fmt_value, raw
+from reglab.report.format import (
+    cell,
+    fmt_ci,
+    fmt_diff,
+    fmt_interval,
+    fmt_p,
+    fmt_prob,
+    fmt_seconds,
+    fmt_value,
+    raw,
+    regime,
+    settings,
+)
 from reglab.report.view import ReportView
+from reglab.stats.compare import RANGE_INTERVAL_METHOD
+from reglab.stats.diagnosis import thresholds_text
 from reglab.stats.summary import ArmSummary, no_comparison_verdict
 from reglab.urls import mask_url
 
@@ -31,8 +45,10 @@ def verdict_row(v: ReportView, arm: str, a: ArmSummary) -> dict[str, Any]:
     prob = None if c is None else c.prob_improvement
     p_holm = None if c is None else c.p_holm
     gap = a.metric("gap").mean
+    tuned = v.summary.tuning.get(arm) if v.summary.tuning else None
     return {
         "arm": arm,
+        "settings": settings(a.overrides, tuned.best_params if tuned else None),
         "color": v.colors[arm],
         "rank": a.rank,
         "is_baseline": is_base,
@@ -59,33 +75,54 @@ def verdict_row(v: ReportView, arm: str, a: ArmSummary) -> dict[str, Any]:
     }
 
 
-def headline(v: ReportView, better: list[str]) -> tuple[str, str]:
-    """The one-sentence answer and its tone (a CSS class)."""
+def headline(v: ReportView) -> tuple[str, str]:
+    """The one-sentence answer (``StudySummary.headline``, as the terminal prints it) and its tone (a CSS class)."""
     s = v.summary
-    if not any(a.n_completed for a in s.arms.values()):
-        n = len(s.failed_runs)
-        return (
-            f"No run completed: all {n} run{'s' * (n != 1)} failed or diverged, so there is nothing to compare "
-            "(see Failed runs for the reasons).",
-            "warn",
-        )
-    if s.underpowered_note:
-        return "No winner is declared: too few seeds for a reliable comparison.", "warn"
-    if better:
-        return f"Better than the baseline after Holm correction: {', '.join(better)}.", "good"
-    if v.baseline is None or len(s.arms) == 1:
-        return "A single arm: nothing to compare against.", "neutral"
-    return f"No arm is significantly better than the baseline ({v.baseline}) after Holm correction.", "neutral"
+    text = s.headline()
+    if not any(a.n_completed for a in s.arms.values()) or s.underpowered_note:
+        return text, "warn"
+    return text, "good" if s.verdicts().get("better") else "neutral"
+
+
+def _config(v: ReportView, arm: str | None) -> dict[str, Any] | None:
+    """An arm's run configuration from ``config.resolved.yaml`` (None when absent)."""
+    arms = (v.so.config or {}).get("arms")
+    entry = arms.get(arm) if isinstance(arms, dict) and arm is not None else None
+    cfg = entry.get("config") if isinstance(entry, dict) else None
+    return cfg if isinstance(cfg, dict) else None
+
+
+def fit_note(v: ReportView) -> str | None:
+    """What the baseline's numbers say about the regime: over-fitting (regularization should pay),
+    a good fit (little to gain) or under-fitting."""
+    s = v.summary
+    base = s.arms.get(v.baseline or "")
+    if base is None or base.diagnosis is None or s.gap_metric != "acc":
+        return None
+    train, test, gap = base.metric("train_acc").mean, base.metric("test_acc").mean, base.metric("gap").mean
+    if train is None or test is None or gap is None:
+        return None
+    numbers = (
+        f"The baseline ({v.baseline}) reaches {fmt_value('acc', train)} training and {fmt_value('acc', test)} "
+        f"test accuracy, a train − test gap of {fmt_diff('gap', gap)}"
+    )
+    what = {
+        "high variance": "it over-fits, so regularization should pay",
+        "good fit": "it fits without much over-fitting, so regularization has little to gain",
+        "high bias": "it under-fits, so regularization is unlikely to help",
+        "over-regularized": "it is regularized more than it needs",
+    }[base.diagnosis.label]
+    return f"{numbers}: {what}."
 
 
 def verdict_section(v: ReportView) -> dict[str, Any]:
     rows = [verdict_row(v, arm, a) for arm, a in v.arms()]
     better = [r["arm"] for r in rows if r["verdict"] == "better"]
-    groups: dict[str, dict[str, Any]] = {}
+    groups: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
-        if r["diagnosis"]:
+        if r["diagnosis"]:  # grouped by label and advice: an arm without regularization has its own
             g = groups.setdefault(
-                r["diagnosis"],
+                (r["diagnosis"], r["recommendation"]),
                 {
                     "label": r["diagnosis"],
                     "class": r["diagnosis_class"],
@@ -94,18 +131,40 @@ def verdict_section(v: ReportView) -> dict[str, Any]:
                 },
             )
             g["arms"].append(r["arm"])
-    text, tone = headline(v, better)
+    text, tone = headline(v)
+    s = v.summary
+    th = s.diagnosis_thresholds or (v.so.config or {}).get("diagnosis")
     return {
         "rows": rows,
         "top": next((r for r in rows if r["mean"]["value"]), None),
+        "top_split": split_label(v.metric),
         "better": better,
         "worse": [r["arm"] for r in rows if r["verdict"] == "worse"],
         "headline": text,
         "tone": tone,
-        "note": v.summary.underpowered_note,
+        "note": s.underpowered_note,
+        "regime": regime(_config(v, v.baseline) or _config(v, next(iter(s.arms), None))),
+        "fit_note": fit_note(v),
+        "holm_note": s.holm_note(),
+        "interval_method": RANGE_INTERVAL_METHOD,
+        "thresholds": thresholds_text(th, s.gap_metric == "acc") if isinstance(th, dict) and _has_keys(th) else None,
         "diagnoses": list(groups.values()),
         "has_comparison": any(not r["is_baseline"] for r in rows) and v.baseline is not None,
     }
+
+
+def split_label(metric: str) -> str:
+    """Which split a "best" is on, in words (the verdict's best is on the compare metric's split)."""
+    if metric.startswith("test_"):
+        return "the test split, used for this final comparison only; tuning and epochs were chosen on validation"
+    if metric.startswith("val_"):
+        return "the validation split"
+    return "the training split" if metric.startswith("train_") else metric
+
+
+def _has_keys(th: dict[str, Any]) -> bool:
+    keys = ("high_bias_train_error", "high_variance_gap", "over_reg_train_drop", "over_reg_val_gain")
+    return all(isinstance(th.get(k), int | float) for k in keys)
 
 
 def failed_runs(v: ReportView) -> list[dict[str, Any]]:

@@ -4,9 +4,18 @@ from reglab.stats.compare import (
     PairedComparison,
     Summary,
     describe,
+    describe_in_range,
     holm,
     paired_compare,
     probability_of_improvement,
 )
 
-__all__ = ["PairedComparison", "Summary", "describe", "holm", "paired_compare", "probability_of_improvement"]
+__all__ = [
+    "PairedComparison",
+    "Summary",
+    "describe",
+    "describe_in_range",
+    "holm",
+    "paired_compare",
+    "probability_of_improvement",
+]

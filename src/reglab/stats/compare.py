@@ -45,6 +45,61 @@ def describe(values: Sequence[float], confidence: float = 0.95) -> Summary:
     return Summary(n, mean, std, mean - half, mean + half)
 
 
+# How :func:`describe_in_range` builds the interval of a bounded metric's mean (the report and the
+# terminal name it under their tables)
+RANGE_INTERVAL_METHOD = (
+    "Student-t interval of the mean over seeds on the logit scale (log for a metric bounded on one side, "
+    "delta method), mapped back: it never leaves the metric's range"
+)
+
+
+def describe_in_range(
+    values: Sequence[float], low: float = -math.inf, high: float = math.inf, confidence: float = 0.95
+) -> Summary:
+    """:func:`describe` for a metric with a range (an accuracy's [0, 1], an RMSE's [0, inf)): the
+    t-interval is taken on a scale where the range is unbounded - logit((x - low) / (high - low)),
+    or log of the distance to the one finite bound - with the delta-method standard error
+    se * |g'(mean)|, and mapped back. It contains the mean, stays inside the range (a t-interval
+    of [0.90, 0.99, 1.0] passes 100 %), is asymmetric near a bound and matches the
+    t-interval far from it. No spread (all seeds equal, e.g. all 100 %) gives [mean, mean]; values
+    outside the range (or no finite bound) get the plain t-interval, clipped to the range."""
+    s = describe(values, confidence)
+    if s.n < 2 or not (math.isfinite(s.mean) and math.isfinite(s.std)):
+        return s
+    a = np.asarray(values, dtype=float)
+    finite_low, finite_high = math.isfinite(low), math.isfinite(high)
+    if not (finite_low or finite_high) or a.min() < low or a.max() > high:
+        return Summary(s.n, s.mean, s.std, max(s.ci_low, low), min(s.ci_high, high))
+    if s.std == 0.0 or s.mean in (low, high):
+        return Summary(s.n, s.mean, s.std, s.mean, s.mean)
+    half = float(stats.t.ppf(0.5 + confidence / 2, s.n - 1)) * s.std / math.sqrt(s.n)
+    m = s.mean
+    if finite_low and finite_high:
+        width = high - low
+        p = (m - low) / width
+        centre, spread = math.log(p / (1 - p)), half / (width * p * (1 - p))
+
+        def back(z: float) -> float:
+            return low + width * _expit(z)
+
+        lo, hi = back(centre - spread), back(centre + spread)
+    elif finite_low:
+        centre, spread = math.log(m - low), half / (m - low)
+        lo, hi = low + math.exp(centre - spread), low + math.exp(centre + spread)
+    else:
+        centre, spread = math.log(high - m), half / (high - m)
+        lo, hi = high - math.exp(centre + spread), high - math.exp(centre - spread)
+    return Summary(s.n, s.mean, s.std, min(lo, m), max(hi, m))
+
+
+def _expit(z: float) -> float:
+    """1 / (1 + exp(-z)) without overflow for large |z|."""
+    if z >= 0:
+        return 1.0 / (1.0 + math.exp(-z))
+    e = math.exp(z)
+    return e / (1.0 + e)
+
+
 def probability_of_improvement(
     diffs: Sequence[float], n_boot: int = 2000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float, float]:

@@ -8,10 +8,13 @@ regression R² takes accuracy's place, so "training error" is the relative squar
 2. high bias: training error above ``high_bias_train_error`` (the model cannot fit the data);
 3. high variance: train - validation accuracy above ``high_variance_gap`` (it fits noise);
 4. otherwise good fit.
+Each reason shows its numbers beside these thresholds (differences of accuracies in percentage
+points, "pp") and says when a number is near its threshold, where the label is fragile.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -23,11 +26,17 @@ RECOMMENDATIONS: dict[str, str] = {
     "high variance": "regularize more: stronger L2 or dropout, data augmentation, or early stopping; more data",
     "good fit": "keep it; compare seeds' spread before adding more regularization",
 }
-# an arm without regularization has none to reduce: its poor fit is the optimization's or the model's
+# an arm without regularization has none to reduce (its poor fit is the optimization's or the
+# model's) and none to make stronger
 UNREGULARIZED_HIGH_BIAS = (
     "it has no regularization to reduce: check the optimization (a smaller learning rate if the loss "
     "diverged or stalled, more epochs) or use a larger model"
 )
+UNREGULARIZED: dict[str, str] = {
+    "high bias": UNREGULARIZED_HIGH_BIAS,
+    "high variance": "add regularization: L2 or dropout, data augmentation, or early stopping; more data",
+    "good fit": "keep it; compare seeds' spread before adding regularization",
+}
 
 
 class Diagnosis(BaseModel):
@@ -42,6 +51,10 @@ class Diagnosis(BaseModel):
         return self.model_dump()
 
 
+NEAR = 0.2  # a deciding number within 20 % of its threshold is called "near the threshold"
+NEAR_NOTE = "near the threshold: other seeds could flip this label"
+
+
 def diagnose(
     train_acc: float,
     val_acc: float,
@@ -52,12 +65,18 @@ def diagnose(
     regularized: bool = True,
 ) -> Diagnosis:
     """Label an arm from train and validation accuracy (``metric="r2"``: R², for regression).
+    The reason states every number the label was decided on next to its threshold (and says so
+    when one is within 20 % of it, where other seeds could flip the label).
     ``regularized=False``: the arm uses no regularizer, so it is never "over-regularized" and is
-    never told to reduce regularization."""
+    never told to reduce regularization (or to make one stronger)."""
     d = _diagnose(train_acc, val_acc, thresholds, baseline_train_acc, baseline_val_acc, metric, regularized)
-    if not regularized and d.label == "high bias":
-        return d.model_copy(update={"recommendation": UNREGULARIZED_HIGH_BIAS})
+    if not regularized and d.label in UNREGULARIZED:
+        return d.model_copy(update={"recommendation": UNREGULARIZED[d.label]})
     return d
+
+
+def _near(value: float, threshold: float) -> bool:
+    return abs(value - threshold) <= NEAR * abs(threshold)
 
 
 def _diagnose(
@@ -73,36 +92,82 @@ def _diagnose(
         baseline_train_acc = baseline_val_acc = None  # nothing to have over-done
     if metric == "r2":
         return _diagnose_r2(train_acc, val_acc, t, baseline_train_acc, baseline_val_acc)
-    gap = train_acc - val_acc
+    err, gap = 1 - train_acc, train_acc - val_acc
+    bias = f"training error {_pc(err)} {_cmp(err, t.high_bias_train_error)} {_pc(t.high_bias_train_error)}"
+    variance = f"train − validation gap {_pp(gap)} {_cmp(gap, t.high_variance_gap)} {_pp(t.high_variance_gap)}"
     if baseline_train_acc is not None and baseline_val_acc is not None:
         drop = baseline_train_acc - train_acc
         gain = val_acc - baseline_val_acc
         if drop > t.over_reg_train_drop and gain <= t.over_reg_val_gain:
             return _d(
                 "over-regularized",
-                f"train accuracy {drop:.1%} below the baseline's with validation change {gain:+.1%}",
+                f"train accuracy {_pp(drop)} below the baseline's (> {_pp(t.over_reg_train_drop)}) for a validation "
+                f"change of {_pp(gain, True)} (≤ {_pp(t.over_reg_val_gain, True)})",
+                _near(drop, t.over_reg_train_drop) or _near(gain, t.over_reg_val_gain),
             )
-    if 1 - train_acc > t.high_bias_train_error:
-        return _d("high bias", f"training error {1 - train_acc:.1%} > {t.high_bias_train_error:.1%}")
+    if err > t.high_bias_train_error:
+        return _d("high bias", bias, _near(err, t.high_bias_train_error))
     if gap > t.high_variance_gap:
-        return _d("high variance", f"train - validation gap {gap:.1%} > {t.high_variance_gap:.1%}")
-    return _d("good fit", f"training error {1 - train_acc:.1%}, train - validation gap {gap:.1%}")
+        return _d("high variance", f"{variance} ({bias})", _near(gap, t.high_variance_gap))
+    near = _near(err, t.high_bias_train_error) or _near(gap, t.high_variance_gap)
+    return _d("good fit", f"{bias}, {variance}", near)
 
 
 def _diagnose_r2(train: float, val: float, t: Any, base_train: float | None, base_val: float | None) -> Diagnosis:
     """The same rules on R²: error = 1 - R² (relative squared error), gap = train R² - val R²."""
+    err, gap = 1 - train, train - val
+    limit = t.high_bias_train_error
+    bias = f"training relative error 1 − R² = {err:.3f} {_cmp(err, limit)} {limit:.3f}"
+    variance = f"train − validation R² gap {gap:.3f} {_cmp(gap, t.high_variance_gap)} {t.high_variance_gap:.3f}"
     if base_train is not None and base_val is not None:
         drop, gain = base_train - train, val - base_val
         if drop > t.over_reg_train_drop and gain <= t.over_reg_val_gain:
             return _d(
-                "over-regularized", f"train R² {drop:.3f} below the baseline's with validation change {gain:+.3f}"
+                "over-regularized",
+                f"train R² {drop:.3f} below the baseline's (> {t.over_reg_train_drop:.3f}) for a validation change "
+                f"of {gain:+.3f} (≤ {t.over_reg_val_gain:+.3f})",
+                _near(drop, t.over_reg_train_drop) or _near(gain, t.over_reg_val_gain),
             )
-    if 1 - train > t.high_bias_train_error:
-        return _d("high bias", f"training relative error 1 - R² = {1 - train:.3f} > {t.high_bias_train_error:.3f}")
-    if train - val > t.high_variance_gap:
-        return _d("high variance", f"train - validation R² gap {train - val:.3f} > {t.high_variance_gap:.3f}")
-    return _d("good fit", f"training relative error {1 - train:.3f}, train - validation R² gap {train - val:.3f}")
+    if err > t.high_bias_train_error:
+        return _d("high bias", bias, _near(err, t.high_bias_train_error))
+    if gap > t.high_variance_gap:
+        return _d("high variance", f"{variance} ({bias})", _near(gap, t.high_variance_gap))
+    return _d("good fit", f"{bias}, {variance}", _near(err, t.high_bias_train_error) or _near(gap, t.high_variance_gap))
 
 
-def _d(label: DiagnosisLabel, reason: str) -> Diagnosis:
+def _cmp(value: float, threshold: float) -> str:
+    return ">" if value > threshold else "≤"
+
+
+def _pc(x: float) -> str:
+    return f"{x * 100:.1f} %"
+
+
+def _pp(x: float, signed: bool = False) -> str:
+    """A difference of accuracies in percentage points."""
+    return f"{x * 100:+.1f} pp" if signed else f"{x * 100:.1f} pp"
+
+
+def _d(label: DiagnosisLabel, reason: str, near: bool = False) -> Diagnosis:
+    if near:
+        reason = f"{reason}; {NEAR_NOTE}"
     return Diagnosis(label=label, reason=reason, recommendation=RECOMMENDATIONS[label])
+
+
+def thresholds_text(th: Mapping[str, float], accuracy: bool = True) -> str:
+    """The diagnosis rules with the study's thresholds, in the units of the diagnosis metric."""
+
+    def pc(x: float) -> str:
+        return f"{x * 100:g} %" if accuracy else f"{x:g}"
+
+    def pp(x: float) -> str:
+        return f"{x * 100:g} pp" if accuracy else f"{x:g}"
+
+    err = "training error" if accuracy else "1 − train R²"
+    gap = "train − validation gap" if accuracy else "train − validation R² gap"
+    return (
+        f"high bias when {err} > {pc(th['high_bias_train_error'])}; high variance when {gap} > "
+        f"{pp(th['high_variance_gap'])}; over-regularized when train {'accuracy' if accuracy else 'R²'} falls more "
+        f"than {pp(th['over_reg_train_drop'])} below the baseline's for at most {pp(th['over_reg_val_gain'])} "
+        "validation gain (regularized arms only)"
+    )

@@ -245,13 +245,16 @@ class StudySummary(_Frozen):
     total_run_time: float | None = None
     resolved_config: str | None = None
     tuning: dict[str, ArmTuning] | None = None
+    diagnosis_thresholds: dict[str, float] | None = None
 
     @model_serializer(mode="wrap")
     def _without_absent_tuning(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """An untuned study's file has no ``tuning`` key (as before the typed summary)."""
+        """An untuned study's file has no ``tuning`` key (as before the typed summary), and one
+        summarized before the thresholds were stored has no ``diagnosis_thresholds``."""
         out: dict[str, Any] = handler(self)
-        if self.tuning is None:
-            out.pop("tuning", None)
+        for key in ("tuning", "diagnosis_thresholds"):
+            if getattr(self, key) is None:
+                out.pop(key, None)
         return out
 
     # -- reading --------------------------------------------------------------------------------
@@ -278,6 +281,59 @@ class StudySummary(_Frozen):
     def metric(self, arm: str, name: str) -> MetricStats:
         """``arm``'s statistics of metric ``name``."""
         return self.arm(arm).metric(name)
+
+    def verdicts(self) -> dict[str, list[str]]:
+        """Arm names by verdict (``better``, ``worse``, ``no significant difference``,
+        ``underpowered``), in rank order; arms without a comparison are left out."""
+        out: dict[str, list[str]] = {}
+        for name, a in self.ranked():
+            if a.comparison is not None:
+                out.setdefault(a.comparison.verdict, []).append(name)
+        return out
+
+    def headline(self) -> str:
+        """The study's answer in one sentence (the report's first line, the terminal's first line)."""
+        if not any(a.n_completed for a in self.arms.values()):
+            n = len(self.failed_runs)
+            return (
+                f"No run completed: all {n} run{'s' * (n != 1)} failed or diverged, so there is nothing to compare "
+                "(see the failed runs for the reasons)."
+            )
+        if self.underpowered_note:
+            return "No winner is declared: too few seeds for a reliable comparison."
+        if self.baseline not in self.arms or len(self.arms) == 1:
+            return "A single arm: nothing to compare against."
+        v = self.verdicts()
+        worse = f" Significantly worse: {', '.join(v['worse'])}." if v.get("worse") else ""
+        if v.get("better"):
+            return f"Better than the baseline ({self.baseline}) after Holm correction: {', '.join(v['better'])}.{worse}"
+        return f"No arm is significantly better than the baseline ({self.baseline}) after Holm correction.{worse}"
+
+    def holm_note(self) -> str | None:
+        """One sentence for the arms whose unadjusted 95 % interval of the difference excludes 0
+        while the verdict is "no significant difference": the verdict is Holm's, and why."""
+        arms = [
+            (name, c)
+            for name, a in self.ranked()
+            if (c := a.comparison) is not None
+            and not c.significant
+            and not c.underpowered
+            and c.ci_low is not None
+            and c.ci_high is not None
+            and (c.ci_low > 0 or c.ci_high < 0)
+        ]
+        if not arms:
+            return None
+        k = sum(1 for a in self.arms.values() if a.comparison is not None)
+        ps = ", ".join(f"{name} {_p(c.t_pvalue)} → {_p(c.p_holm)}" for name, c in arms)
+        names = ", ".join(name for name, _ in arms)
+        one = len(arms) == 1
+        return (
+            f"For {names} the unadjusted 95 % interval of the difference excludes 0, yet the verdict is "
+            f"“no significant difference”: the verdict uses the paired t-test after Holm's correction for the "
+            f"{k} comparisons with the baseline, which raises {'its p-value' if one else 'their p-values'} ({ps}) "
+            "to the 0.05 level or above; one interval alone does not account for the other comparisons."
+        )
 
     def ranked(self) -> list[tuple[str, ArmSummary]]:
         """Arms best first (the ranking), then any arm the ranking does not name."""
@@ -343,6 +399,12 @@ class StudySummary(_Frozen):
                 f"{path}: not a valid reglab study summary ({describe_errors(err)}); it was written by another "
                 "reglab version or edited: rerun the study to rewrite it"
             ) from None
+
+
+def _p(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
 
 
 def describe_errors(err: ValidationError, limit: int = 3) -> str:

@@ -1,11 +1,23 @@
-"""The terminal summary of a study: ranked arms, paired comparisons and the diagnosis."""
+"""The terminal summary of a study: the headline verdict first, then the ranked arms in a table that
+fits 80 columns (arm, mean and interval, difference to the baseline in percentage points, Holm's p,
+verdict), a second table with the details (interval of the difference, probability of
+improvement, train - test gap, seed ensemble, diagnosis) and the diagnosis' recommendations.
+
+Arm names and verdicts are never cut (no ellipsis); a name longer than the table leaves room for
+wraps instead of being shortened."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from reglab.stats.diagnosis import thresholds_text
 from reglab.stats.summary import ArmTuning, StudySummary, no_comparison_verdict
+
+Fmt = Callable[[float | None], str]
+# reglab.stats.compare.RANGE_INTERVAL_METHOD, in a terminal's words
+CONSOLE_INTERVAL_METHOD = "Student-t over seeds on the logit scale, mapped back (never outside the range)"
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
@@ -21,26 +33,53 @@ def _num(x: float | None, signed: bool = False) -> str:
     return f"{x:+.4f}" if signed else f"{x:.4f}"
 
 
-def _pm(fmt: Any, mean: float | None, lo: float | None, hi: float | None, signed: bool = False) -> str:
-    """``mean ± half-width`` of a symmetric t-interval (shorter than [lo, hi] in a terminal)."""
-    if mean is None:
-        return "-"
-    if lo is None or hi is None:
-        return fmt(mean, signed)
-    return f"{fmt(mean, signed)} ± {fmt((hi - lo) / 2)}"
+def _pp(x: float | None) -> str:
+    """A difference of two fractions (accuracies) in percentage points."""
+    return "-" if x is None else f"{x * 100:+.2f} pp"
+
+
+def _percent_number(x: float | None) -> str:
+    """A fraction as a percentage without the sign (the column header says "%")."""
+    return "-" if x is None else f"{x * 100:.2f}"
+
+
+def _signed(x: float | None) -> str:
+    return _num(x, True)
+
+
+def _interval(lo: float | None, hi: float | None, one: Fmt) -> str:
+    return "-" if lo is None or hi is None else f"{one(lo)}–{one(hi)}"
 
 
 def _value(v: Any) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)
 
 
-def print_tuning(tuning: Mapping[str, ArmTuning], console: Any) -> None:
-    """Per arm: the tuned values and what finding them cost (trials, epochs, minutes)."""
+def _table(title: str | None = None, caption: str | None = None) -> Any:
+    """A compact table: a rule under the header, one space between columns (the box's blank
+    column separator, no padding), nothing at the edges."""
+    from rich import box
     from rich.table import Table
 
-    t = Table(title="tuning (validation only; the same budget per arm)", show_edge=False)
-    for col in ("arm", "trials", "done/pruned/failed", "epochs", "min", "best val", "tuned values"):
-        t.add_column(col, justify="left" if col in ("arm", "tuned values") else "right")
+    return Table(
+        title=title,
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        padding=(0, 0),
+        title_justify="left",
+        caption_justify="left",
+    )
+
+
+def print_tuning(tuning: Mapping[str, ArmTuning], console: Any) -> None:
+    """Per arm: the tuned values and what finding them cost (trials, epochs, minutes)."""
+    t = _table("tuning (validation only; the same budget per arm)")
+    t.add_column("arm", no_wrap=True)
+    for col in ("trials", "done/pruned/failed", "epochs", "min", "best val"):
+        t.add_column(col, justify="right", no_wrap=True)
+    t.add_column("tuned values", overflow="fold")
     for arm, r in tuning.items():
         if not r.n_trials:
             t.add_row(arm, "0", "-", "-", "-", "-", "nothing to tune")
@@ -57,68 +96,82 @@ def print_tuning(tuning: Mapping[str, ArmTuning], console: Any) -> None:
     console.print(t)
 
 
+def _verdict_text(summary: StudySummary, arm: str) -> str:
+    a = summary.arm(arm)
+    c = a.comparison
+    if c is None:
+        return no_comparison_verdict(arm == summary.baseline, a.n_completed)
+    style = {"better": "green", "worse": "red"}.get(c.verdict)
+    return f"[{style}]{c.verdict}[/]" if style else c.verdict
+
+
 def print_summary(summary: StudySummary, console: Any = None) -> None:
-    """The ranked arms with their comparison to the baseline, then notes, failed runs and the
-    diagnosis' recommendations (grouped by label)."""
+    """The headline verdict, the ranked arms and their details, notes, failed runs and the
+    diagnosis' recommendations (grouped by label and advice)."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
+
+    from reglab.tasks import metric_info
 
     console = console or Console()
     if summary.tuning:
         print_tuning(summary.tuning, console)
-    from reglab.tasks import metric_info
-
     m = summary.compare_metric
     info = metric_info(m)
-    fmt = _pct if (info.percent if info is not None else m.endswith("acc")) else _num
-    gap_fmt = _pct if summary.gap_metric == "acc" else _num
-    t = Table(
-        title=f"study {summary.study}: {m}, {len(summary.seeds)} seeds, baseline {summary.baseline}",
-        show_edge=False,
+    percent = info.percent if info is not None else m.endswith("acc")
+    fmt: Fmt = _pct if percent else _num
+    short: Fmt = _percent_number if percent else _num
+    diff: Fmt = _pp if percent else _signed
+    gap: Fmt = _pp if summary.gap_metric == "acc" else _signed
+    base = summary.baseline
+    bounded = info is not None and (math.isfinite(info.low) or math.isfinite(info.high))
+
+    console.print(f"[bold]verdict:[/] {escape(summary.headline())}")
+    t = _table(
+        f"study {summary.study}: {m} over {_seeds(len(summary.seeds))}, baseline {base}",
+        f"95% CI: {CONSOLE_INTERVAL_METHOD if bounded else 'Student-t interval of the mean over seeds'}. "
+        f"Δ: mean paired difference to {base} (same seeds); p Holm: paired t-test, Holm-adjusted across arms.",
     )
-    for col in (
-        "#",
-        "arm",
-        f"{m} ±95% CI",
-        "Δ vs base ±CI",
-        "P(better)",
-        "p Holm",
-        "verdict",
-        "gap",
-        "ens.",
-        "diagnosis",
-    ):
-        t.add_column(col, justify="right" if col not in ("arm", "verdict", "diagnosis") else "left")
+    t.add_column("arm", no_wrap=True)
+    t.add_column(m, justify="right", no_wrap=True)
+    t.add_column("95% CI" + (" (%)" if percent else ""), justify="right", no_wrap=True)
+    t.add_column(f"Δ vs {base}", justify="right", no_wrap=True)
+    t.add_column("p Holm", justify="right", no_wrap=True)
+    t.add_column("verdict", no_wrap=True)
+    d = _table("details", "P(better): share of seeds on which the arm beats the baseline (ties count 1/2).")
+    d.add_column("arm", no_wrap=True)
+    d.add_column("Δ 95% CI", justify="right", no_wrap=True)
+    d.add_column("P(better)", justify="right", no_wrap=True)
+    d.add_column("gap", justify="right", no_wrap=True)
+    d.add_column("ensemble", justify="right", no_wrap=True)
+    d.add_column("diagnosis", no_wrap=True)
+    d.add_column("runs", justify="right", no_wrap=True)
     for arm in summary.ranking:
         a = summary.arm(arm)
-        s, c, d = a.metric(m), a.comparison, a.diagnosis
-        ci = _pm(fmt, s.mean, s.ci_low, s.ci_high) if s.n else "no runs"
-        if c is None:
-            diff = p_imp = p_holm = "-"
-            verdict = no_comparison_verdict(arm == summary.baseline, a.n_completed)
-        else:
-            diff = _pm(fmt, c.mean_diff, c.ci_low, c.ci_high, signed=True)
-            p_imp = "-" if c.prob_improvement is None else f"{c.prob_improvement:.2f}"
-            p_holm = "-" if c.p_holm is None else f"{c.p_holm:.3g}"
-            style = {"better": "green", "worse": "red"}.get(c.verdict)
-            verdict = f"[{style}]{c.verdict}[/]" if style else c.verdict
-        failed = f" ({a.n_failed} failed)" if a.n_failed else ""
+        s, c, dg = a.metric(m), a.comparison, a.diagnosis
         t.add_row(
-            str(a.rank),
-            arm + failed,
-            ci,
-            diff,
-            p_imp,
-            p_holm,
-            verdict,
-            gap_fmt(a.metric("gap").mean, True),
+            escape(arm),
+            fmt(s.mean) if s.n else "no runs",
+            _interval(s.ci_low, s.ci_high, short),
+            "-" if c is None else diff(c.mean_diff),
+            "-" if c is None or c.p_holm is None else _p(c.p_holm),
+            _verdict_text(summary, arm),
+        )
+        d.add_row(
+            escape(arm),
+            "-" if c is None else _interval(c.ci_low, c.ci_high, diff).replace(" pp–", "–"),
+            "-" if c is None or c.prob_improvement is None else f"{c.prob_improvement:.2f}",
+            gap(a.metric("gap").mean),
             _pct(a.ensemble_test_acc),
-            "-" if d is None else d.label,
+            "-" if dg is None else dg.label,
+            f"{a.n_completed}" + (f" ({a.n_failed} failed)" if a.n_failed else ""),
         )
     console.print(t)
+    console.print(d)
+    if note := summary.holm_note():
+        console.print(f"[yellow]note:[/] {escape(note)}")
     if summary.underpowered_note:
-        console.print(f"[yellow]note:[/] {summary.underpowered_note}")
+        console.print(f"[yellow]note:[/] {escape(summary.underpowered_note)}")
     for f in summary.failed_runs:
         where = f" in epoch {f.epoch}" if f.epoch else ""
         console.print(f"[red]{f.status}:[/] {escape(f'{f.arm} seed {f.seed}{where}: {f.reason}')}")
@@ -127,10 +180,27 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
             f"[yellow]retried:[/] {escape(f'{r.arm} seed {r.seed}')}: its worker process died; started "
             f"{r.attempts} times ({r.status})"
         )
+    _print_diagnoses(summary, console)
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed{'s' * (n != 1)}"
+
+
+def _p(x: float) -> str:
+    return "<0.001" if x < 0.001 else f"{x:.3f}"
+
+
+def _print_diagnoses(summary: StudySummary, console: Any) -> None:
+    """One line per (label, advice) with its arms, then the thresholds the labels were decided on."""
+    from rich.markup import escape
+
     recs: dict[tuple[str, str], list[str]] = {}
     for arm in summary.ranking:
-        d = summary.arm(arm).diagnosis
-        if d and d.label != "good fit":
-            recs.setdefault((d.label, d.recommendation), []).append(arm)
+        dg = summary.arm(arm).diagnosis
+        if dg and dg.label != "good fit":
+            recs.setdefault((dg.label, dg.recommendation), []).append(arm)
     for (label, rec), arms in recs.items():
-        console.print(f"[bold]{label}[/] ({', '.join(arms)}): {rec}")
+        console.print(f"[bold]{label}[/] ({escape(', '.join(arms))}): {escape(rec)}")
+    if (th := summary.diagnosis_thresholds) and any(summary.arm(a).diagnosis for a in summary.ranking):
+        console.print(f"[dim]diagnosis thresholds: {escape(thresholds_text(th, summary.gap_metric == 'acc'))}[/]")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from reglab.stats.compare import MIN_SEEDS, PairedComparison, describe, holm, paired_compare
+from reglab.stats.compare import MIN_SEEDS, PairedComparison, describe, describe_in_range, holm, paired_compare
 from reglab.stats.diagnosis import diagnose
 from reglab.stats.summary import (
     HIST_LINEAR,
@@ -237,21 +237,30 @@ def summary_keys(finals: Mapping[Any, Mapping[str, float]]) -> list[str]:
 
 
 def _metrics(finals: dict[int, dict[str, float]], keys: list[str]) -> dict[str, MetricStats]:
-    """Per metric: mean, std and the t-interval of the mean, kept inside the metric's range (an
-    accuracy's interval never passes 100 %, an RMSE's never 0)."""
-    from reglab.stats.compare import Summary
-    from reglab.tasks import metric_info
-
+    """Per metric: mean, std and the 95 % interval of the mean; a metric with a range (accuracy,
+    RMSE, sparsity, norms) gets :func:`~reglab.stats.compare.describe_in_range`'s transformed
+    t-interval, which never leaves it (an accuracy's never passes 100 %, an RMSE's never 0)."""
     out = {}
     for m in keys:
         vals = [f[m] for f in finals.values() if m in f]
-        s = describe(vals)
-        info = metric_info(m)
-        if info is not None and s.n > 1:
-            lo, hi = info.clip(s.ci_low), info.clip(s.ci_high)
-            s = Summary(s.n, s.mean, s.std, s.ci_low if lo is None else lo, s.ci_high if hi is None else hi)
-        out[m] = MetricStats.of(s, vals)
+        low, high = _metric_range(m)
+        out[m] = MetricStats.of(describe_in_range(vals, low, high), vals)
     return out
+
+
+def _metric_range(metric: str) -> tuple[float, float]:
+    """The values a summarized metric can take: the registry's range, [0, 1] for sparsity, [0, inf)
+    for weight norms, unbounded otherwise (the gap, losses of unknown kind)."""
+    from reglab.tasks import metric_info
+
+    info = metric_info(metric)
+    if info is not None:
+        return info.low, info.high
+    if metric == "sparsity":
+        return 0.0, 1.0
+    if metric.startswith("weight_"):
+        return 0.0, math.inf
+    return -math.inf, math.inf
 
 
 def diagnosis_metric(keys: list[str]) -> str:
@@ -350,6 +359,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             ],
             "ranking": ranking,
             "arms": out_arms,
+            "diagnosis_thresholds": spec.diagnosis.model_dump(),
             **(extra or {}),
         }
     )
