@@ -83,7 +83,7 @@ def test_an_unencoded_at_in_the_password_is_refused_before_connecting(url: str) 
 
 
 def test_at_signs_in_a_sqlite_path_are_fine(tmp_path: Path) -> None:
-    from reglab.urls import check_storage_url
+    from reglab.study.storage import check_storage_url
 
     check_storage_url(f"sqlite:///{tmp_path}/a@b@c/study.db")
     assert scrub("host name defghij@127.0.0.1", "postgresql://u:abc@defghij@127.0.0.1/db").count("defghij") == 0

@@ -87,16 +87,3 @@ def scrub(text: str, url: str) -> str:
         if len(secret) >= 3:  # shorter ones would mangle the text; the URL itself is masked above
             text = text.replace(secret, _MASK)
     return text
-
-
-def check_storage_url(url: str) -> None:
-    """Refuse a URL whose user name or password holds an unencoded ``@`` before anything connects:
-    the database library would take the part after it for the host name and print it."""
-    from reglab.errors import ConfigError
-
-    netloc = url.strip().partition("://")[2].partition("/")[0]  # a SQLite path may hold "@"s
-    if netloc.count("@") > 1:
-        raise ConfigError(
-            f"storage URL {mask_url(url)}: the user name or password contains '@'; percent-encode it as %40 "
-            "(e.g. p%40ss), or give the password through the database client's environment (PGPASSWORD)"
-        )

@@ -196,6 +196,8 @@ class LocalExecutor:
         from concurrent.futures import Future
         from concurrent.futures.process import BrokenProcessPool
 
+        with contextlib.suppress(Exception):  # a stop request for an earlier task of the same key (an
+            self._stops.pop(task.key, None)  # earlier study on this executor) must not reach this one
         try:
             fut = self._pool.submit(_run_in_worker, task)
         except BrokenProcessPool as err:  # a worker died since the last poll: the next poll rebuilds the pool
@@ -352,6 +354,7 @@ class InProcessExecutor:
     def submit(self, task: Task) -> None:
         if self.record:
             self.submitted.append(task)
+        self._stops.discard(task.key)  # a stop request for an earlier task of the same key
         self._todo.append(task)
 
     def stop(self, key: str) -> None:

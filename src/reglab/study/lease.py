@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from reglab.errors import ConfigError, ReglabError
-from reglab.urls import check_storage_url, mask_url
+from reglab.study.storage import check_storage_url
+from reglab.urls import mask_url
 
 EXIT_BUSY = 4  # exit code of a process refused because another one is running the study
 

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
 from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.urls import check_storage_url, mask_url, scrub
+from reglab.urls import mask_url, scrub
 
 if TYPE_CHECKING:
     import optuna
@@ -201,6 +201,17 @@ def with_driver(url: str) -> str:
         if importlib.util.find_spec(module) is not None:
             return f"postgresql+{driver}://{rest}"
     return f"postgresql://{rest}"
+
+
+def check_storage_url(url: str) -> None:
+    """Refuse a URL whose user name or password holds an unencoded ``@`` before anything connects:
+    the database library would take the part after it for the host name and print it."""
+    netloc = url.strip().partition("://")[2].partition("/")[0]  # a SQLite path may hold "@"s
+    if netloc.count("@") > 1:
+        raise ConfigError(
+            f"storage URL {mask_url(url)}: the user name or password contains '@'; percent-encode it as %40 "
+            "(e.g. p%40ss), or give the password through the database client's environment (PGPASSWORD)"
+        )
 
 
 def open_storage(url: str) -> optuna.storages.BaseStorage:
