@@ -48,7 +48,7 @@ def test_failed_runs_are_reported_everywhere_and_exit_3(
     for seed in (0, 1):
         assert f"failed: bn seed {seed}: ValueError: {BN_FAILS}" in p.stdout
     assert "2 runs failed" in p.stdout
-    bn_row = next(line for line in p.stdout.splitlines() if "│ bn" in line)
+    bn_row = next(line for line in p.stdout.splitlines() if line.startswith("bn "))  # the verdict table's row
     assert "no completed runs" in bn_row and "baseline" not in bn_row
     # every output is written, and each holds the failures
     summary = json.loads((out / "summary.json").read_text())

@@ -27,16 +27,16 @@ from reglab.study import load_study, run_protocol
 from reglab.study.executors import DIED_REASON, MAX_ATTEMPTS
 
 ARMS = {"none": {}, "dropout": {"dropout": 0.2}}
-SEEDS = 10
+SEEDS = 16
 TIMING = {"time"}  # runs.csv columns that differ between two runs of the same study
 
 
 def _study(tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], out: str) -> Path:
-    # runs of about a second: all of digits, a 128-128 MLP, 4 epochs of batches of 16
+    # runs of a second or more: all of digits, a 128-128 MLP, 12 epochs of batches of 16
     doc = tiny_study(name="signals", arms=ARMS, seeds=SEEDS, output=str(tmp_path / out))
     doc["data"] = {"name": "digits"}
     doc["model"] = {"hidden": [128, 128]}
-    doc["train"] = {"epochs": 4, "batch_size": 16, "device": "cpu"}
+    doc["train"] = {"epochs": 12, "batch_size": 16, "device": "cpu"}
     path = tmp_path / f"{out}.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     return path

@@ -250,11 +250,14 @@ class StudySummary(_Frozen):
     @model_serializer(mode="wrap")
     def _without_absent_tuning(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """An untuned study's file has no ``tuning`` key (as before the typed summary), and one
-        summarized before the thresholds were stored has no ``diagnosis_thresholds``."""
+        summarized before the thresholds were stored has no ``diagnosis_thresholds``; ``retried_runs``
+        only when a run was retried."""
         out: dict[str, Any] = handler(self)
         for key in ("tuning", "diagnosis_thresholds"):
             if getattr(self, key) is None:
                 out.pop(key, None)
+        if not self.retried_runs:
+            out.pop("retried_runs", None)
         return out
 
     # -- reading --------------------------------------------------------------------------------

@@ -182,7 +182,11 @@ class LocalExecutor:
             self._manager.start(_exit_with_parent)
             self._stops = self._manager.dict()
             self._where = self._manager.dict()
-        self._events = ctx.Queue()  # new with every pool: a killed process may have held the old one's lock
+        # a SimpleQueue writes each epoch into the pipe before ``report`` returns, so a run's epochs are
+        # all readable once its result is (a Queue's feeder thread may send them after the result);
+        # an epoch record is one write of far less than PIPE_BUF, so a killed writer leaves no half
+        # message; new with every pool: a killed process may have held the old one's write lock
+        self._events = ctx.SimpleQueue()
         self._pool = ProcessPoolExecutor(
             max_workers=self.slots,
             mp_context=ctx,
@@ -214,11 +218,11 @@ class LocalExecutor:
 
     def _drain(self) -> Events:
         events = []
-        while self._events is not None:
-            try:
-                events.append(self._events.get_nowait())
-            except (queue_mod.Empty, OSError, ValueError):
-                break
+        try:
+            while self._events is not None and not self._events.empty():
+                events.append(self._events.get())
+        except (OSError, ValueError, EOFError):  # closed, or a process died mid-write
+            pass
         return events
 
     def poll(self, timeout: float) -> tuple[Events, Finished]:
@@ -278,8 +282,16 @@ class LocalExecutor:
         from the processes the broken pool then terminates (SIGTERM). Empty when it cannot tell."""
         import signal
 
+        manager = getattr(self._pool, "_executor_manager_thread", None)
+        if manager is not None:  # it terminates the other processes and reaps them all: exit codes are final
+            manager.join(timeout=10)
         procs = dict(getattr(self._pool, "_processes", None) or {})
-        dead = {pid for pid, p in procs.items() if p.exitcode is not None and p.exitcode != -signal.SIGTERM}
+        # killed by a signal (SIGKILL of an out-of-memory kill, SIGSEGV...), not by the pool's SIGTERM
+        dead = {
+            pid
+            for pid, p in procs.items()
+            if p.exitcode is not None and p.exitcode < 0 and p.exitcode != -signal.SIGTERM
+        }
         with contextlib.suppress(Exception):
             return {key for key, pid in self._where.items() if pid in dead}
         return set()
