@@ -40,8 +40,11 @@ Keras Tuner has its own random sampler: its points are checked to lie in the sam
 
 Timing: contenders run one after the other in rotating order for ``--rounds`` interleaved rounds
 (default 5); wall time from start to exit of the child, CPU time (user + system) of the child and
-every process below it (Ray's daemons and workers, reglab's worker pool), from ``getrusage`` with
-this process as the child subreaper (orphaned grandchildren are reaped and counted here too).
+every process below it (reglab's worker pool, Ray's daemons and workers): ``getrusage`` of all that
+is reaped into this process (the child subreaper: orphaned grandchildren are reaped and counted
+here too), plus the CPU time of processes whose parent ignores SIGCHLD - Ray's raylet does, so the
+kernel reaps its workers and their time reaches no rusage - sampled from /proc every 50 ms (the
+last few milliseconds of each such process are missed: Ray's figure is a slight underestimate).
 Medians are compared. All output folders and storages live in ``--workdir`` (default: a temporary
 folder in /dev/shm, where there is one).
 
@@ -452,6 +455,7 @@ class Sample:
     wall: float
     cpu: float
     result: dict[str, Any] | None = None
+    sampled: float = 0.0  # part of ``cpu`` seen only by sampling /proc (processes no rusage counts)
 
 
 def set_subreaper() -> bool:
@@ -477,7 +481,108 @@ def _own_children() -> list[int]:
     return pids
 
 
-def reap(grace: float = 60.0) -> int:
+def _stat(pid: int) -> tuple[int, int, int] | None:
+    """(parent pid, start time, CPU ticks of the process and of the children it waited for) from
+    /proc/PID/stat; None when it is gone."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(f[1]), int(f[19]), int(f[11]) + int(f[12]) + int(f[13]) + int(f[14])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _ignores_sigchld(pid: int) -> bool:
+    """Whether ``pid`` ignores SIGCHLD: its children are then reaped by the kernel, and their CPU
+    time reaches nobody's ``getrusage``."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("SigIgn:"):
+                return bool(int(line.split()[1], 16) & (1 << (signal.SIGCHLD - 1)))
+    return False
+
+
+@dataclass
+class _Proc:
+    start: int
+    ppid: int
+    ticks: int  # its own and its waited-for children's CPU time when last seen
+    unreaped: bool  # its parent ignores SIGCHLD: no rusage will ever count it
+    reaped_here: bool = False
+
+
+class TreeWatch:
+    """Samples the CPU time of this process's descendants from /proc every ``interval`` seconds,
+    to count what ``getrusage`` cannot: processes whose parent ignores SIGCHLD (Ray's raylet does,
+    so its workers' CPU time is lost to every rusage). Counts nothing where /proc is missing."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        import threading
+
+        self.me, self.interval = os.getpid(), interval
+        self.procs: dict[int, _Proc] = {}
+        self.gone: list[_Proc] = []  # records of descendants whose pid was reused
+        self.others: set[int] = set()  # pids that are not descendants (forgotten every second)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.enabled = Path(f"/proc/{self.me}/stat").exists()
+
+    def __enter__(self) -> TreeWatch:
+        if self.enabled:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
+
+    def _run(self) -> None:
+        last_reset = time.monotonic()
+        while not self._stop.is_set():
+            self.scan()
+            if time.monotonic() - last_reset > 1.0:
+                self.others.clear()  # a pid seen before may be a new process now
+                last_reset = time.monotonic()
+            self._stop.wait(self.interval)
+        self.scan()
+
+    def scan(self) -> None:
+        try:
+            pids = sorted(int(d) for d in os.listdir("/proc") if d.isdigit())
+        except OSError:
+            return
+        for pid in pids:
+            if pid == self.me or pid in self.others:
+                continue
+            st = _stat(pid)
+            if st is None:
+                continue
+            ppid, start, ticks = st
+            rec = self.procs.get(pid)
+            if rec is not None and rec.start == start:
+                rec.ticks, rec.ppid = max(rec.ticks, ticks), ppid
+                continue
+            if ppid == self.me or (ppid in self.procs and self.procs[ppid].start <= start):
+                if rec is not None:
+                    self.gone.append(rec)
+                unreaped = ppid != self.me and _ignores_sigchld(ppid)
+                self.procs[pid] = _Proc(start, ppid, ticks, unreaped)
+            else:
+                self.others.add(pid)
+
+    def reaped(self, pid: int) -> None:
+        if pid in self.procs:
+            self.procs[pid].reaped_here = True
+
+    def lost_cpu(self) -> float:
+        """CPU seconds of the descendants that no rusage counts (as last seen: up to ``interval``
+        of each one's end is missed)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        recs = [*self.procs.values(), *self.gone]
+        return sum(r.ticks for r in recs if r.unreaped and not r.reaped_here and r.ppid != self.me) / tick
+
+
+def reap(watch: TreeWatch, grace: float = 60.0) -> int:
     """Wait for every remaining descendant (orphans re-parented here); after ``grace`` seconds,
     terminate those still running (only processes a contender started). Returns how many were ended."""
     deadline, ended = time.monotonic() + grace, 0
@@ -487,6 +592,7 @@ def reap(grace: float = 60.0) -> int:
         except ChildProcessError:
             return ended
         if pid:
+            watch.reaped(pid)
             continue
         if time.monotonic() > deadline:
             for pid in _own_children():
@@ -497,20 +603,23 @@ def reap(grace: float = 60.0) -> int:
         time.sleep(0.05)
 
 
-def run_child(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> tuple[float, float, int, int]:
-    """(wall s, CPU s of the child and all its descendants, exit code, leftover processes ended)."""
+def run_child(cmd: list[str], env: dict[str, str], log: Path, cwd: Path) -> tuple[float, float, float, int, int]:
+    """(wall s, CPU s of the child and all its descendants, of which sampled from /proc, exit
+    code, leftover processes ended). CPU: ``getrusage`` of everything reaped into this process,
+    plus what :class:`TreeWatch` saw of descendants that no rusage counts."""
     import resource
 
     ru0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with log.open("wb") as f:
+    with TreeWatch() as watch, log.open("wb") as f:
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, env=env, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd)
         rc = p.wait()
         wall = time.perf_counter() - t0
-    ended = reap()
+        ended = reap(watch)
     ru1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
-    return wall, cpu, rc, ended
+    lost = watch.lost_cpu()
+    cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime) + lost
+    return wall, cpu, lost, rc, ended
 
 
 def reglab_ranges() -> dict[str, dict[str, Any]]:
@@ -855,7 +964,7 @@ def main(argv: list[str] | None = None) -> int:
                     shutil.rmtree(p, ignore_errors=True)
             d.mkdir(parents=True)
             for _ in range(c.reps):
-                wall, cpu, rc, ended = run_child(c.cmd(d), {**env, **c.env}, d / "log.txt", work)
+                wall, cpu, lost, rc, ended = run_child(c.cmd(d), {**env, **c.env}, d / "log.txt", work)
                 leftovers += ended
                 if rc != 0:
                     tail = (d / "log.txt").read_text(errors="replace").strip().splitlines()[-15:]
@@ -868,12 +977,13 @@ def main(argv: list[str] | None = None) -> int:
                         result = reglab_results(c.out) if c.out else json.loads((d / "result.json").read_text())
                     except (OSError, ValueError, KeyError, StopIteration) as err:
                         print(f"  round {r + 1}: {c.key}: could not read its results ({err!r})")
-                samples[c.key].append(Sample(wall, cpu, result))
+                samples[c.key].append(Sample(wall, cpu, result, lost))
             else:
                 last = samples[c.key][-c.reps :]
                 print(
                     f"  round {r + 1}/{rounds}  {c.key:<20} wall {median([s.wall for s in last]):7.2f} s  "
-                    f"cpu {median([s.cpu for s in last]):7.2f} s",
+                    f"cpu {median([s.cpu for s in last]):7.2f} s"
+                    + (f" (of which {last[-1].sampled:.2f} s sampled from /proc)" if last[-1].sampled else ""),
                     flush=True,
                 )
 
