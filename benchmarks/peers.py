@@ -51,7 +51,7 @@ folder in /dev/shm, where there is one).
 Targets (issue 13): reglab CPU / (Optuna + slices) CPU <= 1.15 for the whole study and <= 1.05 for
 the search alone; a 1-trial x 1-epoch reglab study <= 3 s of CPU; ``reglab --help`` <= 0.5 s wall.
 
-Run: ``nice -n 10 .venv/bin/python benchmarks/peers.py`` (15-25 minutes on 2 cores);
+Run: ``nice -n 10 .venv/bin/python benchmarks/peers.py`` (15-30 minutes on 2 cores);
 ``--quick`` for a smoke run (4 trials x 3 epochs, 1 round, targets not judged).
 """
 
