@@ -93,3 +93,14 @@ def test_load_data_end_to_end(tmp_path: Path) -> None:
     assert splits.x_train.mean(0).abs().max().item() < 1e-5
     assert (splits.x_train.std(0, unbiased=False) - 1).abs().max().item() < 1e-4
     assert splits.classes == ["no", "yes"] and splits.n_classes == 2
+
+
+def test_a_stray_string_in_a_numeric_column_is_refused(tmp_path: Path) -> None:
+    """One typo must not turn a numeric feature into 40 categories silently (issue 12, failure 8)."""
+    rows = [f"{i / 10},{i % 3},{i % 2}" for i in range(40)]
+    rows[17] = "abc,1,0"
+    p = _csv(tmp_path, "a,b,target\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"column 'a' holds numbers except 1 value\(s\) \('abc' at file lines \[19\]\)"):
+        load_csv(_cfg(p))
+    codes = _csv(tmp_path, "zip,target\n" + "\n".join(f"0{1000 + i},{i % 2}" for i in range(20)) + "\n", "z.csv")
+    assert load_csv(_cfg(codes)).x_train.shape == (20, 1)  # numbers with leading zeros: still numbers

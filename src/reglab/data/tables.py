@@ -65,6 +65,28 @@ def load_parquet(cfg: DataConfig) -> RawData:
     return table_data(df, cfg, path, "parquet")
 
 
+STRAY_TEXT = 0.9  # a text column whose values are at least this share numbers: a typo, not categories
+
+
+def _refuse_stray_text(df: pd.DataFrame, text: list[str], path: Path, kind: str) -> None:
+    """A column of numbers with a few non-numbers (a typo, "n/a", "abc") would silently become
+    categories, one input per distinct number; refuse it, naming the values and where they are."""
+    import pandas as pd
+
+    for c in text:
+        as_number = pd.to_numeric(df[c], errors="coerce")
+        bad = as_number.isna() & df[c].notna()
+        if len(df) and 0 < int(bad.sum()) and float((~bad).mean()) >= STRAY_TEXT:
+            rows = np.flatnonzero(bad.to_numpy())[:3]
+            where = [int(i) + 2 for i in rows] if kind == "csv" else [int(i) for i in rows]
+            shown = ", ".join(repr(str(df[c].iloc[i])) for i in rows)
+            raise DataError(
+                f"{path}: column {c!r} holds numbers except {int(bad.sum())} value(s) ({shown} at "
+                f"{'file lines' if kind == 'csv' else 'rows'} {where}); fix or drop them (a column of text "
+                "categories is fine: it is one-hot encoded)"
+            )
+
+
 def table_data(df: pd.DataFrame, cfg: DataConfig, path: Path, kind: str) -> RawData:
     """Features and target of ``df``, checked (see the module docstring)."""
     import pandas as pd
@@ -88,6 +110,7 @@ def table_data(df: pd.DataFrame, cfg: DataConfig, path: Path, kind: str) -> RawD
 
     numeric = [c for c in features if pd.api.types.is_numeric_dtype(df[c])]  # bool counts as numeric
     text = [c for c in features if c not in numeric]
+    _refuse_stray_text(df, text, path, kind)
     target = df[target_col]
     if target.isna().any():
         rows = [int(i) + 2 for i in np.flatnonzero(target.isna().to_numpy())[:5]]  # 1-based, after header
