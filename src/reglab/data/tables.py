@@ -76,7 +76,7 @@ def _refuse_stray_text(df: pd.DataFrame, text: list[str], path: Path, kind: str)
     for c in text:
         as_number = pd.to_numeric(df[c], errors="coerce")
         bad = as_number.isna() & df[c].notna()
-        if len(df) and 0 < int(bad.sum()) and float((~bad).mean()) >= STRAY_TEXT:
+        if len(df) and int(bad.sum()) > 0 and float((~bad).mean()) >= STRAY_TEXT:
             rows = np.flatnonzero(bad.to_numpy())[:3]
             where = [int(i) + 2 for i in rows] if kind == "csv" else [int(i) for i in rows]
             shown = ", ".join(repr(str(df[c].iloc[i])) for i in rows)
