@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy import stats
 
 MIN_SEEDS = 5  # below this a comparison is reported as underpowered, never as a winner
 
@@ -33,6 +32,8 @@ class Summary:
 
 def describe(values: Sequence[float], confidence: float = 0.95) -> Summary:
     """Mean, sample std and a Student-t confidence interval of the mean."""
+    from scipy import stats  # imported when used: a tuning driver never needs it
+
     a = np.asarray(values, dtype=float)
     n = len(a)
     if n == 0:
@@ -63,6 +64,8 @@ def describe_in_range(
     of [0.90, 0.99, 1.0] passes 100 %), is asymmetric near a bound and matches the
     t-interval far from it. No spread (all seeds equal, e.g. all 100 %) gives [mean, mean]; values
     outside the range (or no finite bound) get the plain t-interval, clipped to the range."""
+    from scipy import stats  # imported when used: a tuning driver never needs it
+
     s = describe(values, confidence)
     if s.n < 2 or not (math.isfinite(s.mean) and math.isfinite(s.std)):
         return s
@@ -140,6 +143,8 @@ def paired_compare(
     """Compare paired samples (same seeds, same order): mean difference with a t-interval, paired
     t-test, Wilcoxon signed-rank test and probability of improvement (of a larger value, or of a
     smaller one when lower is better: loss, RMSE)."""
+    from scipy import stats  # imported when used: a tuning driver never needs it
+
     a, b = np.asarray(arm, dtype=float), np.asarray(baseline, dtype=float)
     if a.shape != b.shape:
         raise ValueError("paired samples must have the same length")
