@@ -375,6 +375,7 @@ class _Trial:
     arm: str
     trial: optuna.Trial
     stopping: bool = False  # stop requested (pruned, or at the time budget)
+    pruned: bool = False  # the pruner said stop: recorded as pruned even if the run ended first
     at_deadline: bool = False
     beat_at: float = field(default_factory=time.monotonic)
 
@@ -463,10 +464,14 @@ def tune(
                     prune = True
                 observer.trial_epoch(t.arm, key, rec, select)
                 if prune:
-                    t.stopping = True
+                    t.stopping = t.pruned = True
                     ex.stop(key)
             for task, outcome in finished:
                 r = running.pop(task.key)
+                if r.pruned and outcome.status is RunStatus.COMPLETED:
+                    # the stop arrived after its last epoch: how busy the machine was must not decide
+                    # whether a trial the pruner stopped counts as complete
+                    outcome = outcome.model_copy(update={"status": RunStatus.PRUNED})
                 with budget.telling(r.arm, r.trial) as alive:
                     if alive:
                         tell(searches[r.arm].study, r.trial, outcome, select, deadline=r.at_deadline)
