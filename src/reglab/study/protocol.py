@@ -38,7 +38,7 @@ from reglab.study.outcome import RunOutcome, RunStatus
 from reglab.study.own_model import check_outputs, with_model
 from reglab.study.progress import Bars, Lines, Observer, Say
 from reglab.study.saved_models import FinishedModels, model_path, models_dir
-from reglab.study.storage import STALE_AFTER, RunStore, lock_supported, open_storage
+from reglab.study.storage import STALE_AFTER, RunStore, lock_supported, open_storage, storage_lock
 from reglab.tuning.insight import ArmTuning, arm_insight
 from reglab.tuning.sampling import suggest
 from reglab.tuning.studies import TUNE_INFIX, counted, open_arm_study
@@ -348,20 +348,25 @@ def _open_search(spec: StudySpec, arm: Arm, storage: Any, url: str, new: bool) -
     s = spec.search
     assert s is not None
     grid = grid_space(arm.space) if s.sampler == "grid" else None
-    study = open_arm_study(
-        storage,
-        spec.name + TUNE_INFIX + arm.name,
-        arm_fingerprint(spec, arm),
-        sampler=s.sampler,
-        seed=s.seed,
-        grid=grid,
-        pruner=s.pruner,
-        max_steps=arm.config.train.epochs * (s.cv or 1),
-        startup_trials=s.startup_trials,
-        maximize=spec.metric.maximize,
-        new=new,
-        url=url,
-    )
+    name = spec.name + TUNE_INFIX + arm.name
+    # workers opening one new study at once: one creates it and stores its fingerprint, the others
+    # wait and find it (without the lock one could see it between the two and take it for another search)
+    lock = storage_lock(storage, name) if lock_supported(storage) else contextlib.nullcontext()
+    with lock:
+        study = open_arm_study(
+            storage,
+            name,
+            arm_fingerprint(spec, arm),
+            sampler=s.sampler,
+            seed=s.seed,
+            grid=grid,
+            pruner=s.pruner,
+            max_steps=arm.config.train.epochs * (s.cv or 1),
+            startup_trials=s.startup_trials,
+            maximize=spec.metric.maximize,
+            new=new,
+            url=url,
+        )
     budget = s.trials
     if grid is not None and budget is None:
         budget = math.prod(len(v) for v in grid.values()) if arm.space else 1
