@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import yaml
 from studylib import complete_runs
-from test_signals import alive, children, has_torch, stored_once
+from test_signals import alive, children, has_torch, start, stored_once
 
 from reglab.study import load_study, run_protocol
 from reglab.study.executors import DIED_REASON, MAX_ATTEMPTS
@@ -47,17 +47,6 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k not in TIMING} for row in csv.DictReader(fh)]
 
 
-def _start(study: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("a") as sink:
-        return subprocess.Popen(
-            [sys.executable, "-m", "reglab.cli", "run", str(study), "--jobs", "2", "--no-progress"],
-            cwd=study.parent,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
 @pytest.mark.slow
 def test_random_kills_of_workers_and_driver_change_nothing(
     tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], executor: Any
@@ -69,7 +58,7 @@ def test_random_kills_of_workers_and_driver_change_nothing(
     study, db, log = _study(tmp_path, tiny_study, "out"), tmp_path / "out" / "study.db", tmp_path / "run.log"
     why = f"fault order {faults} (random seed {seed}); log {log}"
 
-    proc = _start(study, log)
+    proc = start(study, log)
     try:
         for fault in faults:
             base = complete_runs(db)
@@ -91,7 +80,7 @@ def test_random_kills_of_workers_and_driver_change_nothing(
                 while any(map(alive, kids)):
                     assert time.monotonic() < deadline, f"orphans {[k for k in kids if alive(k)]}; {why}"
                     time.sleep(0.1)
-                proc = _start(study, log)  # the same command resumes
+                proc = start(study, log)  # the same command resumes
         proc.wait(timeout=600)
     finally:
         if proc.poll() is None:

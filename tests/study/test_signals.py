@@ -77,7 +77,9 @@ def study(tmp_path: Path, tiny_study: Callable[..., dict[str, Any]]) -> Path:
 
 
 def start(study: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("w") as sink:
+    """``reglab run STUDY --jobs 2`` in its own process group; its output is appended to ``log``
+    (a resumed run's after the first one's)."""
+    with log.open("a") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "reglab.cli", "run", str(study), "--jobs", "2", "--no-progress"],
             cwd=study.parent,

@@ -80,54 +80,40 @@ def _near(value: float, threshold: float) -> bool:
 
 
 def _diagnose(
-    train_acc: float,
-    val_acc: float,
+    train: float,
+    val: float,
     t: Any,
-    baseline_train_acc: float | None,
-    baseline_val_acc: float | None,
+    base_train: float | None,
+    base_val: float | None,
     metric: str,
     regularized: bool,
 ) -> Diagnosis:
+    """The rules, once: error = 1 - train (accuracy's error rate, or R²'s relative squared error),
+    gap = train - validation; only the wording differs (accuracy in %/pp, R² as numbers)."""
     if not regularized:
-        baseline_train_acc = baseline_val_acc = None  # nothing to have over-done
-    if metric == "r2":
-        return _diagnose_r2(train_acc, val_acc, t, baseline_train_acc, baseline_val_acc)
-    err, gap = 1 - train_acc, train_acc - val_acc
-    bias = f"training error {_pc(err)} {_cmp(err, t.high_bias_train_error)} {_pc(t.high_bias_train_error)}"
-    variance = f"train − validation gap {_pp(gap)} {_cmp(gap, t.high_variance_gap)} {_pp(t.high_variance_gap)}"
-    if baseline_train_acc is not None and baseline_val_acc is not None:
-        drop = baseline_train_acc - train_acc
-        gain = val_acc - baseline_val_acc
-        if drop > t.over_reg_train_drop and gain <= t.over_reg_val_gain:
-            return _d(
-                "over-regularized",
-                f"train accuracy {_pp(drop)} below the baseline's (> {_pp(t.over_reg_train_drop)}) for a validation "
-                f"change of {_pp(gain, True)} (≤ {_pp(t.over_reg_val_gain, True)})",
-                _near(drop, t.over_reg_train_drop) or _near(gain, t.over_reg_val_gain),
-            )
-    if err > t.high_bias_train_error:
-        return _d("high bias", bias, _near(err, t.high_bias_train_error))
-    if gap > t.high_variance_gap:
-        return _d("high variance", f"{variance} ({bias})", _near(gap, t.high_variance_gap))
-    near = _near(err, t.high_bias_train_error) or _near(gap, t.high_variance_gap)
-    return _d("good fit", f"{bias}, {variance}", near)
-
-
-def _diagnose_r2(train: float, val: float, t: Any, base_train: float | None, base_val: float | None) -> Diagnosis:
-    """The same rules on R²: error = 1 - R² (relative squared error), gap = train R² - val R²."""
+        base_train = base_val = None  # nothing to have over-done
     err, gap = 1 - train, train - val
     limit = t.high_bias_train_error
-    bias = f"training relative error 1 − R² = {err:.3f} {_cmp(err, limit)} {limit:.3f}"
-    variance = f"train − validation R² gap {gap:.3f} {_cmp(gap, t.high_variance_gap)} {t.high_variance_gap:.3f}"
+    if metric == "r2":
+        bias = f"training relative error 1 − R² = {err:.3f} {_cmp(err, limit)} {limit:.3f}"
+        variance = f"train − validation R² gap {gap:.3f} {_cmp(gap, t.high_variance_gap)} {t.high_variance_gap:.3f}"
+    else:
+        bias = f"training error {_pc(err)} {_cmp(err, t.high_bias_train_error)} {_pc(t.high_bias_train_error)}"
+        variance = f"train − validation gap {_pp(gap)} {_cmp(gap, t.high_variance_gap)} {_pp(t.high_variance_gap)}"
     if base_train is not None and base_val is not None:
         drop, gain = base_train - train, val - base_val
         if drop > t.over_reg_train_drop and gain <= t.over_reg_val_gain:
-            return _d(
-                "over-regularized",
-                f"train R² {drop:.3f} below the baseline's (> {t.over_reg_train_drop:.3f}) for a validation change "
-                f"of {gain:+.3f} (≤ {t.over_reg_val_gain:+.3f})",
-                _near(drop, t.over_reg_train_drop) or _near(gain, t.over_reg_val_gain),
-            )
+            if metric == "r2":
+                why = (
+                    f"train R² {drop:.3f} below the baseline's (> {t.over_reg_train_drop:.3f}) for a validation "
+                    f"change of {gain:+.3f} (≤ {t.over_reg_val_gain:+.3f})"
+                )
+            else:
+                why = (
+                    f"train accuracy {_pp(drop)} below the baseline's (> {_pp(t.over_reg_train_drop)}) for a "
+                    f"validation change of {_pp(gain, True)} (≤ {_pp(t.over_reg_val_gain, True)})"
+                )
+            return _d("over-regularized", why, _near(drop, t.over_reg_train_drop) or _near(gain, t.over_reg_val_gain))
     if err > t.high_bias_train_error:
         return _d("high bias", bias, _near(err, t.high_bias_train_error))
     if gap > t.high_variance_gap:

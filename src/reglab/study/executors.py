@@ -99,14 +99,21 @@ class _WorkerState:
 _state: _WorkerState | None = None  # set once per spawned pool process by its initializer
 
 
+def _child_process() -> None:
+    """Set up a process the driver started (a pool worker, the manager): Ctrl-C reaches the whole
+    process group, but the driver decides what stops; and the process ends with the driver."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
+
+
 def _exit_with_parent(every: float = 0.5) -> None:
     """Exit this process within ``every`` seconds of its parent's death: a driver killed with
     ``kill -9`` (or by the out-of-memory killer) leaves no orphan training on or holding memory."""
     import os
-    import signal
     import time
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the driver stops us
     parent = os.getppid()
 
     def watch() -> None:
@@ -121,7 +128,7 @@ def _init_worker(events: Any, stops: Any, where: Any, threads: int) -> None:
     global _state
     import torch
 
-    _exit_with_parent()
+    _child_process()
 
     from reglab.study.worker import DataCache
 
@@ -179,7 +186,7 @@ class LocalExecutor:
         ctx = mp.get_context("spawn")
         if self._manager is None:
             self._manager = SyncManager(ctx=ctx)
-            self._manager.start(_exit_with_parent)
+            self._manager.start(_child_process)
             self._stops = self._manager.dict()
             self._where = self._manager.dict()
         # a SimpleQueue writes each epoch into the pipe before ``report`` returns, so a run's epochs are

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reglab.errors import ConfigError, ReglabError
-from reglab.study.storage import check_storage_url
+from reglab.study.storage import check_storage_url, sqlite_file
 from reglab.urls import mask_url
 
 EXIT_BUSY = 4  # exit code of a process refused because another one is running the study
@@ -54,22 +54,12 @@ def _backend(url: str) -> str | None:
         return None
 
 
-def _sqlite_file(url: str) -> Path | None:
-    from sqlalchemy.engine import make_url
-
-    if _backend(url) != "sqlite":
-        return None
-    db = make_url(url).database
-    if not db or db == ":memory:" or db.startswith("file:"):
-        return None
-    return Path(db)
-
-
 def lease_path(url: str, name: str) -> Path | None:
     """The lock file of study ``name`` in a SQLite database ``url`` (None for other storages)."""
-    db = _sqlite_file(url)
-    if db is None:
+    file = sqlite_file(url)
+    if file is None:
         return None
+    db = Path(file)
     return db.with_name(f"{db.name}.{hashlib.sha1(name.encode()).hexdigest()[:8]}.lease")
 
 

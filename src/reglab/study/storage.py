@@ -241,6 +241,22 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
     raise AssertionError("unreachable")
 
 
+def sqlite_file(url: str) -> str | None:
+    """The database file of a SQLite URL; None for other databases, in-memory SQLite and text
+    that is not a database URL (opening the storage reports that)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return None
+    db = u.database
+    if u.get_backend_name() != "sqlite" or not db or db == ":memory:" or db.startswith("file:"):
+        return None
+    return db
+
+
 @contextlib.contextmanager
 def _schema_lock(url: str) -> Iterator[None]:
     """For a SQLite file: an ``flock`` on ``<database>.lock`` (the lock :func:`storage_lock` uses)
@@ -248,15 +264,11 @@ def _schema_lock(url: str) -> Iterator[None]:
     turns. Other databases (and a lock file that cannot be made) go without: :func:`_schema_race`
     retries instead."""
     fcntl: Any = None
-    db: str | None = None
-    if url.startswith("sqlite"):
+    db = sqlite_file(url)
+    if db is not None:
         with contextlib.suppress(ImportError):
             import fcntl
-        with contextlib.suppress(Exception):
-            from sqlalchemy.engine import make_url
-
-            db = make_url(url).database
-    if fcntl is None or not db or db == ":memory:" or db.startswith("file:"):
+    if fcntl is None or db is None:
         yield
         return
     try:
