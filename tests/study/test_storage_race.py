@@ -70,3 +70,24 @@ def test_sqlite_schema_race_messages_are_recognised() -> None:
     )
     assert not _schema_race(OperationalError("SELECT", {}, Exception("unable to open database file")))
     assert not _schema_race(ValueError("table studies already exists"))
+
+
+def test_sqlite_storage_commits_through_a_write_ahead_log(tmp_path: Path) -> None:
+    """Every connection of a SQLite storage uses the write-ahead log without a disk flush per
+    commit; what one connection commits is read by a fresh process-independent connection."""
+    import sqlite3
+
+    import optuna
+
+    from reglab.study.storage import open_storage
+
+    db = tmp_path / "s.db"
+    storage = open_storage(f"sqlite:///{db}")
+    with storage.engine.connect() as conn:  # type: ignore[attr-defined]
+        raw = conn.connection.dbapi_connection
+        assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert raw.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+    study = optuna.create_study(study_name="s", storage=storage)
+    study.tell(study.ask({"x": optuna.distributions.FloatDistribution(0, 1)}), 0.5)
+    with sqlite3.connect(db) as other:  # another connection sees the committed trial at once
+        assert other.execute("SELECT COUNT(*) FROM trials WHERE state = 'COMPLETE'").fetchone()[0] == 1
