@@ -48,7 +48,7 @@ def alive(pid: int) -> bool:
 
 
 def has_torch(pid: int) -> bool:
-    """A pool worker process (it imported torch), not the manager or the resource tracker."""
+    """A pool worker process (it imported torch), not the resource tracker."""
     try:
         return "libtorch" in Path(f"/proc/{pid}/maps").read_text()
     except OSError:

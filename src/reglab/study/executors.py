@@ -91,17 +91,27 @@ class _WorkerState:
     """What one pool process keeps between tasks: its channels to the driver and its datasets."""
 
     events: Any
-    stops: Any
-    where: Any  # task key -> pid of the process running it (tells whose process died)
+    stops: Any  # numpy view of the shared stop board (see ``LocalExecutor.stop``)
     cache: DataCache
 
 
 _state: _WorkerState | None = None  # set once per spawned pool process by its initializer
 
+STARTED = "\x00started"  # an event's key: (STARTED, (task key, pid)) - which process runs which task
+STOP_BOARD = 4096  # stop requests a worker still sees: far more than can arrive during one epoch
+
+
+def _stop_mark(seq: int, key: str) -> int:
+    """The mark of a stop request for ``key`` within the submission numbered ``seq``: a stop for
+    an earlier run of the same key (an earlier study on a shared executor) never matches."""
+    import hashlib
+
+    return int.from_bytes(hashlib.blake2b(f"{seq}:{key}".encode(), digest_size=8).digest(), "little") >> 1
+
 
 def _child_process() -> None:
-    """Set up a process the driver started (a pool worker, the manager): Ctrl-C reaches the whole
-    process group, but the driver decides what stops; and the process ends with the driver."""
+    """Set up a pool process: Ctrl-C reaches the whole process group, but the driver decides what
+    stops; and the process ends with the driver."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -124,8 +134,9 @@ def _exit_with_parent(every: float = 0.5) -> None:
     threading.Thread(target=watch, name="reglab-exit-with-parent", daemon=True).start()
 
 
-def _init_worker(events: Any, stops: Any, where: Any, threads: int) -> None:
+def _init_worker(events: Any, board: Any, threads: int) -> None:
     global _state
+    import numpy as np
     import torch
 
     _child_process()
@@ -133,22 +144,24 @@ def _init_worker(events: Any, stops: Any, where: Any, threads: int) -> None:
     from reglab.study.worker import DataCache
 
     torch.set_num_threads(threads)
-    _state = _WorkerState(events, stops, where, DataCache())
+    _state = _WorkerState(events, np.frombuffer(board, dtype=np.int64), DataCache())
 
 
-def _run_in_worker(task: Task) -> RunOutcome:
+def _run_in_worker(task: Task, seq: int) -> RunOutcome:
     import os
 
     from reglab.study.worker import execute_task
 
     state = _state
     assert state is not None, "not a reglab worker process"
-    state.where[task.key] = os.getpid()
+    state.events.put((STARTED, (task.key, os.getpid())))  # written before this task can kill the process
 
     def report(record: dict[str, float], key: str | None = None) -> bool:
         key = key or task.key
         state.events.put((key, record))
-        return bool(state.stops.get(key, False))
+        board = state.stops
+        n = min(int(board[0]), STOP_BOARD)
+        return n > 0 and bool((board[1 : n + 1] == _stop_mark(seq, key)).any())
 
     return execute_task(task, report, state.cache)
 
@@ -171,24 +184,24 @@ class LocalExecutor:
         self.max_attempts = max(1, max_attempts)
         self.restarts = 0  # times the pool was rebuilt after a worker process died
         self._pool: Any = None
-        self._manager: Any = None
-        self._stops: Any = None
-        self._where: Any = None
+        self._board: Any = None
         self._events: Any = None
+        self._seq = 0
+        self._seq_of: dict[str, int] = {}  # task or population-member key -> its latest submission
+        self._stopped: set[str] = set()
+        self._where: dict[str, int] = {}  # task key -> pid of the process running it
         self._pending: dict[Any, Task] = {}
         self._attempts: dict[str, int] = {}
 
     def _start(self) -> None:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing.managers import SyncManager
 
         ctx = mp.get_context("spawn")
-        if self._manager is None:
-            self._manager = SyncManager(ctx=ctx)
-            self._manager.start(_child_process)
-            self._stops = self._manager.dict()
-            self._where = self._manager.dict()
+        if self._board is None:
+            # stop requests: a ring of marks in shared memory (slot 0 counts them) that workers read at
+            # each epoch end - no server process to start, no round trip per epoch
+            self._board = ctx.RawArray("q", STOP_BOARD + 1)
         # a SimpleQueue writes each epoch into the pipe before ``report`` returns, so a run's epochs are
         # all readable once its result is (a Queue's feeder thread may send them after the result);
         # an epoch record is one write of far less than PIPE_BUF, so a killed writer leaves no half
@@ -198,7 +211,7 @@ class LocalExecutor:
             max_workers=self.slots,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self._events, self._stops, self._where, self.threads),
+            initargs=(self._events, self._board, self.threads),
         )
 
     def submit(self, task: Task) -> None:
@@ -207,10 +220,12 @@ class LocalExecutor:
         from concurrent.futures import Future
         from concurrent.futures.process import BrokenProcessPool
 
-        with contextlib.suppress(Exception):  # a stop request for an earlier task of the same key (an
-            self._stops.pop(task.key, None)  # earlier study on this executor) must not reach this one
+        self._seq += 1  # a new submission: stop requests for an earlier one of the same key do not apply
+        for key in (task.key, *(m.key for m in getattr(task, "members", None) or ())):
+            self._seq_of[key] = self._seq
+            self._stopped.discard(key)
         try:
-            fut = self._pool.submit(_run_in_worker, task)
+            fut = self._pool.submit(_run_in_worker, task, self._seq)
         except BrokenProcessPool as err:  # a worker died since the last poll: the next poll rebuilds the pool
             fut = Future()
             fut.set_exception(err)
@@ -220,14 +235,23 @@ class LocalExecutor:
         self._pending[fut] = task
 
     def stop(self, key: str) -> None:
-        if self._stops is not None:
-            self._stops[key] = True
+        seq = self._seq_of.get(key)
+        if seq is None or self._board is None:  # never submitted here
+            return
+        self._stopped.add(key)
+        n = self._board[0]
+        self._board[1 + n % STOP_BOARD] = _stop_mark(seq, key)
+        self._board[0] = n + 1  # after the mark: a worker that reads the count finds the mark
 
     def _drain(self) -> Events:
         events = []
         try:
             while self._events is not None and not self._events.empty():
-                events.append(self._events.get())
+                key, record = self._events.get()
+                if key == STARTED:
+                    self._where[record[0]] = record[1]
+                else:
+                    events.append((key, record))
         except (OSError, ValueError, EOFError):  # closed, or a process died mid-write
             pass
         return events
@@ -254,8 +278,7 @@ class LocalExecutor:
         return events, finished
 
     def _finish(self, task: Task, outcome: RunOutcome) -> RunOutcome:
-        with contextlib.suppress(Exception):
-            self._where.pop(task.key, None)
+        self._where.pop(task.key, None)
         attempts = self._attempts.pop(task.key, 1)
         if attempts > 1:  # recorded with the run
             outcome = outcome.model_copy(update={"info": {**outcome.info, "attempts": attempts}})
@@ -271,7 +294,7 @@ class LocalExecutor:
         self.restarts += 1
         finished: Finished = []
         for task in lost:
-            if task.key in self._stops:  # asked to stop (pruned): nothing to redo
+            if task.key in self._stopped:  # asked to stop (pruned): nothing to redo
                 attempts = self._attempts.pop(task.key, 1)
                 finished.append((task, RunOutcome.failed(f"{DIED_REASON}; stopped", info={"attempts": attempts})))
             elif self._attempts.get(task.key, 0) >= self.max_attempts and (not culprits or task.key in culprits):
@@ -299,9 +322,7 @@ class LocalExecutor:
             for pid, p in procs.items()
             if p.exitcode is not None and p.exitcode < 0 and p.exitcode != -signal.SIGTERM
         }
-        with contextlib.suppress(Exception):
-            return {key for key, pid in self._where.items() if pid in dead}
-        return set()
+        return {key for key, pid in self._where.items() if pid in dead}
 
     def _kill_pool(self) -> None:
         """Terminate the pool's processes at once (runs in them are lost) and drop the pool."""
@@ -334,11 +355,7 @@ class LocalExecutor:
                 self._pool.shutdown(wait=True, cancel_futures=True)
                 self._pool = None
         self._attempts.clear()
-        if self._manager is not None:
-            self._manager.shutdown()
-            self._manager = None
-            self._stops = None
-            self._where = None
+        self._where.clear()
 
 
 # -- in this process ---------------------------------------------------------------------------
