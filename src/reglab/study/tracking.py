@@ -280,10 +280,10 @@ class Logged:
 
 def require_mlflow() -> None:
     """Refuse at once (before any training) when the ``mlflow`` extra is not installed."""
-    import importlib.util
-
-    if importlib.util.find_spec("mlflow") is None:
-        raise ReglabError(f"--mlflow: MLflow is not installed; {INSTALL_HINT}")
+    try:
+        import mlflow  # noqa: F401
+    except ImportError:
+        raise ReglabError(f"--mlflow: MLflow is not installed; {INSTALL_HINT}") from None
 
 
 @contextlib.contextmanager
