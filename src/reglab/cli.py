@@ -496,7 +496,7 @@ _MLFLOW = typer.Option(
     "--mlflow",
     metavar="URI",
     help="also log the study to this MLflow tracking URI (sqlite:///mlflow.db, http://HOST:5000): a parent run, "
-    "one nested run per arm x seed and per tuning trial, the report attached; needs pip install 'reglab[mlflow]'",
+    "one nested run per arm x seed and per tuning trial, the report attached; needs pip install 'reglab\\[mlflow]'",
     show_default=False,
 )
 
