@@ -50,6 +50,8 @@ def test_an_arms_bar_is_done_with_its_last_trial_while_others_tune() -> None:
         assert [t.description for t in bars.p.tasks] == ["tuned a", "tuning b", "tuning c"]
         bars.tuning_ended("c")  # a time budget only: done at its count
         assert _bars(bars)["c"] == (1, 1, True)
+        bars.tuning_started({"d": (3, 3), "e": (3, 1)})  # resumed: d's search was done before
+        assert [t.description for t in bars.p.tasks][-2:] == ["tuned d", "tuning e"]
 
 
 class _Watched(Bars):

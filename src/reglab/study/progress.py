@@ -99,7 +99,10 @@ class Bars(Observer):
 
     def tuning_started(self, budgets: dict[str, tuple[int | None, int]]) -> None:
         for arm, (budget, done) in budgets.items():
-            self.arm_bars[arm] = self.p.add_task(f"tuning {arm}", total=budget, completed=done)
+            finished = budget is not None and done >= budget  # resumed after its search was done
+            self.arm_bars[arm] = self.p.add_task(
+                f"{'tuned' if finished else 'tuning'} {arm}", total=budget, completed=done
+            )
 
     def _epoch(self, key: str, record: dict[str, float], total: int | None, metric: str) -> None:
         if key not in self.active:
