@@ -159,9 +159,22 @@ def test_read_study_needs_no_mlflow_server(study_dir: Path) -> None:
     assert study.failed and [p.name for p in study.artifacts][:2] == ["report.html", "summary.json"]
 
 
+# the CLI, then which heavy modules the driver process loaded (it never imports torch, --mlflow or not)
+DRIVER = """import sys
+from reglab.cli import main
+code = 0
+try:
+    main()
+except SystemExit as e:
+    code = e.code
+print("heavy modules:", [m for m in ("torch", "sklearn") if m in sys.modules])
+sys.exit(code)
+"""
+
+
 def _reglab(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     full = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200", **env}
-    cmd = [sys.executable, "-c", "from reglab.cli import main; main()", *args]
+    cmd = [sys.executable, "-c", DRIVER, *args]
     return subprocess.run(cmd, env=full, capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
@@ -175,6 +188,7 @@ def test_reglab_run_mlflow_twice_logs_each_run_once(
     assert first.returncode == 3, first.stdout[-2000:] + first.stderr[-2000:]  # bn's runs failed
     assert "MLflow: 8 runs logged, 0 already there, 0 replaced" in first.stdout
     assert "Traceback" not in first.stderr and "INFO" not in first.stderr  # MLflow's set-up lines stay out
+    assert "heavy modules: []" in first.stdout
     second = _reglab(["run", str(study), "--jobs", "1", "--no-progress", "--mlflow", uri], tmp_path)
     assert second.returncode == 3 and "MLflow: 0 runs logged, 8 already there, 0 replaced" in second.stdout
     assert len(_runs(MlflowClient(tracking_uri=uri), "tracked")) == 9
