@@ -394,7 +394,13 @@ def gradcheck(seed: Annotated[int, typer.Option()] = 0) -> None:
 
 
 def _study_run(
-    spec: Any, jobs: int | None, new: bool, progress: bool, storage: str | None = None, executor: Any = None
+    spec: Any,
+    jobs: int | None,
+    new: bool,
+    progress: bool,
+    storage: str | None = None,
+    executor: Any = None,
+    mlflow: str | None = None,
 ) -> Any:
     from rich.console import Console
 
@@ -419,8 +425,41 @@ def _study_run(
     if st.models is not None:
         _models_note(st.models, results.output_dir, console)
     _write_report(results.output_dir, console)
+    tracked = mlflow is None or _track(results.output_dir, mlflow, console)
     _exit_if_failed(results, console)
+    if not tracked:
+        raise typer.Exit(1)
     return results
+
+
+def _track(output_dir: Any, uri: str, console: Any) -> bool:
+    """``--mlflow``: log the stored study (idempotent: a resume adds no duplicate runs). A failure
+    here loses no result; it says how to log them later."""
+    from rich.markup import escape
+
+    from reglab.study.tracking import log_study
+
+    try:
+        done = log_study(output_dir, uri)
+    except ReglabError as err:
+        console.print(
+            f"[yellow]not logged to MLflow:[/] {escape(str(err))}; "
+            f"`reglab export {escape(str(output_dir))} --mlflow URI` logs it later"
+        )
+        return False
+    _print_logged(done, uri, console)
+    return True
+
+
+def _print_logged(done: Any, uri: str, console: Any) -> None:
+    from rich.markup import escape
+
+    from reglab.urls import mask_url
+
+    console.print(
+        f"MLflow: {done.logged} runs logged, {done.kept} already there, {done.replaced} replaced; "
+        f"experiment {escape(repr(done.experiment))} at {escape(mask_url(uri))}, parent run {done.parent_run_id}"
+    )
 
 
 def _exit_if_failed(results: Any, console: Any) -> None:
@@ -453,6 +492,15 @@ _STUDY_SET = typer.Option(
 )
 
 
+_MLFLOW = typer.Option(
+    "--mlflow",
+    metavar="URI",
+    help="also log the study to this MLflow tracking URI (sqlite:///mlflow.db, http://HOST:5000): a parent run, "
+    "one nested run per arm x seed and per tuning trial, the report attached; needs pip install 'reglab\\[mlflow]'",
+    show_default=False,
+)
+
+
 @app.command()
 def run(
     study: Annotated[str, typer.Argument(help="study file (YAML)")],
@@ -468,6 +516,7 @@ def run(
     cpus_per_run: Annotated[float, typer.Option(help="CPUs per run on Ray")] = 1,
     gpus_per_run: Annotated[float, typer.Option(help="GPUs per run on Ray (fractions share a GPU)")] = 0,
     set_: Annotated[list[str] | None, _STUDY_SET] = None,
+    mlflow: Annotated[str | None, _MLFLOW] = None,
 ) -> None:
     """Run (or resume) a study: every arm x seed, statistics, diagnosis, outputs."""
     from reglab.study.spec import load_study
@@ -477,7 +526,12 @@ def run(
         spec = spec.model_copy(update={"output": output})
     if jobs is not None and jobs < 1:
         _fail("--jobs: must be >= 1")
-    _study_run(spec, jobs, new, progress, storage, _executor(executor, address, cpus_per_run, gpus_per_run, jobs))
+    if mlflow is not None:  # the extra installed, the URI working: checked before any training
+        from reglab.study.tracking import open_experiment
+
+        open_experiment(mlflow, spec.name)
+    ex = _executor(executor, address, cpus_per_run, gpus_per_run, jobs)
+    _study_run(spec, jobs, new, progress, storage, ex, mlflow=mlflow)
 
 
 def _executor(kind: str, address: str | None, cpus_per_run: float, gpus_per_run: float, jobs: int | None) -> Any:
@@ -581,8 +635,27 @@ def export(
     study_dir: Annotated[str, typer.Argument(help="a study's output directory")],
     arm: Annotated[str | None, typer.Option(help="the arm whose models to write (default: the best arm)")] = None,
     to: Annotated[str | None, typer.Option(help="destination folder (default: STUDY_DIR/export/ARM)")] = None,
+    mlflow: Annotated[
+        str | None,
+        typer.Option(
+            "--mlflow",
+            metavar="URI",
+            help="instead, log the study's runs to this MLflow tracking URI (as reglab run --mlflow does)",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Write an arm's saved models (save_models: best | all) with their run configs and a loading example."""
+    """Write an arm's saved models (save_models: best | all) with their run configs and a loading example;
+    or, with --mlflow, log the study to MLflow."""
+    if mlflow is not None:
+        if arm is not None or to is not None:
+            _fail("--arm/--to: not with --mlflow (it logs every arm's runs)")
+        from rich.console import Console
+
+        from reglab.study.tracking import log_study
+
+        _print_logged(log_study(study_dir, mlflow), mlflow, Console(highlight=False))
+        return
     from reglab.study.export import export_models
 
     result = export_models(study_dir, arm, to)

@@ -130,8 +130,10 @@ class Chromium:
         cmd = [self.binary, *self.FLAGS, f"--user-data-dir={profile}", *extra, url]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
 
-    def dump_dom(self, page: Path) -> tuple[str, str]:
-        res = self._run(page.resolve().as_uri(), "--enable-logging=stderr", "--v=0", "--dump-dom")
+    def dump_dom(self, page: Path, size: str | None = None) -> tuple[str, str]:
+        """``size`` ("1280,900"): the window, for layout measured by the page's scripts."""
+        window = () if size is None else (f"--window-size={size}",)
+        res = self._run(page.resolve().as_uri(), "--enable-logging=stderr", "--v=0", *window, "--dump-dom")
         assert res.returncode == 0, f"chromium failed ({res.returncode}): {res.stderr[-2000:]}"
         return res.stdout, res.stderr
 

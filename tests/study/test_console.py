@@ -133,3 +133,27 @@ def test_interval_disagreement_and_thresholds_are_explained() -> None:
         assert " ".join(note.split()) in text
     assert "diagnosis thresholds: high bias when training error > 5 %" in text
     assert "high variance when train − validation gap > 3 pp" in text
+
+
+def test_tuned_values_that_do_not_fit_80_columns_follow_the_table_unbroken() -> None:
+    """Several tuned settings (as in benchmarks/mnist.py) used to wrap each arm's row over four lines
+    and cut values in two ("augment.shift=0.0" / "74"): the rows stay one line, the values follow."""
+    params = {"lr": 0.0269, "l2": 5.1e-5, "dropout": 0.011, "augment.shift": 0.074}
+    tuning = {
+        "none": ArmTuning(n_trials=0),
+        "mlp_dropout_l2": ArmTuning(n_trials=15, n_complete=4, n_pruned=11, epochs_spent=200, best_params=params),
+        "label_smoothing": ArmTuning(n_trials=15, n_complete=15, best_params={"label_smoothing": 0.137}),
+    }
+    doc = demo_like_summary().model_dump(mode="json")
+    doc["tuning"] = {a: t.model_dump() for a, t in tuning.items()}
+    lines = _render(StudySummary.model_validate(doc)).splitlines()
+    rule = next(i for i, line in enumerate(lines) if set(line.strip()) == {"─"})
+    assert lines[rule - 1].split()[:2] == ["arm", "trials"]  # the tuning table comes first
+    assert [line.split(" ", 1)[0] for line in lines[rule + 1 : rule + 4]] == list(tuning)
+    assert "…" not in "\n".join(lines)
+    assert lines[rule + 4] == "tuned values:"
+    assert lines[rule + 6] == "  mlp_dropout_l2: lr=0.0269, l2=5.1e-05, dropout=0.011, augment.shift=0.074"
+    assert lines[rule + 7] == "  label_smoothing: label_smoothing=0.137"
+    wide = _render(StudySummary.model_validate(doc), width=160)  # room enough: one table, as before
+    row = next(line for line in wide.splitlines() if line.startswith("mlp_dropout_l2 "))
+    assert row.rstrip().endswith("lr=0.0269, l2=5.1e-05, dropout=0.011, augment.shift=0.074")

@@ -74,26 +74,46 @@ def _table(title: str | None = None, caption: str | None = None) -> Any:
 
 
 def print_tuning(tuning: Mapping[str, ArmTuning], console: Any) -> None:
-    """Per arm: the tuned values and what finding them cost (trials, epochs, minutes)."""
+    """Per arm: the tuned values and what finding them cost (trials, epochs, minutes). When the
+    tuned values do not fit beside the costs (an 80-column terminal, several tuned settings), the
+    table keeps one line per arm and the values follow it, one arm per line."""
+    from rich.markup import escape
+
+    values = {
+        arm: ", ".join(f"{k}={_value(v)}" for k, v in r.best_params.items()) if r.n_trials else "nothing to tune"
+        for arm, r in tuning.items()
+    }
+    table = _tuning_table(tuning, values)
+    if console.measure(table, options=console.options.update(width=10_000)).maximum <= console.width:
+        console.print(table)
+        return
+    console.print(_tuning_table(tuning, None))
+    console.print("tuned values:")
+    for arm, text in values.items():
+        console.print(f"  {escape(arm)}: {escape(text)}")
+
+
+def _tuning_table(tuning: Mapping[str, ArmTuning], values: Mapping[str, str] | None) -> Any:
     t = _table("tuning (validation only; the same budget per arm)")
     t.add_column("arm", no_wrap=True)
     for col in ("trials", "done/pruned/failed", "epochs", "min", "best val"):
         t.add_column(col, justify="right", no_wrap=True)
-    t.add_column("tuned values", overflow="fold")
+    if values is not None:
+        t.add_column("tuned values", no_wrap=True)
     for arm, r in tuning.items():
-        if not r.n_trials:
-            t.add_row(arm, "0", "-", "-", "-", "-", "nothing to tune")
-            continue
-        t.add_row(
-            arm,
-            str(r.n_trials),
-            f"{r.n_complete}/{r.n_pruned}/{r.n_failed}",
-            str(r.epochs_spent),
-            f"{r.seconds_spent / 60:.1f}",
-            "-" if r.best_value is None else f"{r.best_value:.4f}",
-            ", ".join(f"{k}={_value(v)}" for k, v in r.best_params.items()),
+        cost = (
+            ["0", "-", "-", "-", "-"]
+            if not r.n_trials
+            else [
+                str(r.n_trials),
+                f"{r.n_complete}/{r.n_pruned}/{r.n_failed}",
+                str(r.epochs_spent),
+                f"{r.seconds_spent / 60:.1f}",
+                "-" if r.best_value is None else f"{r.best_value:.4f}",
+            ]
         )
-    console.print(t)
+        t.add_row(arm, *cost, *([] if values is None else [values[arm]]))
+    return t
 
 
 def _verdict_text(summary: StudySummary, arm: str) -> str:

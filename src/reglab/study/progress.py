@@ -30,6 +30,9 @@ class Observer:
     def trial_done(self, arm: str, key: str, outcome: RunOutcome | None) -> None:
         """``outcome`` None: the result was dropped (another worker took the trial over)."""
 
+    def tuning_ended(self, arm: str) -> None:
+        """The arm's time budget is spent and none of its trials is running (other arms may go on)."""
+
     def tuned(self, arm: str, result: ArmTuning) -> None: ...
 
     def runs_started(self, total: int, done: int) -> None: ...
@@ -96,7 +99,10 @@ class Bars(Observer):
 
     def tuning_started(self, budgets: dict[str, tuple[int | None, int]]) -> None:
         for arm, (budget, done) in budgets.items():
-            self.arm_bars[arm] = self.p.add_task(f"tuning {arm}", total=budget, completed=done)
+            finished = budget is not None and done >= budget  # resumed after its search was done
+            self.arm_bars[arm] = self.p.add_task(
+                f"{'tuned' if finished else 'tuning'} {arm}", total=budget, completed=done
+            )
 
     def _epoch(self, key: str, record: dict[str, float], total: int | None, metric: str) -> None:
         if key not in self.active:
@@ -116,12 +122,28 @@ class Bars(Observer):
 
     def trial_done(self, arm: str, key: str, outcome: RunOutcome | None) -> None:
         self._drop(key)
-        self.p.advance(self.arm_bars[arm])
+        bar = self.arm_bars[arm]
+        self.p.advance(bar)
+        task = self._task(bar)
+        if task.total is not None and task.completed >= task.total:  # the arm has its N trials: done now,
+            self._finish(arm, int(task.completed))  # while other arms are still tuning
+
+    def tuning_ended(self, arm: str) -> None:
+        bar = self.arm_bars.get(arm)
+        if bar is not None:  # the time budget ended it before its trial budget
+            self._finish(arm, int(self._task(bar).completed))
 
     def tuned(self, arm: str, result: ArmTuning) -> None:
+        self._finish(arm, result.n_trials)
+
+    def _task(self, bar: Any) -> Any:
+        return next(t for t in self.p.tasks if t.id == bar)
+
+    def _finish(self, arm: str, n: int) -> None:
+        """Show the arm's bar finished at N/N ("tuned ARM"), whatever ended its search."""
         bar = self.arm_bars.get(arm)
-        if bar is not None:  # the budget may end early (time budget): show the bar finished
-            self.p.update(bar, total=result.n_trials, completed=result.n_trials)
+        if bar is not None:
+            self.p.update(bar, total=n, completed=n, description=f"tuned {arm}")
 
     def runs_started(self, total: int, done: int) -> None:
         self.overall = self.p.add_task("runs", total=total, completed=done)

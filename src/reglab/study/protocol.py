@@ -409,6 +409,7 @@ def tune(
         {a: (x.budget, sum(1 for t in x.study.get_trials(deepcopy=False) if counted(t))) for a, x in searches.items()}
     )
     running: dict[str, _Trial] = {}
+    ended: set[str] = set()  # arms whose time budget is spent with none of their trials running
 
     def ask(arm: Arm) -> bool | None:
         """Start one trial: True when submitted, False when its configuration failed at once
@@ -420,9 +421,11 @@ def tune(
         try:
             task = make_task(arm, s.tuning_seed, trial=trial.number, params=params, folds=s.cv)
         except ConfigError as err:  # e.g. a conditional value the model rejects
+            outcome = RunOutcome.failed(str(err))
             with budget.telling(arm.name, trial) as alive:
                 if alive:
-                    tell(searches[arm.name].study, trial, RunOutcome.failed(str(err)), select)
+                    tell(searches[arm.name].study, trial, outcome, select)
+            observer.trial_done(arm.name, f"{arm.name}/trial{trial.number}", outcome if alive else None)
             return False
         running[task.key] = _Trial(arm.name, trial)
         ex.submit(task)
@@ -444,6 +447,10 @@ def tune(
         while True:
             if len(running) < ex.slots and time.monotonic() >= next_ask and not fill():
                 next_ask = time.monotonic() + budget.idle_wait
+            for arm in [a for a in searches if a not in ended and budget.time_over(a)]:
+                if all(r.arm != arm for r in running.values()):  # its bar ends now, not with the last arm's
+                    ended.add(arm)
+                    observer.tuning_ended(arm)
             if not running:
                 if budget.over():
                     break
