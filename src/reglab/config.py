@@ -305,7 +305,8 @@ def _replace_model(old: type[BaseModel], new: type[BaseModel]) -> None:
     from pydantic.fields import FieldInfo
 
     def mentions(tp: Any, classes: set[type]) -> bool:
-        return tp in classes or any(mentions(a, classes) for a in typing.get_args(tp))
+        # by identity: other libraries' annotations hold lists, unhashable or odd-comparing objects
+        return any(tp is c for c in classes) or any(mentions(a, classes) for a in typing.get_args(tp))
 
     def swap(tp: Any) -> Any:
         if tp is old:
