@@ -186,3 +186,21 @@ def test_first_screen_in_headless_chromium(chromium: Any, tmp_path: Path) -> Non
     shot = tmp_path / "first-screen.png"
     chromium.screenshot(page, shot, size=f"{width},{height}")
     assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("reason", "short"),
+    [
+        ("train − validation gap 9.1 pp > 3.0 pp (training error 0.0 % ≤ 5.0 %)", "gap 9.1 pp > 3.0 pp"),
+        ("training error 75.5 % > 5.0 %", "train error 75.5 % > 5.0 %"),
+        (
+            "training error 4.6 % ≤ 5.0 %, train − validation gap 1.0 pp ≤ 3.0 pp; near the threshold: other "
+            "seeds could flip this label",
+            "train error 4.6 % ≤ 5.0 % · near threshold",
+        ),
+    ],
+)
+def test_the_verdict_table_shows_the_deciding_number_of_a_diagnosis(reason: str, short: str) -> None:
+    from reglab.report.verdict import short_reason
+
+    assert short_reason(reason) == short
