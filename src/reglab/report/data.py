@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from reglab.errors import ReglabError
 from reglab.stats.summary import StudySummary
 from reglab.urls import mask_url
 
@@ -57,17 +56,7 @@ def num(x: Any) -> float | None:
 def load_output(output_dir: str | Path) -> StudyOutput:
     """Read everything the report can use; raise :class:`ReglabError` without a valid ``summary.json``."""
     out = Path(output_dir)
-    path = out / "summary.json"
-    if not out.is_dir():
-        raise ReglabError(
-            f"{out}: no such directory; give a study's output directory (run `reglab run STUDY.yaml` or `reglab demo`)"
-        )
-    if not path.is_file():
-        raise ReglabError(
-            f"{out}: no summary.json; run the study first (`reglab run STUDY.yaml` or `reglab demo`) "
-            "and pass its output directory"
-        )
-    summary = StudySummary.load(path)  # unreadable or not this schema: one line naming the file
+    summary = StudySummary.of_output(out)  # missing, unreadable or not this schema: one line
     so = StudyOutput(out, summary)
     so.runs = _read_csv(out / "runs.csv", so.notes)
     so.finals = _read_csv(out / "finals.csv", so.notes)

@@ -383,6 +383,23 @@ class StudySummary(_Frozen):
         return json.dumps(self.model_dump(mode="json"), indent=2)
 
     @classmethod
+    def of_output(cls, output_dir: str | Path) -> StudySummary:
+        """The summary of a study's output folder (report, export, tracking): a folder that is
+        missing or holds no ``summary.json`` is a one-line :class:`ReglabError` saying what to pass."""
+        out = Path(output_dir)
+        if not out.is_dir():
+            raise ReglabError(
+                f"{out}: no such directory; give a study's output directory (run `reglab run STUDY.yaml` or "
+                "`reglab demo`)"
+            )
+        if not (out / "summary.json").is_file():
+            raise ReglabError(
+                f"{out}: no study results here (no summary.json); run the study first (`reglab run STUDY.yaml` "
+                "or `reglab demo`) and give its output folder (default reglab-runs/<study name>)"
+            )
+        return cls.load(out / "summary.json")
+
+    @classmethod
     def load(cls, path: str | Path) -> StudySummary:
         """Read and validate a ``summary.json``; anything unreadable or not matching this schema is
         a one-line :class:`ReglabError` that names the file (and the first offending keys)."""

@@ -51,12 +51,7 @@ def export_models(study_dir: str | Path, arm: str | None = None, to: str | Path 
     from reglab.stats.summary import StudySummary
 
     root = Path(study_dir)
-    if not (root / "summary.json").is_file():
-        raise ReglabError(
-            f"{root}: no study results here (no summary.json); give the output folder of `reglab run` "
-            "(default reglab-runs/<study name>)"
-        )
-    summary = StudySummary.load(root / "summary.json")
+    summary = StudySummary.of_output(root)
     best = summary.ranking[0] if summary.ranking else None
     if arm is not None and arm not in summary.arms:
         raise ReglabError(f"--arm {arm!r}: study {summary.study!r} has no such arm; arms: {', '.join(summary.arms)}")

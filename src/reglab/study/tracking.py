@@ -183,12 +183,7 @@ def read_study(output_dir: str | Path) -> TrackedStudy:
     from reglab.stats.summary import StudySummary
 
     out = Path(output_dir)
-    if not (out / "summary.json").is_file():
-        raise ReglabError(
-            f"{out}: no study results here (no summary.json); give the output folder of `reglab run` "
-            "(default reglab-runs/<study name>)"
-        )
-    summary = StudySummary.load(out / "summary.json")
+    summary = StudySummary.of_output(out)
     fingerprint = summary.fingerprint or "unknown"
     arms = _run_configs(out)
     tuning = _tuning(out)
