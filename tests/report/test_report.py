@@ -214,7 +214,9 @@ def test_single_arm_single_seed(studies: dict[str, Path]) -> None:
     p = check_page(build_report(out))
     s = summary_of(out)
     assert "failed" not in p.sections and "path" not in p.sections and "tuning" not in p.sections
-    assert {"curves", "gap", "distribution", "weights"} <= set(p.sections)
+    assert {"curves", "gap", "weights"} <= set(p.sections)
+    assert "distribution" not in p.sections  # one value per arm: the verdict table shows it
+    assert 'data-figure="curves_overlaid"' not in (out / "report.html").read_text(encoding="utf-8")  # one arm
     cells = {c["key"]: c for c in p.cells[("verdict", "none")]}
     assert cells["mean"]["text"] == pct(s["arms"]["none"]["metrics"]["test_acc"]["mean"])
     html = (out / "report.html").read_text(encoding="utf-8")

@@ -96,7 +96,12 @@ def curves_section(v: ReportView) -> dict[str, Any] | None:
         f = v.fig("curves_loss", lambda: F.curves_small_multiples(loss, v.colors, "loss"), "Loss per arm")
         if f:
             tabs.append({"id": "loss", "label": "Loss · per arm", "figure": f})
-    f = v.fig("curves_overlaid", lambda: F.curves_overlaid(data, v.colors), "All arms overlaid")
+    # one arm overlaid is its own panel again
+    f = (
+        v.fig("curves_overlaid", lambda: F.curves_overlaid(data, v.colors), "All arms overlaid")
+        if len(data) > 1
+        else None
+    )
     if f:
         tabs.append({"id": "overlaid", "label": "All arms overlaid", "figure": f})
     if not tabs:
@@ -155,7 +160,7 @@ def strip_data(v: ReportView) -> list[F.StripArm]:
 
 def distribution_section(v: ReportView) -> dict[str, Any] | None:
     data = strip_data(v)
-    if not data or not any(a.values for a in data):
+    if not data or not any(len(a.values) > 1 for a in data):  # one seed: the verdict table has each value
         return None
     m = v.metric
     f = v.fig("per_seed", lambda: F.paired_strip(data, v.baseline, v.colors, m, is_fraction(m)), f"{m} per seed")
