@@ -25,7 +25,7 @@ def tasks(doc: dict[str, Any], models: Path | None = None) -> list[Task]:
 def population_doc(tiny_study: Any, **arms: dict[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = tiny_study()
     doc["train"] = {**doc["train"], "population": "auto"}
-    doc["arms"] = arms or {"none": {}, "l2": {"l2": 1e-3}, "bn": {"batch_norm": True}}
+    doc["arms"] = arms or {"none": {}, "l2": {"l2": 1e-3}, "mix": {"mixup": 0.2}}
     return doc
 
 
@@ -48,11 +48,11 @@ def test_members_come_back_as_single_runs_do(tiny_study: Any) -> None:
     ex.close()
     assert set(out) == {t.key for t in todo} and set(seen) == set(out)
     [pop] = ex.populations
-    assert {m.key for m in pop.members} == {t.key for t in todo if not t.key.startswith("bn/")}
-    assert any("bn/seed0" in n and "batch_norm" in n for n in notes)
+    assert {m.key for m in pop.members} == {t.key for t in todo if not t.key.startswith("mix/")}
+    assert any("mix/seed0" in n and "mixup" in n for n in notes)
     inner = ex.inner
     assert isinstance(inner, InProcessExecutor)
-    assert {t.key for t in inner.submitted} == {pop.key} | {t.key for t in todo if t.key.startswith("bn/")}
+    assert {t.key for t in inner.submitted} == {pop.key} | {t.key for t in todo if t.key.startswith("mix/")}
     cache = DataCache()
     for t in todo:
         got = out[t.key]

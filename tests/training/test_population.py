@@ -167,11 +167,10 @@ def test_no_test_read_without_evaluate_test() -> None:
     ("over", "why"),
     [
         ({"population": "off"}, "train.population is off"),
-        ({"arch": "cnn", "hidden": [128]}, "model.arch is cnn"),
-        ({"batch_norm": True}, "regularization.batch_norm"),
+        ({"arch": "lstm"}, "model.arch is lstm"),
         ({"mixup": 0.2}, "regularization.mixup"),
         ({"swa": True, "epochs": 4}, "regularization.swa"),
-        ({"residual": True}, "model.residual"),
+        ({"residual": True, "stochastic_depth": 0.2}, "regularization.stochastic_depth"),
         ({"task": "binary", "name": "breast_cancer"}, "data.task binary"),
     ],
 )
@@ -213,6 +212,64 @@ def test_ten_seeds_single_and_population_agree_statistically() -> None:
     (m1, h1), (m2, h2) = _mean_ci(single), _mean_ci(pop)
     assert abs(m1 - m2) <= max(h1, h2)
     assert m1 > 0.8
+
+
+CNN = {"arch": "cnn", "channels": [4, 8], "fc": 16}
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        pytest.param(CNN, id="cnn"),
+        pytest.param({**CNN, "residual": True, "batch_norm": True}, id="residual-cnn-bn"),
+        pytest.param({"hidden": [32, 32], "residual": True}, id="residual-mlp"),
+        pytest.param({"hidden": [32], "batch_norm": True}, id="mlp-bn"),
+    ],
+)
+def test_cnn_residual_and_batch_norm_members_train_as_their_single_runs(net: dict[str, Any]) -> None:
+    """Grouped convolutions, residual blocks and per-member batch-norm statistics: each member's
+    history is its single run's; the kept network (batch-norm running statistics included) is."""
+    cfgs = [
+        cfg(seed=0, split_seed=0, **net),
+        cfg(seed=1, split_seed=1, dropout=0.3, max_norm=1.0, l2=1e-3, lr=0.05, **net),
+        cfg(seed=2, split_seed=2, input_dropout=0.2, weight_decay=1e-2, l1=1e-4, **net),
+    ]
+    pops = fit_population(cfgs, keep_model=True)
+    for c, p in zip(cfgs, pops, strict=True):
+        s = fit(c, keep_model=True)
+        assert p.status == s.status == "completed"
+        for key in ("train_loss", "val_loss", "weight_l2", "penalty"):
+            assert [h[key] for h in p.history] == pytest.approx([h[key] for h in s.history], rel=1e-4, abs=1e-7)
+        assert p.final["test_acc"] == pytest.approx(s.final["test_acc"], abs=2 / 360)
+        assert p.model is not None and s.model is not None
+        mine, theirs = p.model.state_dict(), s.model.state_dict()
+        assert mine.keys() == theirs.keys()
+        for k, v in theirs.items():
+            assert torch.allclose(mine[k].float(), v.float(), rtol=1e-3, atol=1e-5), k
+
+
+def test_a_cnn_member_stops_early_on_its_own_and_populations_repeat() -> None:
+    """Member 0 (a learning rate too small to improve by min_delta) stops after epoch 2 with its
+    epoch-1 weights; member 1 trains on; the same seeds give the same population."""
+    es = {"epochs": 4, "early_stopping": {"patience": 1, "min_delta": 1e-4}}
+    cfgs = [cfg(seed=0, lr=1e-9, **es, **CNN), cfg(seed=1, lr=0.05, dropout=0.2, **es, **CNN)]
+    a, b = fit_population(cfgs), fit_population(cfgs)
+    assert [timeless(r) for r in a] == [timeless(r) for r in b] and [r.final for r in a] == [r.final for r in b]
+    stopped, going = a
+    assert stopped.info["epochs_run"] == 2 and stopped.final["best_epoch"] == 1 and going.info["epochs_run"] == 4
+    single = fit(cfgs[0])
+    assert stopped.final["test_acc"] == pytest.approx(single.final["test_acc"], abs=1e-9)
+    assert stopped.final["val_loss"] == pytest.approx(single.final["val_loss"], rel=1e-5)
+
+
+def test_ten_cnn_seeds_single_and_population_agree_statistically() -> None:
+    net = {**CNN, "channels": [8, 16], "fc": 32, "optimizer": "adam", "lr": 3e-3, "dropout": 0.2}
+    cfgs = [cfg(seed=s, split_seed=s, n_train=None, epochs=3, **net) for s in range(10)]
+    single = [fit(c, evaluate_test=False).final["val_acc"] for c in cfgs]
+    pop = [r.final["val_acc"] for r in fit_population(cfgs, evaluate_test=False)]
+    (m1, h1), (m2, h2) = _mean_ci(single), _mean_ci(pop)
+    assert abs(m1 - m2) <= max(h1, h2)
+    assert m1 > 0.7
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -1,11 +1,16 @@
-"""Populations: many runs of one MLP trained at once as one vectorized model (issue 14).
+"""Populations: many runs of one network trained at once as one vectorized model (issue 14).
 
 A study is mostly many small runs of one network: the seeds of an arm, arms or tuning trials that
 differ only in a learning rate or a penalty strength. Such runs train here as one model whose
-parameters carry a leading member dimension (stacked with ``torch.func.stack_module_state``): each
-step is one batched forward and backward (``baddbmm``) and one update over the stacked tensors, so
-the per-step cost of Python, the dispatcher and the optimizer is paid once for all P members
-instead of P times, and the per-epoch validation and the final evaluation are batched too.
+parameters carry a leading member dimension (:mod:`reglab.training.population_net`: the built-in
+mlp and cnn, plain or residual, with dropout and batch norm, read into one program run for all
+members - batched products for linear layers, grouped convolutions, batch norm with each member's
+own statistics): each step is one batched forward and backward and one update over the stacked
+tensors, so the per-step cost of Python, the dispatcher and the optimizer is paid once for all P
+members instead of P times, and the per-epoch validation and the final evaluation are batched too.
+Per-step work is O(1) in P except the members' own random draws (dropout masks, input noise),
+which stay per member so that each member draws exactly what its single run draws; passes that
+only some members need (a penalty, weight decay, max-norm) touch only their rows.
 
 Each member is the run it stands for:
 
@@ -26,9 +31,9 @@ Nothing a member computes depends on the other members (the random draws are its
 floating-point summation order of batched products differs from single runs'). Results are one
 :class:`~reglab.training.engine.RunResult` per member with the single engine's keys; a member's
 ``info`` adds ``population`` (size, index, the population's wall time) and its ``wall_time`` is its
-share of the population's. Runs this cannot vectorize (other architectures, batch norm,
-augmentation, mixup, SWA, your own model, ...) are refused by :func:`population_check` with the
-reason, and callers train them one at a time.
+share of the population's. Runs this cannot vectorize (the lstm, augmentation, mixup, SWA,
+stochastic depth, your own model, ...) are refused by :func:`population_check` with the reason,
+and callers train them one at a time.
 """
 
 from __future__ import annotations
@@ -36,13 +41,16 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from reglab.training import population_net as pn
+from reglab.training.population_net import Compiled
 
 if TYPE_CHECKING:
     from reglab.config import RunConfig
@@ -61,7 +69,9 @@ REGULARIZERS = (
     "input_noise",
     "max_norm",
     "early_stopping",
+    "batch_norm",
 )
+ARCHS = ("mlp", "cnn")  # plain or residual (model.residual)
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
 # settings that may differ between the members of one population (everything else must be equal)
 MEMBER_SETTINGS = {
@@ -100,11 +110,9 @@ def population_check(cfg: RunConfig, *, switch: bool = True) -> tuple[str | None
     if switch and tc.population != "auto":
         return None, "train.population is off"
     if mc.class_path is not None:
-        return None, f"your own model ({mc.class_path}): populations train the built-in mlp"
-    if mc.arch != "mlp":
-        return None, f"model.arch is {mc.arch}: populations train the built-in mlp"
-    if mc.residual:
-        return None, "model.residual: populations train the plain mlp"
+        return None, f"your own model ({mc.class_path}): populations train the built-in mlp and cnn"
+    if mc.arch not in ARCHS:
+        return None, f"model.arch is {mc.arch}: populations train the built-in mlp and cnn"
     if tc.optimizer not in OPTIMIZERS:
         return None, f"train.optimizer {tc.optimizer}: not vectorized ({', '.join(OPTIMIZERS)} are)"
     if tc.loss not in ("auto", "cross_entropy"):
@@ -142,7 +150,7 @@ class _Member:
     data: DataSplits
     net: nn.Module  # built as the single run builds it; holds the final weights when kept
     regs: list[str]
-    rates: list[float]  # dropout rate at the input and after each hidden layer
+    layout: Compiled  # its network as a program (the names of its parameters and buffers)
     gen: torch.Generator  # batch order and input noise
     drop_gen: torch.Generator  # dropout masks
     schedule: Callable[[int], float]
@@ -154,55 +162,20 @@ class _Member:
     best_epoch: int | None = None
     stopped_epoch: int | None = None
     bad: int = 0
-    best_weights: list[Tensor] | None = None  # its rows of the stacked tensors (the population's layout)
+    best_weights: list[Tensor] | None = None  # its rows of the stacked parameters and buffers
     final_weights: list[Tensor] | None = None
 
 
-def _dropout_rates(net: nn.Module) -> list[float]:
-    """Dropout rate at the input and after each hidden layer of a built mlp (0 where none)."""
-    rates = [0.0]
-    for m in net.modules():
-        if isinstance(m, nn.Linear):
-            rates.append(0.0)
-        elif isinstance(m, nn.Dropout):
-            rates[-1] = float(m.p)
-    return rates[:-1]  # nothing follows the output layer
+def _compile(net: nn.Module) -> Compiled:
+    try:
+        return pn.compile_network(net)
+    except pn.NotStackable as why:
+        raise PopulationRefused(str(why)) from None
 
 
-def _activation(name: str) -> Callable[[Tensor], Tensor]:
-    return {"relu": torch.relu, "tanh": torch.tanh, "gelu": F.gelu}[name]
-
-
-def _forward(
-    params: Sequence[Tensor], x: Tensor, act: Callable[[Tensor], Tensor], masks: Sequence[Tensor | None] = ()
-) -> Tensor:
-    """Logits (P, N, K) of every member: ``x`` is (P, N, D), one batch per member. ``params``:
-    (W, b) per layer, W (P, in, out) - the transpose of ``nn.Linear``'s, so the forward product
-    and both products of the backward pass read and write contiguous tensors; ``masks``: dropout
-    masks (P, N, width) at the input and after each hidden layer, or None where no member drops."""
-    h = x
-    n_layers = len(params) // 2
-    first = masks[0] if masks else None
-    if first is not None:
-        h = h * first
-    for i in range(n_layers):
-        w, b = params[2 * i], params[2 * i + 1]
-        h = torch.baddbmm(b.unsqueeze(1), h, w)
-        if i < n_layers - 1:
-            h = act(h)
-            mask = masks[i + 1] if len(masks) > i + 1 else None
-            if mask is not None:
-                h = h * mask
-    return h
-
-
-def _to_population(weights: Sequence[Sequence[Tensor]]) -> list[Tensor]:
-    """Members' ``nn.Linear`` tensors [(W (out, in), b), ...] -> the stacked population layout."""
-    out = []
-    for j in range(len(weights[0])):
-        t = torch.stack([w[j].detach() for w in weights])
-        out.append(t.transpose(1, 2).contiguous() if j % 2 == 0 else t)
-    return out
+def _named(items: Iterable[tuple[str, Tensor]], names: Sequence[str]) -> list[Tensor]:
+    found = dict(items)
+    return [found[n] for n in names]
 
 
 def _scale_rows_(w: Tensor, factor: Tensor, sel: Tensor | None, rows: Tensor | None = None) -> None:
@@ -306,7 +279,6 @@ class _Population:
         self.select = f"val_{selection_metric('classification', tc.metrics)}"
         self.es = es
         self.tc, self.penalize_biases = tc, rc.penalize_biases
-        self.act = _activation(cfg0.model.activation)
         # -- the members: built as single runs build them, then stacked --
         self.members: list[_Member] = []
         for i, (c, s) in enumerate(zip(cfgs, splits, strict=True)):
@@ -330,20 +302,38 @@ class _Population:
                     s,
                     net,
                     [r.name for r in regs],
-                    _dropout_rates(net),
+                    _compile(net),
                     torch.Generator().manual_seed(c.train.seed),
                     drop_gen,
                     sched,
                 )
             )
 
-        linears = [[m for m in mb.net.modules() if isinstance(m, nn.Linear)] for mb in self.members]
-        self.n_layers = len(linears[0])
-        layers = [[t for lin in ls for t in (lin.weight, lin.bias)] for ls in linears]
-        self.params: list[Tensor] = [t.requires_grad_(True) for t in _to_population(layers)]
+        first_layout = self.members[0].layout
+        for mb in self.members:
+            if mb.layout.ops != first_layout.ops:
+                raise PopulationRefused("the members' networks differ")
+        self.ops = first_layout.ops
+        self.flip = pn.transposed(self.ops)
+        self.units = pn.unit_dims(self.ops)
+        self.shape = first.input_shape
+        self.params: list[Tensor] = [
+            t.requires_grad_(True)
+            for t in pn.stack([_named(mb.net.named_parameters(), mb.layout.params) for mb in self.members], self.flip)
+        ]
+        self.buffers: list[Tensor] = pn.stack(
+            [_named(mb.net.named_buffers(), mb.layout.buffers) for mb in self.members], set()
+        )
+        self.n_params = len(self.params)
+        self.weights = [j for j, t in enumerate(self.params) if t.ndim > 2]  # linear and conv (not biases, norms)
+        # dropout slots: where any member drops (its rate there, else 0)
+        self.slots = sorted({k for mb in self.members for k, v in mb.layout.rates.items() if v > 0})
+        self.widths: dict[int, int] = {}
+        with torch.no_grad():  # one example through the network: each slot's width
+            x1 = torch.zeros((len(self.members), 1, self.x_train.shape[-1]), device=device)
+            pn.run(self.ops, self.params, self.buffers, x1, self.shape, widths=self.widths)
         self.live = list(range(len(self.members)))
         self.rows = torch.tensor(rows, device=device)
-        self.widths = [self.x_train.shape[-1], *(int(p.shape[2]) for p in self.params[0:-2:2])]
         self.scalars = self._scalars()
         self.state: dict[str, list[Tensor]] = {}
         self.step_count = 0  # optimizer steps taken (Adam's bias correction, the momentum buffer's start)
@@ -369,9 +359,9 @@ class _Population:
             "input_noise": col(lambda m: rg[m.index].input_noise),
             "max_norm": col(lambda m: rg[m.index].max_norm or math.inf),
         }
-        for site in range(self.n_layers):
-            out[f"rate{site}"] = torch.tensor(
-                [m.rates[site] for m in self.members], dtype=torch.float32, device=self.device
+        for slot in self.slots:
+            out[f"rate{slot}"] = torch.tensor(
+                [m.layout.rates.get(slot, 0.0) for m in self.members], dtype=torch.float32, device=self.device
             )
         return out
 
@@ -395,14 +385,14 @@ class _Population:
         self.pen_abs = l1 + en * r
         self.pen_sq = l2 + en * (1 - r)
         self.noise = [float(v) for v in sc["input_noise"].tolist()]
-        self.rates = [[float(v) for v in sc[f"rate{s}"].tolist()] for s in range(self.n_layers)]
+        self.rates = {s: [float(v) for v in sc[f"rate{s}"].tolist()] for s in self.slots}
         self._buffers: dict[tuple[str, int, int], Tensor] = {}  # masks and noise, per batch size
 
     # -- training -----------------------------------------------------------------------------------
 
     @property
     def penalized(self) -> list[Tensor]:
-        return self.params if self.penalize_biases else self.params[0::2]
+        return self.params if self.penalize_biases else [self.params[j] for j in self.weights]
 
     def train(self, on_epoch: MemberCallback | None) -> None:
         from reglab.training.engine import GRAD_NORM_EVERY
@@ -432,8 +422,8 @@ class _Population:
                 b = idx.shape[1]
                 if any(self.noise):
                     xb = xb + self._noise(members, b, xb.shape[-1])
-                masks = [self._masks(members, s, b) for s in range(self.n_layers)]
-                logits = _forward(self.params, xb, self.act, masks)
+                masks = {s: self._masks(members, s, b) for s in self.slots}
+                logits = pn.run(self.ops, self.params, self.buffers, xb, self.shape, masks, train=True)
                 loss = self._loss(logits, yb)  # (P,)
                 grads = list(torch.autograd.grad(loss.sum(), self.params))
                 pen = self._penalty(grads)
@@ -470,13 +460,13 @@ class _Population:
                 out[k].copy_(row.mul_(s))
         return out
 
-    def _masks(self, members: list[_Member], site: int, b: int) -> Tensor | None:
+    def _masks(self, members: list[_Member], slot: int, b: int) -> Tensor | None:
         """Inverted-dropout masks (P, b, width), drawn as ``nn.Dropout`` draws them (Bernoulli(1 -
         p) / (1 - p)) from each member's own generator, in place; None when no member drops here."""
-        rates = self.rates[site]
+        rates = self.rates[slot]
         if not any(rates):
             return None
-        out = self._buffer(f"mask{site}", b, self.widths[site], 1.0)
+        out = self._buffer(f"mask{slot}", b, self.widths[slot], 1.0)
         for k, (m, p) in enumerate(zip(members, rates, strict=True)):
             if p > 0:
                 out[k].bernoulli_(1 - p, generator=m.drop_gen).div_(1 - p)
@@ -575,14 +565,15 @@ class _Population:
 
     @torch.no_grad()
     def _max_norm(self) -> None:
-        """Each unit's incoming weights (a column of W (P, in, out)) onto the L2 ball of its
-        member's radius (torch.renorm's rule)."""
+        """Each unit's incoming weights (a column of a linear W (P, in, out), a conv filter)
+        onto the L2 ball of its member's radius (torch.renorm's rule)."""
         sel = self.sel["max_norm"]
-        c = self.scalars["max_norm"] if sel is None else self.scalars["max_norm"].index_select(0, sel)
-        c = c.view(-1, 1, 1)
-        for w in self.params[0::2]:
+        bound = self.scalars["max_norm"] if sel is None else self.scalars["max_norm"].index_select(0, sel)
+        for j, dims in self.units.items():
+            w = self.params[j]
+            c = bound.view(-1, *([1] * (w.ndim - 1)))
             ws = w if sel is None else w.index_select(0, sel)
-            norm = ws.pow(2).sum(1, keepdim=True).sqrt_()  # 10x faster than linalg.vector_norm on dim 1
+            norm = ws.pow(2).sum(dims, keepdim=True).sqrt_()  # 10x faster than linalg.vector_norm here
             _scale_rows_(w, torch.where(norm > c, c / (norm + 1e-7), 1.0), sel, ws)
 
     # -- epoch end ----------------------------------------------------------------------------------
@@ -611,7 +602,7 @@ class _Population:
         grad_norm = torch.stack(norms).mean(0).tolist() if norms else [0.0] * len(members)
         pen = (torch.stack(pens).sum(0) / max(steps, 1)).tolist() if pens else [0.0] * len(members)
         val_loss, val_acc, val_scores = self._evaluate(self.x_val, self.y_val, scores=bool(self.watch))
-        stats = self._weight_stats(self.params[0::2])
+        stats = self._weight_stats([self.params[j] for j in self.weights])
         elapsed = time.perf_counter() - t0
         leave: list[int] = []
         for r, m in enumerate(members):
@@ -652,7 +643,7 @@ class _Population:
                 if better:
                     m.best, m.best_epoch, m.bad = value, epoch + 1, 0
                     if es.restore_best:
-                        m.best_weights = [p[r].detach().clone() for p in self.params]
+                        m.best_weights = [t[r].detach().clone() for t in (*self.params, *self.buffers)]
                 else:
                     m.bad += 1
                     if m.bad >= es.patience:
@@ -667,7 +658,7 @@ class _Population:
         for r in leave:
             m = members[r]
             if m.status == "completed":
-                m.final_weights = [p[r].detach().clone() for p in self.params]
+                m.final_weights = [t[r].detach().clone() for t in (*self.params, *self.buffers)]
         if leave:
             self._keep([r for r in range(len(members)) if r not in set(leave)])
 
@@ -675,6 +666,7 @@ class _Population:
         """Only ``rows`` go on: every stacked tensor loses the others' rows (they are frozen)."""
         sel = torch.tensor(rows, dtype=torch.long, device=self.device)
         self.params = [p.detach()[sel].requires_grad_(True) for p in self.params]
+        self.buffers = [t[sel] for t in self.buffers]
         for name, tensors in self.state.items():
             self.state[name] = [t[sel] for t in tensors]
         self.scalars = {k: v[sel] for k, v in self.scalars.items()}
@@ -684,11 +676,13 @@ class _Population:
 
     @torch.no_grad()
     def _evaluate(
-        self, x: Tensor, y: Tensor, scores: bool, params: list[Tensor] | None = None, rows: Tensor | None = None
+        self, x: Tensor, y: Tensor, scores: bool, state: list[Tensor] | None = None, rows: Tensor | None = None
     ) -> tuple[list[float], list[float], list[Tensor] | None]:
         """Mean loss, accuracy (and softmax scores) of each member on its own copy of a split:
-        ``x`` (U, N, D) per distinct data, ``rows`` which one each member uses."""
-        params = self.params if params is None else params
+        ``x`` (U, N, D) per distinct data, ``rows`` which one each member uses; ``state``: the
+        stacked parameters and buffers to evaluate (default: the live members')."""
+        state = [*self.params, *self.buffers] if state is None else state
+        params, buffers = state[: self.n_params], state[self.n_params :]
         rows = self.rows if rows is None else rows
         ebs = self.tc.eval_batch_size
         n = x.shape[1]
@@ -697,7 +691,7 @@ class _Population:
         chunks = []
         for i in range(0, n, ebs):
             xb, yb = x[rows, i : i + ebs], y[rows, i : i + ebs]
-            logits = _forward(params, xb, self.act)
+            logits = pn.run(self.ops, params, buffers, xb, self.shape)
             p, b, k = logits.shape
             loss += F.cross_entropy(logits.reshape(p * b, k), yb.reshape(-1), reduction="none").view(p, b).sum(1)
             correct += (logits.argmax(-1) == yb).sum(1)
@@ -719,6 +713,25 @@ class _Population:
             "sparsity": (flat.abs() < SPARSITY_THRESHOLD).float().mean(1).tolist(),
         }
 
+    def _export(self, m: _Member, state: list[Tensor]) -> nn.Module:
+        """The member's own network (as its single run builds it) holding ``state`` (its rows of
+        the stacked parameters and buffers), in evaluation mode."""
+        net = m.net
+        params = state[: self.n_params]
+        with torch.no_grad():
+            own = dict(net.named_parameters())
+            for j, name in enumerate(m.layout.params):
+                own[name].copy_(params[j].t() if j in self.flip else params[j])
+            bufs = dict(net.named_buffers())
+            for j, name in enumerate(m.layout.buffers):
+                bufs[name].copy_(state[self.n_params + j])
+            epochs = m.best_epoch if m.best_weights is not None and m.best_epoch else len(m.history)
+            steps = math.ceil(self.n / min(self.tc.batch_size, self.n)) * epochs
+            for name, t in bufs.items():
+                if name.endswith("num_batches_tracked"):
+                    t.fill_(steps)
+        return net.eval()
+
     # -- results ------------------------------------------------------------------------------------
 
     def results(self, evaluate_test: bool, keep_model: bool, wall: float) -> list[RunResult]:
@@ -730,7 +743,7 @@ class _Population:
         for r, i in enumerate(self.live):  # trained to the last epoch
             m = self.members[i]
             m.status = "completed"
-            m.final_weights = [p[r].detach().clone() for p in self.params]
+            m.final_weights = [t[r].detach().clone() for t in (*self.params, *self.buffers)]
         done = [m for m in self.members if m.status == "completed"]
         finals: dict[int, dict[str, float]] = {m.index: {} for m in done}
         test_scores: dict[int, Tensor] = {}
@@ -739,11 +752,12 @@ class _Population:
                 if m.best_weights is not None:
                     m.final_weights = m.best_weights
             assert all(m.final_weights is not None for m in done)
-            params = [torch.stack([m.final_weights[j] for m in done]) for j in range(len(self.params))]  # type: ignore[index]
+            n_state = self.n_params + len(self.buffers)
+            state = [torch.stack([m.final_weights[j] for m in done]) for j in range(n_state)]  # type: ignore[index]
             rows = torch.tensor([m.row for m in done], device=self.device)
             x_tr, y_tr = self.x_train, self.y_train
             for split, x, y in (("train", x_tr, y_tr), ("val", self.x_val, self.y_val)):
-                losses, accs, scores = self._evaluate(x, y, True, params, rows)
+                losses, accs, scores = self._evaluate(x, y, True, state, rows)
                 assert scores is not None
                 for k, m in enumerate(done):
                     ys = y[int(rows[k])]
@@ -763,7 +777,7 @@ class _Population:
                     tests[u] = (tx.to(self.device).reshape(len(ty), -1), ty.to(self.device))
                 for u in used:
                     sel = [k for k in range(len(done)) if int(rows[k]) == u]
-                    sub = [p[sel] for p in params]
+                    sub = [t[sel] for t in state]
                     tx, ty = tests[u]
                     urow = torch.zeros(len(sel), dtype=torch.long, device=self.device)
                     losses, accs, scores = self._evaluate(tx.unsqueeze(0), ty.unsqueeze(0), True, sub, urow)
@@ -775,7 +789,7 @@ class _Population:
                             {"test_loss": losses[j], "test_acc": accs[j], **{f"test_{n}": v for n, v in extra.items()}}
                         )
                         test_scores[m.index] = scores[j]
-            wstats = self._weight_stats(params[0::2])
+            wstats = self._weight_stats([state[j] for j in self.weights])
         out = []
         for m in self.members:
             info: dict[str, Any] = {
@@ -804,16 +818,10 @@ class _Population:
             k = done.index(m)
             final.update({name: v[k] for name, v in wstats.items()})
             assert m.final_weights is not None
-            info["weight_histogram"] = weight_histograms(m.final_weights[0::2])
+            info["weight_histogram"] = weight_histograms([m.final_weights[j] for j in self.weights])
             model = None
             if keep_model:
-                model = m.net
-                with torch.no_grad():
-                    lin = [x for x in model.modules() if isinstance(x, nn.Linear)]
-                    for j, layer in enumerate(lin):
-                        layer.weight.copy_(m.final_weights[2 * j].t())
-                        layer.bias.copy_(m.final_weights[2 * j + 1])
-                model.eval()
+                model = self._export(m, m.final_weights)
             ts = test_scores.get(m.index)
             out.append(
                 RunResult(
