@@ -264,10 +264,11 @@ class _Population:
                 uniq[id(s)] = len(self.unique)
                 self.unique.append(s.to(device) if device.type != "cpu" else s)
             rows.append(uniq[id(s)])
-        self.x_train = torch.stack([u.x_train.reshape(len(u.y_train), -1) for u in self.unique])  # (U, n, D)
-        self.y_train = torch.stack([u.y_train for u in self.unique])
-        self.x_val = torch.stack([u.x_val.reshape(len(u.y_val), -1) for u in self.unique])
-        self.y_val = torch.stack([u.y_val for u in self.unique])
+        # the splits are not copied: each member's batches are gathered from its own split's tensors
+        self.x_train = [u.x_train.reshape(len(u.y_train), -1) for u in self.unique]  # U x (n, D)
+        self.y_train = [u.y_train for u in self.unique]
+        self.x_val = [u.x_val.reshape(len(u.y_val), -1) for u in self.unique]
+        self.y_val = [u.y_val for u in self.unique]
         self.n = len(first.y_train)
         cfg0 = cfgs[0]
         tc, rc = cfg0.train, cfg0.regularization
@@ -330,10 +331,10 @@ class _Population:
         self.slots = sorted({k for mb in self.members for k, v in mb.layout.rates.items() if v > 0})
         self.widths: dict[int, int] = {}
         with torch.no_grad():  # one example through the network: each slot's width
-            x1 = torch.zeros((len(self.members), 1, self.x_train.shape[-1]), device=device)
+            x1 = torch.zeros((len(self.members), 1, self.x_train[0].shape[-1]), device=device)
             pn.run(self.ops, self.params, self.buffers, x1, self.shape, widths=self.widths)
         self.live = list(range(len(self.members)))
-        self.rows = torch.tensor(rows, device=device)
+        self.rows = rows  # which distinct split each live member trains on
         self.scalars = self._scalars()
         self.state: dict[str, list[Tensor]] = {}
         self.step_count = 0  # optimizer steps taken (Adam's bias correction, the momentum buffer's start)
@@ -399,8 +400,6 @@ class _Population:
 
         tc = self.tc
         bs = min(tc.batch_size, self.n)
-        x_all = self.x_train.reshape(-1, self.x_train.shape[-1])
-        y_all = self.y_train.reshape(-1)
         for epoch in range(tc.epochs):
             if not self.live:
                 break
@@ -409,7 +408,6 @@ class _Population:
             lrs = [m.schedule(epoch) for m in members]
             lr = torch.tensor(lrs, dtype=torch.float32, device=self.device)
             perms = torch.stack([torch.randperm(self.n, generator=m.gen) for m in members]).to(self.device)
-            perms += (self.rows * self.n).unsqueeze(1)
             losses: list[Tensor] = []
             hits: list[Tensor] = []
             norms: list[Tensor] = []
@@ -418,7 +416,7 @@ class _Population:
             steps = 0
             for i in range(0, self.n, bs):
                 idx = perms[:, i : i + bs]
-                xb, yb = x_all[idx], y_all[idx]
+                xb, yb = self._batch(idx)
                 b = idx.shape[1]
                 if any(self.noise):
                     xb = xb + self._noise(members, b, xb.shape[-1])
@@ -442,6 +440,18 @@ class _Population:
                 steps += 1
             self.steps += steps
             self._epoch_end(epoch, members, lrs, losses, hits, norms, pens, sizes, steps, t0, on_epoch)
+
+    def _batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
+        """Member k's examples ``idx[k]`` of its own split: (P, b, D) inputs and (P, b) labels."""
+        if len(self.unique) == 1:
+            return self.x_train[0][idx], self.y_train[0][idx]
+        b = idx.shape[1]
+        x = self._buffer("x", b, self.x_train[0].shape[1], 0.0)
+        y = torch.empty(idx.shape, dtype=self.y_train[0].dtype, device=self.device)
+        for k, r in enumerate(self.rows):
+            torch.index_select(self.x_train[r], 0, idx[k], out=x[k])
+            torch.index_select(self.y_train[r], 0, idx[k], out=y[k])
+        return x, y
 
     def _buffer(self, kind: str, b: int, width: int, fill: float) -> Tensor:
         """A (P, b, width) tensor kept between steps: rows of members that draw nothing stay ``fill``."""
@@ -486,31 +496,22 @@ class _Population:
     @torch.no_grad()
     def _penalty(self, grads: list[Tensor]) -> Tensor | None:
         """Each member's L1 + L2 + elastic-net term (P,) - None when no member has one - with its
-        gradient ``a sign(w) + 2 c w`` added to ``grads`` in place (written out rather than
-        differentiated: the same gradient as autograd's, computed on the rows of the members
-        that have the term only)."""
+        gradient ``a sign(w) + 2 c w`` added to ``grads`` in place: written out rather than
+        differentiated (the same gradient as autograd's, one pass fewer). Members without the
+        term have a = c = 0: one pass over all rows is faster here than gathering the few."""
         if not (self.has["abs"] or self.has["sq"]):
             return None
         pen = torch.zeros(len(self.live), device=self.device)
         grad_of = {id(p): g for p, g in zip(self.params, grads, strict=True)}
         for w in self.penalized:
             g = grad_of[id(w)]
-            for kind, coef in (("abs", self.pen_abs), ("sq", self.pen_sq)):
-                if not self.has[kind]:
-                    continue
-                sel = self.sel[kind]
-                ws, cs = (w, coef) if sel is None else (w.index_select(0, sel), coef.index_select(0, sel))
-                cw = cs.view(-1, *([1] * (w.ndim - 1)))
-                if kind == "abs":
-                    value, dg = ws.abs().flatten(1).sum(1), ws.sign().mul_(cw)
-                else:
-                    value, dg = ws.pow(2).flatten(1).sum(1), ws.mul(cw * 2)
-                if sel is None:
-                    pen += cs * value
-                    g.add_(dg)
-                else:
-                    pen.index_add_(0, sel, cs * value)
-                    g.index_add_(0, sel, dg)
+            shape = (-1, *([1] * (w.ndim - 1)))
+            if self.has["abs"]:
+                pen += self.pen_abs * w.abs().flatten(1).sum(1)
+                g.addcmul_(w.sign(), self.pen_abs.view(shape))
+            if self.has["sq"]:
+                pen += self.pen_sq * w.pow(2).flatten(1).sum(1)
+                g.addcmul_(w, self.pen_sq.view(shape), value=2.0)
         return pen
 
     @torch.no_grad()
@@ -534,9 +535,9 @@ class _Population:
             mom = self.tc.momentum
             if step == 1:
                 self.state["momentum"] = [g.clone() for g in grads]
-            else:
-                torch._foreach_mul_(self.state["momentum"], mom)
-                torch._foreach_add_(self.state["momentum"], grads)
+            else:  # buf <- g + mom * buf in one pass
+                for buf, g in zip(self.state["momentum"], grads, strict=True):
+                    torch.add(g, buf, alpha=mom, out=buf)
             bufs = self.state["momentum"]
             directions = torch._foreach_add(grads, bufs, alpha=mom) if opt == "nesterov" else bufs
         elif opt == "rmsprop":
@@ -670,27 +671,38 @@ class _Population:
         for name, tensors in self.state.items():
             self.state[name] = [t[sel] for t in tensors]
         self.scalars = {k: v[sel] for k, v in self.scalars.items()}
-        self.rows = self.rows[sel]
+        self.rows = [self.rows[r] for r in rows]
         self.live = [self.live[r] for r in rows]
         self._flags()
 
     @torch.no_grad()
     def _evaluate(
-        self, x: Tensor, y: Tensor, scores: bool, state: list[Tensor] | None = None, rows: Tensor | None = None
+        self,
+        x: Sequence[Tensor],
+        y: Sequence[Tensor],
+        scores: bool,
+        state: list[Tensor] | None = None,
+        rows: Sequence[int] | None = None,
     ) -> tuple[list[float], list[float], list[Tensor] | None]:
         """Mean loss, accuracy (and softmax scores) of each member on its own copy of a split:
-        ``x`` (U, N, D) per distinct data, ``rows`` which one each member uses; ``state``: the
-        stacked parameters and buffers to evaluate (default: the live members')."""
+        ``x``, ``y`` one (N, D) and (N,) per distinct data, ``rows`` which one each member uses;
+        ``state``: the stacked parameters and buffers to evaluate (default: the live members')."""
         state = [*self.params, *self.buffers] if state is None else state
         params, buffers = state[: self.n_params], state[self.n_params :]
         rows = self.rows if rows is None else rows
         ebs = self.tc.eval_batch_size
-        n = x.shape[1]
+        n = len(y[0])
+        shared = len(set(rows)) == 1  # every member reads the same examples: one copy, broadcast
         loss = torch.zeros(len(rows), dtype=torch.float64, device=self.device)
         correct = torch.zeros(len(rows), dtype=torch.long, device=self.device)
         chunks = []
         for i in range(0, n, ebs):
-            xb, yb = x[rows, i : i + ebs], y[rows, i : i + ebs]
+            if shared:
+                xb = x[rows[0]][i : i + ebs].expand(len(rows), -1, -1)
+                yb = y[rows[0]][i : i + ebs].expand(len(rows), -1)
+            else:
+                xb = torch.stack([x[r][i : i + ebs] for r in rows])
+                yb = torch.stack([y[r][i : i + ebs] for r in rows])
             logits = pn.run(self.ops, params, buffers, xb, self.shape)
             p, b, k = logits.shape
             loss += F.cross_entropy(logits.reshape(p * b, k), yb.reshape(-1), reduction="none").view(p, b).sum(1)
@@ -754,13 +766,13 @@ class _Population:
             assert all(m.final_weights is not None for m in done)
             n_state = self.n_params + len(self.buffers)
             state = [torch.stack([m.final_weights[j] for m in done]) for j in range(n_state)]  # type: ignore[index]
-            rows = torch.tensor([m.row for m in done], device=self.device)
+            rows = [m.row for m in done]
             x_tr, y_tr = self.x_train, self.y_train
             for split, x, y in (("train", x_tr, y_tr), ("val", self.x_val, self.y_val)):
                 losses, accs, scores = self._evaluate(x, y, True, state, rows)
                 assert scores is not None
                 for k, m in enumerate(done):
-                    ys = y[int(rows[k])]
+                    ys = y[rows[k]]
                     extra = compute(self.names, self.objective, ys, scores[k])
                     finals[m.index].update(
                         {
@@ -770,17 +782,16 @@ class _Population:
                         }
                     )
             if evaluate_test:  # the only read of the test split: once per distinct split, after training
-                used = sorted({int(r) for r in rows.tolist()})
+                used = sorted(set(rows))
                 tests = {}
                 for u in used:
                     tx, ty = self.unique[u].test.read()
                     tests[u] = (tx.to(self.device).reshape(len(ty), -1), ty.to(self.device))
                 for u in used:
-                    sel = [k for k in range(len(done)) if int(rows[k]) == u]
+                    sel = [k for k in range(len(done)) if rows[k] == u]
                     sub = [t[sel] for t in state]
                     tx, ty = tests[u]
-                    urow = torch.zeros(len(sel), dtype=torch.long, device=self.device)
-                    losses, accs, scores = self._evaluate(tx.unsqueeze(0), ty.unsqueeze(0), True, sub, urow)
+                    losses, accs, scores = self._evaluate([tx], [ty], True, sub, [0] * len(sel))
                     assert scores is not None
                     for j, k in enumerate(sel):
                         m = done[k]
