@@ -248,6 +248,22 @@ def test_cnn_residual_and_batch_norm_members_train_as_their_single_runs(net: dic
             assert torch.allclose(mine[k].float(), v.float(), rtol=1e-3, atol=1e-5), k
 
 
+def test_augmentation_is_drawn_by_each_member_as_its_single_run_draws_it() -> None:
+    """Random affine, pad-and-crop, cutout and input noise: each member's own regularizers draw
+    from its own generator, members without augmentation share the population unchanged."""
+    aug = {"augment": {"shift": 0.1, "rotation": 10.0, "crop_padding": 1}}
+    cfgs = [
+        cfg(seed=0, **CNN, **aug),
+        cfg(seed=1, **CNN, cutout=3, input_noise=0.1),
+        cfg(seed=2, **CNN),
+        cfg(seed=3, hidden=[32], **aug),
+    ]
+    assert population_key(cfgs[0]) == population_key(cfgs[1]) == population_key(cfgs[2])
+    pops = fit_population(cfgs[:3]) + fit_population(cfgs[3:])
+    for c, p in zip(cfgs, pops, strict=True):
+        assert losses(p) == pytest.approx(losses(fit(c)), rel=1e-4)
+
+
 def test_a_cnn_member_stops_early_on_its_own_and_populations_repeat() -> None:
     """Member 0 (a learning rate too small to improve by min_delta) stops after epoch 2 with its
     epoch-1 weights; member 1 trains on; the same seeds give the same population."""

@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from reglab.config import RunConfig
     from reglab.data.base import DataSplits
     from reglab.data.streaming import StreamSplits
+    from reglab.regularizers import Regularizer, TrainContext
     from reglab.training.engine import RunResult
 
 # regularizers a population trains (their scalars may differ per member); any other active one refuses
@@ -70,6 +71,8 @@ REGULARIZERS = (
     "max_norm",
     "early_stopping",
     "batch_norm",
+    "augment",
+    "cutout",
 )
 ARCHS = ("mlp", "cnn")  # plain or residual (model.residual)
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "adamw")
@@ -88,6 +91,8 @@ MEMBER_SETTINGS = {
         "label_smoothing",
         "input_noise",
         "max_norm",
+        "augment",
+        "cutout",
     ),
 }
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8  # torch's defaults, as reglab's adam/adamw use them
@@ -151,9 +156,11 @@ class _Member:
     net: nn.Module  # built as the single run builds it; holds the final weights when kept
     regs: list[str]
     layout: Compiled  # its network as a program (the names of its parameters and buffers)
-    gen: torch.Generator  # batch order and input noise
+    gen: torch.Generator  # batch order and augmentation (input noise included)
     drop_gen: torch.Generator  # dropout masks
     schedule: Callable[[int], float]
+    transforms: list[Regularizer]  # its per-batch input transforms (augmentation, input noise)
+    ctx: TrainContext  # what its transforms read (its generator)
     history: list[dict[str, float]] = field(default_factory=list)
     status: str = "running"  # running | completed | diverged | pruned
     reason: str | None = None
@@ -178,16 +185,26 @@ def _named(items: Iterable[tuple[str, Tensor]], names: Sequence[str]) -> list[Te
     return [found[n] for n in names]
 
 
-def _scale_rows_(w: Tensor, factor: Tensor, sel: Tensor | None, rows: Tensor | None = None) -> None:
-    """``w[sel] *= factor`` in place (``sel`` None: every row). ``factor``: one entry per member
-    (P,), or already shaped to broadcast over the selected rows; ``rows``: ``w[sel]`` if taken."""
-    f = factor if factor.ndim == w.ndim else factor.view(-1, *([1] * (w.ndim - 1)))
-    if sel is None:
-        w.mul_(f)
-        return
-    if f.shape[0] != len(sel):
-        f = f.index_select(0, sel)
-    w.index_copy_(0, sel, (w.index_select(0, sel) if rows is None else rows).mul_(f))
+def _runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
+    """The ``(start, stop)`` ranges of consecutive True flags."""
+    out: list[tuple[int, int]] = []
+    for i, f in enumerate(flags):
+        if f:
+            if out and out[-1][1] == i:
+                out[-1] = (out[-1][0], i + 1)
+            else:
+                out.append((i, i + 1))
+    return out
+
+
+def _order_key(cfg: RunConfig) -> tuple[int, ...]:
+    """Members are ordered by what they use, so each per-member pass (the L1 and L2 terms, weight
+    decay, max-norm) covers a few contiguous row ranges - views, not gathered copies: L1-only,
+    L1 + L2 (elastic net), L2-only, then neither."""
+    rc = cfg.regularization
+    l1 = rc.l1 > 0 or (rc.elastic_net > 0 and rc.l1_ratio > 0)
+    l2 = rc.l2 > 0 or (rc.elastic_net > 0 and rc.l1_ratio < 1)
+    return (0 if l1 and not l2 else 1 if l1 else 2 if l2 else 3, rc.weight_decay == 0, rc.max_norm is None)
 
 
 # -- the population ---------------------------------------------------------------------------------
@@ -217,9 +234,11 @@ def fit_population(
 
     device = resolve_device(cfgs[0].train.device)
     splits = list(data) if data is not None else _load(cfgs)
-    pop = _Population(cfgs, splits, device)
+    order = sorted(range(len(cfgs)), key=lambda i: _order_key(cfgs[i]))
+    pop = _Population([cfgs[i] for i in order], [splits[i] for i in order], device, order)
     pop.train(on_epoch)
-    return pop.results(evaluate_test, keep_model, time.perf_counter() - t_start)
+    results = pop.results(evaluate_test, keep_model, time.perf_counter() - t_start)
+    return [r for _, r in sorted(zip(order, results, strict=True), key=lambda t: t[0])]
 
 
 def _load(cfgs: Sequence[RunConfig]) -> list[DataSplits | StreamSplits]:
@@ -236,10 +255,14 @@ def _load(cfgs: Sequence[RunConfig]) -> list[DataSplits | StreamSplits]:
 
 
 class _Population:
-    def __init__(self, cfgs: Sequence[RunConfig], splits: Sequence[Any], device: torch.device) -> None:
+    def __init__(
+        self, cfgs: Sequence[RunConfig], splits: Sequence[Any], device: torch.device, index: Sequence[int]
+    ) -> None:
+        """``index``: each run's position in the caller's list (what ``on_epoch`` calls it)."""
         from reglab.data.base import DataSplits
         from reglab.optim import create_schedule
-        from reglab.regularizers import build_regularizers
+        from reglab.regularizers import TrainContext, build_regularizers
+        from reglab.training.engine import _overriding
         from reglab.training.network import build_network
         from reglab.training.objective import build_objective, metric_names, monitored, selection_metric
         from reglab.training.rng import seeded_global_rng
@@ -295,18 +318,22 @@ class _Population:
             sched = create_schedule(
                 c.train.schedule, lr=c.train.lr, epochs=c.train.epochs, step_size=c.train.step_size, decay=c.train.decay
             )
+            gen = torch.Generator().manual_seed(c.train.seed)
+            ctx = TrainContext(gen, s.n_classes, s.image, c.train.epochs, [], None, c.train.batch_size)
             self.members.append(
                 _Member(
-                    i,
+                    index[i],
                     rows[i],
                     c,
                     s,
                     net,
                     [r.name for r in regs],
                     _compile(net),
-                    torch.Generator().manual_seed(c.train.seed),
+                    gen,
                     drop_gen,
                     sched,
+                    _overriding(regs, "transform_batch"),
+                    ctx,
                 )
             )
 
@@ -349,16 +376,14 @@ class _Population:
         def col(get: Callable[[_Member], float]) -> Tensor:
             return torch.tensor([float(get(m)) for m in self.members], dtype=torch.float32, device=self.device)
 
-        rg = [m.cfg.regularization for m in self.members]
         out = {
-            "l1": col(lambda m: rg[m.index].l1),
-            "l2": col(lambda m: rg[m.index].l2),
-            "elastic_net": col(lambda m: rg[m.index].elastic_net),
-            "l1_ratio": col(lambda m: rg[m.index].l1_ratio),
-            "weight_decay": col(lambda m: rg[m.index].weight_decay),
-            "label_smoothing": col(lambda m: rg[m.index].label_smoothing),
-            "input_noise": col(lambda m: rg[m.index].input_noise),
-            "max_norm": col(lambda m: rg[m.index].max_norm or math.inf),
+            "l1": col(lambda m: m.cfg.regularization.l1),
+            "l2": col(lambda m: m.cfg.regularization.l2),
+            "elastic_net": col(lambda m: m.cfg.regularization.elastic_net),
+            "l1_ratio": col(lambda m: m.cfg.regularization.l1_ratio),
+            "weight_decay": col(lambda m: m.cfg.regularization.weight_decay),
+            "label_smoothing": col(lambda m: m.cfg.regularization.label_smoothing),
+            "max_norm": col(lambda m: m.cfg.regularization.max_norm or math.inf),
         }
         for slot in self.slots:
             out[f"rate{slot}"] = torch.tensor(
@@ -368,7 +393,7 @@ class _Population:
 
     def _flags(self) -> None:
         """What any live member uses (Python booleans, read once per epoch and not per step) and
-        the members' dropout rates and noise levels as Python floats."""
+        the members' dropout rates as Python floats."""
         sc = self.scalars
         l1, l2, en, r = sc["l1"], sc["l2"], sc["elastic_net"], sc["l1_ratio"]
         wanted = {
@@ -379,15 +404,13 @@ class _Population:
             "max_norm": torch.isfinite(sc["max_norm"]),
         }
         self.has = {k: bool(v.any()) for k, v in wanted.items()}
-        # which members a per-weight pass touches: None = all of them, else their rows (a pass
-        # over the weights of the few members that use a penalty, not over the population's)
-        self.sel = {k: None if bool(v.all()) else v.nonzero().view(-1) for k, v in wanted.items()}
+        # the rows a per-member pass touches (a few ranges: members are ordered by _order_key)
+        self.sel = {k: _runs(v.tolist()) for k, v in wanted.items()}
         # d(penalty)/dw = a * sign(w) + 2 c * w, per member
         self.pen_abs = l1 + en * r
         self.pen_sq = l2 + en * (1 - r)
-        self.noise = [float(v) for v in sc["input_noise"].tolist()]
         self.rates = {s: [float(v) for v in sc[f"rate{s}"].tolist()] for s in self.slots}
-        self._buffers: dict[tuple[str, int, int], Tensor] = {}  # masks and noise, per batch size
+        self._buffers: dict[tuple[str, int, int], Tensor] = {}  # masks and batches, per batch size
 
     # -- training -----------------------------------------------------------------------------------
 
@@ -405,6 +428,8 @@ class _Population:
                 break
             t0 = time.perf_counter()
             members = [self.members[i] for i in self.live]
+            for m in members:
+                m.ctx.epoch = epoch
             lrs = [m.schedule(epoch) for m in members]
             lr = torch.tensor(lrs, dtype=torch.float32, device=self.device)
             perms = torch.stack([torch.randperm(self.n, generator=m.gen) for m in members]).to(self.device)
@@ -418,8 +443,8 @@ class _Population:
                 idx = perms[:, i : i + bs]
                 xb, yb = self._batch(idx)
                 b = idx.shape[1]
-                if any(self.noise):
-                    xb = xb + self._noise(members, b, xb.shape[-1])
+                if any(m.transforms for m in members):
+                    self._transform(members, xb, yb)
                 masks = {s: self._masks(members, s, b) for s in self.slots}
                 logits = pn.run(self.ops, self.params, self.buffers, xb, self.shape, masks, train=True)
                 loss = self._loss(logits, yb)  # (P,)
@@ -460,15 +485,18 @@ class _Population:
             self._buffers[key] = torch.full((len(self.live), b, width), fill, device=self.device)
         return self._buffers[key]
 
-    def _noise(self, members: list[_Member], b: int, width: int) -> Tensor:
-        """Gaussian input noise (P, b, width), each member's from its own generator (zero rows
-        for members without noise)."""
-        out = self._buffer("noise", b, width, 0.0)
-        for k, (m, s) in enumerate(zip(members, self.noise, strict=True)):
-            if s > 0:
-                row = torch.randn((b, width), generator=m.gen)
-                out[k].copy_(row.mul_(s))
-        return out
+    def _transform(self, members: list[_Member], x: Tensor, y: Tensor) -> None:
+        """Each member's augmentation and input noise, drawn by its own regularizers from its own
+        generator (so exactly its single run's draws), written over its rows of ``x`` (a batch
+        gathered for this step). The transforms allowed here keep the labels."""
+        b = x.shape[1]
+        for k, m in enumerate(members):
+            if not m.transforms:
+                continue
+            xk, yk = x[k].reshape(b, *self.shape), y[k]
+            for r in m.transforms:
+                xk, yk = r.transform_batch(xk, yk, m.ctx)
+            x[k].copy_(xk.reshape(b, -1))
 
     def _masks(self, members: list[_Member], slot: int, b: int) -> Tensor | None:
         """Inverted-dropout masks (P, b, width), drawn as ``nn.Dropout`` draws them (Bernoulli(1 -
@@ -497,8 +525,8 @@ class _Population:
     def _penalty(self, grads: list[Tensor]) -> Tensor | None:
         """Each member's L1 + L2 + elastic-net term (P,) - None when no member has one - with its
         gradient ``a sign(w) + 2 c w`` added to ``grads`` in place: written out rather than
-        differentiated (the same gradient as autograd's, one pass fewer). Members without the
-        term have a = c = 0: one pass over all rows is faster here than gathering the few."""
+        differentiated (the same gradient as autograd's, one pass fewer), on the rows of the
+        members that have the term only."""
         if not (self.has["abs"] or self.has["sq"]):
             return None
         pen = torch.zeros(len(self.live), device=self.device)
@@ -506,12 +534,14 @@ class _Population:
         for w in self.penalized:
             g = grad_of[id(w)]
             shape = (-1, *([1] * (w.ndim - 1)))
-            if self.has["abs"]:
-                pen += self.pen_abs * w.abs().flatten(1).sum(1)
-                g.addcmul_(w.sign(), self.pen_abs.view(shape))
-            if self.has["sq"]:
-                pen += self.pen_sq * w.pow(2).flatten(1).sum(1)
-                g.addcmul_(w, self.pen_sq.view(shape), value=2.0)
+            for a, b in self.sel["abs"]:
+                ws, cs = w[a:b], self.pen_abs[a:b]
+                pen[a:b] += cs * ws.abs().flatten(1).sum(1)
+                g[a:b].addcmul_(ws.sign(), cs.view(shape))
+            for a, b in self.sel["sq"]:
+                ws, cs = w[a:b], self.pen_sq[a:b]
+                pen[a:b] += cs * ws.pow(2).flatten(1).sum(1)
+                g[a:b].addcmul_(ws, cs.view(shape), value=2.0)
         return pen
 
     @torch.no_grad()
@@ -525,7 +555,8 @@ class _Population:
         if self.has["weight_decay"]:
             factor = 1.0 - lr * self.scalars["weight_decay"]
             for w in self.penalized:
-                _scale_rows_(w, factor, self.sel["weight_decay"])
+                for a, b in self.sel["weight_decay"]:
+                    w[a:b].mul_(factor[a:b].view(-1, *([1] * (w.ndim - 1))))
         self.step_count += 1
         step = self.step_count
         directions: Sequence[Tensor]
@@ -568,14 +599,12 @@ class _Population:
     def _max_norm(self) -> None:
         """Each unit's incoming weights (a column of a linear W (P, in, out), a conv filter)
         onto the L2 ball of its member's radius (torch.renorm's rule)."""
-        sel = self.sel["max_norm"]
-        bound = self.scalars["max_norm"] if sel is None else self.scalars["max_norm"].index_select(0, sel)
         for j, dims in self.units.items():
             w = self.params[j]
-            c = bound.view(-1, *([1] * (w.ndim - 1)))
-            ws = w if sel is None else w.index_select(0, sel)
-            norm = ws.pow(2).sum(dims, keepdim=True).sqrt_()  # 10x faster than linalg.vector_norm here
-            _scale_rows_(w, torch.where(norm > c, c / (norm + 1e-7), 1.0), sel, ws)
+            for a, b in self.sel["max_norm"]:
+                ws, c = w[a:b], self.scalars["max_norm"][a:b].view(-1, *([1] * (w.ndim - 1)))
+                norm = ws.pow(2).sum(dims, keepdim=True).sqrt_()  # 10x faster than linalg.vector_norm here
+                ws.mul_(torch.where(norm > c, c / (norm + 1e-7), 1.0))
 
     # -- epoch end ----------------------------------------------------------------------------------
 
