@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
 from typing import Any
 
 import pytest
@@ -286,6 +287,62 @@ def test_ten_cnn_seeds_single_and_population_agree_statistically() -> None:
     (m1, h1), (m2, h2) = _mean_ci(single), _mean_ci(pop)
     assert abs(m1 - m2) <= max(h1, h2)
     assert m1 > 0.7
+
+
+OWN_NETS = """
+from torch import nn
+
+
+class Small(nn.Module):
+    def __init__(self, in_features, n_classes, width=16, dropout=0.0):
+        super().__init__()
+        drop = [nn.Dropout(dropout)] if dropout else []
+        layers = [nn.Flatten(), nn.Linear(in_features, width), nn.Tanh(), *drop, nn.Linear(width, n_classes)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Normed(nn.Module):
+    def __init__(self, in_features, n_classes):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(in_features), nn.Linear(in_features, n_classes))
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+
+@pytest.fixture
+def own_nets(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "popnets.py").write_text(OWN_NETS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "popnets", raising=False)
+    return "popnets"
+
+
+def own(name: str, **over: Any) -> RunConfig:
+    base = {k: v for k, v in TINY.items() if k != "hidden"}
+    return RunConfig().override({**base, "model": {"class_path": f"popnets:{name}"}, **over})
+
+
+def test_your_own_model_trains_as_a_population_with_torch_func(own_nets: str) -> None:
+    """vmap over functional_call: each member is its single run (its scalars, its kept weights);
+    a model with buffers or its own dropout falls back, saying why."""
+    cfgs = [own("Small", seed=0), own("Small", seed=1, l2=1e-3, lr=0.05, max_norm=1.0), own("Small", seed=2, l1=1e-4)]
+    assert len({population_key(c) for c in cfgs}) == 1 and population_key(cfgs[0]) is not None
+    for c, p in zip(cfgs, fit_population(cfgs, keep_model=True), strict=True):
+        s = fit(c, keep_model=True)
+        assert losses(p) == pytest.approx(losses(s), rel=1e-4)
+        assert p.final["test_acc"] == pytest.approx(s.final["test_acc"], abs=2 / 360)
+        assert p.model is not None and s.model is not None
+        for k, v in s.model.state_dict().items():
+            assert torch.allclose(p.model.state_dict()[k], v, rtol=1e-3, atol=1e-5), k
+    with pytest.raises(PopulationRefused, match="buffers"):
+        fit_population([own("Normed", seed=0), own("Normed", seed=1)])
+    with pytest.raises(PopulationRefused, match=r"torch\.func cannot vectorize your own model"):
+        fit_population([own("Small", seed=0, dropout=0.3), own("Small", seed=1, dropout=0.3)])
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

@@ -31,9 +31,13 @@ Nothing a member computes depends on the other members (the random draws are its
 floating-point summation order of batched products differs from single runs'). Results are one
 :class:`~reglab.training.engine.RunResult` per member with the single engine's keys; a member's
 ``info`` adds ``population`` (size, index, the population's wall time) and its ``wall_time`` is its
-share of the population's. Runs this cannot vectorize (the lstm, augmentation, mixup, SWA,
-stochastic depth, your own model, ...) are refused by :func:`population_check` with the reason,
-and callers train them one at a time.
+share of the population's. Your own model (``model.class_path``) trains as a population through
+``torch.func`` (its parameters stacked, ``functional_call`` vmapped over the members) unless it
+has buffers (batch-norm statistics change in place) or draws random numbers itself (its own
+dropout: the draws would not be the member's). Runs this cannot vectorize (the lstm, mixup, SWA,
+stochastic depth, ...) are refused by :func:`population_check` with the reason, those found only
+once built (:class:`PopulationRefused`) by :func:`fit_population`; callers train them one at a
+time.
 """
 
 from __future__ import annotations
@@ -114,9 +118,7 @@ def population_check(cfg: RunConfig, *, switch: bool = True) -> tuple[str | None
     tc, mc = cfg.train, cfg.model
     if switch and tc.population != "auto":
         return None, "train.population is off"
-    if mc.class_path is not None:
-        return None, f"your own model ({mc.class_path}): populations train the built-in mlp and cnn"
-    if mc.arch not in ARCHS:
+    if mc.class_path is None and mc.arch not in ARCHS:
         return None, f"model.arch is {mc.arch}: populations train the built-in mlp and cnn"
     if tc.optimizer not in OPTIMIZERS:
         return None, f"train.optimizer {tc.optimizer}: not vectorized ({', '.join(OPTIMIZERS)} are)"
@@ -176,6 +178,13 @@ class _Member:
 def _compile(net: nn.Module) -> Compiled:
     try:
         return pn.compile_network(net)
+    except pn.NotStackable as why:
+        raise PopulationRefused(str(why)) from None
+
+
+def _user_layout(net: nn.Module) -> tuple[Compiled, dict[int, tuple[int, ...]]]:
+    try:
+        return pn.user_layout(net)
     except pn.NotStackable as why:
         raise PopulationRefused(str(why)) from None
 
@@ -305,10 +314,13 @@ class _Population:
         self.tc, self.penalize_biases = tc, rc.penalize_biases
         # -- the members: built as single runs build them, then stacked --
         self.members: list[_Member] = []
+        self.user = cfg0.model.class_path is not None  # your own model: run with torch.func
+        units: dict[int, tuple[int, ...]] = {}
         for i, (c, s) in enumerate(zip(cfgs, splits, strict=True)):
             regs = build_regularizers(c)
-            with seeded_global_rng(c.train.seed, device):
-                net = build_network(c, s.input_shape, self.objective.out_dim, regs)
+            with seeded_global_rng(c.train.seed, device):  # (the output check draws no random numbers)
+                example = s.x_train[:2].cpu() if self.user else None
+                net = build_network(c, s.input_shape, self.objective.out_dim, regs, example=example)
                 if device.type == "cpu":  # the single run's dropout draws continue from here
                     drop_gen = torch.Generator()
                     drop_gen.set_state(torch.random.get_rng_state())
@@ -319,6 +331,7 @@ class _Population:
                 c.train.schedule, lr=c.train.lr, epochs=c.train.epochs, step_size=c.train.step_size, decay=c.train.decay
             )
             gen = torch.Generator().manual_seed(c.train.seed)
+            layout, units = _user_layout(net) if self.user else (_compile(net), units)
             ctx = TrainContext(gen, s.n_classes, s.image, c.train.epochs, [], None, c.train.batch_size)
             self.members.append(
                 _Member(
@@ -328,7 +341,7 @@ class _Population:
                     s,
                     net,
                     [r.name for r in regs],
-                    _compile(net),
+                    layout,
                     gen,
                     drop_gen,
                     sched,
@@ -343,8 +356,9 @@ class _Population:
                 raise PopulationRefused("the members' networks differ")
         self.ops = first_layout.ops
         self.flip = pn.transposed(self.ops)
-        self.units = pn.unit_dims(self.ops)
+        self.units = units if self.user else pn.unit_dims(self.ops)
         self.shape = first.input_shape
+        self.user_net = pn.UserNet(self.members[0].net, first_layout.params, self.shape) if self.user else None
         self.params: list[Tensor] = [
             t.requires_grad_(True)
             for t in pn.stack([_named(mb.net.named_parameters(), mb.layout.params) for mb in self.members], self.flip)
@@ -357,9 +371,17 @@ class _Population:
         # dropout slots: where any member drops (its rate there, else 0)
         self.slots = sorted({k for mb in self.members for k, v in mb.layout.rates.items() if v > 0})
         self.widths: dict[int, int] = {}
-        with torch.no_grad():  # one example through the network: each slot's width
+        with torch.no_grad():  # one example through the network: each slot's width; can it run?
             x1 = torch.zeros((len(self.members), 1, self.x_train[0].shape[-1]), device=device)
-            pn.run(self.ops, self.params, self.buffers, x1, self.shape, widths=self.widths)
+            try:
+                self._forward(self.params, self.buffers, x1, train=self.user, widths=self.widths)
+            except Exception as err:
+                if not self.user:
+                    raise
+                why = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+                raise PopulationRefused(
+                    f"torch.func cannot vectorize your own model: {type(err).__name__}: {why}"
+                ) from None
         self.live = list(range(len(self.members)))
         self.rows = rows  # which distinct split each live member trains on
         self.scalars = self._scalars()
@@ -446,7 +468,7 @@ class _Population:
                 if any(m.transforms for m in members):
                     self._transform(members, xb, yb)
                 masks = {s: self._masks(members, s, b) for s in self.slots}
-                logits = pn.run(self.ops, self.params, self.buffers, xb, self.shape, masks, train=True)
+                logits = self._forward(self.params, self.buffers, xb, masks, train=True)
                 loss = self._loss(logits, yb)  # (P,)
                 grads = list(torch.autograd.grad(loss.sum(), self.params))
                 pen = self._penalty(grads)
@@ -465,6 +487,20 @@ class _Population:
                 steps += 1
             self.steps += steps
             self._epoch_end(epoch, members, lrs, losses, hits, norms, pens, sizes, steps, t0, on_epoch)
+
+    def _forward(
+        self,
+        params: Sequence[Tensor],
+        buffers: Sequence[Tensor],
+        x: Tensor,
+        masks: dict[int, Tensor | None] | None = None,
+        train: bool = False,
+        widths: dict[int, int] | None = None,
+    ) -> Tensor:
+        """Logits (P, B, K) of every member for ``x`` (P, B, D)."""
+        if self.user_net is not None:
+            return self.user_net(params, x, train)
+        return pn.run(self.ops, params, buffers, x, self.shape, masks, train, widths)
 
     def _batch(self, idx: Tensor) -> tuple[Tensor, Tensor]:
         """Member k's examples ``idx[k]`` of its own split: (P, b, D) inputs and (P, b) labels."""
@@ -732,7 +768,7 @@ class _Population:
             else:
                 xb = torch.stack([x[r][i : i + ebs] for r in rows])
                 yb = torch.stack([y[r][i : i + ebs] for r in rows])
-            logits = pn.run(self.ops, params, buffers, xb, self.shape)
+            logits = self._forward(params, buffers, xb)
             p, b, k = logits.shape
             loss += F.cross_entropy(logits.reshape(p * b, k), yb.reshape(-1), reduction="none").view(p, b).sum(1)
             correct += (logits.argmax(-1) == yb).sum(1)

@@ -328,3 +328,51 @@ def _norm(op: Op, params: Sequence[Tensor], buffers: Sequence[Tensor], flow: Flo
     out = F.batch_norm(side, mean.view(-1), var.view(-1), w.reshape(-1), b.reshape(-1), train, momentum, eps)
     out = out.view(bsz, p, *h.shape[2:]).transpose(0, 1)
     return flow.as_image(out) if flow.img else flow.as_flat(out, flow.shape)
+
+
+# -- your own model ----------------------------------------------------------------------------------
+
+
+def user_layout(net: nn.Module) -> tuple[Compiled, dict[int, tuple[int, ...]]]:
+    """Your own model as a population runs it (``torch.func``: its parameters stacked, its forward
+    vmapped): the parameter names, and for max-norm each linear or conv weight's unit dims in the
+    stacked layout. Raises :class:`NotStackable` for a model with buffers (batch-norm statistics
+    and the like change in place, which a vmapped forward cannot do per member) or frozen
+    parameters."""
+    from reglab.regularizers.base import constrained_weights
+
+    buffers = [n for n, _ in net.named_buffers()]
+    if buffers:
+        raise NotStackable(f"your own model has buffers ({', '.join(buffers[:3])}) that change in place")
+    named = list(net.named_parameters())
+    if not all(p.requires_grad for _, p in named):
+        raise NotStackable("your own model has frozen parameters")
+    constrained = {id(w) for w in constrained_weights(net)}
+    units = {j: tuple(range(2, p.ndim + 1)) for j, (_, p) in enumerate(named) if id(p) in constrained}
+    return Compiled((), tuple(n for n, _ in named), (), {}), units
+
+
+class UserNet:
+    """Runs your own model for all members: ``torch.func.functional_call`` of one copy of the
+    module (on the meta device: it holds no data) with each member's parameters, vectorized
+    over the members with ``torch.func.vmap``. Random numbers inside the model (its own
+    dropout) are refused (``randomness="error"``): a member's draws would not be its own."""
+
+    def __init__(self, net: nn.Module, names: Sequence[str], shape: tuple[int, ...]) -> None:
+        import copy
+
+        self.base = copy.deepcopy(net).to("meta")
+        self.names, self.shape = tuple(names), shape
+
+    def __call__(self, params: Sequence[Tensor], x: Tensor, train: bool) -> Tensor:
+        from torch.func import functional_call, vmap
+
+        self.base.train(train)
+
+        def one(ps: tuple[Tensor, ...], xb: Tensor) -> Tensor:
+            out: Tensor = functional_call(
+                self.base, dict(zip(self.names, ps, strict=True)), (xb.reshape(-1, *self.shape),)
+            )
+            return out
+
+        return vmap(one, randomness="error")(tuple(params), x)
