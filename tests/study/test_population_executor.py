@@ -205,3 +205,20 @@ def test_a_study_with_populations_stores_every_run_once(
     runs = optuna.load_study(study_name="pop/runs", storage=f"sqlite:///{tmp_path / 'pop' / 'study.db'}").get_trials()
     sizes = [t.user_attrs["info"]["population"]["size"] for t in runs]
     assert len(sizes) == 12 and all(s > 1 for s in sizes)  # really trained as populations
+
+
+def test_a_worker_trains_populations_too(tmp_path: Path, tiny_study: Any) -> None:
+    """``reglab worker`` (protocol.work on a shared storage) wraps its executor as ``reglab run``
+    does: the capable runs reach the executor as populations, every run is stored once."""
+    from reglab.study.protocol import work
+
+    out = tmp_path / "pw"
+    out.mkdir()
+    doc = tiny_study(name="pw", arms={"none": {}, "l2": {"l2": 1.0e-3}}, seeds=3, output=str(out))
+    doc["train"] = {**doc["train"], "population": "auto"}
+    spec = parse_study(doc)
+    ex = InProcessExecutor(record=True)
+    res = work(spec, spec.storage_url(), executor=ex, say=lambda line: None, heartbeat=0.5)
+    assert res.stats.new == 6 and not res.failed
+    pops = [t for t in ex.submitted if isinstance(t, PopulationTask)]
+    assert pops and sum(len(p.members) for p in pops) == 6
