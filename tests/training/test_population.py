@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -247,6 +248,38 @@ def test_cnn_residual_and_batch_norm_members_train_as_their_single_runs(net: dic
         assert mine.keys() == theirs.keys()
         for k, v in theirs.items():
             assert torch.allclose(mine[k].float(), v.float(), rtol=1e-3, atol=1e-5), k
+
+
+def test_the_gpu_layout_with_grouped_convolutions_computes_what_the_cpu_layout_does() -> None:
+    """The stacked image layout (grouped convolutions, batch norm over P*C channels; the GPU's)
+    run here on the CPU: the same logits, gradients and running statistics as the per-member
+    layout, and as each member's own network."""
+    from reglab.training import population_net as pn
+    from reglab.training.network import build_network
+
+    c = cfg(**CNN, residual=True, batch_norm=True)
+    nets = [build_network(c.override({"seed": s}), (1, 8, 8), 10) for s in range(3)]
+    comp = [pn.compile_network(n) for n in nets]
+    flip = pn.transposed(comp[0].ops)
+    x = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(0))
+    got = []
+    pairs = list(zip(nets, comp, strict=True))
+    for split in (True, False):
+        ps = [p.requires_grad_(True) for p in pn.stack([_named(n, k.params, True) for n, k in pairs], flip)]
+        bufs = pn.stack([_named(n, k.buffers, False) for n, k in pairs], set())
+        out = pn.run(comp[0].ops, ps, bufs, x, (1, 8, 8), train=True, split=split)
+        got.append((out, torch.autograd.grad(out.square().sum(), ps), bufs))
+    (o1, g1, b1), (o2, g2, b2) = got
+    assert torch.allclose(o1, o2, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g1, g2, strict=True))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(b1, b2, strict=True))
+    for k, net in enumerate(nets):
+        assert torch.allclose(net.train()(x[k].view(5, 1, 8, 8)), o1[k], atol=1e-5)
+
+
+def _named(net: torch.nn.Module, names: Sequence[str], params: bool) -> list[torch.Tensor]:
+    found = dict(net.named_parameters() if params else net.named_buffers())
+    return [found[n].detach().clone() for n in names]
 
 
 def test_augmentation_is_drawn_by_each_member_as_its_single_run_draws_it() -> None:

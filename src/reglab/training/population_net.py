@@ -190,10 +190,10 @@ class Flow:
     and the members are stacked again only at the flatten, after pooling has made them small).
     ``shape``: one example's shape in one member."""
 
-    __slots__ = ("img", "p", "shape", "t")
+    __slots__ = ("img", "p", "shape", "split", "t")
 
-    def __init__(self, t: Tensor | list[Tensor], img: bool, shape: tuple[int, ...], p: int) -> None:
-        self.t, self.img, self.shape, self.p = t, img, shape, p
+    def __init__(self, t: Tensor | list[Tensor], img: bool, shape: tuple[int, ...], p: int, split: bool) -> None:
+        self.t, self.img, self.shape, self.p, self.split = t, img, shape, p, split
 
     def flat(self) -> Tensor:
         t = self.t
@@ -208,13 +208,13 @@ class Flow:
             raise NotStackable(f"a convolution of inputs shaped {self.shape}")
         assert isinstance(self.t, Tensor)
         x = self.t.reshape(self.p, self.t.shape[1], *self.shape)
-        return x if x.is_cuda else list(x.unbind(0))
+        return list(x.unbind(0)) if self.split else x
 
     def as_flat(self, t: Tensor, shape: tuple[int, ...]) -> Flow:
-        return Flow(t, False, shape, self.p)
+        return Flow(t, False, shape, self.p, self.split)
 
     def as_image(self, t: Images) -> Flow:
-        return Flow(t, True, tuple(t[0].shape[1:] if isinstance(t, list) else t.shape[2:]), self.p)
+        return Flow(t, True, tuple(t[0].shape[1:] if isinstance(t, list) else t.shape[2:]), self.p, self.split)
 
 
 def _each(x: Images, fn: Callable[[Tensor], Tensor]) -> Images:
@@ -231,12 +231,15 @@ def run(
     masks: dict[int, Tensor | None] | None = None,
     train: bool = False,
     widths: dict[int, int] | None = None,
+    split: bool | None = None,
 ) -> Tensor:
     """Logits (P, B, K) of every member for ``x`` (P, B, D), one batch per member (``shape``: one
     example's shape). ``masks``: slot -> dropout masks (P, B, width) (training only); ``train``:
     batch norm with batch statistics (updating the running ones) rather than running ones;
-    ``widths``: filled with each slot's width (one example's numel there)."""
-    flow = _run(ops, params, buffers, Flow(x, False, shape, x.shape[0]), masks or {}, train, widths)
+    ``widths``: filled with each slot's width (one example's numel there); ``split``: image
+    layers per member (default on a CPU) rather than stacked, with grouped convolutions."""
+    split = not x.is_cuda if split is None else split
+    flow = _run(ops, params, buffers, Flow(x, False, shape, x.shape[0], split), masks or {}, train, widths)
     return flow.flat()
 
 
