@@ -389,6 +389,17 @@ def test_population_on_cuda_matches_cpu() -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cnn_population_on_cuda_matches_cpu() -> None:
+    """Grouped convolutions and batch norm over P*C channels on the GPU."""
+    cfgs = [cfg(seed=s, device="cuda", l2=1e-3 * s, batch_norm=True, **CNN) for s in range(3)]
+    gpu = fit_population(cfgs)
+    cpu = fit_population([c.override({"device": "cpu"}) for c in cfgs])
+    for g, c in zip(gpu, cpu, strict=True):
+        assert g.info["device"].startswith("cuda")
+        assert losses(g) == pytest.approx(losses(c), rel=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_population_on_cuda_with_dropout_trains() -> None:
     cfgs = [cfg(seed=s, device="cuda", dropout=0.3, input_noise=0.1, epochs=3) for s in range(4)]
     res = fit_population(cfgs)

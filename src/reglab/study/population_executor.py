@@ -10,9 +10,9 @@ otherwise idle. One worker process of the inner executor trains a population tas
 (:func:`execute_population`, called by :func:`reglab.study.worker.execute_task`) with
 :func:`reglab.training.population.fit_population`; its result carries each member's outcome and is
 fanned out here, so the driver sees one finished outcome per task it submitted, stored exactly as
-single runs are. Tasks that cannot join a population (``train.population: off``, another
-architecture, batch norm, cross-validation folds, ...) pass through to the inner executor
-unchanged; the first of each reason gets a one-line note.
+single runs are. Tasks that cannot join a population (``train.population: off``, the lstm,
+mixup, cross-validation folds, ...) pass through to the inner executor unchanged; the first of
+each reason gets a one-line note.
 
 Per-member epochs and stop requests travel under each member's own key: while the worker reports a
 member's epoch, the population task's ``key`` is that member's (:func:`_reporting_as`), so every
