@@ -222,3 +222,22 @@ def test_a_worker_trains_populations_too(tmp_path: Path, tiny_study: Any) -> Non
     assert res.stats.new == 6 and not res.failed
     pops = [t for t in ex.submitted if isinstance(t, PopulationTask)]
     assert pops and sum(len(p.members) for p in pops) == 6
+
+
+def test_the_data_cache_keeps_both_populations_of_a_round() -> None:
+    """A worker gets either population of a round: the splits of both stay loaded (least recently
+    used ones leave first), so no split is normalized twice."""
+    from reglab.config import RunConfig
+
+    cfgs = [RunConfig().override({"n_train": 100, "split_seed": s}).data for s in range(5)]
+    cache = DataCache()
+    first = cache.get_many(cfgs[:3])
+    cache.get_many(cfgs[3:])
+    again = cache.get_many(cfgs[:3])
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    small = DataCache(size=2)
+    a = small.get(cfgs[0])
+    small.get(cfgs[1])
+    assert small.get(cfgs[0]) is a  # used last: kept
+    small.get(cfgs[2])
+    assert small.peek(cfgs[1]) is None and small.peek(cfgs[0]) is a
