@@ -241,3 +241,37 @@ def test_the_data_cache_keeps_both_populations_of_a_round() -> None:
     assert small.get(cfgs[0]) is a  # used last: kept
     small.get(cfgs[2])
     assert small.peek(cfgs[1]) is None and small.peek(cfgs[0]) is a
+
+
+def test_a_population_a_worker_cannot_build_is_not_formed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Your own model with buffers passes the driver's check but not the worker's: that population
+    trains one at a time with a note, and later runs of the same key go to the workers alone."""
+    import sys
+
+    from reglab.config import RunConfig
+
+    (tmp_path / "bnnets.py").write_text(
+        "from torch import nn\n\n\n"
+        "def make(in_features, n_classes):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.BatchNorm1d(in_features), nn.Linear(in_features, n_classes))\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "bnnets", raising=False)
+    base = RunConfig().override(
+        {"n_train": 200, "epochs": 1, "population": "auto", "model": {"class_path": "bnnets:make"}}
+    )
+    notes: list[str] = []
+    inner = InProcessExecutor(record=True)
+    ex = PopulationExecutor(inner, size=8, say=notes.append)
+    first = [Task(f"a/seed{s}", base.override({"seed": s})) for s in range(3)]
+    out, _ = run_all(ex, first)
+    assert len(ex.populations) == 1 and any("buffers" in n for n in notes)
+    assert all(o.status is RunStatus.COMPLETED for o in out.values())
+    later = [Task(f"b/seed{s}", base.override({"seed": s, "l2": 1e-3})) for s in range(3)]
+    out, _ = run_all(ex, later)
+    ex.close()
+    assert len(ex.populations) == 1 and all(o.status is RunStatus.COMPLETED for o in out.values())
+    assert {t.key for t in inner.submitted} >= {t.key for t in later}

@@ -287,7 +287,7 @@ class _Population:
                 raise PopulationRefused("the members' train/validation splits differ in size")
             if s.n_classes != first.n_classes or s.input_shape != first.input_shape:
                 raise PopulationRefused("the members' data differ in shape")
-        # -- the members' data: each distinct split once, stacked; a member indexes its own --
+        # -- the members' data: each distinct split once; a member reads its own --
         uniq: dict[int, int] = {}
         self.unique: list[DataSplits] = []
         rows = []
@@ -352,7 +352,7 @@ class _Population:
 
         first_layout = self.members[0].layout
         for mb in self.members:
-            if mb.layout.ops != first_layout.ops:
+            if mb.layout.ops != first_layout.ops or mb.layout.params != first_layout.params:
                 raise PopulationRefused("the members' networks differ")
         self.ops = first_layout.ops
         self.flip = pn.transposed(self.ops)
