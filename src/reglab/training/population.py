@@ -352,7 +352,9 @@ class _Population:
 
         first_layout = self.members[0].layout
         for mb in self.members:
-            if mb.layout.ops != first_layout.ops or mb.layout.params != first_layout.params:
+            # built-in networks: the same program (their parameter names differ where dropout
+            # layers shift them); your own model: the same parameters
+            if mb.layout.ops != first_layout.ops or (self.user and mb.layout.params != first_layout.params):
                 raise PopulationRefused("the members' networks differ")
         self.ops = first_layout.ops
         self.flip = pn.transposed(self.ops)
