@@ -275,3 +275,29 @@ def test_a_population_a_worker_cannot_build_is_not_formed_again(
     ex.close()
     assert len(ex.populations) == 1 and all(o.status is RunStatus.COMPLETED for o in out.values())
     assert {t.key for t in inner.submitted} >= {t.key for t in later}
+
+
+def test_grouping_tasks_into_populations_does_not_import_torch() -> None:
+    """The study driver groups tasks (population_check) without torch, as it does everything else."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from reglab.config import RunConfig\n"
+        "from reglab.study.population_executor import PopulationExecutor\n"
+        "from reglab.study.executors import Task\n"
+        "class Inner:\n"
+        "    slots = 2\n"
+        "    def submit(self, t): pass\n"
+        "    def poll(self, timeout): return [], []\n"
+        "    def stop(self, key): pass\n"
+        "    def close(self): pass\n"
+        "ex = PopulationExecutor(Inner())\n"
+        "cfg = RunConfig().override({'population': 'auto', 'dropout': 0.2})\n"
+        "for s in range(4): ex.submit(Task(f'a/seed{s}', cfg.override({'seed': s})))\n"
+        "ex.poll(0)\n"
+        "print(len(ex.populations), 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "False"]

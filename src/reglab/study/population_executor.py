@@ -126,7 +126,7 @@ class PopulationExecutor:
 
     def _flush(self) -> None:
         """Group the buffered tasks and submit the groups (and the loners) to the inner executor."""
-        from reglab.training.population import population_check
+        from reglab.training.population_rules import population_check
 
         if not self._buffer:
             return
