@@ -33,7 +33,7 @@ CPU cores (judged on the wall clock and on CPU time); the MNIST MLP and CNN are 
 judged (on a CPU their steps are dominated by the matrix products and convolutions, which a
 population does not make cheaper; their targets are for GPUs).
 
-Run: ``.venv/bin/python benchmarks/populations.py`` (about 7 minutes); ``--quick`` for a smoke run
+Run: ``.venv/bin/python benchmarks/populations.py`` (5-7 minutes); ``--quick`` for a smoke run
 (fewer epochs, one round, targets not judged); ``--only digits`` runs the workloads whose name
 contains ``digits``.
 """
