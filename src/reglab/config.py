@@ -185,8 +185,9 @@ class TrainConfig(_Frozen):
     # -- populations (reglab.training.population) --
     population: Literal["off", "auto"] = Field(
         "off",
-        description="auto: runs that differ only in seed and per-member scalars (lr, penalties, dropout rate, "
-        "label smoothing, input noise, max-norm) train together as one vectorized model; off: one run at a time",
+        description="auto: runs that differ only in seed and per-member settings (lr, penalties, dropout rate, "
+        "label smoothing, input noise, max-norm, augmentation) train together as one vectorized model; "
+        "off: one run at a time",
     )
     population_size: int = Field(32, ge=1, le=1024, description="most runs trained together as one population")
 

@@ -25,7 +25,7 @@ def tasks(doc: dict[str, Any], models: Path | None = None) -> list[Task]:
 def population_doc(tiny_study: Any, **arms: dict[str, Any]) -> dict[str, Any]:
     doc: dict[str, Any] = tiny_study()
     doc["train"] = {**doc["train"], "population": "auto"}
-    doc["arms"] = arms or {"none": {}, "l2": {"l2": 1e-3}, "bn": {"batch_norm": True}}
+    doc["arms"] = arms or {"none": {}, "l2": {"l2": 1e-3}, "mix": {"mixup": 0.2}}
     return doc
 
 
@@ -48,11 +48,11 @@ def test_members_come_back_as_single_runs_do(tiny_study: Any) -> None:
     ex.close()
     assert set(out) == {t.key for t in todo} and set(seen) == set(out)
     [pop] = ex.populations
-    assert {m.key for m in pop.members} == {t.key for t in todo if not t.key.startswith("bn/")}
-    assert any("bn/seed0" in n and "batch_norm" in n for n in notes)
+    assert {m.key for m in pop.members} == {t.key for t in todo if not t.key.startswith("mix/")}
+    assert any("mix/seed0" in n and "mixup" in n for n in notes)
     inner = ex.inner
     assert isinstance(inner, InProcessExecutor)
-    assert {t.key for t in inner.submitted} == {pop.key} | {t.key for t in todo if t.key.startswith("bn/")}
+    assert {t.key for t in inner.submitted} == {pop.key} | {t.key for t in todo if t.key.startswith("mix/")}
     cache = DataCache()
     for t in todo:
         got = out[t.key]
@@ -205,3 +205,99 @@ def test_a_study_with_populations_stores_every_run_once(
     runs = optuna.load_study(study_name="pop/runs", storage=f"sqlite:///{tmp_path / 'pop' / 'study.db'}").get_trials()
     sizes = [t.user_attrs["info"]["population"]["size"] for t in runs]
     assert len(sizes) == 12 and all(s > 1 for s in sizes)  # really trained as populations
+
+
+def test_a_worker_trains_populations_too(tmp_path: Path, tiny_study: Any) -> None:
+    """``reglab worker`` (protocol.work on a shared storage) wraps its executor as ``reglab run``
+    does: the capable runs reach the executor as populations, every run is stored once."""
+    from reglab.study.protocol import work
+
+    out = tmp_path / "pw"
+    out.mkdir()
+    doc = tiny_study(name="pw", arms={"none": {}, "l2": {"l2": 1.0e-3}}, seeds=3, output=str(out))
+    doc["train"] = {**doc["train"], "population": "auto"}
+    spec = parse_study(doc)
+    ex = InProcessExecutor(record=True)
+    res = work(spec, spec.storage_url(), executor=ex, say=lambda line: None, heartbeat=0.5)
+    assert res.stats.new == 6 and not res.failed
+    pops = [t for t in ex.submitted if isinstance(t, PopulationTask)]
+    assert pops and sum(len(p.members) for p in pops) == 6
+
+
+def test_the_data_cache_keeps_both_populations_of_a_round() -> None:
+    """A worker gets either population of a round: the splits of both stay loaded (least recently
+    used ones leave first), so no split is normalized twice."""
+    from reglab.config import RunConfig
+
+    cfgs = [RunConfig().override({"n_train": 100, "split_seed": s}).data for s in range(5)]
+    cache = DataCache()
+    first = cache.get_many(cfgs[:3])
+    cache.get_many(cfgs[3:])
+    again = cache.get_many(cfgs[:3])
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    small = DataCache(size=2)
+    a = small.get(cfgs[0])
+    small.get(cfgs[1])
+    assert small.get(cfgs[0]) is a  # used last: kept
+    small.get(cfgs[2])
+    assert small.peek(cfgs[1]) is None and small.peek(cfgs[0]) is a
+
+
+def test_a_population_a_worker_cannot_build_is_not_formed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Your own model with buffers passes the driver's check but not the worker's: that population
+    trains one at a time with a note, and later runs of the same key go to the workers alone."""
+    import sys
+
+    from reglab.config import RunConfig
+
+    (tmp_path / "bnnets.py").write_text(
+        "from torch import nn\n\n\n"
+        "def make(in_features, n_classes):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.BatchNorm1d(in_features), nn.Linear(in_features, n_classes))\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "bnnets", raising=False)
+    base = RunConfig().override(
+        {"n_train": 200, "epochs": 1, "population": "auto", "model": {"class_path": "bnnets:make"}}
+    )
+    notes: list[str] = []
+    inner = InProcessExecutor(record=True)
+    ex = PopulationExecutor(inner, size=8, say=notes.append)
+    first = [Task(f"a/seed{s}", base.override({"seed": s})) for s in range(3)]
+    out, _ = run_all(ex, first)
+    assert len(ex.populations) == 1 and any("buffers" in n for n in notes)
+    assert all(o.status is RunStatus.COMPLETED for o in out.values())
+    later = [Task(f"b/seed{s}", base.override({"seed": s, "l2": 1e-3})) for s in range(3)]
+    out, _ = run_all(ex, later)
+    ex.close()
+    assert len(ex.populations) == 1 and all(o.status is RunStatus.COMPLETED for o in out.values())
+    assert {t.key for t in inner.submitted} >= {t.key for t in later}
+
+
+def test_grouping_tasks_into_populations_does_not_import_torch() -> None:
+    """The study driver groups tasks (population_check) without torch, as it does everything else."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from reglab.config import RunConfig\n"
+        "from reglab.study.population_executor import PopulationExecutor\n"
+        "from reglab.study.executors import Task\n"
+        "class Inner:\n"
+        "    slots = 2\n"
+        "    def submit(self, t): pass\n"
+        "    def poll(self, timeout): return [], []\n"
+        "    def stop(self, key): pass\n"
+        "    def close(self): pass\n"
+        "ex = PopulationExecutor(Inner())\n"
+        "cfg = RunConfig().override({'population': 'auto', 'dropout': 0.2})\n"
+        "for s in range(4): ex.submit(Task(f'a/seed{s}', cfg.override({'seed': s})))\n"
+        "ex.poll(0)\n"
+        "print(len(ex.populations), 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["2", "False"]

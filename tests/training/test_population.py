@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import statistics
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -167,11 +169,10 @@ def test_no_test_read_without_evaluate_test() -> None:
     ("over", "why"),
     [
         ({"population": "off"}, "train.population is off"),
-        ({"arch": "cnn", "hidden": [128]}, "model.arch is cnn"),
-        ({"batch_norm": True}, "regularization.batch_norm"),
+        ({"arch": "lstm"}, "model.arch is lstm"),
         ({"mixup": 0.2}, "regularization.mixup"),
         ({"swa": True, "epochs": 4}, "regularization.swa"),
-        ({"residual": True}, "model.residual"),
+        ({"residual": True, "stochastic_depth": 0.2}, "regularization.stochastic_depth"),
         ({"task": "binary", "name": "breast_cancer"}, "data.task binary"),
     ],
 )
@@ -215,9 +216,182 @@ def test_ten_seeds_single_and_population_agree_statistically() -> None:
     assert m1 > 0.8
 
 
+CNN = {"arch": "cnn", "channels": [4, 8], "fc": 16}
+
+
+@pytest.mark.parametrize(
+    "net",
+    [
+        pytest.param(CNN, id="cnn"),
+        pytest.param({**CNN, "residual": True, "batch_norm": True}, id="residual-cnn-bn"),
+        pytest.param({"hidden": [32, 32], "residual": True}, id="residual-mlp"),
+        pytest.param({"hidden": [32], "batch_norm": True}, id="mlp-bn"),
+    ],
+)
+def test_cnn_residual_and_batch_norm_members_train_as_their_single_runs(net: dict[str, Any]) -> None:
+    """Grouped convolutions, residual blocks and per-member batch-norm statistics: each member's
+    history is its single run's; the kept network (batch-norm running statistics included) is."""
+    cfgs = [
+        cfg(seed=0, split_seed=0, **net),
+        cfg(seed=1, split_seed=1, dropout=0.3, max_norm=1.0, l2=1e-3, lr=0.05, **net),
+        cfg(seed=2, split_seed=2, input_dropout=0.2, weight_decay=1e-2, l1=1e-4, **net),
+    ]
+    pops = fit_population(cfgs, keep_model=True)
+    for c, p in zip(cfgs, pops, strict=True):
+        s = fit(c, keep_model=True)
+        assert p.status == s.status == "completed"
+        for key in ("train_loss", "val_loss", "weight_l2", "penalty"):
+            assert [h[key] for h in p.history] == pytest.approx([h[key] for h in s.history], rel=1e-4, abs=1e-7)
+        assert p.final["test_acc"] == pytest.approx(s.final["test_acc"], abs=2 / 360)
+        assert p.model is not None and s.model is not None
+        mine, theirs = p.model.state_dict(), s.model.state_dict()
+        assert mine.keys() == theirs.keys()
+        for k, v in theirs.items():
+            assert torch.allclose(mine[k].float(), v.float(), rtol=1e-3, atol=1e-5), k
+
+
+def test_the_gpu_layout_with_grouped_convolutions_computes_what_the_cpu_layout_does() -> None:
+    """The stacked image layout (grouped convolutions, batch norm over P*C channels; the GPU's)
+    run here on the CPU: the same logits, gradients and running statistics as the per-member
+    layout, and as each member's own network."""
+    from reglab.training import population_net as pn
+    from reglab.training.network import build_network
+
+    c = cfg(**CNN, residual=True, batch_norm=True)
+    nets = [build_network(c.override({"seed": s}), (1, 8, 8), 10) for s in range(3)]
+    comp = [pn.compile_network(n) for n in nets]
+    flip = pn.transposed(comp[0].ops)
+    x = torch.randn(3, 5, 64, generator=torch.Generator().manual_seed(0))
+    got = []
+    pairs = list(zip(nets, comp, strict=True))
+    for split in (True, False):
+        ps = [p.requires_grad_(True) for p in pn.stack([_named(n, k.params, True) for n, k in pairs], flip)]
+        bufs = pn.stack([_named(n, k.buffers, False) for n, k in pairs], set())
+        out = pn.run(comp[0].ops, ps, bufs, x, (1, 8, 8), train=True, split=split)
+        got.append((out, torch.autograd.grad(out.square().sum(), ps), bufs))
+    (o1, g1, b1), (o2, g2, b2) = got
+    assert torch.allclose(o1, o2, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-4) for a, b in zip(g1, g2, strict=True))
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(b1, b2, strict=True))
+    for k, net in enumerate(nets):
+        assert torch.allclose(net.train()(x[k].view(5, 1, 8, 8)), o1[k], atol=1e-5)
+
+
+def _named(net: torch.nn.Module, names: Sequence[str], params: bool) -> list[torch.Tensor]:
+    found = dict(net.named_parameters() if params else net.named_buffers())
+    return [found[n].detach().clone() for n in names]
+
+
+def test_augmentation_is_drawn_by_each_member_as_its_single_run_draws_it() -> None:
+    """Random affine, pad-and-crop, cutout and input noise: each member's own regularizers draw
+    from its own generator, members without augmentation share the population unchanged."""
+    aug = {"augment": {"shift": 0.1, "rotation": 10.0, "crop_padding": 1}}
+    cfgs = [
+        cfg(seed=0, **CNN, **aug),
+        cfg(seed=1, **CNN, cutout=3, input_noise=0.1),
+        cfg(seed=2, **CNN),
+        cfg(seed=3, hidden=[32], **aug),
+    ]
+    assert population_key(cfgs[0]) == population_key(cfgs[1]) == population_key(cfgs[2])
+    pops = fit_population(cfgs[:3]) + fit_population(cfgs[3:])
+    for c, p in zip(cfgs, pops, strict=True):
+        assert losses(p) == pytest.approx(losses(fit(c)), rel=1e-4)
+
+
+def test_a_cnn_member_stops_early_on_its_own_and_populations_repeat() -> None:
+    """Member 0 (a learning rate too small to improve by min_delta) stops after epoch 2 with its
+    epoch-1 weights; member 1 trains on; the same seeds give the same population."""
+    es = {"epochs": 4, "early_stopping": {"patience": 1, "min_delta": 1e-4}}
+    cfgs = [cfg(seed=0, lr=1e-9, **es, **CNN), cfg(seed=1, lr=0.05, dropout=0.2, **es, **CNN)]
+    a, b = fit_population(cfgs), fit_population(cfgs)
+    assert [timeless(r) for r in a] == [timeless(r) for r in b] and [r.final for r in a] == [r.final for r in b]
+    stopped, going = a
+    assert stopped.info["epochs_run"] == 2 and stopped.final["best_epoch"] == 1 and going.info["epochs_run"] == 4
+    single = fit(cfgs[0])
+    assert stopped.final["test_acc"] == pytest.approx(single.final["test_acc"], abs=1e-9)
+    assert stopped.final["val_loss"] == pytest.approx(single.final["val_loss"], rel=1e-5)
+
+
+def test_ten_cnn_seeds_single_and_population_agree_statistically() -> None:
+    net = {**CNN, "channels": [8, 16], "fc": 32, "optimizer": "adam", "lr": 3e-3, "dropout": 0.2}
+    cfgs = [cfg(seed=s, split_seed=s, n_train=None, epochs=3, **net) for s in range(10)]
+    single = [fit(c, evaluate_test=False).final["val_acc"] for c in cfgs]
+    pop = [r.final["val_acc"] for r in fit_population(cfgs, evaluate_test=False)]
+    (m1, h1), (m2, h2) = _mean_ci(single), _mean_ci(pop)
+    assert abs(m1 - m2) <= max(h1, h2)
+    assert m1 > 0.7
+
+
+OWN_NETS = """
+from torch import nn
+
+
+class Small(nn.Module):
+    def __init__(self, in_features, n_classes, width=16, dropout=0.0):
+        super().__init__()
+        drop = [nn.Dropout(dropout)] if dropout else []
+        layers = [nn.Flatten(), nn.Linear(in_features, width), nn.Tanh(), *drop, nn.Linear(width, n_classes)]
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class Normed(nn.Module):
+    def __init__(self, in_features, n_classes):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.BatchNorm1d(in_features), nn.Linear(in_features, n_classes))
+
+    def forward(self, x):
+        return self.body(x)
+"""
+
+
+@pytest.fixture
+def own_nets(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> str:
+    (tmp_path / "popnets.py").write_text(OWN_NETS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "popnets", raising=False)
+    return "popnets"
+
+
+def own(name: str, **over: Any) -> RunConfig:
+    base = {k: v for k, v in TINY.items() if k != "hidden"}
+    return RunConfig().override({**base, "model": {"class_path": f"popnets:{name}"}, **over})
+
+
+def test_your_own_model_trains_as_a_population_with_torch_func(own_nets: str) -> None:
+    """vmap over functional_call: each member is its single run (its scalars, its kept weights);
+    a model with buffers or its own dropout falls back, saying why."""
+    cfgs = [own("Small", seed=0), own("Small", seed=1, l2=1e-3, lr=0.05, max_norm=1.0), own("Small", seed=2, l1=1e-4)]
+    assert len({population_key(c) for c in cfgs}) == 1 and population_key(cfgs[0]) is not None
+    for c, p in zip(cfgs, fit_population(cfgs, keep_model=True), strict=True):
+        s = fit(c, keep_model=True)
+        assert losses(p) == pytest.approx(losses(s), rel=1e-4)
+        assert p.final["test_acc"] == pytest.approx(s.final["test_acc"], abs=2 / 360)
+        assert p.model is not None and s.model is not None
+        for k, v in s.model.state_dict().items():
+            assert torch.allclose(p.model.state_dict()[k], v, rtol=1e-3, atol=1e-5), k
+    with pytest.raises(PopulationRefused, match="buffers"):
+        fit_population([own("Normed", seed=0), own("Normed", seed=1)])
+    with pytest.raises(PopulationRefused, match=r"torch\.func cannot vectorize your own model"):
+        fit_population([own("Small", seed=0, dropout=0.3), own("Small", seed=1, dropout=0.3)])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_population_on_cuda_matches_cpu() -> None:
     cfgs = [cfg(seed=s, device="cuda", l2=1e-3 * s) for s in range(4)]
+    gpu = fit_population(cfgs)
+    cpu = fit_population([c.override({"device": "cpu"}) for c in cfgs])
+    for g, c in zip(gpu, cpu, strict=True):
+        assert g.info["device"].startswith("cuda")
+        assert losses(g) == pytest.approx(losses(c), rel=1e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cnn_population_on_cuda_matches_cpu() -> None:
+    """Grouped convolutions and batch norm over P*C channels on the GPU."""
+    cfgs = [cfg(seed=s, device="cuda", l2=1e-3 * s, batch_norm=True, **CNN) for s in range(3)]
     gpu = fit_population(cfgs)
     cpu = fit_population([c.override({"device": "cpu"}) for c in cfgs])
     for g, c in zip(gpu, cpu, strict=True):

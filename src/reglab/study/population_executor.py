@@ -10,9 +10,9 @@ otherwise idle. One worker process of the inner executor trains a population tas
 (:func:`execute_population`, called by :func:`reglab.study.worker.execute_task`) with
 :func:`reglab.training.population.fit_population`; its result carries each member's outcome and is
 fanned out here, so the driver sees one finished outcome per task it submitted, stored exactly as
-single runs are. Tasks that cannot join a population (``train.population: off``, another
-architecture, batch norm, cross-validation folds, ...) pass through to the inner executor
-unchanged; the first of each reason gets a one-line note.
+single runs are. Tasks that cannot join a population (``train.population: off``, the lstm,
+mixup, cross-validation folds, ...) pass through to the inner executor unchanged; the first of
+each reason gets a one-line note.
 
 Per-member epochs and stop requests travel under each member's own key: while the worker reports a
 member's epoch, the population task's ``key`` is that member's (:func:`_reporting_as`), so every
@@ -109,6 +109,8 @@ class PopulationExecutor:
         self._buffer: list[Task] = []
         self._stopped: set[str] = set()
         self._reasons: set[str] = set()
+        self._keys: dict[str, str] = {}  # population job -> its members' population key
+        self._refused: set[str] = set()  # keys whose population a worker could not build (e.g. your model's buffers)
 
     def submit(self, task: Task) -> None:
         self._buffer.append(task)
@@ -124,7 +126,7 @@ class PopulationExecutor:
 
     def _flush(self) -> None:
         """Group the buffered tasks and submit the groups (and the loners) to the inner executor."""
-        from reglab.training.population import population_check
+        from reglab.training.population_rules import population_check
 
         if not self._buffer:
             return
@@ -134,6 +136,9 @@ class PopulationExecutor:
             key, why = population_check(t.config)
             if t.folds:
                 key, why = None, "cross-validation folds (search.cv)"
+            if key in self._refused:  # a worker found it out: the rest train alone, in parallel
+                alone.append(t)
+                continue
             if key is None:
                 alone.append(t)
                 if t.config.train.population == "auto" and why and why not in self._reasons:
@@ -164,6 +169,7 @@ class PopulationExecutor:
                 members=tuple(chunk),
             )
             self.populations.append(pop)
+            self._keys[pop.key] = population_check(chunk[0].config)[0] or ""
             self.inner.submit(pop)
         for t in alone:
             self.inner.submit(t)
@@ -180,8 +186,9 @@ class PopulationExecutor:
                 out.append((task, outcome))
                 continue
             per = outcome.info.get("population") if outcome.status is RunStatus.COMPLETED else None
-            if outcome.info.get("note"):
+            if outcome.info.get("note"):  # trained one at a time: the worker could not build the population
                 self._note(f"  {outcome.info['note']}")
+                self._refused.add(self._keys.get(task.key, ""))
             for m in members:
                 got = per.get(m.key) if isinstance(per, dict) else None
                 if got is None:  # the whole job failed (e.g. its worker process died)

@@ -243,6 +243,7 @@ def _work(
     beat = heartbeat or min(10.0, stale_after / 4)
     own = executor is None
     ex = executor or LocalExecutor(jobs or spec.jobs or default_jobs())
+    tune_ex, confirm_ex = _populations(spec, ex, say)
     observer = Lines(say)
     say(f"worker {wid}: study {spec.name!r} in {mask_url(url)}, {ex.slots} parallel runs")
     confirm, store = spec, None
@@ -250,13 +251,13 @@ def _work(
         tuning = None
         if spec.search is not None:
             budget = SharedBudget(db, spec.name + TUNE_INFIX, wid, stale_after, beat)
-            tuning = tune(spec, url, ex, budget, observer, new=False, storage=db)
+            tuning = tune(spec, url, tune_ex, budget, observer, new=False, storage=db)
             confirm = spec.with_tuned(best_params(spec, tuning))
         store = _open_store(spec, confirm, url, False, db)
         confirm.output_dir().mkdir(parents=True, exist_ok=True)
         write_resolved(confirm, url)
         ledger = SharedLedger(wid, stale_after, beat)
-        stats = confirm_runs(confirm, store, ex, ledger, observer)
+        stats = confirm_runs(confirm, store, confirm_ex, ledger, observer)
         end = store.claim_state(ledger.keys, stale_after, ledger.since)
         say(
             f"worker {wid}: {stats.new} runs stored by this worker; {end.done} of {len(ledger.keys)} runs done"

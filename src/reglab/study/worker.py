@@ -28,30 +28,34 @@ class Report(Protocol):
 
 
 class DataCache:
-    """Datasets loaded by one worker, keyed by their configuration (at most ``size`` of them)."""
+    """Datasets loaded by one worker, keyed by their configuration (at most ``size`` of them; the
+    least recently used one goes first)."""
 
     def __init__(self, size: int = 4) -> None:
         self.size = size
-        self._items: dict[str, DataSplits | StreamSplits] = {}
+        self._items: dict[str, DataSplits | StreamSplits] = {}  # least recently used first
 
     def get(self, cfg: DataConfig) -> DataSplits | StreamSplits:
         """In memory, or streamed when larger than the memory budget (``data.memory_budget_mb``)."""
         from reglab.data.streaming import open_data
 
         key = cfg.model_dump_json()
-        if key not in self._items:
-            if len(self._items) >= self.size:
-                self._items.clear()
-            self._items[key] = open_data(cfg)
-        data = self._items[key]
+        data = self._items.pop(key, None)
+        if data is None:
+            while self._items and len(self._items) >= self.size:
+                del self._items[next(iter(self._items))]
+            data = open_data(cfg)
+        self._items[key] = data
         data.test = data.test.fresh()  # each run's single test read is counted on its own
         return data
 
     def get_many(self, cfgs: list[DataConfig]) -> list[DataSplits | StreamSplits]:
         """The splits of each config (a population's members); each distinct config is loaded once
-        and gets one test-split guard, and the cache grows to hold them all at once."""
+        and gets one test-split guard. The cache grows to hold them all at once, and two more: a
+        worker gets either population of a round, and each split of a study (one per seed) costs
+        a full split and normalization when it is loaded again."""
         distinct = {c.model_dump_json(): c for c in cfgs}
-        self.size = max(self.size, len(distinct))
+        self.size = max(self.size, len(distinct) + 2)
         got = {k: self.get(c) for k, c in distinct.items()}
         return [got[c.model_dump_json()] for c in cfgs]
 
