@@ -150,6 +150,35 @@ def test_local_processes(tiny_study: Any, executor: LocalExecutor) -> None:
     assert all(o.status is RunStatus.COMPLETED for k, o in out.items() if k != "none/seed0")
 
 
+@pytest.mark.slow
+def test_local_stop_requests_marked_once_and_not_for_a_later_run_of_the_key(
+    tiny_study: Any, executor: LocalExecutor
+) -> None:
+    """The worker pool's stop board: a repeated stop request writes one mark (a population re-sends
+    its members' requests), and a stop meant for a run never stops a later run of the same key."""
+    doc: dict[str, Any] = tiny_study()
+    doc["arms"] = {"none": {}}
+    task = tasks(doc)[0]
+    epochs = parse_study(doc).arm("none").config.train.epochs
+
+    def finish() -> RunOutcome:
+        while True:
+            _, finished = executor.poll(0.1)
+            if finished:
+                return finished[0][1]
+
+    executor.submit(task)
+    marks = int(executor._board[0])
+    for _ in range(3):
+        executor.stop(task.key)
+    assert int(executor._board[0]) == marks + 1
+    stopped = finish()
+    assert stopped.status is RunStatus.PRUNED and stopped.epochs_spent == 1
+    executor.submit(task)  # the same key again: the earlier request is not for this run
+    again = finish()
+    assert again.status is RunStatus.COMPLETED and again.epochs_spent == epochs > 1
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_population_study_tasks_on_cuda(tiny_study: Any) -> None:
     doc = population_doc(tiny_study, none={}, l2={"l2": 1e-3})

@@ -236,8 +236,8 @@ class LocalExecutor:
 
     def stop(self, key: str) -> None:
         seq = self._seq_of.get(key)
-        if seq is None or self._board is None:  # never submitted here
-            return
+        if seq is None or self._board is None or key in self._stopped:  # never submitted here, or already marked:
+            return  # a repeated request (a population re-sends its members') must not crowd the board
         self._stopped.add(key)
         n = self._board[0]
         self._board[1 + n % STOP_BOARD] = _stop_mark(seq, key)
