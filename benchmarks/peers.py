@@ -864,12 +864,15 @@ def main(argv: list[str] | None = None) -> int:
 
         return cmd
 
+    def reglab_run(study: str) -> Callable[[Path], list[str]]:
+        return lambda d: [*reglab_cmd, "run", str(work / study), "-j", "1", "--no-progress"]
+
     contenders = [
         Contender(
             "reglab",
             "reglab run (search + confirmation + report)",
             "study",
-            lambda d: [*reglab_cmd, "run", str(work / "peers-study.yaml"), "-j", "1", "--no-progress"],
+            reglab_run("peers-study.yaml"),
             kind="reglab",
             out=work / "reglab-study",
         ),
@@ -914,7 +917,7 @@ def main(argv: list[str] | None = None) -> int:
             "reglab-tiny",
             "reglab run, 1 trial x 1 epoch",
             "tiny",
-            lambda d: [*reglab_cmd, "run", str(work / "peers-tiny.yaml"), "-j", "1", "--no-progress"],
+            reglab_run("peers-tiny.yaml"),
             kind="reglab",
             out=work / "reglab-tiny",
         ),

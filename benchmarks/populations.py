@@ -131,18 +131,23 @@ def digits_trials(epochs: int) -> Workload:
     )
 
 
-def mnist_mlp(epochs: int) -> Workload | None:
-    folder = SHARED_DATA / "mnist"
-    if not all((folder / f).exists() for f in MNIST_FILES):
-        return None
-    doc = {
-        "name": "bench-mnist",
-        "data": {"name": "mnist", "data_dir": str(SHARED_DATA), "download": False},
-        "model": {"arch": "mlp", "hidden": [256, 128]},
+def _mnist_study(name: str, model: dict[str, Any], epochs: int, **data: Any) -> dict[str, Any]:
+    """5 seeds of one network on real MNIST (plain SGD, batch 64)."""
+    return {
+        "name": name,
+        "data": {"name": "mnist", "data_dir": str(SHARED_DATA), "download": False, **data},
+        "model": model,
         "train": {"optimizer": "sgd", "lr": 0.05, "epochs": epochs, "batch_size": 64, "device": "cpu"},
         "arms": {"none": {}},
         "seeds": 5,
     }
+
+
+def mnist_mlp(epochs: int) -> Workload | None:
+    folder = SHARED_DATA / "mnist"
+    if not all((folder / f).exists() for f in MNIST_FILES):
+        return None
+    doc = _mnist_study("bench-mnist", {"arch": "mlp", "hidden": [256, 128]}, epochs)
     return Workload(
         f"MNIST MLP 784-256-128-10: 5 seeds, {epochs} epoch(s)",
         lambda pop: _study_tasks(doc, pop),
@@ -155,20 +160,8 @@ def mnist_cnn(epochs: int) -> Workload | None:
     folder = SHARED_DATA / "mnist"
     if not all((folder / f).exists() for f in MNIST_FILES):
         return None
-    doc = {
-        "name": "bench-mnist-cnn",
-        "data": {
-            "name": "mnist",
-            "data_dir": str(SHARED_DATA),
-            "download": False,
-            "n_train": 2000,
-            "val_fraction": 0.05,
-        },
-        "model": {"arch": "cnn", "channels": [32, 64], "fc": 128},
-        "train": {"optimizer": "sgd", "lr": 0.05, "epochs": epochs, "batch_size": 64, "device": "cpu"},
-        "arms": {"none": {}},
-        "seeds": 5,
-    }
+    model = {"arch": "cnn", "channels": [32, 64], "fc": 128}
+    doc = _mnist_study("bench-mnist-cnn", model, epochs, n_train=2000, val_fraction=0.05)
     return Workload(
         f"MNIST CNN 32-64-128: 5 seeds, 2000 images, {epochs} epoch(s)",
         lambda pop: _study_tasks(doc, pop),

@@ -201,6 +201,6 @@ def test_first_screen_in_headless_chromium(chromium: Any, tmp_path: Path) -> Non
     ],
 )
 def test_the_verdict_table_shows_the_deciding_number_of_a_diagnosis(reason: str, short: str) -> None:
-    from reglab.report.verdict import short_reason
+    from reglab.stats.diagnosis import Diagnosis
 
-    assert short_reason(reason) == short
+    assert Diagnosis(label="good fit", reason=reason, recommendation="").short == short

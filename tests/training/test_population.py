@@ -379,19 +379,13 @@ def test_your_own_model_trains_as_a_population_with_torch_func(own_nets: str) ->
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_population_on_cuda_matches_cpu() -> None:
-    cfgs = [cfg(seed=s, device="cuda", l2=1e-3 * s) for s in range(4)]
-    gpu = fit_population(cfgs)
-    cpu = fit_population([c.override({"device": "cpu"}) for c in cfgs])
-    for g, c in zip(gpu, cpu, strict=True):
-        assert g.info["device"].startswith("cuda")
-        assert losses(g) == pytest.approx(losses(c), rel=1e-3)
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-def test_cnn_population_on_cuda_matches_cpu() -> None:
-    """Grouped convolutions and batch norm over P*C channels on the GPU."""
-    cfgs = [cfg(seed=s, device="cuda", l2=1e-3 * s, batch_norm=True, **CNN) for s in range(3)]
+@pytest.mark.parametrize(
+    "network",
+    [{}, {"batch_norm": True, **CNN}],  # MLP; grouped convolutions and batch norm over P*C channels
+    ids=["mlp", "cnn-bn"],
+)
+def test_population_on_cuda_matches_cpu(network: dict[str, Any]) -> None:
+    cfgs = [cfg(seed=s, device="cuda", l2=1e-3 * s, **network) for s in range(3)]
     gpu = fit_population(cfgs)
     cpu = fit_population([c.override({"device": "cpu"}) for c in cfgs])
     for g, c in zip(gpu, cpu, strict=True):

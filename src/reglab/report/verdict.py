@@ -69,23 +69,11 @@ def verdict_row(v: ReportView, arm: str, a: ArmSummary) -> dict[str, Any]:
         "diagnosis": None if d is None else d.label,
         "diagnosis_class": DIAGNOSIS_CLASS.get(str(None if d is None else d.label), "neutral"),
         "reason": None if d is None else d.reason,
-        "reason_short": None if d is None else short_reason(d.reason),
+        "reason_short": None if d is None else d.short,
         "recommendation": None if d is None else d.recommendation,
         "ensemble": cell(fmt_value("acc", a.ensemble_test_acc), a.ensemble_test_acc, "ensemble_test_acc"),
         "gap": cell(fmt_diff("gap" if v.summary.gap_metric == "acc" else "rmse", gap), gap, "gap"),
     }
-
-
-def short_reason(reason: str) -> str:
-    """The deciding comparison of a diagnosis reason, for one line of the verdict table (the whole
-    reason is its tooltip; the thresholds are printed under the table): "train − validation gap
-    9.1 pp > 3.0 pp (training error 0.0 % ≤ 5.0 %)" -> "gap 9.1 pp > 3.0 pp", with "near
-    threshold" kept when the label could flip."""
-    from reglab.stats.diagnosis import NEAR_NOTE
-
-    head = reason.split(" (")[0].split("; ")[0].split(", ")[0]
-    head = head.replace("train − validation ", "").replace("training error", "train error")
-    return f"{head} · near threshold" if NEAR_NOTE in reason else head
 
 
 def headline(v: ReportView) -> tuple[str, str]:

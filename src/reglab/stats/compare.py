@@ -148,13 +148,12 @@ def paired_compare(
         raise ValueError("paired samples must have the same length")
     d = a - b
     s = describe(d, confidence)
+    t_p = w_p = 1.0  # one pair (or none): nothing to test
     if len(d) >= 2:
         from scipy import stats  # imported when used: a tuning driver never needs it
-    if len(d) >= 2 and np.ptp(d) > 0:
-        t_p = float(stats.ttest_rel(a, b).pvalue)
-    else:
-        t_p = 1.0 if len(d) < 2 or np.all(d == 0) else 0.0
-    w_p = float(stats.wilcoxon(d).pvalue) if len(d) >= 2 and np.any(d != 0) else 1.0
+
+        t_p = float(stats.ttest_rel(a, b).pvalue) if np.ptp(d) > 0 else (1.0 if np.all(d == 0) else 0.0)
+        w_p = float(stats.wilcoxon(d).pvalue) if np.any(d != 0) else 1.0
     p, lo, hi = probability_of_improvement(d if higher_is_better else -d, confidence=confidence)
     return PairedComparison(
         n=len(d),

@@ -50,6 +50,15 @@ class Diagnosis(BaseModel):
     def to_dict(self) -> dict[str, str]:
         return self.model_dump()
 
+    @property
+    def short(self) -> str:
+        """The deciding comparison alone, for one table cell: the reason's first clause, as
+        :func:`_diagnose` writes it ("train − validation gap 9.1 pp > 3.0 pp (training error ...)"
+        -> "gap 9.1 pp > 3.0 pp"), with "near threshold" kept when the label could flip."""
+        head = self.reason.split(" (")[0].split("; ")[0].split(", ")[0]
+        head = head.replace("train − validation ", "").replace("training error", "train error")
+        return f"{head} · near threshold" if NEAR_NOTE in self.reason else head
+
 
 NEAR = 0.2  # a deciding number within 20 % of its threshold is called "near the threshold"
 NEAR_NOTE = "near the threshold: other seeds could flip this label"

@@ -111,15 +111,12 @@ def export_models(study_dir: str | Path, arm: str | None = None, to: str | Path 
 def _expected_config(root: Path, arm: str, seed: int) -> RunConfig | None:
     """The run configuration the study gives ``arm``'s seed now (from ``config.resolved.yaml``),
     or None when that file cannot be read (then the models' own configurations are all there is)."""
-    from reglab.config import RunConfig
-    from reglab.study.spec import Arm
+    from reglab.study.outputs import read_resolved_arms
 
     try:
-        doc = yaml.safe_load((root / "config.resolved.yaml").read_text(encoding="utf-8"))
-        base = RunConfig.model_validate(doc["arms"][arm]["config"])
-    except Exception:
+        return read_resolved_arms(root)[arm].run_config(seed)
+    except (ReglabError, KeyError):
         return None
-    return Arm(name=arm, overrides={}, fixed={}, config=base, space={}).run_config(seed)
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:

@@ -19,7 +19,7 @@ from reglab.urls import mask_url
 if TYPE_CHECKING:
     from reglab.study.protocol import ProtocolStats
     from reglab.study.results import StudyResults
-    from reglab.study.spec import StudySpec
+    from reglab.study.spec import Arm, StudySpec
     from reglab.study.storage import RunStore
     from reglab.tuning.insight import ArmTuning
 
@@ -45,6 +45,30 @@ def write_resolved(spec: StudySpec, url: str) -> None:
     """The study with every arm's full run configuration, next to its results."""
     doc = {**spec.resolved(), "storage": mask_url(url)}
     write_atomic(spec.output_dir() / "config.resolved.yaml", yaml.safe_dump(doc, sort_keys=False))
+
+
+def read_resolved_arms(out: Path) -> dict[str, Arm]:
+    """Every arm as the study in ``out`` confirmed it (tuned values included), rebuilt from its
+    ``config.resolved.yaml``: ``arms[name].run_config(seed)`` is the configuration of a run."""
+    from reglab.config import RunConfig
+    from reglab.errors import ReglabError
+    from reglab.study.spec import Arm
+
+    path = out / "config.resolved.yaml"
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return {
+            name: Arm(
+                name=name,
+                overrides=a.get("overrides") or {},
+                fixed=a.get("overrides") or {},
+                config=RunConfig.model_validate(a["config"]),
+                space={},
+            )
+            for name, a in doc["arms"].items()
+        }
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as err:
+        raise ReglabError(f"{path}: cannot read the arms' settings ({type(err).__name__}); rerun the study") from None
 
 
 def write_tuning(spec: StudySpec, url: str, results: dict[str, ArmTuning], out: Path) -> None:

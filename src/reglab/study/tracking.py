@@ -30,9 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from reglab.errors import ReglabError
+from reglab.study.outputs import read_resolved_arms
 from reglab.urls import mask_url
 
 if TYPE_CHECKING:
@@ -141,29 +140,6 @@ def _histories(rows: list[dict[str, str]]) -> dict[tuple[str, int], dict[str, li
     return out
 
 
-def _run_configs(out: Path) -> dict[str, Any]:
-    """Every arm's :class:`~reglab.study.spec.Arm` as the study confirmed it (tuned values
-    included), rebuilt from ``config.resolved.yaml``."""
-    from reglab.config import RunConfig
-    from reglab.study.spec import Arm
-
-    path = out / "config.resolved.yaml"
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return {
-            name: Arm(
-                name=name,
-                overrides=a.get("overrides") or {},
-                fixed=a.get("overrides") or {},
-                config=RunConfig.model_validate(a["config"]),
-                space={},
-            )
-            for name, a in doc["arms"].items()
-        }
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as err:
-        raise ReglabError(f"{path}: cannot read the arms' settings ({type(err).__name__}); rerun the study") from None
-
-
 def _tuning(out: Path) -> dict[str, Any]:
     """``tuning.json``'s arms (typed), or nothing for a study without a search."""
     from reglab.tuning.insight import ArmTuning
@@ -185,7 +161,7 @@ def read_study(output_dir: str | Path) -> TrackedStudy:
     out = Path(output_dir)
     summary = StudySummary.of_output(out)
     fingerprint = summary.fingerprint or "unknown"
-    arms = _run_configs(out)
+    arms = read_resolved_arms(out)
     tuning = _tuning(out)
     histories = _histories(_read_csv(out / "runs.csv"))
     runs: list[TrackedRun] = []
