@@ -14,10 +14,9 @@ single runs are. Tasks that cannot join a population (``train.population: off``,
 mixup, cross-validation folds, ...) pass through to the inner executor unchanged; the first of
 each reason gets a one-line note.
 
-Per-member epochs and stop requests travel under each member's own key: while the worker reports a
-member's epoch, the population task's ``key`` is that member's (:func:`_reporting_as`), so every
-executor's reporting channel - which reads ``task.key`` when an epoch is reported - files the event
-under the member and answers the member's stop request (pruning) without knowing populations.
+Per-member epochs and stop requests travel under each member's own key: the worker reports a
+member's epoch as ``report(record, member_key)``, so every executor's reporting channel files the
+event under the member and answers the member's stop request (pruning) without knowing populations.
 """
 
 from __future__ import annotations
