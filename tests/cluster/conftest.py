@@ -33,6 +33,8 @@ from typing import Any
 import pytest
 from clusterlib import VENV_BIN, free_port, reglab_env, write_study
 
+from cilib import unavailable
+
 # -- PostgreSQL -----------------------------------------------------------------------------------
 
 
@@ -142,7 +144,7 @@ def postgres() -> Iterator[Postgres]:
     bindir = _pg_bindir()
     if bindir is None:
         if not _may_install():
-            pytest.skip(
+            unavailable(
                 "PostgreSQL server binaries (initdb, pg_ctl) not found; install the Debian package "
                 "'postgresql', or run as root with CI=true or REGLAB_INSTALL_SERVERS=1 to install it"
             )
@@ -153,7 +155,7 @@ def postgres() -> Iterator[Postgres]:
     try:
         import psycopg2  # noqa: F401
     except ImportError:
-        pytest.skip("psycopg2 is not installed: pip install 'reglab[cluster]'")
+        unavailable("psycopg2 is not installed: pip install 'reglab[cluster]'")
     run_as = _server_user()
     root = Path(tempfile.mkdtemp(prefix="reglab-pg-"))
     data, sock = root / "data", root / "sock"
@@ -324,9 +326,9 @@ def ray_cluster() -> Iterator[RayCluster]:
     try:
         import ray  # noqa: F401
     except ImportError:
-        pytest.skip("Ray is not installed: pip install 'reglab[cluster]'")
+        unavailable("Ray is not installed: pip install 'reglab[cluster]'")
     if not ray_bin.exists():
-        pytest.skip(f"the ray command is not in {VENV_BIN}")
+        unavailable(f"the ray command is not in {VENV_BIN}")
     with _machine_lock("reglab-ray-tests.lock"):
         temp = Path(tempfile.mkdtemp(prefix="reglab-ray-"))
         port = free_port()

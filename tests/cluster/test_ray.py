@@ -42,16 +42,21 @@ def test_study_runs_on_a_ray_cluster(ray_cluster: Any, study_dir: Any, tmp_path:
     assert {a: summary["arms"][a]["n_completed"] for a in ("none", "l2")} == {"none": 3, "l2": 3}
 
 
+EPOCHS = 30
+
+
 def test_tuning_on_ray_prunes_through_the_executor(ray_cluster: Any, study_dir: Any, tmp_path: Path) -> None:
     """Per-epoch values travel task -> channel actor -> driver -> pruner, and the stop flag back."""
     import optuna
 
     doc = small_study(
         name="ray-prune",
-        # epochs of ~0.1 s (not milliseconds), so a stop request lands while the run still trains
-        data={"name": "digits", "n_train": 1000},
+        # epochs of ~0.05 s (not milliseconds) and many of them, so a stop request lands while the run
+        # still trains even when the machine is busy (a stop takes a few epochs to travel back: the
+        # pruner decides after it has the epoch's value, and the run sees the flag at an epoch's end)
+        data={"name": "digits", "n_train": 500},
         model={"hidden": [256, 256]},
-        train={"epochs": 8, "batch_size": 8, "optimizer": "sgd", "device": "cpu"},
+        train={"epochs": EPOCHS, "batch_size": 8, "optimizer": "sgd", "device": "cpu"},
         arms={"sgd": {"lr": {"low": 1e-4, "high": 0.3, "log": True}}},
         seeds=2,
         search={"sampler": "random", "trials": 8, "pruner": "median", "startup_trials": 2, "seed": 3},
@@ -60,7 +65,7 @@ def test_tuning_on_ray_prunes_through_the_executor(ray_cluster: Any, study_dir: 
     res = run_reglab(
         ["run", str(study), "--executor", "ray", "--address", ray_cluster.address, "--no-progress"],
         cwd=tmp_path,
-        timeout=240,
+        timeout=480,
     )
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     S = optuna.trial.TrialState
@@ -71,9 +76,9 @@ def test_tuning_on_ray_prunes_through_the_executor(ray_cluster: Any, study_dir: 
     steps = {t.number: (t.state.name, sorted(t.intermediate_values)) for t in trials}
     # every epoch's value reached the pruner, in order (a trial the pruner stopped has a prefix)
     assert all(v == list(range(1, len(v) + 1)) for _, v in steps.values()), steps
-    assert any(len(t.intermediate_values) == 8 for t in complete), steps
+    assert any(len(t.intermediate_values) == EPOCHS for t in complete), steps
     assert pruned, f"the median pruner should stop some of the low-learning-rate trials: {steps}"
-    assert all(len(t.intermediate_values) < 8 for t in pruned), steps  # stopped early, on the cluster
+    assert all(len(t.intermediate_values) < EPOCHS for t in pruned), steps  # stopped early, on the cluster
     _each_once(_sqlite(tmp_path), "ray-prune", {("sgd", 0), ("sgd", 1)})
 
 

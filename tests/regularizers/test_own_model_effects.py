@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -126,25 +127,92 @@ def test_swa_recomputes_the_user_models_batch_norm_statistics(run: Callable[...,
     assert not torch.allclose(last_bn.running_mean, bns[0].running_mean)
 
 
+@pytest.fixture
+def seen(own: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[torch.Tensor]]:
+    """What the user's network and its loss saw in training: ``inputs`` (each training batch given
+    to ``ResNetish.forward``) and ``targets`` (each target given to the cross-entropy)."""
+    got: dict[str, list[torch.Tensor]] = {"inputs": [], "targets": []}
+    forward, cross_entropy = own.ResNetish.forward, torch.nn.functional.cross_entropy
+
+    def recording_forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        if self.training and torch.is_grad_enabled():
+            got["inputs"].append(x.detach().clone())
+        return forward(self, x)
+
+    def recording_loss(logits: torch.Tensor, target: torch.Tensor, *a: Any, **kw: Any) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            got["targets"].append(target.detach().clone())
+        return cross_entropy(logits, target, *a, **kw)
+
+    monkeypatch.setattr(own.ResNetish, "forward", recording_forward)
+    monkeypatch.setattr(torch.nn.functional, "cross_entropy", recording_loss)
+    return got
+
+
+def share_of_training_rows(inputs: list[torch.Tensor], data: DataSplits) -> float:
+    """The share of the examples the network trained on that are, bit for bit, training examples."""
+    rows = {r.numpy().tobytes() for r in data.x_train.reshape(len(data.x_train), -1).float()}
+    seen = torch.cat(inputs).reshape(-1, data.x_train[0].numel()).float()
+    return sum(r.numpy().tobytes() in rows for r in seen) / len(seen)
+
+
+def test_without_regularizers_the_user_cnn_trains_on_the_training_examples_themselves(
+    run: Callable[..., Any], seen: dict[str, list[torch.Tensor]], load: Callable[..., DataSplits]
+) -> None:
+    """The premise of the checks below: with nothing on, every training input is a training
+    example and every target a class index."""
+    run({"epochs": 2})
+    assert share_of_training_rows(seen["inputs"], load(n_train=300)) == 1.0
+    assert all(t.dtype == torch.long and t.ndim == 1 for t in seen["targets"])
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
         {"augment": {"shift": 0.1, "rotation": 10}},
         {"cutout": 3},
         {"mixup": 0.2},
-        {"label_smoothing": 0.1},
         {"input_noise": 0.1},
-        {"early_stopping": {"patience": 1}},
-        {"snapshot": {"cycles": 2}},
-        {"elastic_net": 1e-3},
     ],
     ids=lambda o: next(iter(o)),
 )
-def test_every_model_agnostic_regularizer_trains_the_user_cnn(
-    run: Callable[..., Any], overrides: dict[str, Any]
+def test_input_regularizers_change_what_the_user_cnn_trains_on(
+    run: Callable[..., Any],
+    seen: dict[str, list[torch.Tensor]],
+    load: Callable[..., DataSplits],
+    overrides: dict[str, Any],
 ) -> None:
-    r = run({**overrides, "epochs": 3})
-    assert r.final["val_acc"] >= 0 and all(torch.isfinite(torch.tensor(h["train_loss"])) for h in r.history)
+    r = run({**overrides, "epochs": 2})
+    assert all(math.isfinite(h["train_loss"]) for h in r.history)
+    share = share_of_training_rows(seen["inputs"], load(n_train=300))
+    assert share < 0.5, f"{share:.0%} of the inputs were unaltered training examples"
+
+
+def test_label_smoothing_gives_the_user_cnn_soft_targets(
+    run: Callable[..., Any], seen: dict[str, list[torch.Tensor]]
+) -> None:
+    run({"label_smoothing": 0.1, "epochs": 2})
+    targets = torch.cat(seen["targets"])
+    assert targets.shape[1] == 10 and torch.allclose(targets.sum(1), torch.ones(len(targets)))
+    assert targets.unique().tolist() == pytest.approx([0.01, 0.91])  # (1 - 0.1) onehot + 0.1 / 10
+
+
+def test_early_stopping_stops_the_user_cnn_and_restores_its_best_epoch(run: Callable[..., Any]) -> None:
+    """No later epoch can improve by 10 (``min_delta``): training stops after ``patience`` = 1 more
+    epoch, and the final model is epoch 1's - its validation accuracy is epoch 1's."""
+    r = run({"early_stopping": {"patience": 1, "min_delta": 10.0}, "epochs": 6})
+    assert r.info["early_stopping_best_epoch"] == 1 and r.info["early_stopping_stopped_epoch"] == 2
+    assert len(r.history) == 2
+    assert r.final["val_loss"] == pytest.approx(r.history[0]["val_loss"], rel=1e-5)
+    assert r.final["val_loss"] != pytest.approx(r.history[1]["val_loss"], rel=1e-5)  # not the last epoch's
+
+
+def test_snapshot_ensembles_and_elastic_net_act_on_the_user_cnn(run: Callable[..., Any]) -> None:
+    snap = run({"snapshot": {"cycles": 2}, "epochs": 4})
+    assert snap.info["snapshots"] == 2
+    none, enet = run({"epochs": 4}), run({"elastic_net": 1e-3, "epochs": 4})
+    assert all(h["penalty"] > 0 for h in enet.history) and all(h["penalty"] == 0 for h in none.history)
+    assert enet.final["weight_l1"] < none.final["weight_l1"]
 
 
 def conv1d_net(in_features: int, n_classes: int, width: int = 4) -> nn.Module:

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from cilib import unavailable
+
 SMALL: dict[str, Any] = {
     "data": {"name": "digits", "n_train": 200},
     "model": {"hidden": [32]},
@@ -86,7 +88,7 @@ def ensure_chromium() -> str:
     if found:
         return found
     if not _may_install():
-        pytest.skip(
+        unavailable(
             "headless Chromium not found (/usr/bin/chromium); install it with `apt-get install -y chromium`, "
             "or run as root with CI=true or REGLAB_INSTALL_BROWSER=1 to let the test install it"
         )
@@ -94,10 +96,10 @@ def ensure_chromium() -> str:
     for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]):
         res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
         if res.returncode != 0:
-            pytest.skip(f"installing Chromium failed ({' '.join(cmd)}): {res.stderr.strip()[-300:]}")
+            unavailable(f"installing Chromium failed ({' '.join(cmd)}): {res.stderr.strip()[-300:]}")
     found = _find_chromium()
     if not found:
-        pytest.skip("apt-get installed chromium but no chromium binary was found")
+        unavailable("apt-get installed chromium but no chromium binary was found")
     return found
 
 

@@ -172,3 +172,39 @@ def test_summarizing_and_loading_never_import_torch(tmp_path: Path) -> None:
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_holm_p_values_across_several_arms_are_holms_of_the_paired_t_tests() -> None:
+    """Five arms against the baseline with effects from clear to none: each stored ``p_holm`` is
+    Holm's adjustment (``holm``) of the five paired t-test p-values (SciPy's, computed here), and an
+    arm is significant exactly when its adjusted p-value is below 0.05 - so an arm whose
+    unadjusted p-value is below 0.05 can still be "no significant difference"."""
+    from scipy import stats
+
+    from reglab.stats.compare import holm
+    from reglab.study.results import summarize
+
+    rng = np.random.default_rng(7)
+    effects = {"none": 0.0, "big": 0.03, "mid": 0.006, "small": 0.003, "zero": 0.0, "worse": -0.02}
+    seeds = 10
+    base = 0.9 + 0.003 * np.arange(seeds)
+    values = {a: base + e + (rng.normal(0, 0.005, seeds) if a != "none" else 0.0) for a, e in effects.items()}
+    spec = parse_study({"name": "holm", "arms": {a: {} for a in effects}, "seeds": seeds})
+    recs = {}
+    for a, vs in values.items():
+        for s, v in enumerate(vs):
+            final = {"train_acc": 1.0, "val_acc": float(v), "test_acc": float(v), "test_loss": 0.3}
+            recs[(a, s)] = RunRecord(a, s, RunOutcome(status=RunStatus.COMPLETED, final=final), 0)
+    s = summarize(spec, recs)
+    others = [a for a in effects if a != "none"]
+    raw = [float(stats.ttest_rel(values[a], values["none"]).pvalue) for a in others]
+    expected = holm(raw)
+    comparisons = {a: s.arm(a).comparison for a in others}
+    assert all(c is not None for c in comparisons.values())
+    assert [comparisons[a].t_pvalue for a in others] == pytest.approx(raw, rel=1e-9)  # type: ignore[union-attr]
+    assert [comparisons[a].p_holm for a in others] == pytest.approx(expected, rel=1e-9)  # type: ignore[union-attr]
+    for a, p in zip(others, expected, strict=True):
+        assert comparisons[a].significant == (p < 0.05), (a, p)  # type: ignore[union-attr]
+    # the adjustment matters here: at least one arm is significant before Holm and not after
+    assert any(r < 0.05 <= p for r, p in zip(raw, expected, strict=True)), (raw, expected)
+    assert {comparisons["big"].verdict, comparisons["worse"].verdict} == {"better", "worse"}  # type: ignore[union-attr]

@@ -125,12 +125,47 @@ def test_the_headline_verdict_comes_first_and_differences_are_in_points() -> Non
     assert f"{summary.arm('label_smooth').metric('gap').mean * 100:+.2f} pp" in details
 
 
-def test_interval_disagreement_and_thresholds_are_explained() -> None:
+def holm_note_summary() -> StudySummary:
+    """Five arms against ``none``; ``aug``'s paired differences have a t-statistic of 2.82 on 9
+    degrees of freedom (p = 0.020): its unadjusted 95 % interval excludes 0, but Holm's correction
+    for five comparisons (``big`` and ``worse`` have smaller p-values) raises it to 0.06."""
+    z = np.array([-1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, -0.2, 0.2, 0.0])
+    z = (z - z.mean()) / z.std(ddof=1)
+    base = 0.90 + 0.004 * np.arange(10)
+    sd = 0.004
+    diffs = {
+        "none": np.zeros(10),
+        "big": 0.05 + 0.002 * z,
+        "worse": -0.04 - 0.002 * z,
+        "aug": 2.82 * sd / np.sqrt(10) + sd * z,
+        "zero": 0.0 + sd * z[::-1],
+        "slight": 0.001 + sd * np.roll(z, 3),
+    }
+    spec = parse_study({"name": "holm", "arms": {a: {} for a in diffs}, "seeds": 10})
+    records = {}
+    for arm, d in diffs.items():
+        for s in range(10):
+            test = float(base[s] + d[s])
+            final = {"train_acc": 1.0, "val_acc": test, "test_acc": test, "test_loss": 0.3, "gap": 1.0 - test}
+            records[(arm, s)] = RunRecord(arm, s, RunOutcome(status=RunStatus.COMPLETED, final=final), 0)
+    return summarize(spec, records)
+
+
+def test_an_interval_that_excludes_zero_beside_no_significant_difference_is_explained() -> None:
+    summary = holm_note_summary()
+    aug = summary.arm("aug").comparison
+    assert aug is not None and aug.verdict == "no significant difference"
+    assert aug.ci_low is not None and aug.ci_low > 0 and aug.t_pvalue is not None and aug.t_pvalue < 0.05
+    note = summary.holm_note()
+    assert note is not None and "For aug the unadjusted 95 % interval" in note
+    for other in ("big", "worse", "zero", "slight"):
+        assert f"For {other} " not in note and f"{other} p" not in note
+    assert " ".join(note.split()) in " ".join(_render(summary).split())
+
+
+def test_thresholds_are_explained() -> None:
     summary = demo_like_summary()
     text = " ".join(_render(summary).split())
-    note = summary.holm_note()
-    if note:  # an unadjusted interval excluding 0 next to "no significant difference"
-        assert " ".join(note.split()) in text
     assert "diagnosis thresholds: high bias when training error > 5 %" in text
     assert "high variance when train − validation gap > 3 pp" in text
 

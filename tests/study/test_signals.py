@@ -155,8 +155,52 @@ def test_a_signal_stops_the_study_cleanly_and_the_same_command_resumes(
     assert stored_once(db) == {(a, s): 1 for a in ARMS for s in range(SEEDS)}
 
 
+SECOND_SIGNAL = """
+import os, signal, subprocess, sys, time
+from reglab.cli import _catch_signals
+from reglab.errors import Interrupted
+
+_catch_signals()
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+print(child.pid, flush=True)
+try:
+    os.kill(os.getpid(), signal.SIGINT)
+    time.sleep(600)
+except Interrupted:
+    print("stopping gracefully", flush=True)
+    os.kill(os.getpid(), signal.SIG{second})  # a second signal while the study still shuts down
+    time.sleep(600)  # a shutdown that would take ten minutes
+print("graceful shutdown finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize(("second", "code"), [("INT", 130), ("TERM", 143)])
+def test_a_second_signal_during_the_graceful_stop_exits_at_once_and_kills_the_children(
+    second: str, code: int
+) -> None:
+    """The first Ctrl-C starts the graceful stop; a second one, arriving while it runs, exits at once
+    with 128 + its number and SIGKILLs the children instead of waiting for them (the graceful
+    path would print its last line only after ten minutes)."""
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", SECOND_SIGNAL.format(second=second)], capture_output=True, text=True, timeout=300
+    )
+    assert time.monotonic() - started < 120
+    lines = proc.stdout.splitlines()
+    assert proc.returncode == code, (proc.stdout, proc.stderr)
+    assert lines[1:] == ["stopping gracefully"], proc.stdout  # the graceful path never finished
+    assert proc.stderr == "interrupted again: exiting now\n"
+    child = int(lines[0])
+    deadline = time.monotonic() + 60
+    while alive(child):
+        assert time.monotonic() < deadline, f"child {child} outlived the second signal"
+        time.sleep(0.1)
+
+
 @pytest.mark.slow
 def test_a_second_ctrl_c_exits_at_once(study: Path, tmp_path: Path) -> None:
+    """End to end on a real study: two Ctrl-C in a row (the second may arrive during the graceful
+    stop or be merged with the first by the kernel - both must end in 130 with no child left)."""
     db, log = tmp_path / "out" / "study.db", tmp_path / "run.log"
     proc = start(study, log)
     try:

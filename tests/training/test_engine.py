@@ -292,12 +292,15 @@ def test_penalize_biases_includes_bias_parameters(tiny_cfg: RunConfig, tiny_digi
     assert b.history[0]["penalty"] > a.history[0]["penalty"]
 
 
-def test_resolve_device() -> None:
+def test_resolve_device(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An explicit device is taken as given; ``auto`` prefers CUDA, then Apple's MPS, then the CPU
+    (each availability faked, so every branch is checked on any machine)."""
     assert resolve_device("cpu") == torch.device("cpu")
-    auto = resolve_device("auto")
-    assert auto.type == ("cuda" if torch.cuda.is_available() else auto.type)
-    if not torch.cuda.is_available() and not torch.backends.mps.is_available():
-        assert auto.type == "cpu"
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    for cuda, mps, expected in [(True, True, "cuda"), (False, True, "mps"), (False, False, "cpu")]:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda mps=mps: mps)
+        assert resolve_device("auto").type == expected, (cuda, mps)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
