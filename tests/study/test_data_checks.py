@@ -4,6 +4,7 @@ test split, a class the train split never shows, NaN features, one class, no tar
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -82,3 +83,46 @@ def test_a_class_missing_from_the_train_split_is_refused(tmp_path: Path) -> None
     with pytest.raises(DataError, match=r"the train split has no example of class .* \(10 of 20 classes\)"):
         run_protocol(parse_study(doc), data=(x, y), progress=False)
     assert not (tmp_path / "out" / "study.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("fmt", "data"),
+    [
+        ("csv", {"task": "regression"}),
+        ("parquet", {"task": "regression", "metric": "val_mae"}),
+        ("csv", {"task": "auto"}),
+        ("parquet", {"task": "auto"}),
+    ],
+    ids=["csv-regression", "parquet-regression-mae", "csv-auto", "parquet-auto"],
+)
+def test_a_fractional_target_is_a_regression_study_for_validate_and_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str, data: dict[str, str]
+) -> None:
+    """A continuous target (as most regression targets are) in the user's own CSV or Parquet file:
+    ``data.task: regression`` (with or without a metric) and ``auto`` validate and run."""
+    import pandas as pd
+    import yaml
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(80, 3))
+    df = pd.DataFrame(x, columns=["a", "b", "c"]).assign(price=1.5 * x[:, 0] + 0.1 * rng.normal(size=80))
+    file = tmp_path / f"prices.{fmt}"
+    df.to_csv(file, index=False) if fmt == "csv" else df.to_parquet(file)
+    doc: dict[str, object] = {
+        "name": "reg",
+        "data": {"path": file.name, "target": "price", "task": data["task"]},
+        "model": {"hidden": [8]},
+        "train": {"epochs": 1, "batch_size": 16, "device": "cpu"},
+        "arms": {"none": {}},
+        "seeds": 1,
+        "output": "out",
+    }
+    if "metric" in data:
+        doc["metric"] = {"select": data["metric"], "compare": "test_" + data["metric"].removeprefix("val_")}
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert cli(["validate", str(study)]) == 0, capsys.readouterr().err
+    assert cli(["run", str(study), "--no-progress", "--jobs", "1"]) == 0, capsys.readouterr().err
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
+    metric = data.get("metric", "val_rmse")
+    assert (summary["select_metric"], summary["n_runs"]) == (metric, 1)

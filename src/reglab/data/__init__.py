@@ -181,11 +181,11 @@ def check_source(cfg: DataConfig, task: str | None = None) -> None:
 
         index_folder(cfg)
         return
-    from reglab.data.base import check_raw, check_splits
+    from reglab.data.base import check_splits
 
-    raw = load_raw(cfg)
-    check_raw(raw, task)
-    check_splits(raw, cfg, cfg.name, task)  # as a run would split it: no split empty
+    # checked (check_raw) and split as a run would, for the task the run resolves (data.task, the
+    # dataset's own, else inferred from the target): a regression target is not held to class labels
+    check_splits(load_raw(cfg), cfg, cfg.name, task)
 
 
 def load_data(cfg: DataConfig) -> DataSplits:

@@ -368,34 +368,40 @@ class StudySpec(BaseModel):
 
 def _cheap_task(data: dict[str, Any]) -> str | None:
     """The study's task when it can be known without loading the data: ``data.task`` when set,
-    a registered dataset's declared task, or a CSV file's target read with pandas; else None."""
+    a registered dataset's declared task, or a CSV or Parquet file's target column read with
+    pandas (only that column); else None."""
     task = data.get("task", "auto")
     if task != "auto":
         return task if isinstance(task, str) else None
-    from reglab.data import DATASETS
+    from reglab.data import DATASETS, infer_format
 
     name = data.get("name", "digits")
     path = data.get("path")
-    if isinstance(path, str) and path.endswith(".csv") and data.get("format") in (None, "csv"):
-        name = f"csv:{path}"  # the data: {path: ...} form
+    if isinstance(path, str):  # the data: {path: ..., format: ...} form names no dataset
+        fmt = data.get("format") or infer_format(path)
+        name = f"{fmt}:{path}" if isinstance(fmt, str) else None
     if isinstance(name, str) and name in DATASETS:
         return DATASETS.get(name).task
-    if isinstance(name, str) and name.startswith("csv:"):
-        import pandas as pd
+    fmt, _, file = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if fmt not in ("csv", "parquet") or not file:
+        return None  # other files and your own data: resolved when they are loaded
+    import pandas as pd
 
-        from reglab.data.targets import infer_task
-        from reglab.errors import ReglabError
+    from reglab.data.targets import infer_task
+    from reglab.errors import ReglabError
 
-        column = data.get("target", "target")
-        try:
-            target = pd.read_csv(Path(name[4:]).expanduser(), usecols=[column])[column].dropna()
-        except (OSError, ValueError, TypeError, pd.errors.ParserError):
-            return None  # the loader reports a missing file or column with its own message
-        try:
-            return infer_task(target.to_numpy(), f"{name}: {column!r}")
-        except ReglabError as err:
-            raise ValueError(str(err)) from None
-    return None  # other files and your own data: resolved when they are loaded
+    column = data.get("target", "target")
+    try:
+        if fmt == "csv":
+            target = pd.read_csv(Path(file).expanduser(), usecols=[column])[column]
+        else:
+            target = pd.read_parquet(Path(file).expanduser(), columns=[column])[column]
+    except Exception:  # the loader reports a missing or unreadable file or column with its own message
+        return None
+    try:
+        return infer_task(target.dropna().to_numpy(), f"{name}: {column!r}")
+    except ReglabError as err:
+        raise ValueError(str(err)) from None
 
 
 # -- loading -------------------------------------------------------------------------------------
