@@ -673,8 +673,8 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
         try:
-            out[key] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
+            out[key] = bounded_yaml(text, yaml.SafeLoader, f"--set {key}") if text.strip() else None
+        except (yaml.YAMLError, RecursionError):
             raise ConfigError(f"--set {key}: cannot read {text!r} as a value") from None
     return out
 
@@ -713,6 +713,63 @@ def apply_sets(doc: dict[str, Any], items: list[str]) -> tuple[dict[str, Any], S
     return out, sets
 
 
+MAX_YAML_NODES = 1_000_000  # a study file's values with every alias expanded: far above any real study
+
+
+def expanded_nodes(root: yaml.Node, limit: int) -> int:
+    """How many nodes the YAML document ``root`` has with every alias expanded (a node reached
+    twice counts twice), counted on the composed graph with each node's size memoized, so in time
+    linear in the file; anything above ``limit`` (a document that contains itself included) is
+    ``limit + 1``."""
+    size: dict[int, int] = {}
+    active: set[int] = set()  # the nodes being counted: the path from the root
+
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return []
+
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, counted = stack.pop()
+        if id(node) in size:
+            continue
+        kids = children(node)
+        if counted:
+            active.discard(id(node))
+            size[id(node)] = min(limit + 1, 1 + sum(size[id(k)] for k in kids))
+            continue
+        active.add(id(node))
+        stack.append((node, True))
+        for k in kids:
+            if id(k) in active:  # &a [*a]: unbounded when expanded
+                return limit + 1
+            if id(k) not in size:
+                stack.append((k, False))
+    return size[id(root)]
+
+
+def bounded_yaml(text: str, loader: type[yaml.SafeLoader], where: str) -> Any:
+    """One YAML document read with ``loader``, refused (ConfigError) when its aliases expand it to
+    more than :data:`MAX_YAML_NODES` nodes (a "billion laughs" file): it is checked on the composed
+    node graph, before any value is built, so nothing later walks an unbounded tree."""
+    ld = loader(text)
+    try:
+        node = ld.get_single_node()
+        if node is None:
+            return None
+        if expanded_nodes(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{where}: the document expands to more than {MAX_YAML_NODES:,} values through its aliases "
+                "(*name) or refers to itself; write the values out instead"
+            )
+        return ld.construct_document(node)
+    finally:
+        ld.dispose()
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last would silently win)."""
 
@@ -748,7 +805,7 @@ def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read study file {p}: {err}") from None
     try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        doc = bounded_yaml(text, _UniqueKeyLoader, str(p))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
@@ -756,6 +813,8 @@ def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
+    except ConfigError:  # too large once its aliases are expanded
+        raise
     except Exception as err:  # PyYAML's constructors raise plain errors: !!int x, !!float '', 2001-13-45
         raise ConfigError(f"{p}: invalid YAML: a value cannot be read ({type(err).__name__}: {err})") from None
     if isinstance(doc, dict):
