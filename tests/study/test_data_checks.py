@@ -126,3 +126,32 @@ def test_a_fractional_target_is_a_regression_study_for_validate_and_run(
     summary = json.loads((tmp_path / "out" / "summary.json").read_text(encoding="utf-8"))
     metric = data.get("metric", "val_rmse")
     assert (summary["select_metric"], summary["n_runs"]) == (metric, 1)
+
+
+def test_a_truncated_image_is_refused_by_validate_and_run_before_anything_is_stored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated PNG in an image folder passed ``validate`` (only its header was read); ``run``
+    then failed mid-study, leaving ``study.db``. Both now decode every image first."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        (tmp_path / "imgs" / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(rng.integers(0, 255, (6, 6), dtype=np.uint8), "L").save(
+            tmp_path / "imgs" / f"c{i % 2}" / f"{i}.png"
+        )
+    bad = tmp_path / "imgs" / "c1" / "7.png"
+    bad.write_bytes(bad.read_bytes()[:-30])
+    study = tmp_path / "s.yaml"
+    out = tmp_path / "out"
+    study.write_text(
+        f"name: im\ndata: {{path: imgs}}\nmodel: {{hidden: [8]}}\ntrain: {{epochs: 1, device: cpu}}\n"
+        f"arms: {{none: {{}}}}\nseeds: 1\noutput: {out}\n",
+        encoding="utf-8",
+    )
+    for argv in (["validate", str(study)], ["run", str(study), "--no-progress"]):
+        assert cli(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{bad}: cannot read as an image (" in err, err
+    assert not out.exists()

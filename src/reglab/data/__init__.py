@@ -172,14 +172,15 @@ def is_user_data(cfg: DataConfig) -> bool:
 
 def check_source(cfg: DataConfig, task: str | None = None) -> None:
     """Refuse the user's data before a study stores anything (a run would refuse it anyway):
-    tables, arrays and loaders are read, checked and split (sizes only); an image folder is indexed (its headers
-    read, no pixels). Registered datasets are not loaded here (their files are checked by md5)."""
+    tables, arrays and loaders are read, checked and split (sizes only); every image of an image
+    folder is decoded (a truncated file fails here, not in a run). Registered datasets are not
+    loaded here (their files are checked by md5)."""
     if not is_user_data(cfg):
         return
     if cfg.name.startswith("images:"):
-        from reglab.data.images import index_folder
+        from reglab.data.images import decode_all, index_folder
 
-        index_folder(cfg)
+        decode_all(index_folder(cfg))
         return
     from reglab.data.base import check_splits
 
