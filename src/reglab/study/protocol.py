@@ -344,7 +344,7 @@ def arm_fingerprint(spec: StudySpec, arm: Arm) -> str:
 
     assert spec.search is not None
     payload = {
-        "config": arm.config.model_dump(mode="json"),
+        "config": spec.portable(arm.config),
         "space": arm.space_dump(),
         "search": spec.search.model_dump(exclude={"trials", "timeout"}),
         "metric": spec.metric.select,

@@ -263,6 +263,25 @@ class StudySpec(BaseModel):
         return self
 
     _arm_cache: dict[str, Arm] | None = PrivateAttr(None)
+    _folder: str | None = PrivateAttr(None)  # the study file's folder (absolute): see portable_config
+
+    @property
+    def folder(self) -> str | None:
+        """The folder of the study file this study was read from (None: not read from a file)."""
+        return self._folder
+
+    def located(self, folder: str | Path | None) -> StudySpec:
+        """This study as read from a file in ``folder``: its fingerprints take file paths relative
+        to that folder (:func:`portable_config`)."""
+        import os
+
+        copy = self.model_copy()
+        copy._folder = None if folder is None else os.path.abspath(folder)
+        return copy
+
+    def portable(self, config: RunConfig) -> dict[str, Any]:
+        """``config`` dumped for a fingerprint: see :func:`portable_config`."""
+        return portable_config(config.model_dump(mode="json"), self._folder)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> StudySpec:
         copy = super().model_copy(update=update, deep=deep)
@@ -344,7 +363,7 @@ class StudySpec(BaseModel):
         search budget (trials, timeout) when ``budget`` is False."""
         search = self.search.model_dump(exclude=None if budget else {"trials", "timeout"}) if self.search else None
         payload = {
-            "arms": {a.name: a.config.model_dump(mode="json") for a in self.arm_list},
+            "arms": {a.name: self.portable(a.config) for a in self.arm_list},
             "seeds": self.seed_list,
             "spaces": {a.name: a.space_dump() for a in self.arm_list},
             "search": search,
@@ -642,6 +661,38 @@ def _from_folder(value: Any, folder: Path, scheme: str = "") -> Any:
         return scheme + os.path.abspath(target)
 
 
+def portable_config(dump: dict[str, Any], folder: str | None) -> dict[str, Any]:
+    """A dumped run configuration as it enters a fingerprint: a relative data path (which
+    :func:`relative_to_file` made relative to the current directory) relative to the study file's
+    ``folder`` instead, so the fingerprint is the same wherever the command runs and wherever the
+    checkout lies (workers on other machines, a resume from another directory). For a study run
+    from its own folder that is the path as before; absolute paths stay as they are."""
+    data = dump.get("data")
+    if folder is None or not isinstance(data, dict):
+        return dump
+    import os
+
+    def from_folder(value: Any, scheme: str = "") -> Any:
+        if not isinstance(value, str) or not value.startswith(scheme):
+            return value
+        raw = value[len(scheme) :]
+        if not raw or raw.startswith("~") or os.path.isabs(raw):
+            return value
+        try:
+            return scheme + os.path.relpath(os.path.abspath(raw), folder)
+        except ValueError:  # another drive (Windows)
+            return value
+
+    data = dict(data)
+    if "data_dir" in data:
+        data["data_dir"] = from_folder(data["data_dir"])
+    name = data.get("name")
+    scheme = next((s for s in _FILE_SCHEMES if isinstance(name, str) and name.startswith(s)), None)
+    if scheme is not None:
+        data["name"] = from_folder(name, scheme)
+    return {**dump, "data": data}
+
+
 def relative_to_file(doc: dict[str, Any], folder: Path) -> dict[str, Any]:
     """``data.data_dir``, ``data.path``, a file named in ``data.name`` (``csv:PATH`` ...) and
     ``output`` of a study file are relative to the file's folder, so a study runs from any
@@ -824,7 +875,7 @@ def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
         if not isinstance(doc, dict):
             raise ConfigError(f"{p}: a study file must be a mapping with name, arms, ...")
         doc, applied = apply_sets(doc, sets)
-    return parse_study(doc, str(p), text, applied)
+    return parse_study(doc, str(p), text, applied).located(p.parent)
 
 
 def demo_study(output: str = "reglab-demo", seeds: int | None = None) -> StudySpec:
