@@ -40,6 +40,15 @@ CASES: dict[str, tuple[Callable[[Path], Path], str]] = {
     "missing-label": (lambda p: _csv(p, 40, label=lambda i: "" if i == 3 else str(i % 2)), "label"),
     "one-class": (lambda p: _csv(p, 40, label=lambda i: "0"), "single class"),
     "no-target": (lambda p: _csv(p, 40, header="a,b,c"), "no 'label' column"),
+    # a regression target that float32 standardization overflows: refused, not an infinite RMSE
+    "target-1e300": (
+        lambda p: _csv(p, 40, label=lambda i: "1e300" if i == 7 else f"{i * 0.37:.2f}"),
+        "'label': target values up to 1e+300 in magnitude (first at row 7) are too large to standardize",
+    ),
+    "target-1e30": (
+        lambda p: _csv(p, 40, label=lambda i: "-1e30" if i == 3 else f"{i * 0.37:.2f}"),
+        "'label': target values up to 1e+30 in magnitude (first at row 3) are too large to standardize",
+    ),
 }
 
 
