@@ -49,6 +49,7 @@ from reglab.space import Dim
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAX_SEED = 2**31 - 1  # every seed (+ its base) stays inside what numpy and torch accept
+MAX_RUNS = 5000  # default max_runs: far above the studies reglab is made for (the demo plans 90 runs)
 
 
 class MetricConfig(BaseModel):
@@ -181,6 +182,12 @@ class StudySpec(BaseModel):
         "none",
         description="keep confirmation models as safetensors in <output>/models: all arms, only the best arm's "
         "(decided when every run is done), or none; `reglab export` writes them out",
+    )
+    max_runs: int = Field(
+        MAX_RUNS,
+        ge=1,
+        description="refuse a study that plans more runs than this (arms x seeds, plus tuning trials when the "
+        "search has no time budget): a typo or a generated study file does not start days of training",
     )
 
     @field_validator("name")
@@ -531,6 +538,32 @@ def _arm_errors(per_arm: dict[str, list[tuple[str, str]]], n_arms: int, source: 
     return out
 
 
+def _too_many_runs(spec: StudySpec) -> str | None:
+    """Why the study plans more runs than ``max_runs`` (None if it does not): its confirmation runs,
+    and the tuning trials of arms that tune something when the search has a trial budget and no
+    time budget. Counted from the document, before any arm is built."""
+    from reglab.space import is_dim
+
+    confirm = len(spec.arms) * len(spec.seed_list)
+    s = spec.search
+    trials = 0
+    if s is not None and s.trials is not None and s.timeout is None:
+
+        def tunes(overrides: Any) -> bool:
+            return isinstance(overrides, dict) and any(is_dim(v) or tunes(v) for v in overrides.values())
+
+        trials = s.trials * sum(1 for o in spec.arms.values() if s.space or tunes(o))
+    total = confirm + trials
+    if total <= spec.max_runs:
+        return None
+    what = f"{len(spec.arms):,} arms x {len(spec.seed_list):,} seeds"
+    what += f" + {trials:,} tuning trials" if trials else ""
+    return (
+        f"the study plans {total:,} runs ({what}), more than max_runs ({spec.max_runs:,}); check its arms and seeds, "
+        f"or allow it: max_runs: {total} in the study file (or --set max_runs={total})"
+    )
+
+
 def _check_budget(spec: StudySpec, arm: str) -> None:
     s = spec.search
     if s is None:
@@ -613,6 +646,8 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets
         raise ConfigError(f"{source}: {err}") from None
     except RecursionError:  # a recursive (&a [*a]) or absurdly deep document
         raise ConfigError(f"{source}: the document is nested too deeply (or refers to itself)") from None
+    if spec is not None and (too_many := _too_many_runs(spec)) is not None:  # before 10,000 arms are built
+        raise ConfigError("\n".join([*errors, f"{_where(('arms',), lines, source, sets)}: {too_many}"]))
     per_arm: dict[str, list[tuple[str, str]]] = {}  # arm -> (where, message without "arms.<arm>: ")
     for arm in spec.arms if spec is not None else ():
         assert spec is not None
