@@ -120,7 +120,7 @@ def default_range(field: str) -> dict[str, Any]:
     )
 
 
-def _is_dim(value: Any) -> bool:
+def is_dim(value: Any) -> bool:
     return value == "tune" or (
         # no setting is named low/high/choices, so such a mapping is a dimension (typos in its
         # other keys are reported by Dim, not taken for settings)
@@ -137,7 +137,7 @@ def split_overrides(overrides: dict[str, Any], where: str, prefix: str = "") -> 
     space: dict[str, Dim] = {}
     for key, value in overrides.items():
         name = f"{prefix}{key}"
-        if _is_dim(value):
+        if is_dim(value):
             field = name.split(".", 1)[1] if name.split(".")[0] in SECTIONS else name
             try:
                 raw = default_range(field) if value == "tune" else value

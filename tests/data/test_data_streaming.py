@@ -145,3 +145,40 @@ def test_the_engine_trains_on_streamed_data_like_on_the_same_data_in_memory(tmp_
     in_memory = fit(memory_cfg)
     assert a.info["data_sizes"] == in_memory.info["data_sizes"]
     assert a.final["val_acc"] >= 0.8 and a.history[-1]["train_loss"] < a.history[0]["train_loss"]
+
+
+def _truncate(path: Path) -> None:
+    """Cut a PNG in half: its header still reads, its pixels do not decode."""
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def test_a_file_that_fails_to_decode_in_a_loader_worker_is_one_line_naming_it(tmp_path: Path) -> None:
+    """torch re-raises a worker's exception with the worker's whole traceback as its message (18
+    lines); the streamed batches say reglab's one line, naming the file."""
+    from reglab.errors import DataError
+
+    root = _folder(tmp_path / "imgs")
+    st = open_data(_cfg(root, memory_budget_mb=0.001, loader_workers=1))
+    assert isinstance(st, StreamSplits)
+    bad = root / "c0" / "000.png"  # image 0: in one of the splits
+    _truncate(bad)
+    with pytest.raises(DataError) as err:
+        for idx in (st.train_idx, st.val_idx, st.test_idx):
+            list(st.batches(idx, 8))
+    assert str(err.value) == (
+        f"{bad}: cannot read as an image (OSError: image file is truncated); remove or replace the file"
+    )
+
+
+def test_the_pre_flight_check_decodes_every_image(tmp_path: Path) -> None:
+    """Reading the headers (all that indexing does) passes a truncated PNG; the check decodes it."""
+    from reglab.data import check_source
+    from reglab.data.images import index_folder
+    from reglab.errors import DataError
+
+    root = _folder(tmp_path / "imgs")
+    _truncate(root / "c1" / "040.png")
+    index_folder(_cfg(root))  # the header is fine
+    with pytest.raises(DataError, match=r"040\.png: cannot read as an image \(OSError: image file is truncated\)"):
+        check_source(_cfg(root))

@@ -217,3 +217,25 @@ def test_resumed_study_accumulates_its_wall_time(
     assert sessions() == 2
     run_protocol(spec, executor=executor, progress=False, new=True)
     assert sessions() == 1  # --new starts the count again
+
+
+def test_a_study_planning_more_runs_than_max_runs_is_refused_until_allowed(
+    tmp_path: Path, write_yaml: Callable[..., Path], tiny_study: Callable[..., dict[str, Any]], capsys: Any
+) -> None:
+    """A study of thousands of arms (a typo in a generated file) started training at once; over
+    ``max_runs`` (default 5,000 planned runs) validate and run refuse it with one line saying how
+    to allow it, before any arm is built or anything written."""
+    out = tmp_path / "out"
+    p = write_yaml(tiny_study(arms={f"a{i}": {"l2": i * 1e-6} for i in range(1001)}, seeds=5, output=str(out)))
+    for argv in (["validate", str(p)], ["run", str(p), "--no-progress"]):
+        assert cli(argv) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "the study plans 5,005 runs (1,001 arms x 5 seeds), more than max_runs" in err
+        assert "(or --set max_runs=5005)" in err, err
+    assert not out.exists()
+    assert cli(["validate", str(p), "--set", "max_runs=5005"]) == 0
+    tuned = tiny_study(arms={"none": {}, "l2": {"l2": "tune"}}, search={"trials": 5000, "sampler": "random"})
+    with pytest.raises(ConfigError, match=r"plans 5,006 runs \(2 arms x 3 seeds \+ 5,000 tuning trials\)"):
+        load_study(write_yaml(tuned))
+    tuned["search"]["timeout"] = 60  # a time budget bounds the tuning: only the confirmation runs count
+    assert load_study(write_yaml(tuned)).max_runs == 5000

@@ -355,3 +355,65 @@ def test_hostile_yaml_is_a_config_error(tmp_path: Path, text: str | bytes) -> No
         path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=str(path)):
         load_study(path)
+
+
+# the CLI in a process whose address space is capped: an unbounded walk fails with MemoryError
+CAPPED_CLI = """
+import resource, sys
+cap = 1536 * 2**20
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+from reglab.cli import main
+main(sys.argv[1:])
+"""
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A study whose ``arms.a.augment`` mapping refers ``width`` times to the one before, ``levels``
+    deep: a few hundred bytes that expand to width**levels values."""
+    keys = "abcdefghijklmnop"[:width]
+    lines = ["name: bomb", "data: {name: digits, n_train: 100}", "arms:", "  a:", "    augment:"]
+    lines.append("      k0: &a0 {" + ", ".join(f"{k}: 1" for k in keys) + "}")
+    for i in range(1, levels):
+        lines.append(f"      k{i}: &a{i} {{" + ", ".join(f"{k}: *a{i - 1}" for k in keys) + "}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("command", ["validate", "run"])
+def test_an_alias_bomb_in_an_arm_is_refused_in_bounded_memory(tmp_path: Path, command: str) -> None:
+    """Refused (one line, exit 2) in a process capped at 1.5 GB and well within the deadline; the
+    last release's walk of the expanded tree took 4.5 GB in two minutes."""
+    import subprocess
+    import sys
+
+    study = tmp_path / "bomb.yaml"
+    study.write_text(_alias_bomb(), encoding="utf-8")
+    res = subprocess.run(
+        [sys.executable, "-c", CAPPED_CLI, command, str(study)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 2, res.stderr[-2000:]
+    assert res.stderr.count("\n") == 1 and "expands to more than 1,000,000 values" in res.stderr, res.stderr[-2000:]
+    assert list(tmp_path.iterdir()) == [study]  # nothing written
+
+
+def test_aliases_within_the_bound_still_load(tmp_path: Path) -> None:
+    """Anchors and aliases are ordinary YAML: a study that repeats a section by alias is read as written."""
+    study = tmp_path / "s.yaml"
+    study.write_text(
+        "name: t\ntrain: &t {epochs: 2, device: cpu}\narms:\n  a: {train: *t}\n  b: {train: *t, l2: 0.001}\n",
+        encoding="utf-8",
+    )
+    spec = load_study(study)
+    assert [a.config.train.epochs for a in spec.arm_list] == [2, 2]
+
+
+def test_an_alias_bomb_in_a_set_value_is_refused() -> None:
+    from reglab.study.spec import parse_sets
+
+    bomb = "&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"
+    levels = "".join(f" - &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 8))
+    with pytest.raises(ConfigError, match=r"--set arms\.a\.augment: the document expands"):
+        parse_sets([f"arms.a.augment=\n - {bomb}\n{levels}"])

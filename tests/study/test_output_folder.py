@@ -60,3 +60,63 @@ def test_an_unusable_output_folder_is_one_line_and_exit_2(
     assert len(lines) == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
     assert lines[0].startswith(f"error: output folder {out}: {reason}"), lines[0]
     assert sorted(tmp_path.rglob("*")) == before  # nothing stored, no database, no probe left
+
+
+def _corrupt_database(t: Path) -> Path:
+    """A file that starts like a SQLite database but is not one: only opening it can tell."""
+    (t / "corrupt.db").write_bytes(b"SQLite format 3\x00" + b"\x01" * 200)
+    return t / "corrupt.db"
+
+
+STORAGE_CASES: dict[str, Callable[[Path], tuple[Path, str]]] = {
+    "proc": lambda t: (Path("/proc/reglab-x/s.db"), "folder /proc/reglab-x: cannot write in /proc ("),
+    "under-a-file": lambda t: (t / "taken" / "s.db", f"folder {t / 'taken'}: it is a file, not a folder"),
+    "read-only": lambda t: (_unwritable_dir(t) / "s.db", "cannot write in "),
+    "a-folder": lambda t: (t, f"{t} is a folder, not a database file"),
+    "not-a-database": lambda t: (t / "taken", f"{t / 'taken'} is not a SQLite database"),
+    "corrupt": lambda t: (_corrupt_database(t), "DatabaseError: (sqlite3.DatabaseError) file is not a database"),
+}
+
+
+@pytest.mark.parametrize("case", list(STORAGE_CASES))
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_an_unusable_sqlite_storage_is_one_line_and_exit_2(
+    write_yaml: Callable[..., Path],
+    tiny_study: Callable[..., dict[str, Any]],
+    tmp_path: Path,
+    case: str,
+    command: str,
+) -> None:
+    """``--storage sqlite:////proc/x/s.db`` (or a read-only folder, a file that is no database) is
+    refused by ``run`` and ``worker`` alike: one line, exit 2, and nothing left behind - no output
+    folder, no lease or lock file next to the refused database."""
+    if case == "proc" and not Path("/proc").is_dir():
+        pytest.skip("no /proc here")
+    (tmp_path / "taken").write_text("a file\n", encoding="utf-8")
+    db, reason = STORAGE_CASES[case](tmp_path)
+    p = write_yaml(tiny_study())
+    out = tmp_path / "out"
+    before = sorted(tmp_path.rglob("*"))
+    argv = [REGLAB, command, str(p), "--output", str(out), "--storage", f"sqlite:///{db}"]
+    argv += ["--no-progress"] if command == "run" else []
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ))
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    assert lines[0].startswith("error: ") and f"sqlite:///{db}" in lines[0] and reason in lines[0], lines[0]
+    assert sorted(tmp_path.rglob("*")) == before  # no output folder, database, lease or lock file
+
+
+def test_a_database_error_is_one_line_without_its_sql_statement() -> None:
+    """SQLAlchemy appends the statement, its parameters and a link on lines of their own; the
+    driver's own hint stays, on the same line; the password never shows."""
+    from sqlalchemy.exc import OperationalError
+
+    from reglab.study.storage import storage_error
+
+    cause = Exception('connection to server at "db" failed: Connection refused\n\tIs the server running on that host?')
+    msg = storage_error("postgresql://u:s3cret@db/x", OperationalError("SELECT 1", {"k": 1}, cause))
+    assert "\n" not in msg and "[SQL" not in msg and "Background on this error" not in msg and "s3cret" not in msg
+    assert msg.startswith("cannot open storage postgresql://u:***@db/x: OperationalError: ") and msg.endswith(
+        "Connection refused Is the server running on that host?"
+    ), msg

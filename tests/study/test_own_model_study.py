@@ -4,6 +4,7 @@ the model by reference), ``run_protocol(spec, model=...)``, and refusal before a
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from reglab.errors import ConfigError
+from reglab.errors import ConfigError, ReglabError
 from reglab.study import parse_study, run_protocol
 from reglab.study.executors import InProcessExecutor, LocalExecutor
 
@@ -247,3 +248,35 @@ def test_the_readme_api_example_works_pasted_into_a_script(tmp_path: Path) -> No
     assert "dropout" in res.stdout and "none" in res.stdout
     resolved = (tmp_path / "reglab-runs" / "mine" / "config.resolved.yaml").read_text()
     assert "class_path: nets:make_net" in resolved
+
+
+def test_an_output_shape_wrong_only_in_training_gets_reglabs_message(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check before the study runs the model in eval mode; a model whose training-mode output
+    has another shape got torch's loss error in every run. The first training batch is checked too."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    (tmp_path / "usernets_mode.py").write_text(
+        textwrap.dedent(
+            """
+            from torch import nn
+
+            class Net(nn.Module):
+                def __init__(self, in_features=64, n_classes=10):
+                    super().__init__()
+                    self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_features, n_classes))
+
+                def forward(self, x):
+                    out = self.body(x)
+                    return out[:, :4] if self.training else out  # 4 outputs while training
+            """
+        )
+    )
+    doc = own_study(tmp_path, model={"class_path": "usernets_mode:Net"}, arms={"none": {}}, seeds=1)
+    expected = (
+        "none/seed0: model: usernets_mode:Net returns (32, 4) for a batch of input shape (32, 1, 8, 8) in training "
+        "mode; expected (32, 10)"
+    )
+    with pytest.raises(ReglabError, match=re.escape(expected)):
+        run_protocol(parse_study(doc), executor=InProcessExecutor(), progress=False)

@@ -93,3 +93,64 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(
     ref_finals = reference.finals.sort_values(["arm", "seed"])[cols].reset_index(drop=True)
     assert killed_finals.equals(ref_finals)
     assert resumed.summary.ranking == reference.summary.ranking
+
+
+def _study_with_relative_paths(root: Path) -> Path:
+    """``root/proj/s.yaml`` reading ``sub/d.csv`` (relative to the study file), one tuned arm."""
+    import numpy as np
+
+    (root / "proj" / "sub").mkdir(parents=True)
+    x = np.random.default_rng(0).normal(size=(120, 3))
+    rows = "".join(f"{a:.4f},{b:.4f},{c:.4f},{int(a > 0)}\n" for a, b, c in x)
+    (root / "proj" / "sub" / "d.csv").write_text("a,b,c,target\n" + rows, encoding="utf-8")
+    study = root / "proj" / "s.yaml"
+    study.write_text(
+        "name: moved\ndata: {path: sub/d.csv, data_dir: sub}\nmodel: {hidden: [8]}\n"
+        "train: {epochs: 1, batch_size: 32, device: cpu}\narms: {none: {}, l2: {l2: tune}}\n"
+        "search: {sampler: random, trials: 2}\nseeds: 2\noutput: out\n",
+        encoding="utf-8",
+    )
+    return study
+
+
+def test_fingerprints_do_not_depend_on_the_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The study's and each arm's tuning fingerprint are the same from the study's folder, from
+    ``/`` and from below it - and, from its own folder, what they were before paths were made
+    portable (a stored study stays resumable)."""
+    from reglab.study.protocol import arm_fingerprint
+    from reglab.study.spec import relative_to_file
+
+    study = _study_with_relative_paths(tmp_path)
+    keys = []
+    for cwd in (study.parent, Path("/"), study.parent / "sub"):
+        monkeypatch.chdir(cwd)
+        spec = load_study(study)
+        keys.append((spec.fingerprint(), spec.store_keys(spec), [arm_fingerprint(spec, a) for a in spec.arm_list]))
+    assert keys[0] == keys[1] == keys[2]
+    monkeypatch.chdir(study.parent)
+    as_before = parse_study(relative_to_file(yaml.safe_load(study.read_text()), study.parent))  # no folder known
+    assert as_before.fingerprint() == keys[0][0]
+    assert [arm_fingerprint(as_before, a) for a in as_before.arm_list] == keys[0][2]
+
+
+def test_a_study_with_absolute_paths_keeps_its_fingerprint(tmp_path: Path) -> None:
+    study = _study_with_relative_paths(tmp_path)
+    doc = yaml.safe_load(study.read_text())
+    doc["data"] = {"path": str(study.parent / "sub" / "d.csv"), "data_dir": str(study.parent / "sub")}
+    study.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert load_study(study).fingerprint() == parse_study(doc).fingerprint()
+
+
+def test_a_study_resumes_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run from the study's folder, then ``reglab run /path/to/s.yaml`` from ``/``: resumed, with
+    nothing tuned or trained again (it was refused: "run with a different configuration")."""
+    from reglab.study.executors import InProcessExecutor
+
+    study = _study_with_relative_paths(tmp_path)
+    monkeypatch.chdir(study.parent)
+    first = run_protocol(load_study(study), progress=False, executor=InProcessExecutor())
+    assert first.stats.new == 4
+    monkeypatch.chdir("/")
+    again = run_protocol(load_study(study), progress=False, executor=InProcessExecutor())
+    assert (again.stats.new, again.stats.skipped) == (0, 4)
+    assert again.table().equals(first.table())

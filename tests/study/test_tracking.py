@@ -222,3 +222,40 @@ def test_a_bad_tracking_uri_is_one_line_with_the_password_masked(
     assert not (tmp_path / "out").exists()
     folder = _reglab(["run", str(study), "--mlflow", str(tmp_path / "mlruns")], tmp_path)
     assert folder.returncode == 2 and "sqlite:///mlflow.db" in folder.stderr and "Traceback" not in folder.stderr
+
+
+@pytest.mark.parametrize("server", ["refused", "silent"])
+def test_an_unreachable_tracking_server_is_refused_within_seconds(
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], write_yaml: Callable[..., Path], server: str
+) -> None:
+    """``--mlflow http://127.0.0.1:1`` took about 250 s (MLflow's retries) to fail; a port that
+    refuses, or a server that accepts the connection and never answers, is refused before any
+    training: one line, exit 2, nothing written - far within the deadline, under load too."""
+    import socket
+    import time
+
+    study = write_yaml(_doc(tiny_study, tmp_path / "out"))
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        if server == "silent":
+            listener.listen(8)  # connections complete (the backlog) but nothing ever answers
+        uri = f"http://127.0.0.1:{listener.getsockname()[1]}"  # "refused": bound, not listening
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_HTTP_")}
+        start = time.monotonic()
+        p = subprocess.run(
+            [sys.executable, "-c", DRIVER, "run", str(study), "--no-progress", "--mlflow", uri],
+            env={**env, "PYTHONPATH": str(ROOT / "src")},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+        elapsed = time.monotonic() - start
+    assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr[-2000:]
+    assert p.stderr.strip().splitlines() == [
+        f"error: --mlflow {uri}: no tracking server answers there "
+        f"({'connection failed' if server == 'refused' else 'no answer within 5 s'}); start it (mlflow server) "
+        "or correct the URI"
+    ]
+    assert elapsed < 30, elapsed
+    assert not (tmp_path / "out").exists()  # nothing trained or stored

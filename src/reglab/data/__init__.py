@@ -172,20 +172,21 @@ def is_user_data(cfg: DataConfig) -> bool:
 
 def check_source(cfg: DataConfig, task: str | None = None) -> None:
     """Refuse the user's data before a study stores anything (a run would refuse it anyway):
-    tables, arrays and loaders are read, checked and split (sizes only); an image folder is indexed (its headers
-    read, no pixels). Registered datasets are not loaded here (their files are checked by md5)."""
+    tables, arrays and loaders are read, checked and split (sizes only); every image of an image
+    folder is decoded (a truncated file fails here, not in a run). Registered datasets are not
+    loaded here (their files are checked by md5)."""
     if not is_user_data(cfg):
         return
     if cfg.name.startswith("images:"):
-        from reglab.data.images import index_folder
+        from reglab.data.images import decode_all, index_folder
 
-        index_folder(cfg)
+        decode_all(index_folder(cfg))
         return
-    from reglab.data.base import check_raw, check_splits
+    from reglab.data.base import check_splits
 
-    raw = load_raw(cfg)
-    check_raw(raw, task)
-    check_splits(raw, cfg, cfg.name, task)  # as a run would split it: no split empty
+    # checked (check_raw) and split as a run would, for the task the run resolves (data.task, the
+    # dataset's own, else inferred from the target): a regression target is not held to class labels
+    check_splits(load_raw(cfg), cfg, cfg.name, task)
 
 
 def load_data(cfg: DataConfig) -> DataSplits:

@@ -197,6 +197,10 @@ def check_raw(raw: RawData, task: str | None = None) -> bool:
             raise DataError(f"{where}: NaN or infinite {raw.target_name!r} values in the {split} split")
     ys = [y for _, _, y, _ in splits if y is not None]
     if task == "regression":
+        from reglab.data.targets import check_target_range
+
+        for (split, _, _, _), y in zip(splits, ys, strict=True):
+            check_target_range(y, f"{where}: {raw.target_name!r} in the {split} split")
         return True
     if any(_fractional(y) for y in ys):
         raise DataError(

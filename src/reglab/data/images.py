@@ -93,7 +93,7 @@ def index_folder(cfg: DataConfig) -> ImageIndex:
                 sizes.add((im.height, im.width))
                 gray = gray and im.mode in GRAY_MODES
         except Exception as e:  # PIL raises several types for unreadable files
-            raise DataError(f"{f}: cannot read as an image ({type(e).__name__}); remove or replace the file") from None
+            raise unreadable(f, e) from None
     if cfg.image_size is not None:
         size = (cfg.image_size, cfg.image_size) if isinstance(cfg.image_size, int) else tuple(cfg.image_size)
     elif len(sizes) == 1:
@@ -103,6 +103,37 @@ def index_folder(cfg: DataConfig) -> ImageIndex:
         raise DataError(f"{root}: images differ in size ({shown}, ...); set data.image_size to resize them to one")
     channels = 1 if cfg.color == "grayscale" or (cfg.color == "auto" and gray) else 3
     return ImageIndex(root, train, test, classes, (int(size[0]), int(size[1])), channels)
+
+
+def unreadable(path: Path, err: BaseException) -> DataError:
+    """One line naming the image file and what Pillow said (``OSError: image file is truncated``)."""
+    said = (str(err).strip().splitlines() or [""])[0][:200]
+    what = f"{type(err).__name__}: {said}" if said else type(err).__name__
+    return DataError(f"{path}: cannot read as an image ({what}); remove or replace the file")
+
+
+def decode_all(index: ImageIndex) -> None:
+    """Decode every image of the folder in full (Pillow's ``load()``; :func:`index_folder` reads
+    only the headers), so a truncated or corrupt file is refused, naming it, before a study stores
+    anything rather than in the middle of its runs. Threads: Pillow decodes without the GIL."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    def decode(path: Path) -> DataError | None:
+        try:
+            with Image.open(path) as im:
+                im.load()
+        except Exception as e:  # PIL raises several types for unreadable files
+            return unreadable(path, e)
+        return None
+
+    files = [f for f, _ in index.train + (index.test or [])]
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for problem in pool.map(decode, files):  # in file order: the first bad file is named
+            if problem is not None:
+                raise problem
 
 
 def read_image(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
@@ -118,7 +149,7 @@ def read_image(path: Path, size: tuple[int, int], mode: str) -> np.ndarray:
     except DataError:
         raise
     except Exception as e:
-        raise DataError(f"{path}: cannot read as an image ({type(e).__name__}); remove or replace the file") from None
+        raise unreadable(path, e) from None
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 

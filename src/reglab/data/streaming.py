@@ -15,7 +15,7 @@ come from the train split only (per channel, from at most ``STATS_SAMPLE`` train
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
@@ -154,7 +154,7 @@ class StreamSplits:
         )
 
     def batches(self, idx: np.ndarray, batch_size: int, seed: int | None = None) -> Iterator[Any]:
-        yield from self.loader(idx, batch_size, seed)
+        yield from from_workers(self.loader(idx, batch_size, seed))
 
     def train_batches(self, batch_size: int, gen: torch.Generator) -> Iterator[Any]:
         """One epoch of shuffled training batches; the order is drawn from the run's generator."""
@@ -167,13 +167,40 @@ class StreamSplits:
         return self.batches(self.val_idx, batch_size)
 
 
+def from_workers(loader: Iterable[Any]) -> Iterator[Any]:
+    """The batches of a DataLoader; an exception raised in one of its worker processes comes back
+    with its own message only. (torch re-raises it with the worker's whole traceback as the
+    message: 18 lines for an unreadable image, where reglab's message is one line naming the file.)"""
+    it = iter(loader)
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            return
+        except Exception as err:
+            text = str(err).rstrip()
+            if not (text.startswith("Caught ") and "Original Traceback" in text):
+                raise
+            last = text.splitlines()[-1]  # "reglab.errors.DataError: imgs/a/3.png: cannot read ..."
+            kind = type(err)
+            for prefix in (f"{kind.__module__}.{kind.__qualname__}: ", f"{kind.__qualname__}: "):
+                last = last.removeprefix(prefix)
+            try:
+                plain = kind(last)
+            except Exception:  # an exception type that takes other arguments
+                raise RuntimeError(last) from None
+            raise plain from None
+        yield batch
+
+
 def _channel_stats(ds: Any, idx: np.ndarray, workers: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and std over the images ``idx`` (raw pixel values, float64 sums)."""
     from torch.utils.data import DataLoader, Dataset, Subset
 
     total = sq = None
     count = 0
-    for xb, _ in DataLoader(Subset(cast("Dataset[Any]", ds), idx.tolist()), batch_size=256, num_workers=workers):
+    loader = DataLoader(Subset(cast("Dataset[Any]", ds), idx.tolist()), batch_size=256, num_workers=workers)
+    for xb, _ in from_workers(loader):
         x = xb.double()
         axes = (0, 2, 3) if x.ndim == 4 else (0,)  # per channel (images), else per feature
         s, q = x.sum(dim=axes).numpy(), (x * x).sum(dim=axes).numpy()

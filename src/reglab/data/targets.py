@@ -17,6 +17,7 @@ from reglab.errors import DataError
 MANY_CLASSES = 50  # more distinct integer values than this (and few examples per value): ambiguous
 WARN_CLASSES = 20  # more than this: classification, with a warning
 REGRESSION_BINS = 10  # quantile bins a regression target is stratified on
+MAX_TARGET = 1e15  # larger regression targets overflow float32 when standardized (squared deviations)
 
 
 def infer_task(y: np.ndarray, where: str) -> str:
@@ -62,10 +63,8 @@ def encode_target(values: np.ndarray, task: str, where: str) -> tuple[np.ndarray
     if task == "regression":
         if values.dtype.kind not in "iufb":
             raise DataError(f"{where}: a regression target must be numeric (got {values.dtype})")
-        y = values.astype(np.float32)
-        if not np.isfinite(y).all():
-            raise DataError(f"{where}: the regression target has NaN or infinite values")
-        return y, None
+        check_target_range(values, where)
+        return values.astype(np.float32), None
     if values.dtype.kind == "f":
         if not np.all(np.mod(values, 1) == 0):
             raise DataError(f"{where}: the target has fractional values; set data.task: regression for a quantity")
@@ -78,6 +77,24 @@ def encode_target(values: np.ndarray, task: str, where: str) -> tuple[np.ndarray
     if task == "binary" and len(uniq) != 2:
         raise DataError(f"{where}: data.task is binary but the target has {len(uniq)} classes")
     return codes.astype(np.int64), [str(u) for u in uniq]
+
+
+def check_target_range(y: np.ndarray, where: str) -> None:
+    """Refuse a regression target with NaN or infinite values, or with values so large (above
+    :data:`MAX_TARGET` in magnitude) that training, which standardizes the target in float32,
+    would overflow to infinity: 1e300 turned into inf with only a RuntimeWarning, 1e30 into an
+    infinite RMSE."""
+    v = np.asarray(y, dtype=np.float64)
+    if not np.isfinite(v).all():
+        raise DataError(f"{where}: the regression target has NaN or infinite values; remove or impute them")
+    big = np.abs(v.reshape(len(v), -1)) > MAX_TARGET
+    if big.any():
+        row = int(np.flatnonzero(big.any(axis=1))[0])
+        raise DataError(
+            f"{where}: target values up to {float(np.abs(v).max()):.3g} in magnitude (first at row {row}) are too "
+            f"large to standardize in float32 (limit {MAX_TARGET:.0e}); rescale the target, e.g. to other units "
+            "or its logarithm"
+        )
 
 
 def strata(y: np.ndarray, task: str) -> np.ndarray:

@@ -204,9 +204,21 @@ def check_output(net: nn.Module, x: Tensor, n_outputs: int, ref: str) -> None:
         ) from None
     finally:
         net.train(was_training)
+    problem = wrong_output(out, shape, n_outputs, ref)
+    if problem is not None:
+        raise problem
+
+
+def wrong_output(out: Any, shape: tuple[int, ...], n_outputs: int, ref: str, mode: str = "") -> ConfigError | None:
+    """The error for a model output ``out`` that is not ``(batch, n_outputs)`` for a batch of
+    input ``shape`` (None when it is): the check before a study, and on the first training batch
+    (``mode``: " in training mode"), where a model may behave otherwise than in eval mode."""
+    import torch
+
     got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-    if got != (shape[0], n_outputs):
-        raise ConfigError(
-            f"model: {ref} returns {got} for a batch of input shape {shape}; expected ({shape[0]}, {n_outputs}): "
-            f"one output per class (take n_classes/num_classes in the constructor to get the number)"
-        )
+    if got == (shape[0], n_outputs):
+        return None
+    return ConfigError(
+        f"model: {ref} returns {got} for a batch of input shape {shape}{mode}; expected ({shape[0]}, {n_outputs}): "
+        f"one output per class (take n_classes/num_classes in the constructor to get the number)"
+    )

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reglab.errors import ConfigError, ReglabError
-from reglab.study.storage import check_storage_url, sqlite_file
+from reglab.study.storage import check_sqlite_file, check_storage_url, sqlite_file
 from reglab.urls import mask_url
 
 EXIT_BUSY = 4  # exit code of a process refused because another one is running the study
@@ -86,6 +86,7 @@ def study_lease(url: str, name: str, *, shared: bool = False) -> Iterator[None]:
     """Hold the lease of study ``name`` in storage ``url`` for the block; raise :class:`StudyBusy`
     at once (never wait) when it is taken: exclusive for a driver, shared for workers."""
     check_storage_url(url)
+    check_sqlite_file(url)  # a database that cannot be: refused before its lease file is made
     path = lease_path(url, name)
     if path is not None:
         with _file_lease(path, url, name, shared):
@@ -106,9 +107,16 @@ def _file_lease(path: Path, url: str, name: str, shared: bool) -> Iterator[None]
     except ImportError:  # not POSIX: one process per SQLite file is all we can promise
         yield
         return
+    made = not os.path.lexists(path)  # then it goes again if the study is refused (see below)
     while True:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "a+")  # noqa: SIM115 - held for the block
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fh = open(path, "a+")  # noqa: SIM115 - held for the block
+        except OSError as err:  # made unwritable since check_sqlite_file
+            raise ConfigError(
+                f"storage {mask_url(url)}: cannot write {path} ({err.strerror or type(err).__name__}); "
+                "choose another --storage"
+            ) from None
         try:
             fcntl.flock(fh.fileno(), (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -129,8 +137,22 @@ def _file_lease(path: Path, url: str, name: str, shared: bool) -> Iterator[None]
             fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
             fh.flush()
         yield
+    except BaseException:
+        if made:  # e.g. the storage is refused: no lease file is left next to it
+            _remove_if_alone(fh, path, fcntl)
+        raise
     finally:
         fh.close()  # releases the lock
+
+
+def _remove_if_alone(fh: Any, path: Path, fcntl: Any) -> None:
+    """Remove the lease file ``fh`` holds when no other process holds it: safe because a process
+    that opened it meanwhile finds, once it has the lock, that the path is no longer its file, and
+    locks a new one (see :func:`_file_lease`)."""
+    with contextlib.suppress(OSError):
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a driver holds it already; workers: alone?
+        if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+            path.unlink()
 
 
 def _read_holder(path: Path) -> str:
@@ -157,16 +179,13 @@ def _server_lease(url: str, name: str, shared: bool, backend: str) -> Iterator[N
     from sqlalchemy import text
     from sqlalchemy.pool import NullPool
 
-    from reglab.study.storage import with_driver
-    from reglab.urls import scrub
+    from reglab.study.storage import storage_error, with_driver
 
     try:
         engine = sqlalchemy.create_engine(with_driver(url), poolclass=NullPool)
         conn = engine.connect()
     except Exception as err:  # unreachable server, missing driver: said as opening the storage would
-        raise ConfigError(
-            f"cannot open storage {mask_url(url)}: {type(err).__name__}: {scrub(str(err), url)[:300]}"
-        ) from None
+        raise ConfigError(storage_error(url, err)) from None
     try:
         try:
             if backend == "postgresql":

@@ -129,4 +129,4 @@ def with_model(spec: StudySpec, model: ModelCallable | str) -> StudySpec:
     doc = spec.model_dump()
     own = {"class_path": ref, "init_args": dict(spec.model.init_args) if spec.model.class_path else {}}
     doc["model"] = {**own, "activation": spec.model.activation, "init": spec.model.init}
-    return parse_study(doc, f"study {spec.name!r} with model={ref}")
+    return parse_study(doc, f"study {spec.name!r} with model={ref}").located(spec.folder)

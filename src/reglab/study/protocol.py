@@ -38,11 +38,19 @@ from reglab.study.outcome import RunOutcome, RunStatus
 from reglab.study.own_model import check_outputs, with_model
 from reglab.study.progress import Bars, Lines, Observer, Say
 from reglab.study.saved_models import FinishedModels, model_path, models_dir
-from reglab.study.storage import STALE_AFTER, RunStore, lock_supported, open_storage, storage_lock
+from reglab.study.storage import (
+    STALE_AFTER,
+    RunStore,
+    check_sqlite_file,
+    lock_supported,
+    open_storage,
+    storage_error,
+    storage_lock,
+)
 from reglab.tuning.insight import ArmTuning, arm_insight
 from reglab.tuning.sampling import suggest
 from reglab.tuning.studies import TUNE_INFIX, counted, open_arm_study
-from reglab.urls import mask_url, scrub
+from reglab.urls import mask_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -115,10 +123,11 @@ def run_protocol(
     t0 = time.perf_counter()
     out = spec.output_dir()
     check_folder(out)
+    url = storage or spec.storage_url()
+    check_sqlite_file(url)  # before the output folder is made: a refused storage leaves nothing behind
     if model is not None:
         spec = with_model(spec, model)
     created = _make_folder(out)  # what to remove if the input turns out bad
-    url = storage or spec.storage_url()
     with study_lease(url, spec.name):  # another driver or workers on it: refused before anything is written
         try:
             if data is not None:  # checked before anything is written; the fingerprint follows the content
@@ -272,7 +281,7 @@ def _work(
     except Exception as err:
         if not _is_storage_error(err):
             raise
-        raise ReglabError(f"storage {mask_url(url)}: {type(err).__name__}: {scrub(str(err), url)[:400]}") from None
+        raise ReglabError(storage_error(url, err, doing="storage")) from None
     finally:
         if own:
             ex.close()
@@ -335,7 +344,7 @@ def arm_fingerprint(spec: StudySpec, arm: Arm) -> str:
 
     assert spec.search is not None
     payload = {
-        "config": arm.config.model_dump(mode="json"),
+        "config": spec.portable(arm.config),
         "space": arm.space_dump(),
         "search": spec.search.model_dump(exclude={"trials", "timeout"}),
         "metric": spec.metric.select,

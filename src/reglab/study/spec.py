@@ -49,6 +49,7 @@ from reglab.space import Dim
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAX_SEED = 2**31 - 1  # every seed (+ its base) stays inside what numpy and torch accept
+MAX_RUNS = 5000  # default max_runs: far above the studies reglab is made for (the demo plans 90 runs)
 
 
 class MetricConfig(BaseModel):
@@ -182,6 +183,12 @@ class StudySpec(BaseModel):
         description="keep confirmation models as safetensors in <output>/models: all arms, only the best arm's "
         "(decided when every run is done), or none; `reglab export` writes them out",
     )
+    max_runs: int = Field(
+        MAX_RUNS,
+        ge=1,
+        description="refuse a study that plans more runs than this (arms x seeds, plus tuning trials when the "
+        "search has no time budget): a typo or a generated study file does not start days of training",
+    )
 
     @field_validator("name")
     @classmethod
@@ -263,6 +270,25 @@ class StudySpec(BaseModel):
         return self
 
     _arm_cache: dict[str, Arm] | None = PrivateAttr(None)
+    _folder: str | None = PrivateAttr(None)  # the study file's folder (absolute): see portable_config
+
+    @property
+    def folder(self) -> str | None:
+        """The folder of the study file this study was read from (None: not read from a file)."""
+        return self._folder
+
+    def located(self, folder: str | Path | None) -> StudySpec:
+        """This study as read from a file in ``folder``: its fingerprints take file paths relative
+        to that folder (:func:`portable_config`)."""
+        import os
+
+        copy = self.model_copy()
+        copy._folder = None if folder is None else os.path.abspath(folder)
+        return copy
+
+    def portable(self, config: RunConfig) -> dict[str, Any]:
+        """``config`` dumped for a fingerprint: see :func:`portable_config`."""
+        return portable_config(config.model_dump(mode="json"), self._folder)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> StudySpec:
         copy = super().model_copy(update=update, deep=deep)
@@ -344,7 +370,7 @@ class StudySpec(BaseModel):
         search budget (trials, timeout) when ``budget`` is False."""
         search = self.search.model_dump(exclude=None if budget else {"trials", "timeout"}) if self.search else None
         payload = {
-            "arms": {a.name: a.config.model_dump(mode="json") for a in self.arm_list},
+            "arms": {a.name: self.portable(a.config) for a in self.arm_list},
             "seeds": self.seed_list,
             "spaces": {a.name: a.space_dump() for a in self.arm_list},
             "search": search,
@@ -368,34 +394,40 @@ class StudySpec(BaseModel):
 
 def _cheap_task(data: dict[str, Any]) -> str | None:
     """The study's task when it can be known without loading the data: ``data.task`` when set,
-    a registered dataset's declared task, or a CSV file's target read with pandas; else None."""
+    a registered dataset's declared task, or a CSV or Parquet file's target column read with
+    pandas (only that column); else None."""
     task = data.get("task", "auto")
     if task != "auto":
         return task if isinstance(task, str) else None
-    from reglab.data import DATASETS
+    from reglab.data import DATASETS, infer_format
 
     name = data.get("name", "digits")
     path = data.get("path")
-    if isinstance(path, str) and path.endswith(".csv") and data.get("format") in (None, "csv"):
-        name = f"csv:{path}"  # the data: {path: ...} form
+    if isinstance(path, str):  # the data: {path: ..., format: ...} form names no dataset
+        fmt = data.get("format") or infer_format(path)
+        name = f"{fmt}:{path}" if isinstance(fmt, str) else None
     if isinstance(name, str) and name in DATASETS:
         return DATASETS.get(name).task
-    if isinstance(name, str) and name.startswith("csv:"):
-        import pandas as pd
+    fmt, _, file = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if fmt not in ("csv", "parquet") or not file:
+        return None  # other files and your own data: resolved when they are loaded
+    import pandas as pd
 
-        from reglab.data.targets import infer_task
-        from reglab.errors import ReglabError
+    from reglab.data.targets import infer_task
+    from reglab.errors import ReglabError
 
-        column = data.get("target", "target")
-        try:
-            target = pd.read_csv(Path(name[4:]).expanduser(), usecols=[column])[column].dropna()
-        except (OSError, ValueError, TypeError, pd.errors.ParserError):
-            return None  # the loader reports a missing file or column with its own message
-        try:
-            return infer_task(target.to_numpy(), f"{name}: {column!r}")
-        except ReglabError as err:
-            raise ValueError(str(err)) from None
-    return None  # other files and your own data: resolved when they are loaded
+    column = data.get("target", "target")
+    try:
+        if fmt == "csv":
+            target = pd.read_csv(Path(file).expanduser(), usecols=[column])[column]
+        else:
+            target = pd.read_parquet(Path(file).expanduser(), columns=[column])[column]
+    except Exception:  # the loader reports a missing or unreadable file or column with its own message
+        return None
+    try:
+        return infer_task(target.dropna().to_numpy(), f"{name}: {column!r}")
+    except ReglabError as err:
+        raise ValueError(str(err)) from None
 
 
 # -- loading -------------------------------------------------------------------------------------
@@ -506,6 +538,32 @@ def _arm_errors(per_arm: dict[str, list[tuple[str, str]]], n_arms: int, source: 
     return out
 
 
+def _too_many_runs(spec: StudySpec) -> str | None:
+    """Why the study plans more runs than ``max_runs`` (None if it does not): its confirmation runs,
+    and the tuning trials of arms that tune something when the search has a trial budget and no
+    time budget. Counted from the document, before any arm is built."""
+    from reglab.space import is_dim
+
+    confirm = len(spec.arms) * len(spec.seed_list)
+    s = spec.search
+    trials = 0
+    if s is not None and s.trials is not None and s.timeout is None:
+
+        def tunes(overrides: Any) -> bool:
+            return isinstance(overrides, dict) and any(is_dim(v) or tunes(v) for v in overrides.values())
+
+        trials = s.trials * sum(1 for o in spec.arms.values() if s.space or tunes(o))
+    total = confirm + trials
+    if total <= spec.max_runs:
+        return None
+    what = f"{len(spec.arms):,} arms x {len(spec.seed_list):,} seeds"
+    what += f" + {trials:,} tuning trials" if trials else ""
+    return (
+        f"the study plans {total:,} runs ({what}), more than max_runs ({spec.max_runs:,}); check its arms and seeds, "
+        f"or allow it: max_runs: {total} in the study file (or --set max_runs={total})"
+    )
+
+
 def _check_budget(spec: StudySpec, arm: str) -> None:
     s = spec.search
     if s is None:
@@ -588,6 +646,8 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets
         raise ConfigError(f"{source}: {err}") from None
     except RecursionError:  # a recursive (&a [*a]) or absurdly deep document
         raise ConfigError(f"{source}: the document is nested too deeply (or refers to itself)") from None
+    if spec is not None and (too_many := _too_many_runs(spec)) is not None:  # before 10,000 arms are built
+        raise ConfigError("\n".join([*errors, f"{_where(('arms',), lines, source, sets)}: {too_many}"]))
     per_arm: dict[str, list[tuple[str, str]]] = {}  # arm -> (where, message without "arms.<arm>: ")
     for arm in spec.arms if spec is not None else ():
         assert spec is not None
@@ -636,6 +696,38 @@ def _from_folder(value: Any, folder: Path, scheme: str = "") -> Any:
         return scheme + os.path.abspath(target)
 
 
+def portable_config(dump: dict[str, Any], folder: str | None) -> dict[str, Any]:
+    """A dumped run configuration as it enters a fingerprint: a relative data path (which
+    :func:`relative_to_file` made relative to the current directory) relative to the study file's
+    ``folder`` instead, so the fingerprint is the same wherever the command runs and wherever the
+    checkout lies (workers on other machines, a resume from another directory). For a study run
+    from its own folder that is the path as before; absolute paths stay as they are."""
+    data = dump.get("data")
+    if folder is None or not isinstance(data, dict):
+        return dump
+    import os
+
+    def from_folder(value: Any, scheme: str = "") -> Any:
+        if not isinstance(value, str) or not value.startswith(scheme):
+            return value
+        raw = value[len(scheme) :]
+        if not raw or raw.startswith("~") or os.path.isabs(raw):
+            return value
+        try:
+            return scheme + os.path.relpath(os.path.abspath(raw), folder)
+        except ValueError:  # another drive (Windows)
+            return value
+
+    data = dict(data)
+    if "data_dir" in data:
+        data["data_dir"] = from_folder(data["data_dir"])
+    name = data.get("name")
+    scheme = next((s for s in _FILE_SCHEMES if isinstance(name, str) and name.startswith(s)), None)
+    if scheme is not None:
+        data["name"] = from_folder(name, scheme)
+    return {**dump, "data": data}
+
+
 def relative_to_file(doc: dict[str, Any], folder: Path) -> dict[str, Any]:
     """``data.data_dir``, ``data.path``, a file named in ``data.name`` (``csv:PATH`` ...) and
     ``output`` of a study file are relative to the file's folder, so a study runs from any
@@ -667,8 +759,8 @@ def parse_sets(items: list[str]) -> dict[str, Any]:
         if not sep or not key:
             raise ConfigError(f"--set: expected KEY=VALUE, got {item!r}")
         try:
-            out[key] = yaml.safe_load(text) if text.strip() else None
-        except yaml.YAMLError:
+            out[key] = bounded_yaml(text, yaml.SafeLoader, f"--set {key}") if text.strip() else None
+        except (yaml.YAMLError, RecursionError):
             raise ConfigError(f"--set {key}: cannot read {text!r} as a value") from None
     return out
 
@@ -707,6 +799,63 @@ def apply_sets(doc: dict[str, Any], items: list[str]) -> tuple[dict[str, Any], S
     return out, sets
 
 
+MAX_YAML_NODES = 1_000_000  # a study file's values with every alias expanded: far above any real study
+
+
+def expanded_nodes(root: yaml.Node, limit: int) -> int:
+    """How many nodes the YAML document ``root`` has with every alias expanded (a node reached
+    twice counts twice), counted on the composed graph with each node's size memoized, so in time
+    linear in the file; anything above ``limit`` (a document that contains itself included) is
+    ``limit + 1``."""
+    size: dict[int, int] = {}
+    active: set[int] = set()  # the nodes being counted: the path from the root
+
+    def children(node: yaml.Node) -> list[yaml.Node]:
+        if isinstance(node, yaml.SequenceNode):
+            return list(node.value)
+        if isinstance(node, yaml.MappingNode):
+            return [n for pair in node.value for n in pair]
+        return []
+
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, counted = stack.pop()
+        if id(node) in size:
+            continue
+        kids = children(node)
+        if counted:
+            active.discard(id(node))
+            size[id(node)] = min(limit + 1, 1 + sum(size[id(k)] for k in kids))
+            continue
+        active.add(id(node))
+        stack.append((node, True))
+        for k in kids:
+            if id(k) in active:  # &a [*a]: unbounded when expanded
+                return limit + 1
+            if id(k) not in size:
+                stack.append((k, False))
+    return size[id(root)]
+
+
+def bounded_yaml(text: str, loader: type[yaml.SafeLoader], where: str) -> Any:
+    """One YAML document read with ``loader``, refused (ConfigError) when its aliases expand it to
+    more than :data:`MAX_YAML_NODES` nodes (a "billion laughs" file): it is checked on the composed
+    node graph, before any value is built, so nothing later walks an unbounded tree."""
+    ld = loader(text)
+    try:
+        node = ld.get_single_node()
+        if node is None:
+            return None
+        if expanded_nodes(node, MAX_YAML_NODES) > MAX_YAML_NODES:
+            raise ConfigError(
+                f"{where}: the document expands to more than {MAX_YAML_NODES:,} values through its aliases "
+                "(*name) or refers to itself; write the values out instead"
+            )
+        return ld.construct_document(node)
+    finally:
+        ld.dispose()
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` that refuses a key given twice in one mapping (the last would silently win)."""
 
@@ -742,7 +891,7 @@ def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read study file {p}: {err}") from None
     try:
-        doc = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+        doc = bounded_yaml(text, _UniqueKeyLoader, str(p))
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark is not None else str(p)
@@ -750,6 +899,8 @@ def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
         raise ConfigError(f"{where}: invalid YAML: {problem}") from None
     except RecursionError:
         raise ConfigError(f"{p}: invalid YAML: nested too deeply") from None
+    except ConfigError:  # too large once its aliases are expanded
+        raise
     except Exception as err:  # PyYAML's constructors raise plain errors: !!int x, !!float '', 2001-13-45
         raise ConfigError(f"{p}: invalid YAML: a value cannot be read ({type(err).__name__}: {err})") from None
     if isinstance(doc, dict):
@@ -759,7 +910,7 @@ def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
         if not isinstance(doc, dict):
             raise ConfigError(f"{p}: a study file must be a mapping with name, arms, ...")
         doc, applied = apply_sets(doc, sets)
-    return parse_study(doc, str(p), text, applied)
+    return parse_study(doc, str(p), text, applied).located(p.parent)
 
 
 def demo_study(output: str = "reglab-demo", seeds: int | None = None) -> StudySpec:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import random
 import threading
 import time
@@ -214,6 +215,49 @@ def check_storage_url(url: str) -> None:
         )
 
 
+def storage_error(url: str, err: BaseException, doing: str = "cannot open storage") -> str:
+    """``DOING URL: Type: message`` on one line, password scrubbed: SQLAlchemy appends the SQL
+    statement, its parameters and a link on lines of their own (left out); a driver's hint on a
+    second line (psycopg: "Is the server running ...?") is kept, joined to the first."""
+    lines = [line.strip() for line in scrub(str(err), url).splitlines()]
+    kept = [line for line in lines if line and not line.startswith(("[SQL:", "[parameters:", "(Background on"))]
+    return f"{doing} {mask_url(url)}: {type(err).__name__}: {' '.join(kept)[:300]}"
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(url: str) -> None:
+    """Refuse a SQLite storage that cannot hold the study before anything is written for it (the
+    output folder, the lease and lock files next to the database): a folder that cannot be created
+    or written (``sqlite:////proc/x/s.db``, a read-only file system), a folder at the database's
+    path, or an existing file that is not a SQLite database. Other storages: nothing to check here."""
+    from pathlib import Path
+
+    from reglab.files import unusable_folder
+
+    db = sqlite_file(url)
+    if db is None:
+        return
+    path = Path(db)
+    where = f"storage {mask_url(url)}"
+    fix = "choose another --storage (or storage: in the study file)"
+    reason = unusable_folder(path.parent)
+    if reason is not None:
+        raise ConfigError(f"{where}: folder {path.parent}: {reason}; {fix}")
+    if path.is_dir():
+        raise ConfigError(f"{where}: {path} is a folder, not a database file; {fix}")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return  # a new database
+    except OSError as err:
+        raise ConfigError(f"{where}: cannot read {path} ({err.strerror or type(err).__name__}); {fix}") from None
+    if head and head != SQLITE_HEADER:
+        raise ConfigError(f"{where}: {path} is not a SQLite database; {fix}")
+
+
 def open_storage(url: str) -> optuna.storages.BaseStorage:
     """An Optuna RDB storage for ``url`` (one connection pool: a driver opens it once per session
     and hands it to everything that reads or writes the study)."""
@@ -226,6 +270,8 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
         kwargs = {"connect_args": {"timeout": 120}}
     elif url.startswith(("postgresql", "postgres:")):
         kwargs = {"pool_pre_ping": True}  # survive a server restart or a dropped idle connection
+    db = sqlite_file(url)
+    made_lock = db is not None and not os.path.lexists(f"{db}.lock")
     for attempt in range(6):
         try:
             with _schema_lock(url):
@@ -234,9 +280,10 @@ def open_storage(url: str) -> optuna.storages.BaseStorage:
             if attempt < 5 and _schema_race(err):
                 time.sleep(0.2 + 0.3 * attempt + random.random() * 0.5)
                 continue
-            raise ConfigError(
-                f"cannot open storage {mask_url(url)}: {type(err).__name__}: {scrub(str(err), url)[:300]}"
-            ) from None
+            if made_lock:  # a refused storage file gets no lock file left next to it
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{db}.lock")
+            raise ConfigError(storage_error(url, err)) from None
         if url.startswith("sqlite"):
             _write_ahead_log(storage.engine)
         return storage

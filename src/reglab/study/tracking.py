@@ -296,10 +296,49 @@ def _client(uri: str) -> MlflowClient:
     return MlflowClient(tracking_uri=uri)
 
 
+PROBE_TIMEOUT = 5.0  # seconds a tracking server has to answer before a study starts
+
+
+def _probe(uri: str) -> None:
+    """Refuse a tracking server (``http(s)://``) that does not answer within :data:`PROBE_TIMEOUT`:
+    MLflow's own client retries a refused connection with backoff for about four minutes. Any HTTP
+    answer (even an error status) means something listens; what it says is MLflow's to judge."""
+    if uri.partition("://")[0].lower() not in ("http", "https"):
+        return
+    import requests
+
+    try:
+        requests.get(uri.rstrip("/") + "/health", timeout=PROBE_TIMEOUT, allow_redirects=False)
+    except requests.RequestException as err:
+        why = f"no answer within {PROBE_TIMEOUT:g} s" if isinstance(err, requests.Timeout) else "connection failed"
+        raise ReglabError(
+            f"--mlflow {mask_url(uri)}: no tracking server answers there ({why}); start it (mlflow server) "
+            "or correct the URI"
+        ) from None
+
+
+@contextlib.contextmanager
+def _few_retries() -> Iterator[None]:
+    """MLflow's HTTP calls without its minutes of retries, for the check before a study starts (an
+    answering server that fails now is said at once; logging after the study keeps the retries)."""
+    import os
+
+    keys = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1", "MLFLOW_HTTP_REQUEST_TIMEOUT": str(int(2 * PROBE_TIMEOUT))}
+    saved = {k: os.environ.get(k) for k in keys}
+    os.environ.update({k: v for k, v in keys.items() if saved[k] is None})  # the user's own settings win
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+
+
 def open_experiment(uri: str, name: str) -> str:
     """The id of experiment ``name`` at ``uri``, created when missing. Called before a study runs,
-    so a wrong URI or an unreachable server is one line and exit 2 before any training."""
-    with _quiet():
+    so a wrong URI or an unreachable server is one line and exit 2 within seconds, before any training."""
+    with _quiet(), _few_retries():
+        _probe(uri)
         try:
             client = _client(uri)
             exp = client.get_experiment_by_name(name)

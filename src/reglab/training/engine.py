@@ -25,6 +25,7 @@ from reglab.data.base import DataSplits, TestSplit
 from reglab.data.streaming import StreamSplits, StreamTestSplit
 from reglab.errors import ConfigError
 from reglab.models import ModelCallable
+from reglab.models.user import wrong_output
 from reglab.optim import create_optimizer, create_schedule
 from reglab.regularizers import TrainContext, build_regularizers
 from reglab.regularizers.base import Regularizer, penalized_parameters
@@ -169,6 +170,7 @@ def _train(
 
     n = feed.n_train
     bs = min(tc.batch_size, n)
+    model_ref = cfg.model.class_path or cfg.model.arch
     history: list[dict[str, float]] = []
     status, reason, diverged_epoch = "completed", None, None
 
@@ -189,6 +191,10 @@ def _train(
                 xb, yb = r.transform_batch(xb, yb, ctx)
             size = len(yb)  # generated examples mixed into the batch count as trained on
             logits = model(xb)
+            if steps == 0 and epoch == 0:  # the check before the study ran the model in eval mode only
+                problem = wrong_output(logits, tuple(xb.shape), objective.out_dim, model_ref, " in training mode")
+                if problem is not None:
+                    raise problem
             loss = objective.loss(logits, yb)
             total = loss
             for r in penalties:
