@@ -154,3 +154,29 @@ def test_a_study_resumes_from_another_directory(tmp_path: Path, monkeypatch: pyt
     again = run_protocol(load_study(study), progress=False, executor=InProcessExecutor())
     assert (again.stats.new, again.stats.skipped) == (0, 4)
     assert again.table().equals(first.table())
+
+
+def test_a_study_stored_before_fingerprints_ignored_the_directory_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study run by an older reglab from another directory than its file's (as the README's
+    ``bin/reglab run examples/...`` does) stored fingerprints of its paths as written relative to
+    that directory: from the same directory it resumes - trials and runs kept, keys updated - and
+    from then on from anywhere."""
+    from reglab.study.executors import InProcessExecutor
+    from reglab.study.spec import StudySpec
+
+    study = _study_with_relative_paths(tmp_path)
+    monkeypatch.chdir(tmp_path)  # not the study's folder: the old and new keys differ
+    spec = load_study(study)
+    assert spec.fingerprint() != spec.located(None).fingerprint()
+    with monkeypatch.context() as old:  # an older reglab: the dump as it is, paths relative to the cwd
+        old.setattr(StudySpec, "portable", lambda self, config: config.model_dump(mode="json"))
+        first = run_protocol(load_study(study), progress=False, executor=InProcessExecutor())
+    assert first.stats.new == 4
+    again = run_protocol(load_study(study), progress=False, executor=InProcessExecutor())
+    assert (again.stats.new, again.stats.skipped) == (0, 4)
+    assert again.table().equals(first.table())
+    monkeypatch.chdir("/")
+    moved = run_protocol(load_study(study), progress=False, executor=InProcessExecutor())
+    assert (moved.stats.new, moved.stats.skipped) == (0, 4)

@@ -306,8 +306,11 @@ def check_folder(out: Path) -> None:
 
 
 def _open_store(spec: StudySpec, confirm: StudySpec, url: str, new: bool, storage: Any) -> RunStore:
-    fingerprint, derived = confirm.store_keys(spec if spec.search is not None else None)
-    return RunStore(url, confirm.name, fingerprint, new=new, derived=derived, storage=storage)
+    tuned = spec.search is not None
+    fingerprint, derived = confirm.store_keys(spec if tuned else None)
+    # the keys a study stored before fingerprints ignored the working directory (same directory only)
+    legacy = confirm.located(None).store_keys(spec.located(None) if tuned else None)
+    return RunStore(url, confirm.name, fingerprint, new=new, derived=derived, storage=storage, legacy=legacy)
 
 
 def _most_parallel(spec: StudySpec) -> int:
@@ -367,6 +370,7 @@ def _open_search(spec: StudySpec, arm: Arm, storage: Any, url: str, new: bool) -
             storage,
             name,
             arm_fingerprint(spec, arm),
+            legacy=arm_fingerprint(spec.located(None), arm),
             sampler=s.sampler,
             seed=s.seed,
             grid=grid,

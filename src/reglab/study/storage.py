@@ -383,11 +383,14 @@ class RunStore:
         new: bool = False,
         derived: str | None = None,
         storage: optuna.storages.BaseStorage | None = None,
+        legacy: tuple[str, str | None] | None = None,
     ) -> None:
         """``fingerprint``: what the user wrote; a change is refused unless ``new``. ``derived``: what
         the runs' configurations were derived from (a tuned study's tuned values): when only it
         changed - a larger budget found other values - the outdated runs are replaced
-        (``self.replaced`` of them)."""
+        (``self.replaced`` of them). ``legacy``: the (fingerprint, derived) the same study had
+        before fingerprints ignored the working directory: a study stored so is kept, and its keys
+        are updated."""
         import optuna
 
         self.url = url
@@ -398,7 +401,9 @@ class RunStore:
         with lock:  # workers opening the store at once replace it at most once
             existing = {s.study_name: s for s in self.storage.get_all_studies()}
             if self.study_name in existing:
-                attrs = existing[self.study_name].user_attrs
+                attrs = dict(existing[self.study_name].user_attrs)
+                if legacy is not None and (attrs.get("fingerprint"), attrs.get("derived")) == legacy:
+                    attrs.update(fingerprint=fingerprint, derived=derived)  # the same study, stored by an older reglab
                 old = attrs.get("fingerprint")
                 if old != fingerprint and not new:
                     raise ConfigError(

@@ -22,6 +22,7 @@ def open_arm_study(
     name: str,
     fingerprint: str,
     *,
+    legacy: str | None = None,
     sampler: str,
     seed: int,
     grid: dict[str, list[Any]] | None,
@@ -33,12 +34,15 @@ def open_arm_study(
     url: str,
 ) -> optuna.Study:
     """Open (or create) the tuning study ``name``. A stored study of another ``fingerprint``
-    (other search or configuration) is refused unless ``new``, which discards it."""
+    (other search or configuration) is refused unless ``new``, which discards it; ``legacy``: the
+    fingerprint the same search had before fingerprints ignored the working directory (kept)."""
     import optuna
 
     existing = {x.study_name: x for x in storage.get_all_studies()}
     if name in existing:
         old = existing[name].user_attrs.get("fingerprint")
+        if old is not None and old == legacy:
+            old = fingerprint  # the same search, stored by an older reglab: its trials are kept
         if old != fingerprint and not new:
             arm = existing[name].user_attrs.get("arm") or name.rsplit("/", 1)[-1]
             raise ConfigError(
