@@ -19,7 +19,7 @@ from reglab.report.format import (
     settings,
 )
 from reglab.report.view import ReportView
-from reglab.stats.compare import RANGE_INTERVAL_METHOD
+from reglab.stats.compare import interval_method
 from reglab.stats.diagnosis import thresholds_text
 from reglab.stats.summary import ArmSummary, no_comparison_verdict
 from reglab.urls import mask_url
@@ -147,11 +147,25 @@ def verdict_section(v: ReportView) -> dict[str, Any]:
         "regime": regime(_config(v, v.baseline) or _config(v, next(iter(s.arms), None))),
         "fit_note": fit_note(v),
         "holm_note": s.holm_note(),
-        "interval_method": RANGE_INTERVAL_METHOD,
-        "thresholds": thresholds_text(th, s.gap_metric == "acc") if isinstance(th, dict) and _has_keys(th) else None,
+        "interval_method": _interval_method(v.metric),
+        "thresholds": (
+            thresholds_text(th, s.gap_metric == "acc", s.reference_error)
+            if isinstance(th, dict) and _has_keys(th)
+            else None
+        ),
+        "diagnosis_metric": "accuracy" if s.gap_metric == "acc" else "R²",
         "diagnoses": list(groups.values()),
         "has_comparison": any(not r["is_baseline"] for r in rows) and v.baseline is not None,
     }
+
+
+def _interval_method(metric: str) -> str:
+    """What the intervals of ``metric``'s means are (the scale depends on its range: logit for an
+    accuracy, log for an RMSE, none for an unbounded one)."""
+    from reglab.tasks import metric_info
+
+    info = metric_info(metric)
+    return interval_method(info.low, info.high) if info is not None else interval_method()
 
 
 def split_label(metric: str) -> str:
