@@ -170,7 +170,9 @@ def test_against_the_reference_the_diabetes_best_arm_is_not_told_to_reduce_regul
         (0.80, 0.79, 0.0, "high bias"),  # a reference of 0 is the old rule
     ],
 )
-def test_high_bias_is_avoidable_bias_above_the_threshold(train: float, val: float, reference: float, label: str) -> None:
+def test_high_bias_is_avoidable_bias_above_the_threshold(
+    train: float, val: float, reference: float, label: str
+) -> None:
     d = diagnose(train, val, DEFAULT, reference=reference)
     assert d.label == label, d.reason
     if label == "high bias":

@@ -84,7 +84,9 @@ def test_the_baseline_runs_carry_the_reference_and_a_resume_reuses_it(
     doc = _tiny_regression(tmp_path / "out")
     first = run_protocol(parse_study(doc), progress=False, executor=executor).summary
     ref = first.reference_error
-    assert ref is not None and ref.source == "classical model" and set(ref.models) == {"ridge", "hist_gradient_boosting"}
+    assert (
+        ref is not None and ref.source == "classical model" and set(ref.models) == {"ridge", "hist_gradient_boosting"}
+    )
     assert ref.value == min(ref.models.values()) and ref.seconds is not None and ref.seconds > 0
     assert "mean over 2 seeds" in ref.how and "1 − R²" in ref.how
     infos = _infos(doc)
