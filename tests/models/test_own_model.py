@@ -192,6 +192,20 @@ def test_fit_takes_any_callable_and_is_deterministic(tiny_digits: DataSplits, he
     assert helpers.history_without_time(a.history) == helpers.history_without_time(b.history)
 
 
+def test_the_parameter_count_is_of_trainable_parameters(tiny_digits: DataSplits, helpers: Any) -> None:
+    """Issue 21: a user model's size was in no output; runs record its trainable parameters (a
+    frozen layer does not count), which the summary and the report's regime line give."""
+    cfg = RunConfig().override({"n_train": 150, "epochs": 1, "device": "cpu"})
+
+    def make(in_features: int, n_classes: int) -> nn.Module:
+        frozen = nn.Linear(in_features, 16)
+        frozen.requires_grad_(False)
+        return nn.Sequential(nn.Flatten(), frozen, nn.ReLU(), nn.Linear(16, n_classes))
+
+    r = fit(cfg, helpers.fresh_copy(tiny_digits), model=make)
+    assert r.status == "completed" and r.info["n_params"] == 16 * 10 + 10
+
+
 def test_references_for_workers(own: Any) -> None:
     assert reference(own.ResNetish) == "mynets:ResNetish" and reference(own.make_net) == "mynets:make_net"
     assert reference("mynets:make_net") == "mynets:make_net"

@@ -166,7 +166,11 @@ def test_an_interval_that_excludes_zero_beside_no_significant_difference_is_expl
 def test_thresholds_are_explained() -> None:
     summary = demo_like_summary()
     text = " ".join(_render(summary).split())
-    assert "diagnosis thresholds: high bias when training error > 5 %" in text
+    assert "diagnosis thresholds: high bias when avoidable bias (training error − reference error) > 5 pp" in text
+    # no classical reference for these runs: the lowest training error of any arm, said as such
+    ref = summary.reference_error
+    assert ref is not None and ref.source == "best arm"
+    assert f"reference error {ref.value * 100:.1f} % (the lowest training 1 − accuracy of any arm" in text
     assert "high variance when train − validation gap > 3 pp" in text
 
 
@@ -192,3 +196,44 @@ def test_tuned_values_that_do_not_fit_80_columns_follow_the_table_unbroken() -> 
     wide = _render(StudySummary.model_validate(doc), width=160)  # room enough: one table, as before
     row = next(line for line in wide.splitlines() if line.startswith("mlp_dropout_l2 "))
     assert row.rstrip().endswith("lr=0.0269, l2=5.1e-05, dropout=0.011, augment.shift=0.074")
+
+
+def regression_summary() -> StudySummary:
+    """Five seeds of two regression arms compared on test RMSE, whose baseline runs carry a
+    classical reference (as their workers store it)."""
+    rng = np.random.default_rng(1)
+    records = {}
+    for arm, rmse in (("none", 66.0), ("early_stopping", 56.5)):
+        for s in range(5):
+            final = {
+                "test_rmse": rmse + rng.normal(0, 1),
+                "val_rmse": rmse + 2,
+                "train_rmse": rmse - 10,
+                "train_r2": 0.58 if arm == "early_stopping" else 0.95,
+                "val_r2": 0.43 if arm == "early_stopping" else 0.11,
+                "test_r2": 0.4,
+            }
+            info: dict[str, object] = {"n_params": 4929}
+            if arm == "none":
+                info["reference"] = {"errors": {"ridge": 0.6, "hist_gradient_boosting": 0.67}, "seconds": 0.01}
+            records[(arm, s)] = RunRecord(arm, s, RunOutcome(status=RunStatus.COMPLETED, final=final, info=info), 0)
+    doc = {
+        "name": "reg",
+        "data": {"name": "diabetes"},
+        "arms": {"none": {}, "early_stopping": {"early_stopping": {"patience": 8}}},
+        "seeds": 5,
+    }
+    return summarize(parse_study(doc), records)
+
+
+def test_a_regression_study_names_its_interval_scale_and_reference() -> None:
+    """Issue 21: the legend said "logit scale" for RMSE, whose interval is taken on log(RMSE); the
+    reference error the diagnosis measured bias against is printed beside the thresholds."""
+    text = " ".join(_render(regression_summary(), width=100).split())
+    assert "95% CI: Student-t over seeds on the log scale, log(x), mapped back (never below 0)." in text
+    assert "logit" not in text
+    assert "high bias when avoidable bias (1 − train R² − reference error) > 0.05" in text
+    assert "reference error 0.600 (validation 1 − R² of ridge regression, better than HistGradientBoosting 0.670" in (
+        text
+    )
+    assert "early_stopping" in text and "reduce regularization" not in text

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from reglab.report.data import num
@@ -20,18 +21,34 @@ def is_fraction(metric: str) -> bool:
     return metric.endswith("_acc") or metric in ("accuracy", "gap", "sparsity")
 
 
-def fmt_value(metric: str, x: Any) -> str:
+def fmt_value(metric: str, x: Any, places: int | None = None) -> str:
+    """``x`` in ``metric``'s units: a percentage with two decimals, else four significant digits,
+    or ``places`` decimals (:func:`column_places`: the same for every number of a table column)."""
     v = num(x)
     if v is None:
         return "–"
-    return f"{v * 100:.2f}%" if is_fraction(metric) else f"{v:.4g}"
+    if is_fraction(metric):
+        return f"{v * 100:.2f}%"
+    return f"{v:.4g}" if places is None else f"{v:.{places}f}"
 
 
-def fmt_diff(metric: str, x: Any) -> str:
+def fmt_diff(metric: str, x: Any, places: int | None = None) -> str:
     v = num(x)
     if v is None:
         return "–"
-    return f"{v * 100:+.2f} pp" if is_fraction(metric) else f"{v:+.4g}"
+    if is_fraction(metric):
+        return f"{v * 100:+.2f} pp"
+    return f"{v:+.4g}" if places is None else f"{v:+.{places}f}"
+
+
+def column_places(values: Iterable[Any], significant: int = 4, most: int = 6) -> int:
+    """Decimals that give a column's largest number ``significant`` significant digits, for every
+    number of the column: 67.0008 and 56.25 read "67.00" and "56.25", never "67" beside "56.25"
+    (``.4g`` drops the trailing zeros of one value and not of the next)."""
+    sizes = [abs(v) for v in map(num, values) if v is not None and v != 0]
+    if not sizes:
+        return significant - 1
+    return min(most, max(0, significant - 1 - math.floor(math.log10(max(sizes)))))
 
 
 def fmt_interval(lo: Any, hi: Any, one: Callable[[Any], str]) -> str:
@@ -40,9 +57,9 @@ def fmt_interval(lo: Any, hi: Any, one: Callable[[Any], str]) -> str:
     return f"[{one(lo)}, {one(hi)}]"
 
 
-def fmt_ci(metric: str, st: MetricStats) -> str:
+def fmt_ci(metric: str, st: MetricStats, places: int | None = None) -> str:
     """The 95 % CI of a metric's mean, ``[low, high]`` in the metric's units."""
-    return fmt_interval(st.ci_low, st.ci_high, lambda x: fmt_value(metric, x))
+    return fmt_interval(st.ci_low, st.ci_high, lambda x: fmt_value(metric, x, places))
 
 
 def fmt_p(x: Any) -> str:
@@ -88,10 +105,11 @@ def cell(text: str, value: Any = None, key: str = "") -> dict[str, str]:
 _OPTIMIZER_NAMES = {"adam": "Adam", "adamw": "AdamW", "sgd": "SGD", "momentum": "SGD with momentum"}
 
 
-def regime(config: Any) -> str | None:
+def regime(config: Any, n_params: int | None = None) -> str | None:
     """What was trained, in one phrase, from a run configuration (a dumped ``RunConfig``): "100
     training examples of digits, a 512-512-unit MLP, 150 epochs of Adam (lr 0.001, batch 32)";
-    None when the configuration is not readable."""
+    with ``n_params``, the network's trainable parameters after it ("a 512-512-unit MLP of 300,042
+    trainable parameters"); None when the configuration is not readable."""
     if not isinstance(config, dict):
         return None
     data, model, train = (_section(config, k) for k in ("data", "model", "train"))
@@ -107,6 +125,8 @@ def regime(config: Any) -> str | None:
         net = f"a CNN with {'-'.join(str(c) for c in model['channels'])} channels"
     else:
         net = f"a {arch or 'network'}"
+    if n_params is not None:
+        net += f" of {n_params:,} trainable parameter{'s' * (n_params != 1)}"
     opt = train.get("optimizer")
     how = f"{train.get('epochs', '?')} epochs" + (f" of {_OPTIMIZER_NAMES.get(opt, opt)}" if opt else "")
     extra = [f"lr {fmt_param(train['lr'])}" if train.get("lr") is not None else "", f"batch {train.get('batch_size')}"]

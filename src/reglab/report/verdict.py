@@ -7,6 +7,7 @@ from typing import Any
 
 from reglab.report.format import (
     cell,
+    column_places,
     fmt_ci,
     fmt_diff,
     fmt_interval,
@@ -19,7 +20,7 @@ from reglab.report.format import (
     settings,
 )
 from reglab.report.view import ReportView
-from reglab.stats.compare import RANGE_INTERVAL_METHOD
+from reglab.stats.compare import interval_method
 from reglab.stats.diagnosis import thresholds_text
 from reglab.stats.summary import ArmSummary, no_comparison_verdict
 from reglab.urls import mask_url
@@ -35,9 +36,11 @@ VERDICT_CLASS = {
 DIAGNOSIS_CLASS = {"good fit": "good", "high variance": "warn", "high bias": "bad", "over-regularized": "bad"}
 
 
-def verdict_row(v: ReportView, arm: str, a: ArmSummary) -> dict[str, Any]:
-    """One arm's row: the compare metric, its comparison to the baseline and its diagnosis."""
+def verdict_row(v: ReportView, arm: str, a: ArmSummary, places: dict[str, int] | None = None) -> dict[str, Any]:
+    """One arm's row: the compare metric, its comparison to the baseline and its diagnosis.
+    ``places``: decimals of the ``mean`` and ``diff`` columns (the same in every row)."""
     m = v.metric
+    mean_places, diff_places = (places or {}).get("mean"), (places or {}).get("diff")
     st, c, d = a.metric(m), a.comparison, a.diagnosis
     is_base = arm == v.baseline
     verdict = c.verdict if c is not None else no_comparison_verdict(is_base, a.n_completed).replace("-", "–")
@@ -54,12 +57,12 @@ def verdict_row(v: ReportView, arm: str, a: ArmSummary) -> dict[str, Any]:
         "is_baseline": is_base,
         "n_completed": a.n_completed,
         "n_failed": a.n_failed,
-        "mean": cell(fmt_value(m, st.mean), st.mean, "mean"),
-        "ci": fmt_ci(m, st),
+        "mean": cell(fmt_value(m, st.mean, mean_places), st.mean, "mean"),
+        "ci": fmt_ci(m, st, mean_places),
         "ci_low": raw(st.ci_low),
         "ci_high": raw(st.ci_high),
-        "diff": cell(fmt_diff(m, diff), diff, "mean_diff"),
-        "diff_ci": "–" if c is None else fmt_interval(c.ci_low, c.ci_high, lambda x: fmt_diff(m, x)),
+        "diff": cell(fmt_diff(m, diff, diff_places), diff, "mean_diff"),
+        "diff_ci": "–" if c is None else fmt_interval(c.ci_low, c.ci_high, lambda x: fmt_diff(m, x, diff_places)),
         "prob": cell(fmt_prob(prob), prob, "prob_improvement"),
         "prob_ci": "–" if c is None else fmt_interval(c.prob_ci_low, c.prob_ci_high, fmt_prob),
         "p_holm": cell(fmt_p(p_holm), p_holm, "p_holm"),
@@ -93,6 +96,14 @@ def _config(v: ReportView, arm: str | None) -> dict[str, Any] | None:
     return cfg if isinstance(cfg, dict) else None
 
 
+def _regime(v: ReportView) -> str | None:
+    """The regime line of the baseline (else the first arm), with its network's trainable parameters."""
+    s = v.summary
+    arm = v.baseline if _config(v, v.baseline) else next(iter(s.arms), None)
+    n_params = s.arms[arm].n_params if arm in s.arms else None
+    return regime(_config(v, arm), n_params)
+
+
 def fit_note(v: ReportView) -> str | None:
     """What the baseline's numbers say about the regime: over-fitting (regularization should pay),
     a good fit (little to gain) or under-fitting."""
@@ -117,7 +128,13 @@ def fit_note(v: ReportView) -> str | None:
 
 
 def verdict_section(v: ReportView) -> dict[str, Any]:
-    rows = [verdict_row(v, arm, a) for arm, a in v.arms()]
+    arms = v.arms()
+    comparisons = [a.comparison for _, a in arms if a.comparison is not None]
+    places = {
+        "mean": column_places(a.metric(v.metric).mean for _, a in arms),
+        "diff": column_places(c.mean_diff for c in comparisons),
+    }
+    rows = [verdict_row(v, arm, a, places) for arm, a in arms]
     better = [r["arm"] for r in rows if r["verdict"] == "better"]
     groups: dict[tuple[str, str], dict[str, Any]] = {}
     for r in rows:
@@ -144,14 +161,28 @@ def verdict_section(v: ReportView) -> dict[str, Any]:
         "headline": text,
         "tone": tone,
         "note": s.underpowered_note,
-        "regime": regime(_config(v, v.baseline) or _config(v, next(iter(s.arms), None))),
+        "regime": _regime(v),
         "fit_note": fit_note(v),
         "holm_note": s.holm_note(),
-        "interval_method": RANGE_INTERVAL_METHOD,
-        "thresholds": thresholds_text(th, s.gap_metric == "acc") if isinstance(th, dict) and _has_keys(th) else None,
+        "interval_method": _interval_method(v.metric),
+        "thresholds": (
+            thresholds_text(th, s.gap_metric == "acc", s.reference_error)
+            if isinstance(th, dict) and _has_keys(th)
+            else None
+        ),
+        "diagnosis_metric": "accuracy" if s.gap_metric == "acc" else "R²",
         "diagnoses": list(groups.values()),
         "has_comparison": any(not r["is_baseline"] for r in rows) and v.baseline is not None,
     }
+
+
+def _interval_method(metric: str) -> str:
+    """What the intervals of ``metric``'s means are (the scale depends on its range: logit for an
+    accuracy, log for an RMSE, none for an unbounded one)."""
+    from reglab.tasks import metric_info
+
+    info = metric_info(metric)
+    return interval_method(info.low, info.high) if info is not None else interval_method()
 
 
 def split_label(metric: str) -> str:

@@ -46,12 +46,26 @@ def describe(values: Sequence[float], confidence: float = 0.95) -> Summary:
     return Summary(n, mean, std, mean - half, mean + half)
 
 
-# How :func:`describe_in_range` builds the interval of a bounded metric's mean (the report and the
-# terminal name it under their tables)
-RANGE_INTERVAL_METHOD = (
-    "Student-t interval of the mean over seeds on the logit scale (log for a metric bounded on one side, "
-    "delta method), mapped back: it never leaves the metric's range"
-)
+def interval_method(low: float = -math.inf, high: float = math.inf, short: bool = False) -> str:
+    """How :func:`describe_in_range` builds the interval of the mean of a metric with range
+    [``low``, ``high``], in words (the report and, ``short``, the terminal name it under their
+    tables): the logit scale for a range bounded on both sides (accuracy), the log of the distance
+    to the one bound (RMSE's log(x), R²'s log(1 − x)), the plain t-interval without a bound."""
+    if math.isfinite(low) and math.isfinite(high):
+        scale, keeps = "the logit scale", "never outside the range" if short else "it never leaves the metric's range"
+    elif math.isfinite(low) or math.isfinite(high):
+        bound = low if math.isfinite(low) else high
+        x = ("x" if low == 0 else f"x − {low:g}") if math.isfinite(low) else f"{high:g} − x"
+        side = "below" if math.isfinite(low) else "above"
+        scale, keeps = (
+            f"the log scale, log({x})",
+            f"never {side} {bound:g}" if short else f"it never goes {side} {bound:g}",
+        )
+    else:
+        return "Student-t over seeds" if short else "Student-t interval of the mean over seeds"
+    if short:
+        return f"Student-t over seeds on {scale}, mapped back ({keeps})"
+    return f"Student-t interval of the mean over seeds on {scale} (delta method), mapped back: {keeps}"
 
 
 def describe_in_range(

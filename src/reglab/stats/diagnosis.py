@@ -1,12 +1,24 @@
 """Bias/variance diagnosis of an arm from its (seed-averaged) final accuracies.
 
+Bias is measured against the best attainable error, not against zero, as in Ng's "avoidable bias"
+(*Machine Learning Yearning*, 2018, "Comparing to the optimal error rate"; deeplearning.ai,
+"Structuring Machine Learning Projects"): avoidable bias = training error − reference error,
+variance = validation error − training error. The reference (:class:`AttainableError`) is the
+user's ``diagnosis.reference_error``, else a quick classical model's validation error on the same
+splits (tabular data), else the lowest training error of any arm. On data where no model gets near
+0 % error (the diabetes regression: 1 − R² ≈ 0.5 at best) a fixed "training error above 5 %" rule
+called every arm under-fitted and told it to reduce regularization.
+
 Rules, in order (thresholds in :class:`reglab.study.spec.DiagnosisConfig`, accuracy units; for
 regression R² takes accuracy's place, so "training error" is the relative squared error 1 - R²):
 1. over-regularized: train accuracy more than ``over_reg_train_drop`` below the baseline's and
    validation accuracy not more than ``over_reg_val_gain`` above it (not for the baseline itself,
    nor for an arm without regularization: it has none to lower);
-2. high bias: training error above ``high_bias_train_error`` (the model cannot fit the data);
-3. high variance: train - validation accuracy above ``high_variance_gap`` (it fits noise);
+2. high bias: avoidable bias (training error − reference; the training error itself without a
+   reference) above ``high_bias_train_error`` (the model cannot fit what is learnable);
+3. high variance: train - validation accuracy above ``high_variance_gap`` (it fits noise), unless
+   the validation error is already at or below the reference (nothing avoidable is left, Ng's
+   "done" case: that arm is a good fit);
 4. otherwise good fit.
 Each reason shows its numbers beside these thresholds (differences of accuracies in percentage
 points, "pp") and says when a number is near its threshold, where the label is fragile.
@@ -37,6 +49,30 @@ UNREGULARIZED: dict[str, str] = {
     "high variance": "add regularization: L2 or dropout, data augmentation, or early stopping; more data",
     "good fit": "keep it; compare seeds' spread before adding regularization",
 }
+
+
+ReferenceSource = Literal["user", "classical model", "best arm"]
+
+
+class AttainableError(BaseModel):
+    """The study's reference error: the best error a model can be expected to reach on this data
+    (Ng's optimal error rate: human-level or Bayes error), in the diagnosis' units (1 − accuracy,
+    or 1 − R² for regression). ``source``: set by the user (``diagnosis.reference_error``), a
+    classical model's validation error on the runs' own splits, or the lowest training error of any
+    arm; ``how`` says which, in words. ``models``: a classical reference's candidates and their
+    mean validation errors; ``seconds``: what fitting them took, over all seeds."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    value: float
+    source: ReferenceSource
+    how: str
+    models: dict[str, float] = {}
+    seconds: float | None = None
+
+    def text(self, accuracy: bool = True) -> str:
+        """``reference error 4.2 % (how)``, in the diagnosis' units."""
+        value = f"{self.value * 100:.1f} %" if accuracy else f"{self.value:.3f}"
+        return f"reference error {value} ({self.how})"
 
 
 class Diagnosis(BaseModel):
@@ -72,13 +108,16 @@ def diagnose(
     baseline_val_acc: float | None = None,
     metric: str = "acc",
     regularized: bool = True,
+    reference: float | None = None,
 ) -> Diagnosis:
     """Label an arm from train and validation accuracy (``metric="r2"``: R², for regression).
     The reason states every number the label was decided on next to its threshold (and says so
     when one is within 20 % of it, where other seeds could flip the label).
     ``regularized=False``: the arm uses no regularizer, so it is never "over-regularized" and is
-    never told to reduce regularization (or to make one stronger)."""
-    d = _diagnose(train_acc, val_acc, thresholds, baseline_train_acc, baseline_val_acc, metric, regularized)
+    never told to reduce regularization (or to make one stronger).
+    ``reference``: the attainable error (:class:`AttainableError`'s value, in the same units as
+    ``1 - train_acc``); high bias is then avoidable bias, the training error above it."""
+    d = _diagnose(train_acc, val_acc, thresholds, baseline_train_acc, baseline_val_acc, metric, regularized, reference)
     if not regularized and d.label in UNREGULARIZED:
         return d.model_copy(update={"recommendation": UNREGULARIZED[d.label]})
     return d
@@ -96,18 +135,33 @@ def _diagnose(
     base_val: float | None,
     metric: str,
     regularized: bool,
+    reference: float | None = None,
 ) -> Diagnosis:
     """The rules, once: error = 1 - train (accuracy's error rate, or R²'s relative squared error),
-    gap = train - validation; only the wording differs (accuracy in %/pp, R² as numbers)."""
+    bias = error - reference (the error itself without one), gap = train - validation; only the
+    wording differs (accuracy in %/pp, R² as numbers)."""
     if not regularized:
         base_train = base_val = None  # nothing to have over-done
     err, gap = 1 - train, train - val
     limit = t.high_bias_train_error
+    bias_value = err if reference is None else err - reference
     if metric == "r2":
-        bias = f"training relative error 1 − R² = {err:.3f} {_cmp(err, limit)} {limit:.3f}"
+        if reference is None:
+            bias = f"training relative error 1 − R² = {err:.3f} {_cmp(err, limit)} {limit:.3f}"
+        else:
+            bias = (
+                f"avoidable bias {bias_value:.3f} {_cmp(bias_value, limit)} {limit:.3f} (1 − train R² {err:.3f} "
+                f"− reference {reference:.3f})"
+            )
         variance = f"train − validation R² gap {gap:.3f} {_cmp(gap, t.high_variance_gap)} {t.high_variance_gap:.3f}"
     else:
-        bias = f"training error {_pc(err)} {_cmp(err, t.high_bias_train_error)} {_pc(t.high_bias_train_error)}"
+        if reference is None:
+            bias = f"training error {_pc(err)} {_cmp(err, limit)} {_pc(limit)}"
+        else:
+            bias = (
+                f"avoidable bias {_pp(bias_value)} {_cmp(bias_value, limit)} {_pp(limit)} (training error "
+                f"{_pc(err)} − reference {_pc(reference)})"
+            )
         variance = f"train − validation gap {_pp(gap)} {_cmp(gap, t.high_variance_gap)} {_pp(t.high_variance_gap)}"
     if base_train is not None and base_val is not None:
         drop, gain = base_train - train, val - base_val
@@ -123,11 +177,21 @@ def _diagnose(
                     f"validation change of {_pp(gain, True)} (≤ {_pp(t.over_reg_val_gain, True)})"
                 )
             return _d("over-regularized", why, _near(drop, t.over_reg_train_drop) or _near(gain, t.over_reg_val_gain))
-    if err > t.high_bias_train_error:
-        return _d("high bias", bias, _near(err, t.high_bias_train_error))
+    if bias_value > limit:
+        return _d("high bias", bias, _near(bias_value, limit))
+    if reference is not None and 1 - val <= reference and gap > t.high_variance_gap:
+        # nothing avoidable is left: the gap is noise that the reference does not avoid either
+        at = (
+            f"{1 - val:.3f} ≤ reference {reference:.3f}"
+            if metric == "r2"
+            else f"{_pc(1 - val)} ≤ reference {_pc(reference)}"
+        )
+        unit = "1 − R²" if metric == "r2" else "error"
+        return _d("good fit", f"validation {unit} {at} (it reaches the attainable error; {variance})")
     if gap > t.high_variance_gap:
-        return _d("high variance", f"{variance} ({bias})", _near(gap, t.high_variance_gap))
-    return _d("good fit", f"{bias}, {variance}", _near(err, t.high_bias_train_error) or _near(gap, t.high_variance_gap))
+        why = f"{variance} ({bias})" if reference is None else f"{variance}; {bias}"  # no nested parentheses
+        return _d("high variance", why, _near(gap, t.high_variance_gap))
+    return _d("good fit", f"{bias}, {variance}", _near(bias_value, limit) or _near(gap, t.high_variance_gap))
 
 
 def _cmp(value: float, threshold: float) -> str:
@@ -149,8 +213,11 @@ def _d(label: DiagnosisLabel, reason: str, near: bool = False) -> Diagnosis:
     return Diagnosis(label=label, reason=reason, recommendation=RECOMMENDATIONS[label])
 
 
-def thresholds_text(th: Mapping[str, float], accuracy: bool = True) -> str:
-    """The diagnosis rules with the study's thresholds, in the units of the diagnosis metric."""
+def thresholds_text(
+    th: Mapping[str, float | None], accuracy: bool = True, reference: AttainableError | None = None
+) -> str:
+    """The diagnosis rules with the study's thresholds, in the units of the diagnosis metric, and
+    the reference error that bias is measured against (with how it was obtained)."""
 
     def pc(x: float) -> str:
         return f"{x * 100:g} %" if accuracy else f"{x:g}"
@@ -158,11 +225,22 @@ def thresholds_text(th: Mapping[str, float], accuracy: bool = True) -> str:
     def pp(x: float) -> str:
         return f"{x * 100:g} pp" if accuracy else f"{x:g}"
 
+    def num(key: str) -> float:
+        value = th[key]
+        assert value is not None
+        return value
+
     err = "training error" if accuracy else "1 − train R²"
     gap = "train − validation gap" if accuracy else "train − validation R² gap"
-    return (
-        f"high bias when {err} > {pc(th['high_bias_train_error'])}; high variance when {gap} > "
-        f"{pp(th['high_variance_gap'])}; over-regularized when train {'accuracy' if accuracy else 'R²'} falls more "
-        f"than {pp(th['over_reg_train_drop'])} below the baseline's for at most {pp(th['over_reg_val_gain'])} "
+    bias = (
+        f"high bias when {err} > {pc(num('high_bias_train_error'))}"
+        if reference is None
+        else f"high bias when avoidable bias ({err} − reference error) > {pp(num('high_bias_train_error'))}"
+    )
+    text = (
+        f"{bias}; high variance when {gap} > "
+        f"{pp(num('high_variance_gap'))}; over-regularized when train {'accuracy' if accuracy else 'R²'} falls more "
+        f"than {pp(num('over_reg_train_drop'))} below the baseline's for at most {pp(num('over_reg_val_gain'))} "
         "validation gain (regularized arms only)"
     )
+    return text if reference is None else f"{text}; {reference.text(accuracy)}"

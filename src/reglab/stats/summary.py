@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, ValidationError, model_serializer
 
 from reglab.errors import ReglabError
-from reglab.stats.diagnosis import Diagnosis
+from reglab.stats.diagnosis import AttainableError, Diagnosis
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -147,7 +147,8 @@ class GeneratedSamples(_Frozen):
 class ArmSummary(_Frozen):
     """One arm: its overrides, run counts, statistics per metric, seed-ensemble accuracy (the
     averaged test probabilities of its seeds), comparison, diagnosis, weights and rank (1 = best);
-    ``generated`` only for an arm with generative augmentation."""
+    ``generated`` only for an arm with generative augmentation; ``n_params``: the trainable
+    parameters of its network (as its runs counted them; absent in summaries written before)."""
 
     overrides: dict[str, Any]
     n_completed: int
@@ -159,13 +160,16 @@ class ArmSummary(_Frozen):
     weight_histogram: WeightHistogram | None
     rank: int
     generated: GeneratedSamples | None = None
+    n_params: int | None = None
 
     @model_serializer(mode="wrap")
     def _without_absent_generated(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        """Arms without generative augmentation have no ``generated`` key (as before it existed)."""
+        """Arms without generative augmentation have no ``generated`` key (as before it existed),
+        nor arms without a completed run an ``n_params``."""
         out: dict[str, Any] = handler(self)
-        if self.generated is None:
-            out.pop("generated", None)
+        for key in ("generated", "n_params"):
+            if getattr(self, key) is None:
+                out.pop(key, None)
         return out
 
     def metric(self, name: str) -> MetricStats:
@@ -246,14 +250,15 @@ class StudySummary(_Frozen):
     resolved_config: str | None = None
     tuning: dict[str, ArmTuning] | None = None
     diagnosis_thresholds: dict[str, float] | None = None
+    reference_error: AttainableError | None = None
 
     @model_serializer(mode="wrap")
     def _without_absent_tuning(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
         """An untuned study's file has no ``tuning`` key (as before the typed summary), and one
-        summarized before the thresholds were stored has no ``diagnosis_thresholds``; ``retried_runs``
-        only when a run was retried."""
+        summarized before the thresholds (or the reference error) were stored has no
+        ``diagnosis_thresholds`` (``reference_error``); ``retried_runs`` only when a run was retried."""
         out: dict[str, Any] = handler(self)
-        for key in ("tuning", "diagnosis_thresholds"):
+        for key in ("tuning", "diagnosis_thresholds", "reference_error"):
             if getattr(self, key) is None:
                 out.pop(key, None)
         if not self.retried_runs:

@@ -8,16 +8,14 @@ wraps instead of being shortened."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from reglab.stats.compare import interval_method
 from reglab.stats.diagnosis import thresholds_text
 from reglab.stats.summary import ArmTuning, StudySummary, no_comparison_verdict
 
 Fmt = Callable[[float | None], str]
-# reglab.stats.compare.RANGE_INTERVAL_METHOD, in a terminal's words
-CONSOLE_INTERVAL_METHOD = "Student-t over seeds on the logit scale, mapped back (never outside the range)"
 
 
 def _pct(x: float | None, signed: bool = False) -> str:
@@ -144,12 +142,12 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
     diff: Fmt = _pp if percent else _signed
     gap: Fmt = _pp if summary.gap_metric == "acc" else _signed
     base = summary.baseline
-    bounded = info is not None and (math.isfinite(info.low) or math.isfinite(info.high))
+    method = interval_method(info.low, info.high, short=True) if info is not None else interval_method(short=True)
 
     console.print(f"[bold]verdict:[/] {escape(summary.headline())}")
     t = _table(
         f"study {summary.study}: {m} over {_seeds(len(summary.seeds))}, baseline {base}",
-        f"95% CI: {CONSOLE_INTERVAL_METHOD if bounded else 'Student-t interval of the mean over seeds'}. "
+        f"95% CI: {method}. "
         f"Δ: mean paired difference to {base} (same seeds); p Holm: paired t-test, Holm-adjusted across arms.",
     )
     t.add_column("arm", no_wrap=True)
@@ -223,4 +221,5 @@ def _print_diagnoses(summary: StudySummary, console: Any) -> None:
     for (label, rec), arms in recs.items():
         console.print(f"[bold]{label}[/] ({escape(', '.join(arms))}): {escape(rec)}")
     if (th := summary.diagnosis_thresholds) and any(summary.arm(a).diagnosis for a in summary.ranking):
-        console.print(f"[dim]diagnosis thresholds: {escape(thresholds_text(th, summary.gap_metric == 'acc'))}[/]")
+        text = thresholds_text(th, summary.gap_metric == "acc", summary.reference_error)
+        console.print(f"[dim]diagnosis thresholds: {escape(text)}[/]")

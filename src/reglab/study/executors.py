@@ -43,6 +43,7 @@ class Task:
     folds: int | None = None  # K-fold cross-validation on the train split instead of one val split
     evaluate_test: bool = True  # False for tuning trials: the test split is never read
     save_to: str | None = None  # confirmation runs of save_models: best|all: the model file to write
+    reference: bool = False  # also fit the classical reference models on this run's splits (study.reference)
 
 
 class Executor(Protocol):

@@ -78,7 +78,7 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
                 from reglab.study.saved_models import save_run_model
 
                 save_run_model(result.model, m.save_to, m.config, d, result.final)
-            outcomes[m.key] = run_outcome(result, d)
+            outcomes[m.key] = run_outcome(result, d, m.reference)
     except PopulationRefused as why:
         note = f"population of {len(members)} ({members[0].key}, ...) trained one at a time: {why}"
         for m in members:

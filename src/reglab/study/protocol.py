@@ -86,12 +86,14 @@ def make_task(
     params: dict[str, Any] | None = None,
     folds: int | None = None,
     models: Path | None = None,
+    reference: bool = False,
 ) -> Task:
     """The one place a task is built. A tuning trial (``trial`` given) never reads the test split.
-    ``models``: the study's saved-models folder; a confirmation run then saves its model there."""
+    ``models``: the study's saved-models folder; a confirmation run then saves its model there.
+    ``reference``: a confirmation run that also fits the classical reference models on its splits."""
     if trial is None:
         save_to = None if models is None else str(model_path(models, arm.name, seed))
-        return Task(f"{arm.name}/seed{seed}", arm.run_config(seed), save_to=save_to)
+        return Task(f"{arm.name}/seed{seed}", arm.run_config(seed), save_to=save_to, reference=reference)
     return Task(f"{arm.name}/trial{trial}", arm.run_config(seed, params), folds=folds, evaluate_test=False)
 
 
@@ -606,6 +608,12 @@ class _Run:
     beat_at: float = field(default_factory=time.monotonic)
 
 
+def _estimates(spec: StudySpec, arm: str) -> bool:
+    """Whether ``arm``'s confirmation runs estimate the reference error on their splits (the
+    baseline's, unless the study sets ``diagnosis.reference_error``): see :mod:`reglab.study.reference`."""
+    return arm == spec.baseline_arm and spec.diagnosis.reference_error is None
+
+
 def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger, observer: Observer) -> ProtocolStats:
     """Train every arm x seed the ledger hands out, seed-major (all arms of seed 0 first, so a
     partial study is balanced), storing each result as it arrives."""
@@ -624,7 +632,7 @@ def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger,
                 if key is None:
                     next_claim = time.monotonic() + ledger.idle_wait
                     break
-                task = make_task(spec.arm(key[0]), key[1], models=models_dir(spec))
+                task = make_task(spec.arm(key[0]), key[1], models=models_dir(spec), reference=_estimates(spec, key[0]))
                 running[task.key] = _Run(key)
                 epochs[task.key] = task.config.train.epochs
                 ex.submit(task)

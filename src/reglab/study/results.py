@@ -4,7 +4,7 @@ the terminal read ``summary.json``, never recompute)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from reglab.stats.compare import MIN_SEEDS, PairedComparison, describe, describe_in_range, holm, paired_compare
-from reglab.stats.diagnosis import diagnose
+from reglab.stats.diagnosis import AttainableError, diagnose
 from reglab.stats.summary import (
     HIST_LINEAR,
     HIST_LOG,
@@ -263,6 +263,26 @@ def _metric_range(metric: str) -> tuple[float, float]:
     return -math.inf, math.inf
 
 
+def _reference(
+    spec: StudySpec, records: Records, metrics: Mapping[str, Mapping[str, MetricStats]], dm: str
+) -> AttainableError | None:
+    """The error the diagnosis measures bias against (:mod:`reglab.study.reference`): the study's
+    own, else the classical models' stored with the baseline's runs, else the lowest seed-averaged
+    training error of any arm."""
+    from reglab.study.reference import attainable_error
+
+    baseline = [r.outcome for (arm, _), r in sorted(records.items()) if arm == spec.baseline_arm]
+    train = {a: 1 - _mean(m[f"train_{dm}"]) for a, m in metrics.items() if f"train_{dm}" in m}
+    return attainable_error(spec.diagnosis.reference_error, baseline, train, accuracy=dm == "acc")
+
+
+def _n_params(outcomes: Iterable[RunOutcome]) -> int | None:
+    """The trainable parameters of an arm's network, as its runs counted them (the engine's
+    ``info["n_params"]``; the largest, should seeds differ); None when no run reported it."""
+    counts = [int(n) for o in outcomes if isinstance(n := o.info.get("n_params"), int | float)]
+    return max(counts) if counts else None
+
+
 def diagnosis_metric(keys: list[str]) -> str:
     """Accuracy when the runs have it; for regression R² (1 - R² is the relative squared error)."""
     return "acc" if "train_acc" in keys or "train_r2" not in keys else "r2"
@@ -307,6 +327,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
         return math.inf if m is None else (-m if higher_better else m)
 
     ranking = sorted(arms, key=key)
+    reference = _reference(spec, records, metrics, dm)
     out_arms = {}
     for arm, runs in arms.items():
         mets, is_base = metrics[arm], arm == baseline
@@ -320,6 +341,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
                 None if is_base else base_means[f"val_{dm}"],
                 metric=dm,
                 regularized=_regularized(spec, arm),
+                reference=None if reference is None else reference.value,
             )
         out_arms[arm] = ArmSummary(
             overrides=spec.arms[arm],
@@ -332,6 +354,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             weight_histogram=_sum_histograms(list(runs.outcomes.values())),
             rank=ranking.index(arm) + 1,
             generated=_generated(runs.outcomes),
+            n_params=_n_params(runs.outcomes.values()),
         )
     n_seeds = len(spec.seed_list)
     note = None
@@ -359,7 +382,8 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             ],
             "ranking": ranking,
             "arms": out_arms,
-            "diagnosis_thresholds": spec.diagnosis.model_dump(),
+            "diagnosis_thresholds": spec.diagnosis.model_dump(exclude={"reference_error"}),
+            "reference_error": reference,
             **(extra or {}),
         }
     )

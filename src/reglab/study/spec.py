@@ -85,15 +85,25 @@ class MetricConfig(BaseModel):
 
 
 class DiagnosisConfig(BaseModel):
-    """Thresholds of the bias/variance diagnosis (accuracy units, 0..1)."""
+    """Thresholds of the bias/variance diagnosis (accuracy units, 0..1), and the error bias is
+    measured against (Ng's avoidable bias: training error - the best attainable error)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    high_bias_train_error: float = Field(0.05, ge=0, le=1, description="train error above this: high bias")
+    high_bias_train_error: float = Field(
+        0.05, ge=0, le=1, description="avoidable bias (train error - reference_error) above this: high bias"
+    )
     high_variance_gap: float = Field(0.03, ge=0, le=1, description="train - val accuracy above this: high variance")
     over_reg_train_drop: float = Field(
         0.02, ge=0, le=1, description="train accuracy this far below the baseline's, ..."
     )
     over_reg_val_gain: float = Field(0.002, ge=0, le=1, description="... with less validation gain than this")
+    reference_error: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="the best attainable error (human-level or Bayes; 1 - accuracy, or 1 - R² for regression); "
+        "default: a classical model's validation error for tabular data, else the lowest training error of any arm",
+    )
 
 
 class SearchConfig(BaseModel):

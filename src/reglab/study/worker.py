@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -78,7 +78,14 @@ def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
 
         return execute_population(task, report, cache)  # type: ignore[arg-type]
     if not task.folds:
-        return execute_run(task.config, report, evaluate_test=task.evaluate_test, cache=cache, save_to=task.save_to)
+        return execute_run(
+            task.config,
+            report,
+            evaluate_test=task.evaluate_test,
+            cache=cache,
+            save_to=task.save_to,
+            reference=task.reference,
+        )
     base = task.config
     epochs = base.train.epochs
     finals: list[dict[str, float]] = []
@@ -120,11 +127,14 @@ def execute_run(
     evaluate_test: bool = True,
     cache: DataCache | None = None,
     save_to: str | None = None,
+    reference: bool = False,
 ) -> RunOutcome:
     """Train one run; always returns an outcome (completed | diverged | pruned | failed | error).
     ``evaluate_test=False``: the test split is not read (no test metrics, no test_probs).
     ``save_to``: a completed run saves its evaluated model there (safetensors), before the outcome
-    goes back to the driver - so a stored run of a study with saved models has its file."""
+    goes back to the driver - so a stored run of a study with saved models has its file.
+    ``reference``: the outcome also carries the classical reference models' errors on this run's
+    splits (:func:`reglab.study.reference.estimate`)."""
     from reglab.training.engine import fit
 
     seen: list[dict[str, float]] = []
@@ -149,11 +159,12 @@ def execute_run(
         return RunOutcome(status=RunStatus.ERROR, reason=str(err))
     except Exception as err:  # a bug or resource problem: this run failed, the study goes on
         return RunOutcome.failed(f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=3)[-2000:])
-    return run_outcome(result, data)
+    return run_outcome(result, data, reference)
 
 
-def run_outcome(result: RunResult, data: DataSplits | StreamSplits) -> RunOutcome:
-    """The outcome of a finished ``fit`` (completed, diverged, or a population member's pruned)."""
+def run_outcome(result: RunResult, data: DataSplits | StreamSplits, reference: bool = False) -> RunOutcome:
+    """The outcome of a finished ``fit`` (completed, diverged, or a population member's pruned);
+    ``reference``: with the classical reference models' errors on ``data`` in ``info["reference"]``."""
     if result.status == "pruned":
         n = len(result.history)
         return RunOutcome(status=RunStatus.PRUNED, reason=result.reason, history=result.history, epochs_spent=n)
@@ -169,10 +180,17 @@ def run_outcome(result: RunResult, data: DataSplits | StreamSplits) -> RunOutcom
         reason=result.reason,
         history=result.history,
         final=result.final,
-        info=result.info,
+        info=_with_reference(result.info, data) if reference else result.info,
         diverged_epoch=result.diverged_epoch,
         # a diverged epoch has no history record but was trained
         epochs_spent=max(len(result.history), result.diverged_epoch or 0),
         test_probs=probs,
         test_labels=labels,
     )
+
+
+def _with_reference(info: dict[str, Any], data: DataSplits | StreamSplits) -> dict[str, Any]:
+    from reglab.study.reference import estimate
+
+    found = estimate(data)
+    return info if found is None else {**info, "reference": found}

@@ -259,7 +259,7 @@ def _train(
 
     info: dict[str, Any] = {
         "device": str(device),
-        "n_params": sum(p.numel() for p in model.parameters()),
+        "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),  # trainable ones
         "regularizers": [r.name for r in regs],
         "epochs_run": len(history),
         "data_sizes": data.sizes(),
