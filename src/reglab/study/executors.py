@@ -266,7 +266,17 @@ class LocalExecutor:
             self._attempts[task.key] = self._attempts.get(task.key, 0)  # never started: not an attempt
         else:
             self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
+            self._wake_manager()
         self._pending[fut] = task
+
+    def _wake_manager(self) -> None:
+        """Make the pool's manager thread look at its processes again. CPython's pool wakes it
+        *before* it starts a process on demand, so the thread can wait on the old list of processes
+        and miss the new one's death (a run that exits its process) until another run ends."""
+        wakeup = getattr(self._pool, "_executor_manager_thread_wakeup", None)
+        if wakeup is not None:
+            with contextlib.suppress(Exception):  # the pool broke meanwhile: the next poll sees it
+                wakeup.wakeup()
 
     def stop(self, key: str) -> None:
         seq = self._seq_of.get(key)
