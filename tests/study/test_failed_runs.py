@@ -232,3 +232,14 @@ def test_validate_names_the_model_that_ends_its_process(
         assert p.stderr.startswith(f"error: arms.crashes: model exiting:Net(how={how!r}) {says}"), p.stderr
         assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_module_that_exits_while_imported_is_one_error(
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``sys.exit`` at the top of the model's module ended ``validate`` and ``run`` with its
+    code, silently; now it is the study's one-line error (exit 2)."""
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(5)\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"importing 'exits_on_import' failed: SystemExit: 5$"):
+        parse_study(tiny_study(model={"class_path": "exits_on_import:Net"}))

@@ -105,7 +105,7 @@ def check_outputs(spec: StudySpec) -> None:
                 failure = text
             else:
                 passed = True
-        child.join()
+        child.join(timeout=30)  # a thread the model left running must not hold the check up
     finally:
         receive.close()
         if child.is_alive():  # interrupted: the driver decides, the child goes
