@@ -133,13 +133,15 @@ def _check_in_child(spec: StudySpec, conn: Any, driver: int) -> None:
     crash names its model), then "passed" or "failed" with the message."""
     import signal
 
+    from reglab.study.executors import _child_process
+
+    _child_process(driver)  # before torch is imported: it ends with the driver
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked child has the CLI's handler: the driver decides
+
     import torch
 
     from reglab.errors import from_user_code
-    from reglab.study.executors import _child_process
 
-    _child_process(driver)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked child has the CLI's handler: the driver decides
     torch.set_num_threads(1)  # as DataLoader workers: a forked child must not use the parent's OpenMP pool
     try:
         _check_models(spec, lambda what: conn.send(("model", what)))
