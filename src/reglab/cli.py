@@ -267,11 +267,15 @@ def _run_single(cfg: Any, as_json: bool, save: str | None = None) -> None:
     def train_or_fail(**kw: Any) -> Any:
         """A run that fails with an exception (e.g. batch norm meeting a batch of one sample) is one
         line and exit code 3, as in a study; the user's input errors stay exit 2."""
+        from reglab.errors import from_user_code
+
         try:
             return fit(cfg, data, keep_model=save is not None, **kw)
         except ReglabError:
             raise
-        except Exception as err:
+        except BaseException as err:  # the model's sys.exit too; a real Ctrl-C still interrupts
+            if not from_user_code(err):
+                raise
             _print_error(f"the run failed: {type(err).__name__}: {err}")
             raise typer.Exit(EXIT_RUNS_FAILED) from None
 

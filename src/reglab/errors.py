@@ -44,3 +44,23 @@ def suggest(name: object, choices: list[str] | tuple[str, ...], more: str = "") 
         return f"{mean} {listed}" if mean else listed
     rest = more or f"{len(choices)} valid choices"
     return f"{mean} ({rest})" if mean else rest
+
+
+def from_user_code(err: BaseException) -> bool:
+    """Whether ``err``, caught around the user's code (a model, a loss, a data loader), is that
+    code's own failure - to be reported as the run's failure - rather than a request to stop the
+    program: a ``SystemExit`` or ``KeyboardInterrupt`` the code raised itself fails only its run.
+
+    Stops are reglab's :class:`Interrupted` (the CLI's signal handler) and a ``KeyboardInterrupt``
+    that a real Ctrl-C can have raised: Python raises it only in the main thread and only while
+    SIGINT has its default handler (worker processes ignore SIGINT; runs of the in-process executor
+    train in another thread)."""
+    import signal
+    import threading
+
+    if isinstance(err, Interrupted):
+        return False
+    if isinstance(err, KeyboardInterrupt):
+        main = threading.current_thread() is threading.main_thread()
+        return not (main and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+    return True

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from reglab.errors import ConfigError, ReglabError
+from reglab.errors import ConfigError, ReglabError, from_user_code
 
 
 def split_reference(ref: str) -> tuple[str, str]:
@@ -44,7 +44,9 @@ def import_object(
             ) from None
         sys.path.insert(0, cwd)  # as `python -m` does
         return import_object(ref, where, example, error)
-    except Exception as err:  # the user's module itself fails while importing
+    except BaseException as err:  # the user's module itself fails while importing (a sys.exit too)
+        if not from_user_code(err):
+            raise
         raise error(f"{where}: importing {module_name!r} failed: {type(err).__name__}: {err}") from None
     obj: Any = module
     for part in attr.split("."):

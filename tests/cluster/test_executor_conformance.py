@@ -94,6 +94,17 @@ def test_a_tuning_task_never_returns_test_metrics(executor: Executor) -> None:
     assert not any(k.startswith("test_") for k in outcome.final) and outcome.test_probs is None
 
 
+def test_runs_count_their_test_split_reads_where_they_train(executor: Executor) -> None:
+    """A read counter in the driver does not see worker processes or Ray nodes: each run counts
+    its own reads (``RunOutcome.test_reads``) - none for tuning trials, one for a confirmation run."""
+    executor.submit(Task("a/trial0", BASE, evaluate_test=False))
+    executor.submit(Task("a/trial1", BASE, folds=2, evaluate_test=False))
+    executor.submit(Task("a/seed0", BASE))
+    _, done = drain(executor, 3)
+    assert all(o.status is RunStatus.COMPLETED for o in done.values()), {k: o.reason for k, o in done.items()}
+    assert {k: o.test_reads for k, o in done.items()} == {"a/trial0": 0, "a/trial1": 0, "a/seed0": 1}
+
+
 def test_stop_ends_a_task_early_as_pruned(executor: Executor) -> None:
     executor.submit(Task("slow/trial0", SLOW, evaluate_test=False))
     deadline = time.monotonic() + 240

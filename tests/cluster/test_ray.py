@@ -82,6 +82,26 @@ def test_tuning_on_ray_prunes_through_the_executor(ray_cluster: Any, study_dir: 
     _each_once(_sqlite(tmp_path), "ray-prune", {("sgd", 0), ("sgd", 1)})
 
 
+def test_tuning_on_ray_never_reads_the_test_split(ray_cluster: Any, study_dir: Any, tmp_path: Path) -> None:
+    """Each run counts its test-split reads on the node that trains it, stored with the trial or
+    run: 0 for every tuning trial, exactly 1 for every confirmation run."""
+    doc = small_study(
+        name="ray-guard",
+        arms={"none": {}, "l2": {"l2": {"low": 1e-4, "high": 1e-1, "log": True}}},
+        seeds=2,
+        search={"sampler": "random", "trials": 3},
+    )
+    study = study_dir(doc)
+    res = run_reglab(
+        ["run", str(study), "--executor", "ray", "--address", ray_cluster.address, "--no-progress"], cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    tuning = load_study("ray-guard/tune/l2", _sqlite(tmp_path)).get_trials()
+    assert [t.user_attrs["test_reads"] for t in tuning] == [0, 0, 0]
+    runs = load_study("ray-guard/runs", _sqlite(tmp_path)).get_trials()
+    assert [t.user_attrs["test_reads"] for t in runs] == [1] * 4
+
+
 def test_a_worker_node_dies_mid_study(ray_cluster: Any, study_dir: Any, tmp_path: Path) -> None:
     """Kill the worker node (its raylet's whole process group) while it trains a run: Ray runs
     the task again on the head node, and the study stores every run exactly once."""

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 import pytest
+import yaml
 
 from reglab.errors import ConfigError
 from reglab.study import parse_study, run_protocol
@@ -126,3 +127,119 @@ def test_an_unregularized_arm_is_not_over_regularized(tiny_study: Callable[..., 
     assert "learning rate" in d.recommendation
     l2 = summary.arm("l2").diagnosis
     assert l2 is not None and l2.label == "over-regularized"
+
+
+# A model that ends its run from the inside after two epochs of training (192 examples in batches of
+# 32: 6 training batches an epoch); the pre-flight check runs it in eval mode and is not affected.
+EXITING_NET = """
+import os, sys
+from torch import nn
+
+class Net(nn.Module):
+    def __init__(self, in_features, n_classes, how="none"):
+        super().__init__()
+        if how == "sys.exit(3)":
+            sys.exit(3)  # in the pre-flight check
+        self.how, self.calls = how, 0
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_features, n_classes))
+
+    def forward(self, x):
+        if self.training:
+            self.calls += 1
+            if self.calls == 2 * 6 + 1:
+                if self.how == "sys.exit":
+                    sys.exit(0)
+                if self.how == "keyboard":
+                    raise KeyboardInterrupt("raised by the model")
+        if self.how == "os._exit" and not self.training:
+            os._exit(1)  # in the pre-flight check
+        return self.body(x)
+"""
+
+
+def _exiting_study(tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], arms: dict[str, Any]) -> Path:
+    (tmp_path / "exiting.py").write_text(EXITING_NET, encoding="utf-8")
+    doc = tiny_study(
+        name="exits",
+        data={"name": "digits", "n_train": 192},
+        model={"class_path": "exiting:Net"},
+        train={"epochs": 3, "batch_size": 32, "device": "cpu"},
+        arms={"ok": {}, **{a: {"init_args": {"how": how}} for a, how in arms.items()}},
+        seeds=2,
+        output=str(tmp_path / "out"),
+    )
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return study
+
+
+def _reglab(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "COLUMNS": "200"}
+    cmd = [sys.executable, "-m", "reglab.cli", *args]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_a_model_that_exits_or_interrupts_fails_only_its_runs(
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]]
+) -> None:
+    """Issue 21, failure 1: ``sys.exit(0)`` in a model's forward ended the whole study with exit code
+    0, printing and storing nothing. Now each BaseException the user's code raises fails its run (in
+    the worker processes, with the epochs it trained), and the study finishes with exit code 3."""
+    study = _exiting_study(tmp_path, tiny_study, {"exits": "sys.exit", "interrupts": "keyboard"})
+    p = _reglab(tmp_path, "run", str(study), "--jobs", "2", "--no-progress")
+    text = p.stdout[-3000:] + p.stderr[-3000:]
+    assert p.returncode == 3, text
+    assert "Traceback" not in p.stderr, text
+    for seed in (0, 1):
+        assert f"failed: exits seed {seed} after 2 epochs: SystemExit: 0" in p.stdout, text
+        assert f"failed: interrupts seed {seed} after 2 epochs: KeyboardInterrupt: raised by the model" in p.stdout
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    failed = {(f["arm"], f["seed"]): (f["status"], f["epoch"]) for f in summary["failed_runs"]}
+    assert failed == {(a, s): ("failed", 2) for a in ("exits", "interrupts") for s in (0, 1)}  # epoch: not null
+    assert summary["arms"]["ok"]["n_completed"] == 2
+    runs = pd.read_csv(tmp_path / "out" / "runs.csv")
+    assert sorted(runs[runs.arm == "exits"].epoch) == [1, 1, 2, 2]  # the epochs they trained
+
+
+def test_a_run_that_fails_before_its_first_epoch_ends_at_epoch_0(
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], executor: Any
+) -> None:
+    """Issue 21: failed runs stored ``epoch: null``; one that trained no epoch stores 0."""
+    res = run_protocol(parse_study(_bn_study(tiny_study, tmp_path / "out")), executor=executor, progress=False)
+    assert [(f.arm, f.epoch) for f in res.failed] == [("bn", 0), ("bn", 0)]
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert [f["epoch"] for f in summary["failed_runs"]] == [0, 0]
+
+
+@pytest.mark.parametrize(
+    ("how", "says"),
+    [
+        ("os._exit", "crashed its process (exit code 1) while it was built and run on one batch"),
+        ("sys.exit(3)", "failed: SystemExit: 3"),
+    ],
+)
+def test_validate_names_the_model_that_ends_its_process(
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], how: str, says: str
+) -> None:
+    """Issue 21, failure 1: a model that crashed its process in the pre-flight check made
+    ``reglab validate`` (and ``run``) exit 1 silently; now they name the arm and model, exit 2 and
+    leave nothing behind."""
+    study = _exiting_study(tmp_path, tiny_study, {"crashes": how})
+    for command in ("validate", "run"):
+        p = _reglab(tmp_path, command, str(study), *(["--no-progress"] if command == "run" else []))
+        assert p.returncode == 2, p.stdout[-3000:] + p.stderr[-3000:]
+        assert p.stderr.startswith(f"error: arms.crashes: model exiting:Net(how={how!r}) {says}"), p.stderr
+        assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_model_module_that_exits_while_imported_is_one_error(
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``sys.exit`` at the top of the model's module ended ``validate`` and ``run`` with its
+    code, silently; now it is the study's one-line error (exit 2)."""
+    (tmp_path / "exits_on_import.py").write_text("import sys\nsys.exit(5)\n", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError, match=r"importing 'exits_on_import' failed: SystemExit: 5$"):
+        parse_study(tiny_study(model={"class_path": "exits_on_import:Net"}))

@@ -23,8 +23,10 @@ import yaml
 from studylib import complete_runs
 from test_signals import alive, children, has_torch, start, stored_once
 
+from reglab.config import RunConfig
 from reglab.study import load_study, run_protocol
-from reglab.study.executors import DIED_REASON, MAX_ATTEMPTS
+from reglab.study.executors import MAX_ATTEMPTS, LocalExecutor, Task, died_reason
+from reglab.study.outcome import RunOutcome, RunStatus
 
 ARMS = {"none": {}, "dropout": {"dropout": 0.2}}
 SEEDS = 16
@@ -97,26 +99,41 @@ def test_random_kills_of_workers_and_driver_change_nothing(
 
 
 DYING_NET = """
-import multiprocessing, os, signal
+import os, signal
 from torch import nn
 
-def make_net(in_features, n_classes, die=False):
-    if die and multiprocessing.parent_process() is not None:  # in a worker process, never in the driver
-        os.kill(os.getpid(), signal.SIGKILL)
-    return nn.Sequential(nn.Flatten(), nn.Linear(in_features, n_classes))
+class Net(nn.Module):
+    def __init__(self, in_features, n_classes, die=None):
+        super().__init__()
+        self.die = die
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(in_features, n_classes))
+
+    def forward(self, x):
+        if self.training:  # in a worker process, never in the pre-flight check (eval mode)
+            if self.die == "SIGKILL":
+                os.kill(os.getpid(), signal.SIGKILL)  # as the out-of-memory killer does
+            if self.die == "exit 2":
+                os._exit(2)  # as a library giving up on the process does
+        return self.body(x)
 """
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("die", ["SIGKILL", "exit 2"])
 def test_a_run_whose_worker_dies_every_time_fails_after_the_retry_limit(
-    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]]
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], die: str
 ) -> None:
+    """Only the run whose process died is charged an attempt, its reason names the exit code or
+    signal (issue 21, failure 2: a process that exited with a positive code charged every run in
+    the pool, and a healthy arm's seed failed). The healthy arm's runs take seconds, so they are in
+    flight when the other arm's processes die."""
     (tmp_path / "dying.py").write_text(textwrap.dedent(DYING_NET))
     doc = tiny_study(
         name="dying",
-        model={"class_path": "dying:make_net"},
-        arms={"ok": {}, "dies": {"init_args": {"die": True}}},
-        seeds=2,
+        data={"name": "digits"},
+        model={"class_path": "dying:Net"},
+        arms={"ok": {"epochs": 10, "batch_size": 16}, "dies": {"init_args": {"die": die}}},
+        seeds=3,
         output=str(tmp_path / "out"),
     )
     study = tmp_path / "study.yaml"
@@ -133,13 +150,72 @@ def test_a_run_whose_worker_dies_every_time_fails_after_the_retry_limit(
     assert "Traceback" not in text and "BrokenProcessPool" not in text, text
     summary = yaml.safe_load((tmp_path / "out" / "summary.json").read_text())
     failed = {(f["arm"], f["seed"]): f for f in summary["failed_runs"]}
-    assert set(failed) == {("dies", 0), ("dies", 1)}
+    assert set(failed) == {("dies", s) for s in range(3)}, text
+    code = -signal.SIGKILL if die == "SIGKILL" else 2
     for f in failed.values():
-        assert f["reason"] == f"{DIED_REASON}; started {MAX_ATTEMPTS} times", f
+        assert f["reason"] == f"{died_reason(code)}; started {MAX_ATTEMPTS} times", f
+    assert died_reason(code).endswith("(killed by SIGKILL, e.g. out of memory)" if code < 0 else "(exit code 2)")
     retried = {(r["arm"], r["seed"]): r["attempts"] for r in summary["retried_runs"]}
-    assert retried == {("dies", 0): MAX_ATTEMPTS, ("dies", 1): MAX_ATTEMPTS}  # the bystanders were not charged
+    assert retried == {("dies", s): MAX_ATTEMPTS for s in range(3)}  # the bystanders were not charged
     assert "retried: dies seed 0: its worker process died; started 2 times (failed)" in text
     with (tmp_path / "out" / "finals.csv").open(newline="") as fh:
         finals = {(r["arm"], r["seed"]): r["status"] for r in csv.DictReader(fh)}
-    assert finals[("ok", "0")] == finals[("ok", "1")] == "completed"
-    assert finals[("dies", "0")] == finals[("dies", "1")] == "failed"
+    assert [finals[("ok", str(s))] for s in range(3)] == ["completed"] * 3, text
+    assert [finals[("dies", str(s))] for s in range(3)] == ["failed"] * 3
+
+
+# a run that trains until it is stopped (epochs of ~0.2 s), and quick ones
+SLOW = RunConfig().override({"n_train": 1000, "hidden": [256, 256], "batch_size": 8, "epochs": 2000, "device": "cpu"})
+QUICK = RunConfig().override({"n_train": 200, "hidden": [16], "epochs": 2, "device": "cpu"})
+DIES = RunConfig().override({"n_train": 200, "epochs": 2, "device": "cpu", "class_path": "dying:Net"})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("death", ["a run exits its process", "a process without a run is killed"])
+def test_only_the_run_whose_process_died_is_charged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, death: str
+) -> None:
+    """Issue 21, failure 2, deterministically: with one attempt per run, a healthy run in flight
+    when another process dies is started again, not failed - whether the process that died ran a
+    run (exit code 2) or none (killed while idle)."""
+    (tmp_path / "dying.py").write_text(textwrap.dedent(DYING_NET))
+    monkeypatch.chdir(tmp_path)  # the worker processes import dying:Net from here
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ex = LocalExecutor(2, max_attempts=1)
+    done: dict[str, RunOutcome] = {}
+    trained: list[str] = []
+
+    def poll_until(condition: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + 300
+        while not condition():
+            assert time.monotonic() < deadline, (
+                f"{what}: not in time; finished {[(k, o.reason) for k, o in done.items()]}"
+            )
+            events, finished = ex.poll(0.1)
+            trained.extend(key for key, _ in events)
+            for task, outcome in finished:
+                done[task.key] = outcome
+
+    try:
+        ex.submit(Task("ok/seed0", SLOW))
+        poll_until(lambda: "ok/seed0" in trained, "the healthy run trains an epoch")
+        if death == "a run exits its process":
+            ex.submit(Task("dies/seed0", DIES.override({"init_args": {"die": "exit 2"}})))
+            poll_until(lambda: "dies/seed0" in done, "the dying run fails")
+        else:
+            ex.submit(Task("quick/seed0", QUICK))
+            poll_until(lambda: "quick/seed0" in done, "the quick run finishes")
+            running = ex._where["ok/seed0"]  # which process runs which run (the executor's STARTED events)
+            idle = next(pid for pid in ex._pool._processes if pid != running)
+            os.kill(idle, signal.SIGKILL)
+            poll_until(lambda: ex.restarts == 1, "the pool is rebuilt")
+        assert "ok/seed0" not in done, done["ok/seed0"].reason  # a bystander: started again, not failed
+        if death == "a run exits its process":  # the run whose process died: charged, and told how
+            assert done["dies/seed0"].reason == f"{died_reason(2)}; started 1 times"
+        trained.clear()
+        poll_until(lambda: "ok/seed0" in trained, "the healthy run trains again")
+        ex.stop("ok/seed0")
+        poll_until(lambda: "ok/seed0" in done, "the healthy run stops")
+        assert done["ok/seed0"].status is RunStatus.PRUNED and ex.restarts == 1
+    finally:
+        ex.close()

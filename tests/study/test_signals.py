@@ -4,7 +4,9 @@ stored, no traceback, no process left behind; the same command then resumes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -76,12 +78,12 @@ def study(tmp_path: Path, tiny_study: Callable[..., dict[str, Any]]) -> Path:
     return path
 
 
-def start(study: Path, log: Path) -> subprocess.Popen[bytes]:
-    """``reglab run STUDY --jobs 2`` in its own process group; its output is appended to ``log``
-    (a resumed run's after the first one's)."""
+def start(study: Path, log: Path, command: tuple[str, ...] = ("run", "--no-progress")) -> subprocess.Popen[bytes]:
+    """``reglab run STUDY --jobs 2`` (or another ``command``) in its own process group; its output
+    is appended to ``log`` (a resumed run's after the first one's)."""
     with log.open("a") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "reglab.cli", "run", str(study), "--jobs", "2", "--no-progress"],
+            [sys.executable, "-m", "reglab.cli", command[0], str(study), "--jobs", "2", *command[1:]],
             cwd=study.parent,
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -218,3 +220,64 @@ def test_a_second_ctrl_c_exits_at_once(study: Path, tmp_path: Path) -> None:
     while any(map(alive, kids)):
         assert time.monotonic() < deadline, [k for k in kids if alive(k)]
         time.sleep(0.2)
+
+
+def group(pgid: int) -> list[int]:
+    """Live processes of the process group ``pgid`` (from /proc; zombies are not alive)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(entry.name))
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["run", "worker"])
+def test_a_driver_killed_while_its_workers_start_leaves_no_process(study: Path, tmp_path: Path, command: str) -> None:
+    """Issue 21, failure 4: a driver SIGKILLed in the first seconds after its pool started left
+    its worker processes (they learnt the driver's pid only after importing torch) and
+    multiprocessing's resource tracker (kept alive by their copies of its pipe) running for good.
+    Kills at random moments from the first 100 ms on - half of them after the pool has started -
+    must leave no process of the driver's group behind."""
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    args = ("run", "--no-progress") if command == "run" else ("worker", "--storage", f"sqlite:///{tmp_path / 'w.db'}")
+    gone_after = []
+    for i in range(4):
+        log = tmp_path / f"kill{i}.log"
+        proc = start(study, log, args)
+        try:
+            if i % 2:  # a random moment in the first 2 s after the pool started
+                wait_for(lambda p=proc.pid: bool(children(p)), proc, log)
+                at = time.monotonic() + rng.uniform(0.0, 2.0)
+            else:  # a random moment from the first 100 ms on
+                at = time.monotonic() + rng.uniform(0.1, 4.0)
+            while time.monotonic() < at and proc.poll() is None:
+                time.sleep(0.01)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+            killed = time.monotonic()
+            deadline = killed + 90  # generous: the machine may be busy
+            while left := group(proc.pid):
+                why = f"random seed {seed}, kill {i}: {[_cmdline(p) for p in left]}"
+                assert time.monotonic() < deadline, f"left behind after 90 s ({why})"
+                time.sleep(0.1)
+            gone_after.append(round(time.monotonic() - killed, 1))
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+    print(f"{command}: the killed driver's processes were gone after {gone_after} s")
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except OSError:
+        return str(pid)

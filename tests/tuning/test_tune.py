@@ -139,6 +139,28 @@ def test_tuning_never_reads_the_test_split_and_confirmation_uses_tuned_values(
 # -- pruning -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
+def test_tuning_in_worker_processes_never_reads_the_test_split(make_spec: Any) -> None:
+    """``test_reads`` (above) counts in this process only; runs in worker processes count their own
+    reads where they train and store them with the trial or run (``RunOutcome.test_reads``): 0 for
+    every tuning trial (K-fold ones too), exactly 1 for every confirmation run."""
+    from reglab.study.executors import LocalExecutor
+
+    arms = {"none": {}, "l2": {"l2": {"low": 1e-4, "high": 1e-1, "log": True}}}
+    ex = LocalExecutor(2)
+    try:
+        for name, cv in (("pool", None), ("pool-cv", 2)):
+            spec = make_spec(name, arms, {"sampler": "random", "trials": 3, "cv": cv})
+            run_protocol(spec, executor=ex, progress=False)
+            tuning = trials_of(spec, "l2")
+            assert [t.user_attrs["status"] for t in tuning] == ["completed"] * 3
+            assert [t.user_attrs["test_reads"] for t in tuning] == [0, 0, 0], name
+            runs = optuna.load_study(study_name=f"{name}/runs", storage=spec.storage_url()).get_trials()
+            assert [t.user_attrs["test_reads"] for t in runs] == [1] * 4, name
+    finally:
+        ex.close()
+
+
 @pytest.mark.parametrize("pruner", ["median", "hyperband"])
 def test_pruned_trials_are_pruned_not_failed(make_spec: Any, lockstep: Any, pruner: str) -> None:
     spec = make_spec(

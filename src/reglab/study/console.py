@@ -191,7 +191,7 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
     if summary.underpowered_note:
         console.print(f"[yellow]note:[/] {escape(summary.underpowered_note)}")
     for f in summary.failed_runs:
-        where = f" in epoch {f.epoch}" if f.epoch else ""
+        where = "" if not f.epoch else f" in epoch {f.epoch}" if f.status == "diverged" else f" after {f.epoch} epochs"
         console.print(f"[red]{f.status}:[/] {escape(f'{f.arm} seed {f.seed}{where}: {f.reason}')}")
     for r in summary.retried_runs:
         console.print(

@@ -110,37 +110,44 @@ def _stop_mark(seq: int, key: str) -> int:
     return int.from_bytes(hashlib.blake2b(f"{seq}:{key}".encode(), digest_size=8).digest(), "little") >> 1
 
 
-def _child_process() -> None:
+def _child_process(driver: int) -> None:
     """Set up a pool process: Ctrl-C reaches the whole process group, but the driver decides what
-    stops; and the process ends with the driver."""
+    stops; and the process ends with the driver. First thing in the process, before torch is
+    imported: a driver killed while its workers start must not leave them behind."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _exit_with_parent()
+    _exit_with_parent(driver)
 
 
-def _exit_with_parent(every: float = 0.5) -> None:
-    """Exit this process within ``every`` seconds of its parent's death: a driver killed with
-    ``kill -9`` (or by the out-of-memory killer) leaves no orphan training on or holding memory."""
+def _exit_with_parent(parent: int, every: float = 0.2) -> None:
+    """Exit this process within ``every`` seconds of the death of ``parent`` (its pid, passed down
+    by the parent: ``os.getppid()`` here can already be 1 when the parent died while this process
+    started). A driver killed with ``kill -9`` (or by the out-of-memory killer) leaves no orphan
+    training on or holding memory, and no resource tracker kept alive by an orphan's copy of its pipe.
+
+    A watchdog thread rather than ``PR_SET_PDEATHSIG``: that signal follows the *thread* that
+    started the process, and a pool process can be started by any thread that submits a task."""
     import os
     import time
 
-    parent = os.getppid()
+    if os.getppid() != parent:  # re-parented: the parent is gone already
+        os._exit(1)
 
     def watch() -> None:
-        while os.getppid() == parent:  # re-parented once the parent is gone
+        while os.getppid() == parent:
             time.sleep(every)
         os._exit(1)
 
     threading.Thread(target=watch, name="reglab-exit-with-parent", daemon=True).start()
 
 
-def _init_worker(events: Any, board: Any, threads: int) -> None:
+def _init_worker(events: Any, board: Any, threads: int, driver: int) -> None:
     global _state
+    _child_process(driver)  # before the imports below, which take seconds
+
     import numpy as np
     import torch
-
-    _child_process()
 
     from reglab.study.worker import DataCache
 
@@ -168,15 +175,39 @@ def _run_in_worker(task: Task, seq: int) -> RunOutcome:
 
 
 MAX_ATTEMPTS = 2  # a run whose worker process died is started at most this often
-DIED_REASON = "worker process died (killed, e.g. out of memory)"
+DIED_REASON = "its worker process died"
+UNBLAMED_BREAKS = 3  # pool breaks in a row that no run can be blamed for, after which every lost run is charged
+
+
+def exit_status(exitcode: int) -> str:
+    """A dead process's exit code in words: "exit code 2", "killed by SIGKILL" (negative: the signal)."""
+    import signal
+
+    if exitcode >= 0:
+        return f"exit code {exitcode}"
+    try:
+        return f"killed by {signal.Signals(-exitcode).name}"
+    except ValueError:
+        return f"killed by signal {-exitcode}"
+
+
+def died_reason(exitcode: int | None) -> str:
+    """Why a run's worker process died, from its exit code, for the run's stored reason."""
+    import signal
+
+    if exitcode is None:  # the pool could not tell which process died by itself
+        return DIED_REASON
+    hint = ", e.g. out of memory" if exitcode == -signal.SIGKILL else ""
+    return f"{DIED_REASON} ({exit_status(exitcode)}{hint})"
 
 
 class LocalExecutor:
     """Worker processes (spawned, so no state leaks from the driver), one torch thread each.
 
-    A worker process that dies (killed, out of memory) breaks the pool: the pool is rebuilt and
-    the runs it held are started again, each at most ``max_attempts`` times in all; after that
-    the run finishes as failed with the reason. ``close`` with runs still going (the driver was
+    A worker process that dies (killed, out of memory, or the user's code exiting it) breaks the
+    pool: the pool is rebuilt and the runs it held are started again. Only the run whose process
+    died is charged an attempt; it is started at most ``max_attempts`` times in all, after which it
+    finishes as failed with the exit code or signal. ``close`` with runs still going (the driver was
     interrupted) does not wait for them: their processes are terminated."""
 
     def __init__(self, jobs: int, threads_per_worker: int = 1, max_attempts: int = MAX_ATTEMPTS) -> None:
@@ -193,9 +224,12 @@ class LocalExecutor:
         self._where: dict[str, int] = {}  # task key -> pid of the process running it
         self._pending: dict[Any, Task] = {}
         self._attempts: dict[str, int] = {}
+        self._epochs: dict[str, int] = {}  # task key -> epochs its current attempt reported
+        self._unblamed = 0  # pool breaks in a row without a run to blame (see _rebuild)
 
     def _start(self) -> None:
         import multiprocessing as mp
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
         ctx = mp.get_context("spawn")
@@ -212,7 +246,7 @@ class LocalExecutor:
             max_workers=self.slots,
             mp_context=ctx,
             initializer=_init_worker,
-            initargs=(self._events, self._board, self.threads),
+            initargs=(self._events, self._board, self.threads, os.getpid()),
         )
 
     def submit(self, task: Task) -> None:
@@ -233,7 +267,17 @@ class LocalExecutor:
             self._attempts[task.key] = self._attempts.get(task.key, 0)  # never started: not an attempt
         else:
             self._attempts[task.key] = self._attempts.get(task.key, 0) + 1
+            self._wake_manager()
         self._pending[fut] = task
+
+    def _wake_manager(self) -> None:
+        """Make the pool's manager thread look at its processes again. CPython's pool wakes it
+        *before* it starts a process on demand, so the thread can wait on the old list of processes
+        and miss the new one's death (a run that exits its process) until another run ends."""
+        wakeup = getattr(self._pool, "_executor_manager_thread_wakeup", None)
+        if wakeup is not None:
+            with contextlib.suppress(Exception):  # the pool broke meanwhile: the next poll sees it
+                wakeup.wakeup()
 
     def stop(self, key: str) -> None:
         seq = self._seq_of.get(key)
@@ -251,7 +295,10 @@ class LocalExecutor:
                 key, record = self._events.get()
                 if key == STARTED:
                     self._where[record[0]] = record[1]
+                    self._epochs[record[0]] = 0
                 else:
+                    if key in self._where:  # a run's own epoch (a population's members report under theirs)
+                        self._epochs[key] = self._epochs.get(key, 0) + 1
                     events.append((key, record))
         except (OSError, ValueError, EOFError):  # closed, or a process died mid-write
             pass
@@ -266,13 +313,15 @@ class LocalExecutor:
         finished, lost = [], []
         for fut in done:
             task = self._pending.pop(fut)
-            try:
-                outcome = fut.result()
-            except BrokenProcessPool:  # a worker process died: every run in the pool is lost
+            err = fut.exception()  # any BaseException the worker sent back, without raising it here
+            if isinstance(err, BrokenProcessPool):  # a worker process died: every run in the pool is lost
                 lost.append(task)
                 continue
-            except Exception as err:
-                outcome = RunOutcome.failed(f"worker died: {type(err).__name__}: {err}")
+            if err is None:
+                outcome = fut.result()
+            else:
+                outcome = RunOutcome.failed(f"{type(err).__name__}: {err}", epochs_spent=self._epochs.get(task.key, 0))
+            self._unblamed = 0
             finished.append((task, self._finish(task, outcome)))
         if lost:
             finished += self._rebuild(lost)
@@ -280,50 +329,63 @@ class LocalExecutor:
 
     def _finish(self, task: Task, outcome: RunOutcome) -> RunOutcome:
         self._where.pop(task.key, None)
+        self._epochs.pop(task.key, None)
         attempts = self._attempts.pop(task.key, 1)
         if attempts > 1:  # recorded with the run
             outcome = outcome.model_copy(update={"info": {**outcome.info, "attempts": attempts}})
         return outcome
 
     def _rebuild(self, lost: list[Task]) -> Finished:
-        """A new pool for the runs of a broken one; those started too often fail. Only the runs of
-        the process that died count an attempt: the others lost theirs because the pool broke."""
+        """A new pool for the runs of a broken one; a run started too often fails. Only the run of
+        the process that died is charged an attempt: the others lost theirs because the pool broke.
+        When no run can be blamed (the process that died held none) nobody is charged - unless that
+        happens :data:`UNBLAMED_BREAKS` times in a row (e.g. processes that die while starting),
+        when every lost run is, so that the study ends."""
         lost += self._pending.values()  # the broken pool's other futures fail too
         self._pending.clear()
-        culprits = self._died_running()
+        died = self._died()
+        self._drain()  # which process ran which run (STARTED); the lost runs' epochs are dropped: they start over
+        culprits = {key: died[pid] for key, pid in self._where.items() if pid in died}
+        self._unblamed = 0 if culprits else self._unblamed + 1
+        blame_all = not died or self._unblamed >= UNBLAMED_BREAKS  # cannot tell which process died by itself
         self._kill_pool()
         self.restarts += 1
         finished: Finished = []
         for task in lost:
-            if task.key in self._stopped:  # asked to stop (pruned): nothing to redo
-                attempts = self._attempts.pop(task.key, 1)
-                finished.append((task, RunOutcome.failed(f"{DIED_REASON}; stopped", info={"attempts": attempts})))
-            elif self._attempts.get(task.key, 0) >= self.max_attempts and (not culprits or task.key in culprits):
-                attempts = self._attempts.pop(task.key, 1)
-                reason = f"{DIED_REASON}; started {attempts} times"
-                finished.append((task, RunOutcome.failed(reason, info={"attempts": attempts})))
+            key = task.key
+            spent = self._epochs.pop(key, 0)
+            self._where.pop(key, None)
+            charged = key in culprits or blame_all
+            reason = died_reason(culprits.get(key))
+            if key in self._stopped:  # asked to stop (pruned): nothing to redo
+                attempts = self._attempts.pop(key, 1)
+                outcome = RunOutcome.failed(f"{reason}; stopped", info={"attempts": attempts}, epochs_spent=spent)
+                finished.append((task, outcome))
+            elif charged and self._attempts.get(key, 0) >= self.max_attempts:
+                attempts = self._attempts.pop(key, 1)
+                outcome = RunOutcome.failed(
+                    f"{reason}; started {attempts} times", info={"attempts": attempts}, epochs_spent=spent
+                )
+                finished.append((task, outcome))
             else:
-                if culprits and task.key not in culprits:  # a bystander: this start does not count
-                    self._attempts[task.key] = max(0, self._attempts.get(task.key, 0) - 1)
+                if not charged:  # a bystander: this start does not count
+                    self._attempts[key] = max(0, self._attempts.get(key, 0) - 1)
                 self.submit(task)
         return finished
 
-    def _died_running(self) -> set[str]:
-        """Keys of the runs whose process died by itself (killed, e.g. out of memory), told apart
-        from the processes the broken pool then terminates (SIGTERM). Empty when it cannot tell."""
+    def _died(self) -> dict[int, int]:
+        """The pool processes that died by themselves (pid -> exit code; negative: the signal),
+        told apart from those the broken pool then terminated (SIGTERM). A process that died
+        holding no run is in it too; empty when no process can be told to have died by itself."""
         import signal
 
         manager = getattr(self._pool, "_executor_manager_thread", None)
         if manager is not None:  # it terminates the other processes and reaps them all: exit codes are final
             manager.join(timeout=10)
         procs = dict(getattr(self._pool, "_processes", None) or {})
-        # killed by a signal (SIGKILL of an out-of-memory kill, SIGSEGV...), not by the pool's SIGTERM
-        dead = {
-            pid
-            for pid, p in procs.items()
-            if p.exitcode is not None and p.exitcode < 0 and p.exitcode != -signal.SIGTERM
-        }
-        return {key for key, pid in self._where.items() if pid in dead}
+        # an exit code of its own (os._exit, sys.exit outside a run) or a signal (SIGKILL of an
+        # out-of-memory kill, SIGSEGV...), not the pool's SIGTERM
+        return {pid: p.exitcode for pid, p in procs.items() if p.exitcode is not None and p.exitcode != -signal.SIGTERM}
 
     def _kill_pool(self) -> None:
         """Terminate the pool's processes at once (runs in them are lost) and drop the pool."""
@@ -357,6 +419,7 @@ class LocalExecutor:
                 self._pool = None
         self._attempts.clear()
         self._where.clear()
+        self._epochs.clear()
 
 
 # -- in this process ---------------------------------------------------------------------------

@@ -57,6 +57,9 @@ class RunOutcome(BaseModel):
     test_probs: PackedArray | None = None
     test_labels: PackedArray | None = None
     traceback: str | None = None
+    # reads of the test split by this run, counted where it trained (a worker process, a Ray node):
+    # a tuning trial's must be 0, a confirmation run's 1; None where it was not counted
+    test_reads: int | None = None
 
     def value(self, metric: str) -> float | None:
         """``final[metric]`` when the run completed, else None."""

@@ -12,7 +12,7 @@ Every failure is one ConfigError naming the arm, the model and what to do (exit 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
@@ -76,12 +76,93 @@ def check_arguments(arm: Arm) -> None:
 def check_outputs(spec: StudySpec) -> None:
     """Build each distinct model of the study (range ends included) and run it once on one
     training batch; a model that fails, or returns another shape than (batch, classes), stops the
-    study here. Loads each dataset once in this process (torch is imported only for own models)."""
+    study here. In a child process: a model that ends or crashes its process (``sys.exit``,
+    ``os._exit``, a segmentation fault) is reported with its arm like any other failure."""
     if not uses_own_model(spec):
         return
+    import multiprocessing as mp
+    import os
+
+    from reglab.study.executors import exit_status
+
+    ctx = mp.get_context("fork") if _may_fork() else mp.get_context("spawn")
+    receive, send = ctx.Pipe(duplex=False)
+    child = ctx.Process(target=_check_in_child, args=(spec, send, os.getpid()), name="reglab-model-check")
+    child.start()
+    send.close()  # the child holds the only writer: its end (or death) is our end of file
+    checking = "the model check (loading the data)"  # the last step the child announced
+    failure: str | None = None
+    passed = False
+    try:
+        while True:
+            try:
+                kind, text = receive.recv()
+            except EOFError:
+                break
+            if kind == "model":
+                checking = text
+            elif kind == "failed":
+                failure = text
+            else:
+                passed = True
+        child.join(timeout=30)  # a thread the model left running must not hold the check up
+    finally:
+        receive.close()
+        if child.is_alive():  # interrupted: the driver decides, the child goes
+            child.kill()
+            child.join()
+    if failure is not None:
+        raise ConfigError(failure)
+    if not passed:
+        code = exit_status(child.exitcode if child.exitcode is not None else 1)
+        raise ConfigError(f"{checking} crashed its process ({code}) while it was built and run on one batch"[:600])
+
+
+def _may_fork() -> bool:
+    """Whether :func:`check_outputs` forks its child: on Linux while this process runs one thread
+    (forking is safe then, and the child starts in milliseconds with the imports and the model
+    module this process has - ``validate`` stays fast); else it is spawned like the workers."""
+    import sys
+    import threading
+
+    return sys.platform == "linux" and threading.active_count() == 1
+
+
+def _check_in_child(spec: StudySpec, conn: Any, driver: int) -> None:
+    """The body of :func:`check_outputs`' child process: each step announced before it runs (so a
+    crash names its model), then "passed" or "failed" with the message."""
+    import signal
+
+    from reglab.study.executors import _child_process
+
+    _child_process(driver)  # before torch is imported: it ends with the driver
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked child has the CLI's handler: the driver decides
+
+    import torch
+
+    from reglab.errors import from_user_code
+
+    torch.set_num_threads(1)  # as DataLoader workers: a forked child must not use the parent's OpenMP pool
+    try:
+        _check_models(spec, lambda what: conn.send(("model", what)))
+    except ConfigError as err:
+        conn.send(("failed", str(err)))
+    except BaseException as err:  # not the user's model (checked inside): reglab's own bug, said in one line
+        if not from_user_code(err):
+            raise
+        conn.send(("failed", f"the model check failed: {type(err).__name__}: {err}"[:600]))
+    else:
+        conn.send(("passed", ""))
+    finally:
+        conn.close()
+
+
+def _check_models(spec: StudySpec, announce: Callable[[str], None]) -> None:
+    """:func:`check_outputs` in this process; ``announce`` gets each model before it is built."""
     import torch
 
     from reglab.data import load_data
+    from reglab.errors import from_user_code
     from reglab.models import build_model
     from reglab.regularizers import build_regularizers, structural_args
 
@@ -102,16 +183,17 @@ def check_outputs(spec: StudySpec) -> None:
                     datasets[data_key] = load_data(cfg.data)
                 data = datasets[data_key]
                 regs = build_regularizers(cfg)
+                what = f"arms.{arm.name}{label}: model {cfg.model.class_path}({_args(cfg)})"
+                announce(what)
                 try:
                     build_model(cfg.model, data.input_shape, data.n_classes, regs, structure, example=data.x_train[:2])
                 except ConfigError as err:
                     raise ConfigError(f"arms.{arm.name}{label}: {err}") from None
-                except Exception as err:  # the constructor itself failed
+                except BaseException as err:  # the constructor or forward failed, or called sys.exit
+                    if not from_user_code(err):
+                        raise
                     msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
-                    raise ConfigError(
-                        f"arms.{arm.name}{label}: model {cfg.model.class_path}({_args(cfg)}) failed: "
-                        f"{type(err).__name__}: {msg}"[:600]
-                    ) from None
+                    raise ConfigError(f"{what} failed: {type(err).__name__}: {msg}"[:600]) from None
 
 
 def _args(cfg: RunConfig) -> str:

@@ -53,7 +53,7 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
     maps each member's key to its outcome (completed | diverged | pruned | failed | error). A
     population the data turn out not to allow (streamed data, another task) trains its members one
     at a time here, with a note."""
-    from reglab.errors import ReglabError
+    from reglab.errors import ReglabError, from_user_code
     from reglab.study.worker import execute_task, run_outcome
     from reglab.training.population import PopulationRefused, fit_population
 
@@ -78,14 +78,16 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
                 from reglab.study.saved_models import save_run_model
 
                 save_run_model(result.model, m.save_to, m.config, d, result.final)
-            outcomes[m.key] = run_outcome(result, d, m.reference)
+            outcomes[m.key] = run_outcome(result, d, m.reference).model_copy(update={"test_reads": d.test.reads})
     except PopulationRefused as why:
         note = f"population of {len(members)} ({members[0].key}, ...) trained one at a time: {why}"
         for m in members:
             outcomes[m.key] = execute_task(m, functools.partial(_as_member, report, m.key), cache)
     except ReglabError as err:  # the user's problem (e.g. missing data files): stop the study
         outcomes = {m.key: RunOutcome(status=RunStatus.ERROR, reason=str(err)) for m in members}
-    except Exception as err:  # a bug or resource problem: these runs failed, the study goes on
+    except BaseException as err:  # a bug, a resource problem, the model's sys.exit: these runs failed
+        if not from_user_code(err):
+            raise
         tb = traceback.format_exc(limit=3)[-2000:]
         outcomes = {m.key: RunOutcome.failed(f"{type(err).__name__}: {err}", traceback=tb) for m in members}
     info: dict[str, Any] = {"population": outcomes}

@@ -535,13 +535,15 @@ def tune(
 
 def tell(study: optuna.Study, trial: optuna.Trial, outcome: RunOutcome, select: str, deadline: bool = False) -> None:
     """Record a finished trial: COMPLETE with the selection metric, PRUNED, or FAIL (diverged or
-    failed), with its status, epochs spent and reason as user attributes. ``deadline``: the driver
-    stopped it at the time budget (not the pruner)."""
+    failed), with its status, epochs spent, test-split reads and reason as user attributes.
+    ``deadline``: the driver stopped it at the time budget (not the pruner)."""
     import optuna
 
     status = outcome.status
     trial.set_user_attr("status", status.value)
     trial.set_user_attr("epochs_spent", outcome.epochs_spent)
+    if outcome.test_reads is not None:  # counted where it trained: the record that tuning never read the test split
+        trial.set_user_attr("test_reads", outcome.test_reads)
     reason = DEADLINE_REASON if deadline and status is RunStatus.PRUNED else outcome.reason
     if reason:
         trial.set_user_attr("reason", str(reason)[:500])

@@ -97,8 +97,14 @@ def epochs_frame(spec: StudySpec, records: Records) -> pd.DataFrame:
         for h in o.history:
             rows.append({"arm": arm, "seed": seed, "status": o.status.value, **h})
         if o.status is not RunStatus.COMPLETED and not o.history:
-            rows.append({"arm": arm, "seed": seed, "status": o.status.value, "epoch": o.diverged_epoch})
+            rows.append({"arm": arm, "seed": seed, "status": o.status.value, "epoch": _ended_at(o)})
     return _whole_numbers(pd.DataFrame(rows), ("epoch", "step"))
+
+
+def _ended_at(o: RunOutcome) -> int:
+    """The epoch a run that did not complete ended at: the one it diverged in, else the epochs it
+    trained (0: it failed before its first epoch ended)."""
+    return o.diverged_epoch if o.diverged_epoch is not None else o.epochs_spent
 
 
 def finals_frame(spec: StudySpec, records: Records) -> pd.DataFrame:
@@ -198,9 +204,7 @@ def _collect_runs(spec: StudySpec, records: Records) -> tuple[dict[str, _ArmRuns
                 continue
             o = rec.outcome
             if o.status is not RunStatus.COMPLETED:
-                failed.append(
-                    FailedRun(arm=arm, seed=seed, status=o.status.value, reason=o.reason, epoch=o.diverged_epoch)
-                )
+                failed.append(FailedRun(arm=arm, seed=seed, status=o.status.value, reason=o.reason, epoch=_ended_at(o)))
                 continue
             runs.outcomes[seed] = o
             if o.test_probs is not None and o.test_labels is not None:

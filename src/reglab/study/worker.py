@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
-from reglab.errors import ReglabError
+from reglab.errors import ReglabError, from_user_code
 from reglab.study.outcome import PackedArray, RunOutcome, RunStatus
 
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
     base = task.config
     epochs = base.train.epochs
     finals: list[dict[str, float]] = []
-    spent = 0
+    spent = reads = 0
     first_history: list[dict[str, float]] = []
     for k in range(task.folds):
         cfg = base.override({"cv_folds": task.folds, "cv_fold": k})
@@ -103,9 +103,14 @@ def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
             return report(r)
 
         out = execute_run(cfg, fold_report, evaluate_test=task.evaluate_test, cache=cache)
+        reads += out.test_reads or 0
         if out.status is not RunStatus.COMPLETED:
             return out.model_copy(
-                update={"reason": f"fold {k}: {out.reason}", "epochs_spent": spent + out.epochs_spent}
+                update={
+                    "reason": f"fold {k}: {out.reason}",
+                    "epochs_spent": spent + out.epochs_spent,
+                    "test_reads": reads,
+                }
             )
         spent += out.epochs_spent
         finals.append(out.final)
@@ -118,6 +123,7 @@ def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
         history=first_history,
         info={"folds": task.folds, "epochs_run": spent},
         epochs_spent=spent,
+        test_reads=reads,
     )
 
 
@@ -134,15 +140,21 @@ def execute_run(
     ``save_to``: a completed run saves its evaluated model there (safetensors), before the outcome
     goes back to the driver - so a stored run of a study with saved models has its file.
     ``reference``: the outcome also carries the classical reference models' errors on this run's
-    splits (:func:`reglab.study.reference.estimate`)."""
+    splits (:func:`reglab.study.reference.estimate`).
+    Anything the user's code raises fails only this run, ``SystemExit`` included (a model calling
+    ``sys.exit``); only a real interrupt (:func:`reglab.errors.from_user_code`) propagates."""
     from reglab.training.engine import fit
 
     seen: list[dict[str, float]] = []
+    data: DataSplits | StreamSplits | None = None
 
     def callback(record: dict[str, float]) -> None:
         seen.append(record)
         if on_epoch is not None and on_epoch(record):
             raise _Stop
+
+    def reads() -> int:
+        return 0 if data is None else data.test.reads
 
     try:
         data = (cache or DataCache(size=1)).get(cfg.data)
@@ -153,13 +165,25 @@ def execute_run(
             save_run_model(result.model, save_to, cfg, data, result.final)
     except _Stop:
         return RunOutcome(
-            status=RunStatus.PRUNED, reason=f"pruned after epoch {len(seen)}", history=seen, epochs_spent=len(seen)
+            status=RunStatus.PRUNED,
+            reason=f"pruned after epoch {len(seen)}",
+            history=seen,
+            epochs_spent=len(seen),
+            test_reads=reads(),
         )
     except ReglabError as err:  # the user's problem (e.g. missing data files): stop the study
-        return RunOutcome(status=RunStatus.ERROR, reason=str(err))
-    except Exception as err:  # a bug or resource problem: this run failed, the study goes on
-        return RunOutcome.failed(f"{type(err).__name__}: {err}", traceback=traceback.format_exc(limit=3)[-2000:])
-    return run_outcome(result, data, reference)
+        return RunOutcome(status=RunStatus.ERROR, reason=str(err), test_reads=reads())
+    except BaseException as err:  # a bug, a resource problem, the model's sys.exit: this run failed, the study goes on
+        if not from_user_code(err):
+            raise
+        return RunOutcome.failed(
+            f"{type(err).__name__}: {err}",
+            traceback=traceback.format_exc(limit=3)[-2000:],
+            history=seen,  # the epochs it trained before it failed
+            epochs_spent=len(seen),
+            test_reads=reads(),
+        )
+    return run_outcome(result, data, reference).model_copy(update={"test_reads": reads()})
 
 
 def run_outcome(result: RunResult, data: DataSplits | StreamSplits, reference: bool = False) -> RunOutcome:
