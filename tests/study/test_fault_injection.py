@@ -164,10 +164,12 @@ def test_a_run_whose_worker_dies_every_time_fails_after_the_retry_limit(
     assert [finals[("dies", str(s))] for s in range(3)] == ["failed"] * 3
 
 
-# a run that trains until it is stopped (epochs of ~0.2 s), and quick ones
-SLOW = RunConfig().override({"n_train": 1000, "hidden": [256, 256], "batch_size": 8, "epochs": 2000, "device": "cpu"})
-QUICK = RunConfig().override({"n_train": 200, "hidden": [16], "epochs": 2, "device": "cpu"})
-DIES = RunConfig().override({"n_train": 200, "epochs": 2, "device": "cpu", "class_path": "dying:Net"})
+# a run that trains until it is stopped (epochs of ~0.2 s), and quick ones - as overrides, built into
+# configurations when the test runs (a configuration built at import time would keep the classes of
+# then: another test that registers a regularizer rebuilds them, and the old ones no longer pickle)
+SLOW = {"n_train": 1000, "hidden": [256, 256], "batch_size": 8, "epochs": 2000, "device": "cpu"}
+QUICK = {"n_train": 200, "hidden": [16], "epochs": 2, "device": "cpu"}
+DIES = {"n_train": 200, "epochs": 2, "device": "cpu", "class_path": "dying:Net", "init_args": {"die": "exit 2"}}
 
 
 @pytest.mark.slow
@@ -188,6 +190,8 @@ def test_only_the_run_whose_process_died_is_charged(
     def poll_until(condition: Callable[[], bool], what: str) -> None:
         deadline = time.monotonic() + 300
         while not condition():
+            ok = done.get("ok/seed0")  # the healthy run never ends before it is asked to stop
+            assert ok is None, f"{what}: the healthy run ended: {ok.status.value}: {ok.reason}"
             assert time.monotonic() < deadline, (
                 f"{what}: not in time; finished {[(k, o.reason) for k, o in done.items()]}"
             )
@@ -197,13 +201,13 @@ def test_only_the_run_whose_process_died_is_charged(
                 done[task.key] = outcome
 
     try:
-        ex.submit(Task("ok/seed0", SLOW))
+        ex.submit(Task("ok/seed0", RunConfig().override(SLOW)))
         poll_until(lambda: "ok/seed0" in trained, "the healthy run trains an epoch")
         if death == "a run exits its process":
-            ex.submit(Task("dies/seed0", DIES.override({"init_args": {"die": "exit 2"}})))
+            ex.submit(Task("dies/seed0", RunConfig().override(DIES)))
             poll_until(lambda: "dies/seed0" in done, "the dying run fails")
         else:
-            ex.submit(Task("quick/seed0", QUICK))
+            ex.submit(Task("quick/seed0", RunConfig().override(QUICK)))
             poll_until(lambda: "quick/seed0" in done, "the quick run finishes")
             running = ex._where["ok/seed0"]  # which process runs which run (the executor's STARTED events)
             idle = next(pid for pid in ex._pool._processes if pid != running)
