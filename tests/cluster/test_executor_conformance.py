@@ -33,8 +33,14 @@ EXECUTORS: dict[str, Callable[[], Executor]] = {
 }
 PARAMS = [pytest.param(n, marks=pytest.mark.servers if n == "ray" else ()) for n in EXECUTORS]
 
-BASE = RunConfig().override({"n_train": 200, "hidden": [16], "epochs": 3, "batch_size": 32, "device": "cpu"})
-SLOW = BASE.override({"n_train": 1000, "hidden": [256, 256], "batch_size": 8, "epochs": 30})
+def base() -> RunConfig:
+    """Built when a test runs, not at import: a configuration built at import keeps the classes of
+    then, which a test that registers a regularizer rebuilds (the old ones no longer pickle)."""
+    return RunConfig().override({"n_train": 200, "hidden": [16], "epochs": 3, "batch_size": 32, "device": "cpu"})
+
+
+def slow() -> RunConfig:
+    return base().override({"n_train": 1000, "hidden": [256, 256], "batch_size": 8, "epochs": 30})
 
 
 @pytest.fixture(scope="module", params=PARAMS)
@@ -66,7 +72,7 @@ def test_has_slots(executor: Executor) -> None:
 
 
 def test_a_run_gives_the_same_outcome_as_training_here(executor: Executor) -> None:
-    executor.submit(Task("a/seed0", BASE))
+    executor.submit(Task("a/seed0", base()))
     events, done = drain(executor, 1)
     outcome = done["a/seed0"]
     assert isinstance(outcome, RunOutcome) and outcome.status is RunStatus.COMPLETED
@@ -74,7 +80,7 @@ def test_a_run_gives_the_same_outcome_as_training_here(executor: Executor) -> No
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as every executor's workers do
     try:
-        here = execute_run(BASE)
+        here = execute_run(base())
     finally:
         torch.set_num_threads(threads)
 
@@ -87,7 +93,7 @@ def test_a_run_gives_the_same_outcome_as_training_here(executor: Executor) -> No
 
 
 def test_a_tuning_task_never_returns_test_metrics(executor: Executor) -> None:
-    executor.submit(Task("a/trial0", BASE, evaluate_test=False))
+    executor.submit(Task("a/trial0", base(), evaluate_test=False))
     _, done = drain(executor, 1)
     outcome = done["a/trial0"]
     assert outcome.status is RunStatus.COMPLETED and "val_acc" in outcome.final
@@ -97,16 +103,16 @@ def test_a_tuning_task_never_returns_test_metrics(executor: Executor) -> None:
 def test_runs_count_their_test_split_reads_where_they_train(executor: Executor) -> None:
     """A read counter in the driver does not see worker processes or Ray nodes: each run counts
     its own reads (``RunOutcome.test_reads``) - none for tuning trials, one for a confirmation run."""
-    executor.submit(Task("a/trial0", BASE, evaluate_test=False))
-    executor.submit(Task("a/trial1", BASE, folds=2, evaluate_test=False))
-    executor.submit(Task("a/seed0", BASE))
+    executor.submit(Task("a/trial0", base(), evaluate_test=False))
+    executor.submit(Task("a/trial1", base(), folds=2, evaluate_test=False))
+    executor.submit(Task("a/seed0", base()))
     _, done = drain(executor, 3)
     assert all(o.status is RunStatus.COMPLETED for o in done.values()), {k: o.reason for k, o in done.items()}
     assert {k: o.test_reads for k, o in done.items()} == {"a/trial0": 0, "a/trial1": 0, "a/seed0": 1}
 
 
 def test_stop_ends_a_task_early_as_pruned(executor: Executor) -> None:
-    executor.submit(Task("slow/trial0", SLOW, evaluate_test=False))
+    executor.submit(Task("slow/trial0", slow(), evaluate_test=False))
     deadline = time.monotonic() + 240
     stopped = False
     done: dict[str, RunOutcome] = {}
@@ -123,9 +129,9 @@ def test_stop_ends_a_task_early_as_pruned(executor: Executor) -> None:
 
 
 def test_a_failing_run_is_a_failed_outcome_not_an_exception(executor: Executor) -> None:
-    bad = BASE.override({"batch_norm": True, "batch_size": 1})  # batch norm cannot train on one example
+    bad = base().override({"batch_norm": True, "batch_size": 1})  # batch norm cannot train on one example
     executor.submit(Task("bn/seed0", bad))
-    executor.submit(Task("ok/seed0", BASE))
+    executor.submit(Task("ok/seed0", base()))
     _, done = drain(executor, 2)
     assert done["ok/seed0"].status is RunStatus.COMPLETED
     assert done["bn/seed0"].status is RunStatus.FAILED and "ValueError" in (done["bn/seed0"].reason or "")
@@ -134,7 +140,7 @@ def test_a_failing_run_is_a_failed_outcome_not_an_exception(executor: Executor) 
 def test_many_tasks_each_finish_exactly_once(executor: Executor) -> None:
     keys = [f"a/seed{i}" for i in range(4)]
     for i, k in enumerate(keys):
-        executor.submit(Task(k, BASE.override({"seed": i})))
+        executor.submit(Task(k, base().override({"seed": i})))
     events, done = drain(executor, len(keys))
     assert sorted(done) == sorted(keys)
     assert {k for k, _ in events} == set(keys)
