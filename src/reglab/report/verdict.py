@@ -144,6 +144,7 @@ def verdict_section(v: ReportView) -> dict[str, Any]:
         "headline": text,
         "tone": tone,
         "note": s.underpowered_note,
+        "notes": s.notes,
         "regime": regime(_config(v, v.baseline) or _config(v, next(iter(s.arms), None))),
         "fit_note": fit_note(v),
         "holm_note": s.holm_note(),
