@@ -104,7 +104,7 @@ class FunctionCall:
     compare: str
 
 
-class StopRun(BaseException):  # noqa: N818 - a signal, like StopIteration
+class StopRun(BaseException):
     """Raised by ``ctx.report`` when the driver asked the run to stop (pruned, or the time budget is
     spent) or a reported metric is NaN/inf. A BaseException, so an ``except Exception`` in the
     training loop does not swallow it; let it propagate."""
@@ -193,8 +193,15 @@ def declaration(objective: ObjectiveConfig, fn: Callable[..., Any] | None = None
     fn = fn if fn is not None else resolve_function(objective.function)
     ref = objective.function
     is_class = inspect.isclass(fn)
-    call = getattr(fn, "__call__", None) if is_class else fn  # noqa: B004 - the instance's method
-    sig = _signature(call) if call is not None else None
+    call: Any = fn
+    if is_class:  # its instances are called: the class's own __call__ (not the metaclass's)
+        call = next((vars(k)["__call__"] for k in fn.__mro__[:-1] if "__call__" in vars(k)), None)
+        if call is None:
+            raise ConfigError(
+                f"objective.function: {ref} is a class without __call__: it must take (settings, ctx); give a "
+                "function run(settings, ctx), or a class whose instances are called so"
+            )
+    sig = _signature(call)
     if is_class:
         ctor = _signature(fn)
         if ctor is not None:
@@ -426,13 +433,14 @@ def _value_problems(arm: Arm, model: type[BaseModel], source: str) -> list[str]:
     """The pydantic declaration validates the arm's settings, with each tuned value at both ends."""
     from reglab.config import validation_messages
 
-    candidates = [({}, "")]
+    candidates: list[tuple[dict[str, Any], str]] = [({}, "")]
+    base: dict[str, Any] = {}
     for name, d in arm.space.items():
-        ends = list(d.choices) if d.choices is not None else [d.low, d.high]
+        ends: list[Any] = list(d.choices) if d.choices is not None else [d.low, d.high]
         if d.integer and d.choices is None:
             ends = [int(v) for v in ends if v is not None]
+        base[name] = ends[0]
         candidates += [({name: v}, f" ({name}={v!r})") for v in (ends[0], ends[-1])]
-    base = {n: (d.choices[0] if d.choices is not None else (int(d.low) if d.integer else d.low)) for n, d in arm.space.items()}  # type: ignore[arg-type]
     out = []
     for values, label in candidates:
         try:
@@ -609,19 +617,16 @@ def _invoke(fn: Callable[..., Any], call: FunctionCall, ctx: RunContext) -> Any:
     decl = declaration(objective, fn)
     settings: Any = copy.deepcopy(dict(call.settings))
     kwargs: dict[str, Any] = {}
-    target = fn
+    target: Callable[..., Any] = fn
     if inspect.isclass(fn):
-        target = fn(**call.init_args)
+        target = fn(**call.init_args)  # type: ignore[assignment]  # a callable class: its instance is called
     else:
         kwargs.update(call.init_args)
     if decl is not None:
         kwargs.update({k: settings[k] for k in decl.keywords if k in settings})
         if decl.instance and decl.model is not None:
             model = decl.model
-            if issubclass(model, BaseModel):
-                settings = model.model_validate(settings)
-            else:
-                settings = model(**settings)
+            settings = model.model_validate(settings) if issubclass(model, BaseModel) else model(**settings)
     return target(settings, ctx, **kwargs)
 
 
@@ -654,7 +659,7 @@ def execute_function(task: Task, report: Report | None, cache: DataCache) -> Run
             history=ctx.history,
             epochs_spent=len(ctx.history),
         )
-    info = {"wall_time": time.perf_counter() - t0, "reports": len(ctx.history)}
+    info = {"wall_time": time.perf_counter() - t0, "epochs_run": len(ctx.history)}
     return outcome_of(returned, ctx, call, info)
 
 
@@ -699,7 +704,11 @@ def outcome_of(returned: Any, ctx: RunContext, call: FunctionCall, info: dict[st
         return RunOutcome(status=RunStatus.ERROR, reason=reason, **common)
     needed = call.select if call.phase == "tune" else call.compare
     if needed not in final:
-        what = "metric.select: tuning selects on it" if call.phase == "tune" else "metric.compare: the arms are compared on it"
+        what = (
+            "metric.select: tuning selects on it"
+            if call.phase == "tune"
+            else "metric.compare: the arms are compared on it"
+        )
         reason = f"{where} no {needed} ({what}); it returned {', '.join(final) or 'no metrics'}"
         return RunOutcome(status=RunStatus.ERROR, reason=reason, **common)
     bad = [k for k, v in final.items() if not math.isfinite(v)]

@@ -330,7 +330,11 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
     for arm, runs in arms.items():
         mets, is_base = metrics[arm], arm == baseline
         diag = None
-        if runs.outcomes and mets.get(f"train_{dm}", MetricStats.empty()).n and mets.get(f"val_{dm}", MetricStats.empty()).n:
+        if (
+            runs.outcomes
+            and mets.get(f"train_{dm}", MetricStats.empty()).n
+            and mets.get(f"val_{dm}", MetricStats.empty()).n
+        ):
             diag = diagnose(
                 _mean(mets[f"train_{dm}"]),
                 _mean(mets[f"val_{dm}"]),
