@@ -199,9 +199,9 @@ def test_undeclared_settings_pass_through_and_bad_references_are_one_line(tmp_pa
         with pytest.raises(ConfigError) as err:
             parse_study(_doc(tmp_path, objective=objective))
         assert message in str(err.value) and len(str(err.value).splitlines()) == 1, str(err.value)
-    with pytest.raises(ConfigError, match="search.cv: not available with objective.function"):
+    with pytest.raises(ConfigError, match=r"search\.cv: not available with objective\.function"):
         parse_study(_doc(tmp_path, search={"sampler": "random", "trials": 2, "cv": 3}))
-    with pytest.raises(ConfigError, match="settings: only for a study with objective.function"):
+    with pytest.raises(ConfigError, match=r"settings: only for a study with objective\.function"):
         parse_study({k: v for k, v in _doc(tmp_path).items() if k != "objective"})
 
 
@@ -230,7 +230,7 @@ def test_a_tuning_run_that_touches_the_test_split_stops_the_study(tmp_path: Path
 
 def test_confirmation_must_return_the_compare_metric(tmp_path: Path) -> None:
     doc = _doc(tmp_path, objective={"function": "own_fns:scripted"}, metric={"select": "val_acc", "compare": "test_f1"})
-    with pytest.raises(ReglabError, match="returned no test_f1 \\(metric.compare"):
+    with pytest.raises(ReglabError, match=r"returned no test_f1 \(metric\.compare"):
         _run(doc)
 
 
@@ -300,7 +300,7 @@ def test_a_function_defined_here_runs_in_this_process_only(tmp_path: Path) -> No
     spec = parse_study(doc)
     results = run_protocol(spec, objective=local, progress=False, jobs=1)  # in this process
     assert results.summary.metric("high", "test_acc").mean == pytest.approx(0.9)
-    with pytest.raises(ConfigError, match="defined inside a function.*define it at the top level of a module"):
+    with pytest.raises(ConfigError, match=r"defined inside a function.*define it at the top level of a module"):
         run_protocol(spec, objective=local, progress=False, jobs=2)
 
 

@@ -195,7 +195,8 @@ def declaration(objective: ObjectiveConfig, fn: Callable[..., Any] | None = None
     is_class = inspect.isclass(fn)
     call: Any = fn
     if is_class:  # its instances are called: the class's own __call__ (not the metaclass's)
-        call = next((vars(k)["__call__"] for k in fn.__mro__[:-1] if "__call__" in vars(k)), None)
+        mro: tuple[type, ...] = fn.__mro__  # type: ignore[attr-defined]
+        call = next((vars(k)["__call__"] for k in mro[:-1] if "__call__" in vars(k)), None)
         if call is None:
             raise ConfigError(
                 f"objective.function: {ref} is a class without __call__: it must take (settings, ctx); give a "
