@@ -364,3 +364,22 @@ def test_a_study_without_objective_keeps_its_fingerprint(tmp_path: Path) -> None
     }
     assert spec.fingerprint() == hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     assert "objective" not in spec.resolved()
+
+
+def test_the_time_budget_stops_a_running_function_at_its_next_report(tmp_path: Path) -> None:
+    import optuna
+
+    from reglab.study.protocol import DEADLINE_REASON, tune_study
+
+    doc = _doc(
+        tmp_path,
+        settings={"epochs": 10**7},  # far longer than the budget: only the stop ends it
+        arms={"a": {"x": {"low": 0.1, "high": 0.9}}},
+        search={"sampler": "random", "timeout": 1.0},
+    )
+    tune_study(parse_study(doc), executor=InProcessExecutor())
+    trials = optuna.load_study(
+        study_name="fn/tune/a", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}"
+    ).get_trials()
+    assert len(trials) == 1 and trials[0].state == optuna.trial.TrialState.PRUNED
+    assert trials[0].user_attrs["reason"] == DEADLINE_REASON and 1 <= trials[0].user_attrs["epochs_spent"] < 10**7

@@ -21,6 +21,7 @@ in this process.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import inspect
@@ -323,8 +324,9 @@ def function_arm(spec: StudySpec, name: str, fixed: dict[str, Any], space: dict[
     settings = deep_merge(copy.deepcopy(dict(spec.settings)), fixed)
     config = spec.shared_config()
     epochs = settings.get("epochs")
-    if isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1:
-        config = config.override({"epochs": epochs}, where=f"arms.{name}.")
+    if isinstance(epochs, int) and not isinstance(epochs, bool):
+        with contextlib.suppress(ConfigError):  # outside train.epochs' range: the shared value stays
+            config = config.override({"epochs": epochs}, where=f"arms.{name}.")
     return Arm(
         name=name,
         overrides=spec.arms[name],
