@@ -383,3 +383,18 @@ def test_the_time_budget_stops_a_running_function_at_its_next_report(tmp_path: P
     ).get_trials()
     assert len(trials) == 1 and trials[0].state == optuna.trial.TrialState.PRUNED
     assert trials[0].user_attrs["reason"] == DEADLINE_REASON and 1 <= trials[0].user_attrs["epochs_spent"] < 10**7
+
+
+def test_mlflow_logs_the_settings_each_run_received(tmp_path: Path) -> None:
+    pytest.importorskip("mlflow")
+    import mlflow
+
+    from reglab.study.tracking import log_study
+
+    _run(_doc(tmp_path, seeds=2))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    done = log_study(tmp_path / "out", uri)
+    assert done.logged == 4
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["fn"], filter_string="params.`settings.x` = '0.9'")
+    assert len(runs) == 2 and set(runs["params.settings.epochs"]) == {"4"}
