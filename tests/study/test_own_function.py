@@ -285,8 +285,9 @@ def test_the_example_function_is_deterministic_per_seed(tmp_path: Path, monkeypa
     doc = yaml.safe_load((EXAMPLE / "study.yaml").read_text())
     doc["settings"]["epochs"] = 3
     spec = parse_study(doc)
-    cache = DataCache()
-    runs = [execute_task(make_task(spec.arm("both"), s), lambda rec, key=None: False, cache) for s in (0, 0, 1)]
+    from reglab.study.own_function import run_once
+
+    runs = [run_once(spec, "both", s) for s in (0, 0, 1)]
     assert all(r.status is RunStatus.COMPLETED for r in runs), [r.reason for r in runs]
     assert runs[0].final == runs[1].final and runs[0].history == runs[1].history
     assert runs[0].final != runs[2].final

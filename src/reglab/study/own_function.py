@@ -746,3 +746,17 @@ class NoReportNote:
         if not self.done and outcome.info.get("no_report"):
             self.done = True
             self.say(f"note: {NO_REPORT_NOTE}")
+
+
+def run_once(spec: StudySpec, arm: str, seed: int, params: Mapping[str, Any] | None = None) -> RunOutcome:
+    """One run of the study's function in this process, exactly as a worker runs it (a confirmation
+    run; with ``params``: a tuning trial with those tuned values). Two calls with the same seed
+    give the same outcome when the function is deterministic: the check docs/own-training.md
+    suggests before a long study."""
+    from reglab.study.protocol import make_task
+    from reglab.study.worker import DataCache, execute_task
+
+    if spec.objective is None:
+        raise ConfigError(f"study {spec.name!r} has no objective.function")
+    task = make_task(spec.arm(arm), seed, trial=None if params is None else 0, params=dict(params or {}))
+    return execute_task(task, lambda record, key=None: False, DataCache(size=1))
