@@ -116,7 +116,9 @@ def test_failures_exit_3_with_the_reason_diverged_and_the_no_report_note(tmp_pat
             "raises": {"x": 0.8, "raise_in": "confirm"},
             "nan": {"x": 0.8, "nan": True},
             "quiet": {"x": 0.8, "quiet": True},
+            "tuned": {"x": {"low": 0.0, "high": 1.0}},  # val_acc = x at every epoch: the median pruner stops some
         },
+        search={"sampler": "random", "trials": 10, "pruner": "median", "startup_trials": 2, "seed": 1},
     )
     study = tmp_path / "study.yaml"
     study.write_text(yaml.safe_dump(doc))
@@ -132,6 +134,9 @@ def test_failures_exit_3_with_the_reason_diverged_and_the_no_report_note(tmp_pat
     assert summary["arms"]["ok"]["n_completed"] == summary["arms"]["quiet"]["n_completed"] == 3
     assert any("never called ctx.report" in n for n in summary["notes"])
     assert "never called ctx.report" in (tmp_path / "out" / "report.html").read_text()
+    tuning = summary["tuning"]["tuned"]  # pruning through ctx.report, with worker processes
+    assert tuning["n_trials"] == 10 and tuning["n_pruned"] >= 1 and tuning["n_complete"] >= 2, tuning
+    assert summary["arms"]["tuned"]["n_completed"] == 3
 
 
 def test_validate_checks_every_arm_against_the_declared_settings(tmp_path: Path) -> None:
@@ -191,6 +196,7 @@ def test_keyword_and_annotation_declarations(tmp_path: Path) -> None:
 
 def test_undeclared_settings_pass_through_and_bad_references_are_one_line(tmp_path: Path) -> None:
     parse_study(_doc(tmp_path, arms={"a": {"anything": {"nested": [1, 2]}, "x": 0.3}}))  # nothing declared
+    assert parse_study(_doc(tmp_path, objective="own_fns:scripted")).objective is not None  # the short form
     for objective, message in [
         ({"function": "own_fns:nope"}, "objective.function: module 'own_fns' has no 'nope'"),
         ({"function": "no_such_module_xyz:run"}, "cannot import 'no_such_module_xyz'"),

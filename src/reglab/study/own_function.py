@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from reglab.errors import ConfigError, ReglabError, suggest
 
@@ -72,6 +72,12 @@ class ObjectiveConfig(BaseModel):
         description="'package.module:Settings': a pydantic model or dataclass that declares the settings the "
         "function reads; every arm and search dimension is checked against it",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v: Any) -> Any:
+        """``objective: my_pkg.train:run`` is ``objective: {function: my_pkg.train:run}``."""
+        return {"function": v} if isinstance(v, str) else v
 
     @field_validator("function", "settings")
     @classmethod
