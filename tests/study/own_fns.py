@@ -98,3 +98,8 @@ class Trainer:
 
     def __call__(self, settings: dict[str, Any], ctx: Any) -> dict[str, float]:
         return {"train_acc": 0.9, "val_acc": self.scale * settings.get("x", 1.0), "test_acc": self.scale}
+
+
+def exits(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
+    """A training script's ``sys.exit``: fails the run, not the worker process."""
+    raise SystemExit(3)

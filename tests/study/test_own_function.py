@@ -66,7 +66,7 @@ def _run(doc: dict[str, Any], **kw: Any) -> Any:
 def test_the_example_runs_through_the_cli_with_processes_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = ["run", "study.yaml", "--output", str(out), "--jobs", "2", "--no-progress"]
-    args += ["--set", "seeds=3", "--set", "search.trials=3", "--set", "settings.epochs=6"]
+    args += ["--set", "seeds=3", "--set", "search.trials=3", "--set", "epochs=6"]  # epochs: settings.epochs
     res = _reglab(args, cwd=EXAMPLE)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     assert "Traceback" not in res.stderr
@@ -405,3 +405,11 @@ def test_mlflow_logs_the_settings_each_run_received(tmp_path: Path) -> None:
     mlflow.set_tracking_uri(uri)
     runs = mlflow.search_runs(experiment_names=["fn"], filter_string="params.`settings.x` = '0.9'")
     assert len(runs) == 2 and set(runs["params.settings.epochs"]) == {"4"}
+
+
+def test_sys_exit_in_the_function_fails_the_run_not_the_worker(tmp_path: Path) -> None:
+    spec = parse_study(_doc(tmp_path, objective={"function": "own_fns:exits"}, arms={"a": {}}))
+    from reglab.study.own_function import run_once
+
+    out = run_once(spec, "a", 0)
+    assert out.status is RunStatus.FAILED and out.reason == "SystemExit: 3"

@@ -251,6 +251,7 @@ def declaration(objective: ObjectiveConfig, fn: Callable[..., Any] | None = None
 
         model = import_object(objective.settings, "objective.settings", example="my_pkg.train:Settings")
         got, req = _settings_class(model, objective.settings, "objective.settings")
+        annotated = annotated if annotated is model else None  # an instance only of the declared class
         names, required, source = list(got), set(req), objective.settings
     elif annotated is not None:
         model = annotated
@@ -269,7 +270,7 @@ def declaration(objective: ObjectiveConfig, fn: Callable[..., Any] | None = None
         names=tuple(names),
         required=frozenset(required),
         model=model,
-        instance=model is not None and model is annotated and objective.settings is None,
+        instance=annotated is not None and model is annotated,
         keywords=tuple(keywords),
     )
 
@@ -660,7 +661,7 @@ def execute_function(task: Task, report: Report | None, cache: DataCache) -> Run
         pass
     except ReglabError as err:
         return RunOutcome(status=RunStatus.ERROR, reason=str(err), history=ctx.history, epochs_spent=len(ctx.history))
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # sys.exit() in a training script must not end the worker
         msg = str(err).strip()
         return RunOutcome.failed(
             f"{type(err).__name__}: {msg}"[:1000],

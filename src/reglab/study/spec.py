@@ -717,8 +717,9 @@ def apply_sets(doc: dict[str, Any], items: list[str]) -> tuple[dict[str, Any], S
     """The study document with ``--set KEY=VALUE`` overrides. KEY is a dotted path in the study
     document (``train.epochs``, ``seeds``, ``search.trials``, ``arms.l2.l2``, ``data.n_train``); a
     run setting's own name (``epochs``, ``l2``, ``n_train``) addresses the shared section that holds
-    it (``train.epochs``...). The study's own keys come first: ``name`` is the study's name
-    (``data.name`` the dataset's). Returns the document and which path each override wrote."""
+    it (``train.epochs``...); in a study of the user's function (``objective``), the function's
+    ``settings`` (``lr=0.1`` is ``settings.lr``). The study's own keys come first: ``name`` is the
+    study's name (``data.name`` the dataset's). Returns the document and which path each override wrote."""
     from reglab.config import FIELD_SECTION
 
     out = copy.deepcopy(doc)  # the overrides change a copy
@@ -726,7 +727,9 @@ def apply_sets(doc: dict[str, Any], items: list[str]) -> tuple[dict[str, Any], S
     for key, value in parse_sets(items).items():
         item = next(i for i in items if i.partition("=")[0].strip() == key)
         parts = key.split(".")
-        if parts[0] not in StudySpec.model_fields:
+        if parts[0] not in StudySpec.model_fields and out.get("objective"):  # the function's settings
+            parts = ["settings", *parts]
+        elif parts[0] not in StudySpec.model_fields:
             if parts[0] not in FIELD_SECTION:
                 from reglab.errors import suggest
 
