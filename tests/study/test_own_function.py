@@ -413,3 +413,30 @@ def test_sys_exit_in_the_function_fails_the_run_not_the_worker(tmp_path: Path) -
 
     out = run_once(spec, "a", 0)
     assert out.status is RunStatus.FAILED and out.reason == "SystemExit: 3"
+
+
+def test_a_regularization_path_sweeps_one_of_the_functions_settings(tmp_path: Path) -> None:
+    from reglab.study.path import run_path
+
+    spec = parse_study(_doc(tmp_path, arms={"base": {"x": 0.5}}))
+    results, rows = run_path(spec, "x", [0.2, 0.6], seeds=2, jobs=1, progress=False)
+    assert [(r["value"], r["seed"], r["status"]) for r in rows] == [
+        (0.2, 0, "completed"),
+        (0.2, 1, "completed"),
+        (0.6, 0, "completed"),
+        (0.6, 1, "completed"),
+    ]
+    assert results.summary.metric("x=0.6", "val_acc").mean == pytest.approx(0.6, abs=0.05)
+    with pytest.raises(ConfigError, match="did you mean"):
+        run_path(
+            parse_study(
+                _doc(
+                    tmp_path,
+                    objective={"function": "own_fns:declared", "settings": "own_fns:Settings"},
+                    settings={},
+                    arms={"a": {}},
+                )
+            ),
+            "dropuot",
+            [0.1, 0.2],
+        )
