@@ -440,3 +440,18 @@ def test_a_regularization_path_sweeps_one_of_the_functions_settings(tmp_path: Pa
             "dropuot",
             [0.1, 0.2],
         )
+
+
+def test_function_study_reads_a_study_file_for_a_function_defined_here(tmp_path: Path) -> None:
+    from reglab.study.own_function import function_study
+
+    def notebook_run(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
+        out = {"train_acc": 1.0, "val_acc": settings["strength"]}
+        return {**out, "test_acc": settings["strength"]} if ctx.may_use_test else out
+
+    doc = _doc(tmp_path, arms={"weak": {"strength": 0.3}, "strong": {"strength": 0.7}})
+    del doc["objective"]
+    (tmp_path / "study.yaml").write_text(yaml.safe_dump(doc))
+    spec = function_study(tmp_path / "study.yaml", notebook_run)
+    results = run_protocol(spec, progress=False)  # in this process: workers could not import it
+    assert results.summary.metric("strong", "test_acc").mean == pytest.approx(0.7)

@@ -27,6 +27,7 @@ import dataclasses
 import inspect
 import math
 import numbers
+import os
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -124,16 +125,21 @@ class ContractError(ReglabError):
 
 # -- the function and its declared settings --------------------------------------------------------
 
-_LOCAL: dict[str, Callable[..., Any]] = {}  # functions passed to run_protocol that cannot be imported by name
+# functions passed in this process that cannot be imported by name: reference -> (function, why)
+_LOCAL: dict[str, tuple[Callable[..., Any], str]] = {}
+
+
+def local_only(ref: str) -> str | None:
+    """Why the function ``ref`` can run only in this process (None: worker processes import it)."""
+    got = _LOCAL.get(ref)
+    return None if got is None else got[1]
 
 
 def resolve_function(ref: str, where: str = "objective.function") -> Callable[..., Any]:
     """The function (or class) ``ref`` names: one passed in this process, else imported."""
     from reglab.imports import import_object
 
-    fn = _LOCAL.get(ref)
-    if fn is None:
-        fn = import_object(ref, where, example=EXAMPLE)
+    fn = _LOCAL[ref][0] if ref in _LOCAL else import_object(ref, where, example=EXAMPLE)
     if not callable(fn):
         raise ConfigError(f"{where}: {ref} is a {type(fn).__name__}, not a function run(settings, ctx)")
     return fn
@@ -472,7 +478,7 @@ def with_objective(spec: StudySpec, objective: Callable[..., Any] | str) -> tupl
             raise ConfigError(f"objective: expected a function run(settings, ctx), got {objective!r}")
         ref, local = function_reference(objective)
         if local is not None:
-            _LOCAL[ref] = objective
+            _LOCAL[ref] = (objective, local)
     doc = spec.model_dump(exclude={"objective"})
     old = spec.objective
     doc["objective"] = {
@@ -483,17 +489,33 @@ def with_objective(spec: StudySpec, objective: Callable[..., Any] | str) -> tupl
     return parse_study(doc, f"study {spec.name!r} with objective={ref}"), local
 
 
-def function_study(doc: Mapping[str, Any], objective: Callable[..., Any] | str) -> StudySpec:
-    """A study document (a parsed study file, without ``objective`` or with another one) whose runs
-    are ``objective``: for functions defined in a notebook, whose arms name the function's settings."""
-    from reglab.study.spec import parse_study
+def function_study(doc: Mapping[str, Any] | str | os.PathLike[str], objective: Callable[..., Any] | str) -> StudySpec:
+    """The study ``doc`` (a study file's path, or its parsed document; without ``objective`` or with
+    another one) whose runs are ``objective``: for a function defined in a notebook or script, in a
+    study whose arms name the function's settings (``load_study`` would refuse them as unknown)."""
+    from pathlib import Path
 
+    import yaml
+
+    from reglab.study.spec import parse_study, relative_to_file
+
+    source, text = "<study>", None
+    if isinstance(doc, str | os.PathLike):
+        path = Path(doc)
+        try:
+            text = path.read_text(encoding="utf-8")
+            loaded = yaml.safe_load(text)
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+            raise ConfigError(f"cannot read study file {path}: {str(err).splitlines()[0]}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: a study file must be a mapping with name, arms, ...")
+        doc, source = relative_to_file(loaded, path.parent), str(path)
     ref, local = (objective, None) if isinstance(objective, str) else function_reference(objective)
     if local is not None:
-        _LOCAL[ref] = objective  # type: ignore[assignment]
-    old = doc.get("objective") if isinstance(doc.get("objective"), Mapping) else {}
-    full = {**doc, "objective": {**old, "function": ref}}  # type: ignore[dict-item]
-    return parse_study(full, f"study {doc.get('name')!r} with objective={ref}")
+        _LOCAL[ref] = (objective, local)  # type: ignore[assignment]
+    old = doc.get("objective")
+    full = {**doc, "objective": {**(old if isinstance(old, Mapping) else {}), "function": ref}}
+    return parse_study(full, source if text is not None else f"study {doc.get('name')!r} with objective={ref}", text)
 
 
 def in_process_only(executor: Executor | None, jobs: int | None, ref: str, why: str) -> Executor:

@@ -128,12 +128,14 @@ def run_protocol(
         spec = with_model(spec, model)
     own = executor is None
     if objective is not None:
-        from reglab.study.own_function import in_process_only, with_objective
+        from reglab.study.own_function import with_objective
 
-        spec, local = with_objective(spec, objective)
-        if local is not None:  # worker processes cannot import it: this process runs it
-            assert spec.objective is not None
-            executor = in_process_only(executor, jobs, spec.objective.function, local)
+        spec, _ = with_objective(spec, objective)
+    if spec.objective is not None:
+        from reglab.study.own_function import in_process_only, local_only
+
+        if (why := local_only(spec.objective.function)) is not None:  # worker processes cannot import it
+            executor = in_process_only(executor, jobs, spec.objective.function, why)
     created = _make_folder(out)  # what to remove if the input turns out bad
     url = storage or spec.storage_url()
     with study_lease(url, spec.name):  # another driver or workers on it: refused before anything is written
