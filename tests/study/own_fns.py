@@ -103,3 +103,14 @@ class Trainer:
 def exits(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
     """A training script's ``sys.exit``: fails the run, not the worker process."""
     raise SystemExit(3)
+
+
+def regression(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
+    """RMSE metrics, and R² (the diagnosis' metric for regression) when ``r2`` is set."""
+    shift = float(settings.get("shift", 0.0))
+    out = {"train_rmse": 40.0 + shift, "val_rmse": 50.0 + shift}
+    if settings.get("r2"):
+        out |= {"train_r2": 0.6 - shift, "val_r2": 0.5 - shift}
+    if ctx.may_use_test:
+        out["test_rmse"] = 52.0 + shift
+    return out

@@ -455,3 +455,16 @@ def test_function_study_reads_a_study_file_for_a_function_defined_here(tmp_path:
     spec = function_study(tmp_path / "study.yaml", notebook_run)
     results = run_protocol(spec, progress=False)  # in this process: workers could not import it
     assert results.summary.metric("strong", "test_acc").mean == pytest.approx(0.7)
+
+
+def test_a_regression_function_is_diagnosed_from_r2_or_told_to_return_it(tmp_path: Path) -> None:
+    metric = {"select": "val_rmse", "compare": "test_rmse"}
+    doc = _doc(tmp_path, objective={"function": "own_fns:regression"}, metric=metric, data={"name": "diabetes"})
+    doc["arms"] = {"plain": {"r2": False}, "more": {"r2": False, "shift": 0.1}}
+    results = _run(doc)
+    assert any("return train_r2" in n for n in results.summary.notes)
+    doc = _doc(tmp_path / "b", objective={"function": "own_fns:regression"}, metric=metric, data={"name": "diabetes"})
+    doc["arms"] = {"plain": {"r2": True}, "more": {"r2": True, "shift": 0.1}}
+    results = _run(doc)
+    assert all(a.diagnosis is not None for a in results.summary.arms.values())
+    assert not any("diagnosis" in n for n in results.summary.notes)

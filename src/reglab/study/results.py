@@ -357,7 +357,8 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             generated=_generated(runs.outcomes),
         )
     n_seeds = len(spec.seed_list)
-    notes = _notes(arms, dm, any(a.diagnosis for a in out_arms.values()))
+    regression = compare.partition("_")[2] in ("rmse", "mae", "r2")  # a function's runs may have no r2 yet
+    notes = _notes(arms, "r2" if regression else dm, any(a.diagnosis for a in out_arms.values()))
     note = None
     if n_seeds < MIN_SEEDS:
         note = (
