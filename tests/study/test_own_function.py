@@ -392,8 +392,9 @@ def test_the_time_budget_stops_a_running_function_at_its_next_report(tmp_path: P
     assert trials[0].user_attrs["reason"] == DEADLINE_REASON and 1 <= trials[0].user_attrs["epochs_spent"] < 10**7
 
 
-def test_mlflow_logs_the_settings_each_run_received(tmp_path: Path) -> None:
+def test_mlflow_logs_the_settings_each_run_received(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("mlflow")
+    monkeypatch.chdir(tmp_path)  # MLflow keeps a SQLite store's artifacts in ./mlruns
     import mlflow
 
     from reglab.study.tracking import log_study
