@@ -746,7 +746,8 @@ def path(
     for v, rs in by_value.items():
 
         def mean(k: str, rs: list[dict[str, Any]] = rs) -> float:
-            return sum(r[k] for r in rs) / len(rs)
+            got = [r[k] for r in rs if r.get(k) is not None]  # a user function may not return every metric
+            return sum(got) / len(got) if got else float("nan")
 
         mark = " *" if v == best else ""
         table.add_row(

@@ -161,6 +161,7 @@ def verdict_section(v: ReportView) -> dict[str, Any]:
         "headline": text,
         "tone": tone,
         "note": s.underpowered_note,
+        "notes": s.notes,
         "regime": _regime(v),
         "fit_note": fit_note(v),
         "holm_note": s.holm_note(),

@@ -251,6 +251,7 @@ class StudySummary(_Frozen):
     tuning: dict[str, ArmTuning] | None = None
     diagnosis_thresholds: dict[str, float] | None = None
     reference_error: AttainableError | None = None
+    notes: list[str] = Field(default_factory=list)  # e.g. why there is no diagnosis (a function study)
 
     @model_serializer(mode="wrap")
     def _without_absent_tuning(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -263,6 +264,8 @@ class StudySummary(_Frozen):
                 out.pop(key, None)
         if not self.retried_runs:
             out.pop("retried_runs", None)
+        if not self.notes:
+            out.pop("notes", None)
         return out
 
     # -- reading --------------------------------------------------------------------------------

@@ -190,6 +190,8 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
         console.print(f"[yellow]note:[/] {escape(note)}")
     if summary.underpowered_note:
         console.print(f"[yellow]note:[/] {escape(summary.underpowered_note)}")
+    for line in summary.notes:
+        console.print(f"[yellow]note:[/] {escape(line)}")
     for f in summary.failed_runs:
         where = "" if not f.epoch else f" in epoch {f.epoch}" if f.status == "diverged" else f" after {f.epoch} epochs"
         console.print(f"[red]{f.status}:[/] {escape(f'{f.arm} seed {f.seed}{where}: {f.reason}')}")

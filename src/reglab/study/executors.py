@@ -25,6 +25,7 @@ from reglab.study.outcome import RunOutcome
 
 if TYPE_CHECKING:
     from reglab.config import RunConfig
+    from reglab.study.own_function import FunctionCall
     from reglab.study.worker import DataCache
 
 # (task key, epoch record) -> True to stop that task (pruning)
@@ -44,6 +45,7 @@ class Task:
     evaluate_test: bool = True  # False for tuning trials: the test split is never read
     save_to: str | None = None  # confirmation runs of save_models: best|all: the model file to write
     reference: bool = False  # also fit the classical reference models on this run's splits (study.reference)
+    function: FunctionCall | None = None  # a run of the user's function (objective.function), not of the engine
 
 
 class Executor(Protocol):

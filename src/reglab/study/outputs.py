@@ -64,11 +64,27 @@ def read_resolved_arms(out: Path) -> dict[str, Arm]:
                 fixed=a.get("overrides") or {},
                 config=RunConfig.model_validate(a["config"]),
                 space={},
+                function=_function_arm(doc, a),
             )
             for name, a in doc["arms"].items()
         }
     except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, ValueError) as err:
         raise ReglabError(f"{path}: cannot read the arms' settings ({type(err).__name__}); rerun the study") from None
+
+
+def _function_arm(doc: dict[str, Any], arm: dict[str, Any]) -> Any:
+    """A function study's arm settings (``objective.function``), as ``config.resolved.yaml`` holds them."""
+    if "settings" not in arm or not doc.get("objective"):
+        return None
+    from reglab.study.own_function import FunctionArm
+
+    metric = doc.get("metric") or {}
+    return FunctionArm(
+        objective=doc["objective"],
+        settings=arm["settings"],
+        select=metric.get("select", "val_acc"),
+        compare=metric.get("compare", "test_acc"),
+    )
 
 
 def write_tuning(spec: StudySpec, url: str, results: dict[str, ArmTuning], out: Path) -> None:

@@ -47,6 +47,8 @@ def parse_values(text: str, num: int = 10, scale: str = "auto") -> list[float]:
 def path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm: str | None = None) -> StudySpec:
     """A study whose arms are the values of ``param`` applied to ``arm`` (default: the baseline)."""
     head = param.split(".")[0]
+    if spec.objective is not None:  # the user's function: the param is one of its settings
+        return _function_path_spec(spec, param, values, seeds, arm)
     if head not in FIELD_SECTION:
         raise ConfigError(f"--param: unknown setting {param!r}; valid: {', '.join(sorted(FIELD_SECTION))}")
     base_arm = arm or spec.baseline_arm
@@ -72,6 +74,42 @@ def path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm:
     )
     for a in new.arms:  # validate every value (e.g. dropout 1.5) before anything runs
         new.arm(a)
+    return new
+
+
+def _function_path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm: str | None) -> StudySpec:
+    """:func:`path_spec` for a study of the user's function: ``param`` names one of its settings."""
+    from reglab.study.own_function import get_dotted, nest_dotted
+
+    base_arm = arm or spec.baseline_arm
+    if base_arm not in spec.arms:
+        raise ConfigError(f"--arm: unknown arm {base_arm!r}; arms: {', '.join(spec.arms)}")
+    base = spec.arm(base_arm)
+    assert base.function is not None
+    current = get_dotted(base.function.settings, param)
+    integer = isinstance(current, int) and not isinstance(current, bool)
+    arms: dict[str, Any] = {}
+    for v in values:
+        value: Any = round(v) if integer else v
+        name = f"{param}={value:.3g}" if isinstance(value, float) else f"{param}={value}"
+        arms[name.replace(":", "_")] = deep_merge(base.fixed, nest_dotted({param: value}))
+    from reglab.study.own_function import check_arm
+
+    new = spec.model_copy(
+        update={
+            "name": f"{spec.name}.path.{param}"[:64],
+            "arms": arms,
+            "baseline": None,
+            "seeds": seeds,
+            "search": None,
+            "output": str(spec.output_dir() / f"path-{param}"),
+        }
+    )
+    for a in new.arms:  # every value checked against the declared settings before anything runs
+        try:
+            check_arm(new, new.arm(a))
+        except ConfigError as err:
+            raise ConfigError(f"--param {param}: {str(err).splitlines()[0]}") from None
     return new
 
 

@@ -35,6 +35,7 @@ from reglab.study.coordination import (
 from reglab.study.executors import Executor, LocalExecutor, Task, default_jobs
 from reglab.study.lease import study_lease
 from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.own_function import NoReportNote
 from reglab.study.own_model import check_outputs, with_model
 from reglab.study.progress import Bars, Lines, Observer, Say
 from reglab.study.saved_models import FinishedModels, model_path, models_dir
@@ -53,6 +54,7 @@ from reglab.tuning.studies import TUNE_INFIX, counted, open_arm_study
 from reglab.urls import mask_url
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     import optuna
@@ -91,6 +93,10 @@ def make_task(
     """The one place a task is built. A tuning trial (``trial`` given) never reads the test split.
     ``models``: the study's saved-models folder; a confirmation run then saves its model there.
     ``reference``: a confirmation run that also fits the classical reference models on its splits."""
+    if arm.function is not None:  # a run of the user's function (objective.function)
+        from reglab.study.own_function import function_task
+
+        return function_task(arm, seed, trial=trial, params=params)
     if trial is None:
         save_to = None if models is None else str(model_path(models, arm.name, seed))
         return Task(f"{arm.name}/seed{seed}", arm.run_config(seed), save_to=save_to, reference=reference)
@@ -110,6 +116,7 @@ def run_protocol(
     executor: Executor | None = None,
     model: ModelCallable | str | None = None,
     data: Any = None,
+    objective: Callable[..., Any] | str | None = None,
 ) -> StudyResults:
     """Run (or resume) the study in this process: tune (if it has a search), confirm, summarize.
     Returns the results; the outputs are written to ``spec.output_dir()``.
@@ -119,7 +126,9 @@ def run_protocol(
     own data (``(X, y)``, a dict of splits or a torch ``Dataset``) instead of ``spec.data``'s
     dataset; written once to ``<output>/data/<hash>.npz``, which the workers (processes or Ray
     nodes sharing the file system) read by its absolute path. Both are checked (the model once on
-    one batch) before anything is stored."""
+    one batch) before anything is stored. ``objective``: your own training function
+    ``run(settings, ctx) -> metrics`` instead of reglab's engine (:mod:`reglab.study.own_function`);
+    one defined in ``__main__`` or a notebook runs in this process only (``jobs=1``)."""
     from reglab.study.outputs import publish, write_resolved
 
     t0 = time.perf_counter()
@@ -129,6 +138,16 @@ def run_protocol(
     check_sqlite_file(url)  # before the output folder is made: a refused storage leaves nothing behind
     if model is not None:
         spec = with_model(spec, model)
+    own = executor is None
+    if objective is not None:
+        from reglab.study.own_function import with_objective
+
+        spec, _ = with_objective(spec, objective)
+    if spec.objective is not None:
+        from reglab.study.own_function import in_process_only, local_only
+
+        if (why := local_only(spec.objective.function)) is not None:  # worker processes cannot import it
+            executor = in_process_only(executor, jobs, spec.objective.function, why)
     created = _make_folder(out)  # what to remove if the input turns out bad
     with study_lease(url, spec.name):  # another driver or workers on it: refused before anything is written
         try:
@@ -144,7 +163,6 @@ def run_protocol(
         except ReglabError:
             _unmake_folder(created)  # nothing is left behind
             raise
-        own = executor is None
         ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
         observer: Observer = Bars() if progress else Observer()
         tune_ex, confirm_ex = _populations(spec, ex, observer.note)
@@ -354,6 +372,8 @@ def arm_fingerprint(spec: StudySpec, arm: Arm) -> str:
         "search": spec.search.model_dump(exclude={"trials", "timeout"}),
         "metric": spec.metric.select,
     }
+    if arm.function is not None:  # only then: existing searches keep their fingerprints
+        payload["function"] = arm.function.model_dump(mode="json", exclude={"compare"})
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -425,6 +445,7 @@ def tune(
         {a: (x.budget, sum(1 for t in x.study.get_trials(deepcopy=False) if counted(t))) for a, x in searches.items()}
     )
     running: dict[str, _Trial] = {}
+    no_report = NoReportNote(observer.note)
     ended: set[str] = set()  # arms whose time budget is spent with none of their trials running
 
     def ask(arm: Arm) -> bool | None:
@@ -482,7 +503,7 @@ def tune(
                 t = running.get(key)
                 if t is None or t.stopping:
                     continue
-                if not pruning[t.arm]:  # nothing reads intermediate values: no storage write per epoch
+                if not pruning[t.arm] or select not in rec:  # nothing to prune on: no storage write per epoch
                     observer.trial_epoch(t.arm, key, rec, select)
                     continue
                 try:
@@ -505,6 +526,7 @@ def tune(
                         tell(searches[r.arm].study, r.trial, outcome, select, deadline=r.at_deadline)
                 if outcome.status is RunStatus.ERROR:
                     raise ReglabError(f"{task.key}: {outcome.reason}")
+                no_report(outcome)
                 observer.trial_done(r.arm, task.key, outcome if alive else None)
                 next_ask = 0.0
             if budget.beat is not None:
@@ -625,6 +647,7 @@ def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger,
     observer.runs_started(len(keys), stats.skipped)
     select = spec.metric.select
     running: dict[str, _Run] = {}
+    no_report = NoReportNote(observer.note)
     epochs: dict[str, int] = {}
     next_claim = 0.0
     try:
@@ -654,6 +677,7 @@ def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger,
                 stored = ledger.finish(run.key, outcome, outcome.value(select))
                 if outcome.status is RunStatus.ERROR:
                     raise ReglabError(f"{task.key}: {outcome.reason}")
+                no_report(outcome)
                 if not stored:
                     stats.lost += 1
                 elif outcome.status.done:

@@ -219,6 +219,8 @@ def _regularized(spec: StudySpec, arm: str) -> bool:
     from reglab.regularizers.registry import REGULARIZERS, build_regularizers
 
     a = spec.arm(arm)
+    if a.function is not None:  # the user's function: an arm regularizes when it changes any setting
+        return bool(spec.arms[arm])
     if build_regularizers(a.config):
         return True
     fields = {f for _, r in REGULARIZERS.items() for f in r.fields}
@@ -287,6 +289,23 @@ def _n_params(outcomes: Iterable[RunOutcome]) -> int | None:
     return max(counts) if counts else None
 
 
+def _notes(arms: Mapping[str, _ArmRuns], dm: str, diagnosed: bool) -> list[str]:
+    """Why a study has no diagnosis (its runs measure no training metric: the user's function
+    returned none), and that a function never reported an epoch."""
+    from reglab.study.own_function import NO_REPORT_NOTE
+
+    outcomes = [o for r in arms.values() for o in r.outcomes.values()]
+    out = []
+    if outcomes and not diagnosed:
+        out.append(
+            f"no bias/variance diagnosis: the runs returned no train_{dm} next to val_{dm} "
+            f"(return train_{dm} from your function to get one)"
+        )
+    if any(o.info.get("no_report") for o in outcomes):
+        out.append(NO_REPORT_NOTE)
+    return out
+
+
 def diagnosis_metric(keys: list[str]) -> str:
     """Accuracy when the runs have it; for regression R² (1 - R² is the relative squared error)."""
     return "acc" if "train_acc" in keys or "train_r2" not in keys else "r2"
@@ -336,7 +355,11 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
     for arm, runs in arms.items():
         mets, is_base = metrics[arm], arm == baseline
         diag = None
-        if runs.outcomes:
+        if (
+            runs.outcomes
+            and mets.get(f"train_{dm}", MetricStats.empty()).n
+            and mets.get(f"val_{dm}", MetricStats.empty()).n
+        ):
             diag = diagnose(
                 _mean(mets[f"train_{dm}"]),
                 _mean(mets[f"val_{dm}"]),
@@ -361,6 +384,8 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             n_params=_n_params(runs.outcomes.values()),
         )
     n_seeds = len(spec.seed_list)
+    regression = compare.partition("_")[2] in ("rmse", "mae", "r2")  # a function's runs may have no r2 yet
+    notes = _notes(arms, "r2" if regression else dm, any(a.diagnosis for a in out_arms.values()))
     note = None
     if n_seeds < MIN_SEEDS:
         note = (
@@ -388,6 +413,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             "arms": out_arms,
             "diagnosis_thresholds": spec.diagnosis.model_dump(exclude={"reference_error"}),
             "reference_error": reference,
+            "notes": notes,
             **(extra or {}),
         }
     )

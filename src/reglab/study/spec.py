@@ -46,6 +46,7 @@ from reglab.config import (
 )
 from reglab.errors import ConfigError
 from reglab.space import Dim
+from reglab.study.own_function import FunctionArm, ObjectiveConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAX_SEED = 2**31 - 1  # every seed (+ its base) stays inside what numpy and torch accept
@@ -154,17 +155,24 @@ class Arm(BaseModel):
     fixed: dict[str, Any]
     config: RunConfig
     space: dict[str, Dim]
+    function: FunctionArm | None = None  # a study of the user's function: its settings (reglab.study.own_function)
 
     def run_config(self, seed: int, params: dict[str, Any] | None = None) -> RunConfig:
         """Seed ``seed`` fixes the split, initialization and batch order - the same for every arm.
-        ``params``: tuned values of this arm's search dimensions."""
-        base = self.config.override(params, where=f"arms.{self.name}.") if params else self.config
+        ``params``: tuned values of this arm's search dimensions (a function's: in its settings)."""
+        tuned = params if params and self.function is None else None
+        base = self.config.override(tuned, where=f"arms.{self.name}.") if tuned else self.config
         return base.override({"split_seed": base.data.split_seed + seed, "seed": base.train.seed + seed})
 
     def condition_values(self) -> dict[str, Any]:
         """Values of the settings that ``when`` conditions refer to but that are not tuned."""
         from reglab.space import condition_values
 
+        if self.function is not None:
+            from reglab.study.own_function import get_dotted
+
+            when = {k for d in self.space.values() for k in (d.when or {}) if k not in self.space}
+            return {k: get_dotted(self.function.settings, k) for k in when}
         return condition_values(self.config, self.space)
 
     def space_dump(self) -> dict[str, Any]:
@@ -188,6 +196,12 @@ class StudySpec(BaseModel):
     storage: str | None = Field(None, description="Optuna storage URL (default: SQLite in the output dir)")
     output: str | None = Field(None, description="output directory (default: reglab-runs/<name>)")
     jobs: int | None = Field(None, ge=1, le=1024, description="parallel workers (default: cores)")
+    objective: ObjectiveConfig | None = Field(
+        None, description="your own training function instead of reglab's engine (docs/own-training.md)"
+    )
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="with objective: the settings every run of the function gets (arms override)"
+    )
     save_models: Literal["none", "best", "all"] = Field(
         "none",
         description="keep confirmation models as safetensors in <output>/models: all arms, only the best arm's "
@@ -279,6 +293,14 @@ class StudySpec(BaseModel):
             raise ValueError(f"baseline {self.baseline!r} is not an arm; arms: {', '.join(self.arms)}")
         return self
 
+    @model_validator(mode="after")
+    def _function_study(self) -> StudySpec:
+        from reglab.study.own_function import study_problems
+
+        if problems := study_problems(self):
+            raise ValueError("; ".join(problems))
+        return self
+
     _arm_cache: dict[str, Arm] | None = PrivateAttr(None)
     _folder: str | None = PrivateAttr(None)  # the study file's folder (absolute): see portable_config
 
@@ -346,6 +368,10 @@ class StudySpec(BaseModel):
                 f"arms.{name}: tunes {', '.join(space)} but the study has no search section "
                 "(add e.g. search: {sampler: tpe, trials: 20})"
             )
+        if self.objective is not None:  # the arms name the function's settings
+            from reglab.study.own_function import function_arm
+
+            return function_arm(self, name, fixed, space)
         config = self.shared_config().override(fixed, where=f"arms.{name}.")
         return Arm(name=name, overrides=self.arms[name], fixed=fixed, config=config, space=space)
 
@@ -355,6 +381,11 @@ class StudySpec(BaseModel):
 
         arms = {}
         for a in self.arm_list:
+            if a.function is not None:  # the function's own settings, not reglab's
+                from reglab.study.own_function import nest_dotted
+
+                arms[a.name] = deep_merge(a.fixed, nest_dotted(tuned.get(a.name, {})))
+                continue
             arms[a.name] = deep_merge(nest_overrides(a.fixed), nest_overrides(tuned.get(a.name, {})))
         return self.model_copy(update={"arms": arms, "search": None})
 
@@ -385,7 +416,10 @@ class StudySpec(BaseModel):
             "spaces": {a.name: a.space_dump() for a in self.arm_list},
             "search": search,
         }
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+        if self.objective is not None:  # only then: existing studies keep their fingerprints
+            payload["objective"] = self.objective.model_dump()
+            payload["settings"] = {a.name: a.function.settings for a in self.arm_list if a.function is not None}
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def resolved(self) -> dict[str, Any]:
         """The study with every arm's full run configuration, as written next to the results."""
@@ -397,9 +431,11 @@ class StudySpec(BaseModel):
             "diagnosis": self.diagnosis.model_dump(),
             "fingerprint": self.fingerprint(),
             "arms": {
-                a.name: {"overrides": a.overrides, "config": a.config.model_dump(mode="json")} for a in self.arm_list
+                a.name: {"overrides": a.overrides, "config": a.config.model_dump(mode="json")}
+                | ({} if a.function is None else {"settings": a.function.settings})
+                for a in self.arm_list
             },
-        }
+        } | ({} if self.objective is None else {"objective": self.objective.model_dump()})
 
 
 def _cheap_task(data: dict[str, Any]) -> str | None:
@@ -607,7 +643,7 @@ def _check_space(spec: StudySpec, arm: str) -> None:
     from reglab.space import split_overrides
 
     space = spec.arm(arm).space
-    if not space:
+    if not space or spec.objective is not None:  # a function's settings: checked by own_function.check_arm
         return
     own = split_overrides(spec.arms[arm], f"arms.{arm}.")[1]
     base = spec.arm(arm).config
@@ -666,7 +702,11 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets
             spec.arm(arm)
             _check_budget(spec, arm)
             _check_space(spec, arm)
-            if spec.arm(arm).config.model.class_path is not None:  # the user's own model
+            if spec.arm(arm).function is not None:  # the user's own function: its settings declaration
+                from reglab.study.own_function import check_arm
+
+                check_arm(spec, spec.arm(arm))
+            elif spec.arm(arm).config.model.class_path is not None:  # the user's own model
                 from reglab.study.own_model import check_arguments
 
                 check_arguments(spec.arm(arm))
@@ -779,8 +819,9 @@ def apply_sets(doc: dict[str, Any], items: list[str]) -> tuple[dict[str, Any], S
     """The study document with ``--set KEY=VALUE`` overrides. KEY is a dotted path in the study
     document (``train.epochs``, ``seeds``, ``search.trials``, ``arms.l2.l2``, ``data.n_train``); a
     run setting's own name (``epochs``, ``l2``, ``n_train``) addresses the shared section that holds
-    it (``train.epochs``...). The study's own keys come first: ``name`` is the study's name
-    (``data.name`` the dataset's). Returns the document and which path each override wrote."""
+    it (``train.epochs``...); in a study of the user's function (``objective``), the function's
+    ``settings`` (``lr=0.1`` is ``settings.lr``). The study's own keys come first: ``name`` is the
+    study's name (``data.name`` the dataset's). Returns the document and which path each override wrote."""
     from reglab.config import FIELD_SECTION
 
     out = copy.deepcopy(doc)  # the overrides change a copy
@@ -788,7 +829,9 @@ def apply_sets(doc: dict[str, Any], items: list[str]) -> tuple[dict[str, Any], S
     for key, value in parse_sets(items).items():
         item = next(i for i in items if i.partition("=")[0].strip() == key)
         parts = key.split(".")
-        if parts[0] not in StudySpec.model_fields:
+        if parts[0] not in StudySpec.model_fields and out.get("objective"):  # the function's settings
+            parts = ["settings", *parts]
+        elif parts[0] not in StudySpec.model_fields:
             if parts[0] not in FIELD_SECTION:
                 from reglab.errors import suggest
 

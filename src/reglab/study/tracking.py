@@ -168,6 +168,9 @@ def read_study(output_dir: str | Path) -> TrackedStudy:
     for row in _read_csv(out / "finals.csv"):
         arm, seed = row["arm"], int(row["seed"])
         params = flatten(arms[arm].run_config(seed).model_dump(mode="json")) if arm in arms else {}
+        fa = arms[arm].function if arm in arms else None
+        if fa is not None:  # the user's function: the settings it received
+            params.update(flatten(fa.settings, "settings."))
         best = tuning[arm].best_params if arm in tuning else {}
         params.update(flatten(best, "tuned."))
         finals = {f"final_{k}": v for k, v in _numbers(row).items()}

@@ -73,6 +73,10 @@ def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
     record and returns True when the driver wants the task stopped (pruning); with K folds the
     record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
     mean over folds so far (comparable between trials at equal steps)."""
+    if getattr(task, "function", None) is not None:  # the user's own function (reglab.study.own_function)
+        from reglab.study.own_function import execute_function
+
+        return execute_function(task, report, cache)
     if getattr(task, "members", None):  # a population (reglab.study.population_executor)
         from reglab.study.population_executor import execute_population
 
