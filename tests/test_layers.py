@@ -20,6 +20,7 @@ LAYERS: dict[str, float] = {
     "jsonsafe": 0,
     "urls": 0,
     "files": 0,
+    "seeding": 0,  # seed_everything: Python, NumPy, torch and Keras (no reglab import)
     "imports": 0.5,  # objects named by reference (class_path)
     "registry": 0.5,
     "data": 1,
@@ -36,6 +37,7 @@ LAYERS: dict[str, float] = {
     "report": 5,
     "cli": 6,
     "__main__": 7,
+    "reglab": 8,  # the package's __init__: re-exports from below, loaded lazily (seed_everything)
 }
 
 

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,18 +27,19 @@ ARMS = {"none": {}, "dropout": {"dropout": 0.2}}
 SEEDS = 6
 
 
-def children(pid: int) -> list[int]:
-    """Live processes whose parent is ``pid`` (from /proc)."""
-    out = []
+def processes() -> Iterator[tuple[int, list[str]]]:
+    """(pid, the fields of /proc/<pid>/stat after the command name: state, ppid, pgid, ...)."""
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-        except (OSError, ValueError, IndexError):
-            continue
-    return out
+        if entry.name.isdigit():
+            try:
+                yield int(entry.name), (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+
+
+def children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid``."""
+    return [p for p, fields in processes() if int(fields[1]) == pid]
 
 
 def alive(pid: int) -> bool:
@@ -223,18 +224,8 @@ def test_a_second_ctrl_c_exits_at_once(study: Path, tmp_path: Path) -> None:
 
 
 def group(pgid: int) -> list[int]:
-    """Live processes of the process group ``pgid`` (from /proc; zombies are not alive)."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            out.append(int(entry.name))
-    return out
+    """Live processes of the process group ``pgid`` (zombies are not alive)."""
+    return [p for p, fields in processes() if int(fields[2]) == pgid and fields[0] != "Z"]
 
 
 @pytest.mark.slow

@@ -54,27 +54,44 @@ def path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm:
     base_arm = arm or spec.baseline_arm
     if base_arm not in spec.arms:
         raise ConfigError(f"--arm: unknown arm {base_arm!r}; arms: {', '.join(spec.arms)}")
-    fixed = spec.arm(base_arm).fixed
-    arms: dict[str, Any] = {}
+    fixed = nest_overrides(spec.arm(base_arm).fixed)
+    integer = _is_int_field(spec, param)
+    new = _path_study(
+        spec,
+        param,
+        seeds,
+        {
+            name: deep_merge(fixed, nest_overrides({param: value}))
+            for name, value in _named_values(param, values, integer)
+        },
+    )
+    for a in new.arms:  # validate every value (e.g. dropout 1.5) before anything runs
+        new.arm(a)
+    return new
+
+
+def _named_values(param: str, values: list[float], integer: bool) -> list[tuple[str, Any]]:
+    """(arm name, value) for each value of the path: ``dropout=0.1``, ..."""
+    out = []
     for v in values:
-        value: Any = round(v) if _is_int_field(spec, param) else v
+        value: Any = round(v) if integer else v
         name = f"{param}={value:.3g}" if isinstance(value, float) else f"{param}={value}"
-        arms[name.replace(":", "_")] = deep_merge(nest_overrides(fixed), nest_overrides({param: value}))
-    out = spec.output_dir() / f"path-{param}"
-    new = spec.model_copy(
+        out.append((name.replace(":", "_"), value))
+    return out
+
+
+def _path_study(spec: StudySpec, param: str, seeds: int, arms: dict[str, Any]) -> StudySpec:
+    """The path's own study: one arm per value, no search, in ``<output>/path-<param>``."""
+    return spec.model_copy(
         update={
             "name": f"{spec.name}.path.{param}"[:64],
             "arms": arms,
             "baseline": None,
             "seeds": seeds,
             "search": None,
-            "output": str(out),
-            "storage": spec.storage,
+            "output": str(spec.output_dir() / f"path-{param}"),
         }
     )
-    for a in new.arms:  # validate every value (e.g. dropout 1.5) before anything runs
-        new.arm(a)
-    return new
 
 
 def _function_path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm: str | None) -> StudySpec:
@@ -88,22 +105,16 @@ def _function_path_spec(spec: StudySpec, param: str, values: list[float], seeds:
     assert base.function is not None
     current = get_dotted(base.function.settings, param)
     integer = isinstance(current, int) and not isinstance(current, bool)
-    arms: dict[str, Any] = {}
-    for v in values:
-        value: Any = round(v) if integer else v
-        name = f"{param}={value:.3g}" if isinstance(value, float) else f"{param}={value}"
-        arms[name.replace(":", "_")] = deep_merge(base.fixed, nest_dotted({param: value}))
     from reglab.study.own_function import check_arm
 
-    new = spec.model_copy(
-        update={
-            "name": f"{spec.name}.path.{param}"[:64],
-            "arms": arms,
-            "baseline": None,
-            "seeds": seeds,
-            "search": None,
-            "output": str(spec.output_dir() / f"path-{param}"),
-        }
+    new = _path_study(
+        spec,
+        param,
+        seeds,
+        {
+            name: deep_merge(base.fixed, nest_dotted({param: value}))
+            for name, value in _named_values(param, values, integer)
+        },
     )
     for a in new.arms:  # every value checked against the declared settings before anything runs
         try:
