@@ -29,11 +29,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 # Lightning's banner ("GPU available: ...") and its hint to use loader workers (in-memory tensors
-# need none) would repeat in every run's output.
+# need none) would repeat in every run's output; so would a deprecation inside Lightning under torch 2.13.
 logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
 warnings.filterwarnings("ignore", message=r".*number of training batches.*smaller than the logging interval.*")
-warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")  # Lightning vs torch 2.13
+warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
 
 
 @dataclass
@@ -68,7 +68,9 @@ class DigitsMLP(L.LightningModule):
         x, y = batch
         return nn.functional.cross_entropy(self(x), y)
 
-    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+    def validation_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int, dataloader_idx: int = 0
+    ) -> None:
         x, y = batch
         out = self(x)
         split = self.SPLITS[dataloader_idx]
