@@ -26,6 +26,7 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # before importing keras: the backend is fixed at import
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,10 @@ import keras
 import numpy as np
 
 import reglab
+
+# Keras' torch backend converts tensors with np.array(x, copy=False), which numpy 2 deprecates for torch
+# tensors: one warning per prediction, nothing to act on.
+warnings.filterwarnings("ignore", message=r"__array__ implementation doesn't accept a copy keyword")
 
 
 @dataclass
