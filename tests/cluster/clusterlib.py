@@ -61,7 +61,7 @@ def reglab_env() -> dict[str, str]:
     return env
 
 
-def run_reglab(args: list[str], cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+def run_reglab(args: list[str], cwd: Path, timeout: float = 480) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*REGLAB, *args], cwd=cwd, env=reglab_env(), capture_output=True, text=True, timeout=timeout, check=False
     )

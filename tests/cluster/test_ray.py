@@ -123,7 +123,7 @@ def test_a_worker_node_dies_mid_study(ray_cluster: Any, study_dir: Any, tmp_path
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 150
+        deadline = time.monotonic() + 600
         while time.monotonic() < deadline and not ray_cluster.worker_task_pids():
             assert driver.poll() is None, "the study ended before a run reached the worker node"
             time.sleep(0.1)
