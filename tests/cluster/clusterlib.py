@@ -8,9 +8,11 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 VENV_BIN = Path(sys.executable).parent
@@ -84,3 +86,70 @@ def trials_by_key(url: str, study_name: str) -> dict[tuple[str, int], list[Any]]
         if "arm" in t.user_attrs:
             out.setdefault((str(t.user_attrs["arm"]), int(t.user_attrs["seed"])), []).append(t)
     return out
+
+
+# -- the executors every executor test runs on, and how a test waits for their runs ------------------
+
+
+def make_executor(name: str, extra_path: str | None = None) -> Any:
+    """A fresh executor: ``in-process``, ``local`` (2 worker processes) or ``ray`` (a local Ray
+    instance of 2 CPUs). ``extra_path``: a folder the workers must import from (spawned processes
+    inherit ``sys.path``; a local Ray's workers inherit ``PYTHONPATH``)."""
+    from reglab.study.executors import InProcessExecutor, LocalExecutor
+
+    if extra_path is not None and extra_path not in sys.path:
+        sys.path.insert(0, extra_path)
+    if name == "in-process":
+        return InProcessExecutor()
+    if name == "local":
+        return LocalExecutor(2)
+    from reglab.study.ray_executor import RayExecutor
+
+    os.environ.pop("RAY_ADDRESS", None)
+    old = os.environ.get("PYTHONPATH")
+    if extra_path is not None:
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (extra_path, old) if p)
+    try:
+        return RayExecutor(None, num_cpus=2)
+    finally:
+        if old is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old
+
+
+EXECUTOR_NAMES = ["in-process", "local", "ray"]
+EXECUTOR_PARAMS = [pytest.param(n, marks=pytest.mark.servers if n == "ray" else ()) for n in EXECUTOR_NAMES]
+
+
+def drain(ex: Any, n: int, timeout: float = 600) -> tuple[list[tuple[str, dict[str, float]]], dict[str, Any]]:
+    """Poll until ``n`` tasks finished: (events in arrival order, outcome by key). The deadline is
+    generous: on two cores kept busy by other processes, a Ray worker process that starts (and
+    imports torch) for a task took minutes in a CI rehearsal; a passing test never waits for it."""
+    events: list[tuple[str, dict[str, float]]] = []
+    done: dict[str, Any] = {}
+    deadline = time.monotonic() + timeout
+    while len(done) < n:
+        assert time.monotonic() < deadline, f"only {len(done)} of {n} tasks finished in {timeout}s"
+        ev, fin = ex.poll(0.1)
+        events += ev
+        for task, outcome in fin:
+            assert task.key not in done, f"{task.key} finished twice"
+            done[task.key] = outcome
+    return events, done
+
+
+def stopped_after_its_first_epoch(ex: Any, task: Any, timeout: float = 600) -> Any:
+    """Submit ``task``, ask it to stop as soon as it reports an epoch, and return its outcome."""
+    ex.submit(task)
+    deadline = time.monotonic() + timeout
+    stopped = False
+    done: dict[str, Any] = {}
+    while not done:
+        assert time.monotonic() < deadline, f"{task.key} did not end in {timeout}s"
+        events, fin = ex.poll(0.1)
+        if events and not stopped:
+            ex.stop(task.key)
+            stopped = True
+        done.update({t.key: o for t, o in fin})
+    return done[task.key]

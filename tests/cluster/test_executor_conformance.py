@@ -5,33 +5,18 @@ pass all of it."""
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import torch
+from clusterlib import EXECUTOR_PARAMS, drain, make_executor, stopped_after_its_first_epoch
 
 from reglab.config import RunConfig
-from reglab.study.executors import Executor, InProcessExecutor, LocalExecutor, Task
+from reglab.study.executors import Executor, Task
 from reglab.study.outcome import RunOutcome, RunStatus
 from reglab.study.worker import execute_run
 
-
-def _ray() -> Executor:
-    from reglab.study.ray_executor import RayExecutor
-
-    os.environ.pop("RAY_ADDRESS", None)
-    return RayExecutor(None, num_cpus=2)
-
-
-EXECUTORS: dict[str, Callable[[], Executor]] = {
-    "in-process": InProcessExecutor,
-    "local": lambda: LocalExecutor(2),
-    "ray": _ray,
-}
-PARAMS = [pytest.param(n, marks=pytest.mark.servers if n == "ray" else ()) for n in EXECUTORS]
 
 def base() -> RunConfig:
     """Built when a test runs, not at import: a configuration built at import keeps the classes of
@@ -43,30 +28,11 @@ def slow() -> RunConfig:
     return base().override({"n_train": 1000, "hidden": [256, 256], "batch_size": 8, "epochs": 30})
 
 
-@pytest.fixture(scope="module", params=PARAMS)
+@pytest.fixture(scope="module", params=EXECUTOR_PARAMS)
 def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
-    ex = EXECUTORS[request.param]()
+    ex = make_executor(request.param)
     yield ex
     ex.close()
-
-
-def drain(
-    ex: Executor, n: int, timeout: float = 600
-) -> tuple[list[tuple[str, dict[str, float]]], dict[str, RunOutcome]]:
-    """Poll until ``n`` tasks finished: (events in arrival order, outcome by key). The deadline is
-    generous: on two cores kept busy by other processes, a Ray worker process that starts (and
-    imports torch) for a task took minutes in a CI rehearsal."""
-    events: list[tuple[str, dict[str, float]]] = []
-    done: dict[str, RunOutcome] = {}
-    deadline = time.monotonic() + timeout
-    while len(done) < n:
-        assert time.monotonic() < deadline, f"only {len(done)} of {n} tasks finished in {timeout}s"
-        ev, fin = ex.poll(0.1)
-        events += ev
-        for task, outcome in fin:
-            assert task.key not in done, f"{task.key} finished twice"
-            done[task.key] = outcome
-    return events, done
 
 
 def test_has_slots(executor: Executor) -> None:
@@ -114,18 +80,7 @@ def test_runs_count_their_test_split_reads_where_they_train(executor: Executor) 
 
 
 def test_stop_ends_a_task_early_as_pruned(executor: Executor) -> None:
-    executor.submit(Task("slow/trial0", slow(), evaluate_test=False))
-    deadline = time.monotonic() + 600
-    stopped = False
-    done: dict[str, RunOutcome] = {}
-    while not done:
-        assert time.monotonic() < deadline
-        events, fin = executor.poll(0.1)
-        if events and not stopped:
-            executor.stop("slow/trial0")
-            stopped = True
-        done.update({t.key: o for t, o in fin})
-    outcome = done["slow/trial0"]
+    outcome = stopped_after_its_first_epoch(executor, Task("slow/trial0", slow(), evaluate_test=False))
     assert outcome.status is RunStatus.PRUNED
     assert 1 <= outcome.epochs_spent < 30
 

@@ -46,20 +46,33 @@ def test_an_unusable_output_folder_is_one_line_and_exit_2(
     case: str,
     command: str,
 ) -> None:
+    out, reason = CASES[_prepare(case, tmp_path)](tmp_path)
+    p = write_yaml(tiny_study())
+    args = ["--output", str(out)]
+    args += ["--no-progress"] if command == "run" else ["--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    line = _one_line_refusal(command, p, args, tmp_path)  # nothing stored, no database, no probe left
+    assert line.startswith(f"error: output folder {out}: {reason}"), line
+
+
+def _prepare(case: str, tmp_path: Path) -> str:
+    """The folder of a refusal case: ``taken`` is a file; no /proc (not Linux): skipped."""
     if case == "proc" and not Path("/proc").is_dir():
         pytest.skip("no /proc here")
     (tmp_path / "taken").write_text("a file\n", encoding="utf-8")
-    out, reason = CASES[case](tmp_path)
-    p = write_yaml(tiny_study())
+    return case
+
+
+def _one_line_refusal(command: str, study: Path, args: list[str], tmp_path: Path) -> str:
+    """``reglab COMMAND STUDY ARGS`` exits 2 with one line and no traceback, and leaves nothing in
+    ``tmp_path``: its error line."""
     before = sorted(tmp_path.rglob("*"))
-    argv = [REGLAB, command, str(p), "--output", str(out)]
-    argv += ["--no-progress"] if command == "run" else ["--storage", f"sqlite:///{tmp_path / 's.db'}"]
+    argv = [REGLAB, command, str(study), *args]
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ))
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    assert lines[0].startswith(f"error: output folder {out}: {reason}"), lines[0]
-    assert sorted(tmp_path.rglob("*")) == before  # nothing stored, no database, no probe left
+    assert sorted(tmp_path.rglob("*")) == before
+    return lines[0]
 
 
 def _corrupt_database(t: Path) -> Path:
@@ -90,21 +103,12 @@ def test_an_unusable_sqlite_storage_is_one_line_and_exit_2(
     """``--storage sqlite:////proc/x/s.db`` (or a read-only folder, a file that is no database) is
     refused by ``run`` and ``worker`` alike: one line, exit 2, and nothing left behind - no output
     folder, no lease or lock file next to the refused database."""
-    if case == "proc" and not Path("/proc").is_dir():
-        pytest.skip("no /proc here")
-    (tmp_path / "taken").write_text("a file\n", encoding="utf-8")
-    db, reason = STORAGE_CASES[case](tmp_path)
+    db, reason = STORAGE_CASES[_prepare(case, tmp_path)](tmp_path)
     p = write_yaml(tiny_study())
-    out = tmp_path / "out"
-    before = sorted(tmp_path.rglob("*"))
-    argv = [REGLAB, command, str(p), "--output", str(out), "--storage", f"sqlite:///{db}"]
-    argv += ["--no-progress"] if command == "run" else []
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=dict(os.environ))
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in proc.stderr + proc.stdout, proc.stderr
-    assert lines[0].startswith("error: ") and f"sqlite:///{db}" in lines[0] and reason in lines[0], lines[0]
-    assert sorted(tmp_path.rglob("*")) == before  # no output folder, database, lease or lock file
+    args = ["--output", str(tmp_path / "out"), "--storage", f"sqlite:///{db}"]
+    args += ["--no-progress"] if command == "run" else []
+    line = _one_line_refusal(command, p, args, tmp_path)  # no output folder, database, lease or lock file
+    assert line.startswith("error: ") and f"sqlite:///{db}" in line and reason in line, line
 
 
 def test_a_database_error_is_one_line_without_its_sql_statement() -> None:
