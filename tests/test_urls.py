@@ -56,7 +56,8 @@ def test_the_password_of_a_url_is_never_shown(case: tuple[str, str, str]) -> Non
         message = f"could not connect to {url}: password authentication failed ({secret!r})"
         assert secret not in scrub(message, url), (url, scrub(message, url))
         study_file = f'name: s\nstorage: "{url}"\nseeds: 3\n'
-        assert secret not in mask_url(study_file), (url, mask_url(study_file))
+        if secret not in study_file.replace(url, ""):  # "see" is in "seeds": not the password showing
+            assert secret not in mask_url(study_file), (url, mask_url(study_file))
 
 
 def test_urls_without_a_password_are_unchanged() -> None:
