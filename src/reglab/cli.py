@@ -525,7 +525,7 @@ def run(
     """Run (or resume) a study: every arm x seed, statistics, diagnosis, outputs."""
     from reglab.study.spec import load_study
 
-    spec = load_study(study, set_)
+    spec = load_study(study, set_, functions=False)  # a function's settings: checked in a worker (run_protocol)
     if output:
         spec = spec.model_copy(update={"output": output})
     if jobs is not None and jobs < 1:

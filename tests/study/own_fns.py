@@ -14,6 +14,12 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
+if _log := os.environ.get("REGLAB_TEST_IMPORT_LOG"):  # which processes import this module (a test reads it)
+    import multiprocessing
+
+    with open(_log, "a") as _f:
+        _f.write("driver\n" if multiprocessing.parent_process() is None else "worker\n")
+
 
 def scripted(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
     """val_acc = ``x`` (a tuned value) every epoch, so the median pruner stops the low ones; the

@@ -170,6 +170,37 @@ def test_validate_checks_every_arm_against_the_declared_settings(tmp_path: Path)
     assert res.returncode == 2 and "arms.dropout: dropout: Input should be less than 1" in res.stderr, res.stderr
 
 
+def test_run_checks_the_declared_settings_in_a_worker_and_never_imports_the_function_itself(tmp_path: Path) -> None:
+    """``reglab run`` leaves the declaration check to a worker process (which imports the function
+    anyway): the driver never imports the user's module (and its torch), a bad setting still stops
+    the study with "did you mean" and exit 2 before anything is written, a good one runs."""
+    log = tmp_path / "imports.log"
+    doc = _doc(
+        tmp_path,
+        objective={"function": "own_fns:declared", "settings": "own_fns:Settings"},
+        settings={"lr": 0.1, "epochs": 2},
+        arms={"none": {}, "wd": {"weight_decy": 1e-3}},
+        seeds=2,
+    )
+    study = tmp_path / "study.yaml"
+    study.write_text(yaml.safe_dump(doc, sort_keys=False))
+    env = {**_env(), "REGLAB_TEST_IMPORT_LOG": str(log)}
+    cmd = [sys.executable, "-m", "reglab.cli", "run", str(study), "--jobs", "1", "--no-progress"]
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert res.returncode == 2, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "Traceback" not in res.stderr
+    assert "arms.wd: weight_decy: not a setting of own_fns:Settings; did you mean weight_decay?" in res.stderr
+    assert not (tmp_path / "out").exists()  # nothing written
+    assert log.read_text().split() == ["worker"]  # checked in a worker process only
+    doc["arms"] = {"none": {}, "wd": {"weight_decay": 1e-3}}
+    study.write_text(yaml.safe_dump(doc, sort_keys=False))
+    log.unlink()
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["n_runs"] == 4
+    assert set(log.read_text().split()) == {"worker"}  # the check and the runs: never the driver
+
+
 def test_keyword_and_annotation_declarations(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:  # lr is a keyword-only parameter without a default
         parse_study(

@@ -48,7 +48,8 @@ if TYPE_CHECKING:
     from reglab.study.spec import Arm, StudySpec
     from reglab.study.worker import DataCache, Report
 
-Phase = Literal["tune", "confirm"]
+Phase = Literal["tune", "confirm", "check"]  # "check": the settings check (check_in_workers), no run
+CHECK_KEY = "\x00check"  # the key of that task: never a run's
 EXAMPLE = "my_pkg.train:run"
 NO_REPORT_NOTE = (
     "objective.function never called ctx.report: no pruning, no stop at the time budget before a run "
@@ -110,6 +111,7 @@ class FunctionCall:
     phase: Phase
     select: str
     compare: str
+    check: FunctionCheck | None = None  # phase "check": the arms to check against the declaration
 
 
 class StopRun(BaseException):
@@ -409,29 +411,58 @@ def study_problems(spec: StudySpec) -> list[str]:
     return out
 
 
+@dataclass(frozen=True)
+class ArmSettings:
+    """What the settings check needs of one arm (picklable: the check runs in a worker process)."""
+
+    name: str
+    settings: Mapping[str, Any]  # the shared settings merged under the arm's fixed ones
+    space: Mapping[str, Dim]  # the tuned settings
+    own: frozenset[str]  # the names the arm itself gives (for "arms.<arm>.<name>" vs "settings.<name>")
+
+
+@dataclass(frozen=True)
+class FunctionCheck:
+    """The settings check of a whole study, sent to a worker process as one task (``phase="check"``):
+    the worker imports the function anyway, so ``reglab run`` never imports the user's module (and
+    torch) in the driver just to read its declaration."""
+
+    source: str  # names the study in the messages
+    arms: tuple[ArmSettings, ...]
+
+
+def arm_settings(arm: Arm) -> ArmSettings:
+    from reglab.space import split_overrides
+
+    assert arm.function is not None
+    own = set(arm.fixed) | set(split_overrides(arm.overrides, f"arms.{arm.name}.")[1])
+    return ArmSettings(arm.name, arm.function.settings, dict(arm.space), frozenset(own))
+
+
 def check_arm(spec: StudySpec, arm: Arm) -> None:
     """The function imports and takes ``(settings, ctx)``; when it declares its settings, every
     setting of the arm and every tuned name is declared (with "did you mean"), every required one
     is given, and a pydantic declaration accepts the values (at both ends of each range). One
     ConfigError, one line per problem."""
     assert arm.function is not None
-    fa = arm.function
     try:
-        decl = declaration(fa.objective)
+        decl = declaration(arm.function.objective)
     except ConfigError as err:
         raise ConfigError(f"arms.{arm.name}: {err}") from None
-    if decl is None:
-        return
-    from reglab.space import split_overrides
+    if decl is not None and (problems := arm_problems(decl, arm_settings(arm))):
+        raise ConfigError("\n".join(problems))
 
-    own = set(arm.fixed) | set(split_overrides(arm.overrides, f"arms.{arm.name}.")[1])
+
+def arm_problems(decl: Declaration, arm: ArmSettings) -> list[str]:
+    """One line per way the arm's settings break the function's declaration."""
     problems: list[str] = []
-    given = set(fa.settings) | {k.split(".")[0] for k in arm.space}
-    for key in [*fa.settings, *(k for k in arm.space if k.split(".")[0] not in fa.settings)]:
+    given = set(arm.settings) | {k.split(".")[0] for k in arm.space}
+    for key in [*arm.settings, *(k for k in arm.space if k.split(".")[0] not in arm.settings)]:
         head = key.split(".")[0]
         if head in decl.names:
             continue
-        label = key if key in own or head in own else f"search.space.{key}" if key in arm.space else f"settings.{key}"
+        own = key in arm.own or head in arm.own
+        label = key if own else f"search.space.{key}" if key in arm.space else f"settings.{key}"
         hint = suggest(head, list(decl.names), f"{decl.source} declares {len(decl.names)}")
         problems.append(f"arms.{arm.name}: {label}: not a setting of {decl.source}; {hint}")
     for req in sorted(decl.required - given):
@@ -441,11 +472,10 @@ def check_arm(spec: StudySpec, arm: Arm) -> None:
         )
     if not problems and decl.model is not None and issubclass(decl.model, BaseModel):
         problems += _value_problems(arm, decl.model, decl.source)
-    if problems:
-        raise ConfigError("\n".join(dict.fromkeys(problems)))
+    return list(dict.fromkeys(problems))
 
 
-def _value_problems(arm: Arm, model: type[BaseModel], source: str) -> list[str]:
+def _value_problems(arm: ArmSettings, model: type[BaseModel], source: str) -> list[str]:
     """The pydantic declaration validates the arm's settings, with each tuned value at both ends."""
     from reglab.config import validation_messages
 
@@ -459,11 +489,71 @@ def _value_problems(arm: Arm, model: type[BaseModel], source: str) -> list[str]:
         candidates += [({name: v}, f" ({name}={v!r})") for v in (ends[0], ends[-1])]
     out = []
     for values, label in candidates:
+        settings = copy.deepcopy(dict(arm.settings))
+        for k, v in {**base, **values}.items():
+            set_dotted(settings, k, v)
         try:
-            model.model_validate(run_settings(arm, {**base, **values}))
+            model.model_validate(settings)
         except ValidationError as err:
             out += [f"arms.{arm.name}{label}: {m} ({source})" for m in validation_messages(err)]
     return out
+
+
+def check_task(spec: StudySpec) -> Task:
+    """The task that checks every arm's settings against the function's declaration in a worker."""
+    from reglab.study.executors import Task
+
+    assert spec.objective is not None
+    arms = [spec.arm(a) for a in spec.arms]
+    check = FunctionCheck(f"study {spec.name!r}", tuple(arm_settings(a) for a in arms))
+    call = FunctionCall(
+        ref=spec.objective.function,
+        init_args=dict(spec.objective.init_args),
+        settings_ref=spec.objective.settings,
+        settings={},
+        phase="check",
+        select=spec.metric.select,
+        compare=spec.metric.compare,
+        check=check,
+    )
+    return Task(CHECK_KEY, arms[0].run_config(0), evaluate_test=False, function=call)
+
+
+def check_in_workers(spec: StudySpec, ex: Executor) -> None:
+    """:func:`check_arm` for every arm, run where the runs will run (``reglab run``; also proves that
+    the workers import the function): ConfigError with every problem, before anything is stored."""
+    from reglab.study.executors import run_tasks
+    from reglab.study.outcome import RunStatus
+
+    assert spec.objective is not None
+    for _, outcome in run_tasks(ex, [check_task(spec)]):
+        if outcome.status is RunStatus.ERROR:
+            raise ConfigError(outcome.reason or "objective: the settings check failed")
+        if outcome.status is not RunStatus.COMPLETED:
+            raise ConfigError(
+                f"objective.function: {spec.objective.function}: importing it in a worker process failed "
+                f"({outcome.reason})"
+            )
+
+
+def _check_outcome(check: FunctionCheck, objective: ObjectiveConfig) -> RunOutcome:
+    """The worker's side of :func:`check_in_workers`."""
+    from reglab.study.outcome import RunOutcome, RunStatus
+    from reglab.study.spec import arm_errors
+
+    per_arm: dict[str, list[tuple[str, str]]] = {}
+    try:
+        decl = declaration(objective)
+    except ConfigError as err:
+        per_arm = {a.name: [(check.source, f"arms.{a.name}: {err}")] for a in check.arms}
+    else:
+        for a in check.arms if decl is not None else ():
+            assert decl is not None
+            if problems := arm_problems(decl, a):
+                per_arm[a.name] = [(check.source, p) for p in problems]
+    if per_arm:
+        return RunOutcome(status=RunStatus.ERROR, reason="\n".join(arm_errors(per_arm, len(check.arms), check.source)))
+    return RunOutcome(status=RunStatus.COMPLETED)
 
 
 def with_objective(spec: StudySpec, objective: Callable[..., Any] | str) -> tuple[StudySpec, str | None]:
@@ -671,6 +761,10 @@ def execute_function(task: Task, report: Report | None, cache: DataCache) -> Run
 
     call = task.function
     assert call is not None
+    if call.check is not None:
+        return _check_outcome(
+            call.check, ObjectiveConfig(function=call.ref, init_args=dict(call.init_args), settings=call.settings_ref)
+        )
     ctx = RunContext(task.config.train.seed, call.phase, task.evaluate_test, report, lambda: _load(cache, task.config))
     t0 = time.perf_counter()
     returned: Any = None

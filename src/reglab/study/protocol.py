@@ -160,10 +160,19 @@ def run_protocol(
 
                 check_source(spec.data)
             check_outputs(spec)  # the user's model, once on one batch
+            ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
+            if spec.objective is not None:  # the user's function: its settings, checked where it runs
+                from reglab.study.own_function import check_in_workers
+
+                try:
+                    check_in_workers(spec, ex)
+                except ReglabError:
+                    if own:
+                        ex.close()
+                    raise
         except ReglabError:
             _unmake_folder(created)  # nothing is left behind
             raise
-        ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
         observer: Observer = Bars() if progress else Observer()
         tune_ex, confirm_ex = _populations(spec, ex, observer.note)
         confirm, store = spec, None

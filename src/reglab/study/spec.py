@@ -566,7 +566,7 @@ def _without_failed(doc: dict[str, Any], err: ValidationError) -> StudySpec | No
         return None
 
 
-def _arm_errors(per_arm: dict[str, list[tuple[str, str]]], n_arms: int, source: str) -> list[str]:
+def arm_errors(per_arm: dict[str, list[tuple[str, str]]], n_arms: int, source: str) -> list[str]:
     """``where: message`` per problem; a problem every arm has (e.g. the shared model does not
     import: "arms.<arm>: <problem>" for each) is said once, for the whole study."""
 
@@ -673,11 +673,16 @@ def _check_space(spec: StudySpec, arm: str) -> None:
                     raise ConfigError(f"{where}: when: {key}: the setting never takes {v!r} ({err})") from None
 
 
-def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets: Sets | None = None) -> StudySpec:
+def parse_study(
+    doc: Any, source: str = "<study>", text: str | None = None, sets: Sets | None = None, *, functions: bool = True
+) -> StudySpec:
     """Validate a parsed document (and every arm's merged run config) into a :class:`StudySpec`.
     Every problem is reported at once, one line each (``file:line: field.path: message``).
     ``sets``: the document paths that ``--set`` overrides wrote (path -> ``KEY=VALUE``), named in
-    the errors instead of a line of the file."""
+    the errors instead of a line of the file. ``functions=False``: a function study's settings are
+    not checked against the function's declaration here (``reglab run`` has a worker process check
+    them, :func:`reglab.study.own_function.check_in_workers`, so the driver never imports the user's
+    module)."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})")
     lines = _line_index(text) if text else {}
@@ -703,9 +708,10 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets
             _check_budget(spec, arm)
             _check_space(spec, arm)
             if spec.arm(arm).function is not None:  # the user's own function: its settings declaration
-                from reglab.study.own_function import check_arm
+                if functions:
+                    from reglab.study.own_function import check_arm
 
-                check_arm(spec, spec.arm(arm))
+                    check_arm(spec, spec.arm(arm))
             elif spec.arm(arm).config.model.class_path is not None:  # the user's own model
                 from reglab.study.own_model import check_arguments
 
@@ -714,7 +720,7 @@ def parse_study(doc: Any, source: str = "<study>", text: str | None = None, sets
             per_arm[arm] = [(where, msg) for msg in str(err).splitlines()]
         except RecursionError:
             per_arm[arm] = [(where, f"arms.{arm}: nested too deeply (or refers to itself)")]
-    errors += _arm_errors(per_arm, len(spec.arms) if spec is not None else 0, source)
+    errors += arm_errors(per_arm, len(spec.arms) if spec is not None else 0, source)
     if errors:
         raise ConfigError("\n".join(errors))
     assert spec is not None
@@ -932,7 +938,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
-def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
+def load_study(path: str | Path, sets: list[str] | None = None, *, functions: bool = True) -> StudySpec:
     """Read and validate a study file (safe YAML, a key given twice refused); errors name the field
     and line. Its relative paths are taken from its folder (:func:`relative_to_file`); ``sets``:
     ``--set KEY=VALUE`` overrides of the document (:func:`apply_sets`)."""
@@ -963,7 +969,7 @@ def load_study(path: str | Path, sets: list[str] | None = None) -> StudySpec:
         if not isinstance(doc, dict):
             raise ConfigError(f"{p}: a study file must be a mapping with name, arms, ...")
         doc, applied = apply_sets(doc, sets)
-    return parse_study(doc, str(p), text, applied).located(p.parent)
+    return parse_study(doc, str(p), text, applied, functions=functions).located(p.parent)
 
 
 def demo_study(output: str = "reglab-demo", seeds: int | None = None) -> StudySpec:
