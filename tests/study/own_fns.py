@@ -53,6 +53,10 @@ def scripted(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
 def uses_data(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
     """Nearest class mean on reglab's split: reads ``ctx.data()`` and the test split when allowed."""
     d = ctx.data()
+    if d.streamed:  # a folder larger than data.memory_budget_mb: torch Datasets, read here whole
+        if settings.get("peek_test"):
+            _ = d.test
+        return _uses_streamed(d, ctx)
     x, y = d.x_train.reshape(len(d.y_train), -1), d.y_train
     means = np.stack([x[y == c].mean(0) for c in range(d.n_classes)])
 
@@ -64,6 +68,21 @@ def uses_data(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
     if ctx.may_use_test:
         out["test_acc"] = acc(d.x_test, d.y_test)
     return out
+
+
+def _uses_streamed(d: Any, ctx: Any) -> dict[str, float]:
+    """:func:`uses_data` on streamed data: the same nearest class mean, reading the Datasets."""
+    from types import SimpleNamespace
+
+    def arrays(ds: Any) -> tuple[np.ndarray, np.ndarray]:
+        items = [ds[i] for i in range(len(ds))]
+        return np.stack([np.asarray(x) for x, _ in items]), np.array([int(y) for _, y in items])
+
+    (xt, yt), (xv, yv) = arrays(d.train), arrays(d.val)
+    data = SimpleNamespace(x_train=xt, y_train=yt, x_val=xv, y_val=yv, n_classes=d.n_classes, streamed=False)
+    if ctx.may_use_test:
+        data.x_test, data.y_test = arrays(d.test)
+    return uses_data({}, SimpleNamespace(data=lambda: data, may_use_test=ctx.may_use_test))
 
 
 class Settings(BaseModel):

@@ -5,6 +5,7 @@ runs end to end through the CLI with worker processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -315,6 +316,36 @@ def test_ctx_data_is_reglabs_split_and_the_same_seed_gives_the_same_result(tmp_p
 
     assert once(0) == once(0) and once(0) != once(1)
     assert cache.peek(spec.arm("a").run_config(0).data).test.reads == 1  # the confirmation's one read
+
+
+def test_ctx_data_hands_streamed_data_as_datasets_with_the_same_split(tmp_path: Path) -> None:
+    """A folder larger than data.memory_budget_mb reaches the function as torch Datasets over the
+    same split as in memory (same result), the test one behind the guard while tuning."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(45):
+        (tmp_path / "imgs" / f"c{i % 3}").mkdir(parents=True, exist_ok=True)
+        px = np.clip(rng.normal(60 + 70 * (i % 3), 20, (6, 6)), 0, 255).astype(np.uint8)
+        Image.fromarray(px, "L").save(tmp_path / "imgs" / f"c{i % 3}" / f"{i:03d}.png")
+    data = {"path": str(tmp_path / "imgs"), "split_seed": 2, "loader_workers": 0}
+    finals = []
+    for budget in (None, 0.001):
+        doc = _doc(tmp_path, objective={"function": "own_fns:uses_data"}, arms={"a": {}})
+        doc["data"] = {**data, **({"memory_budget_mb": budget} if budget else {})}
+        spec = parse_study(doc)
+        out = execute_task(make_task(spec.arm("a"), 0), lambda rec, key=None: False, DataCache())
+        assert out.status is RunStatus.COMPLETED, out.reason
+        finals.append(out.final)
+        tuning = execute_task(
+            make_task(spec.arm("a"), 0, trial=0, params={}), lambda rec, key=None: False, DataCache()
+        )
+        assert tuning.status is RunStatus.COMPLETED and "test_acc" not in tuning.final
+    assert finals[0] == pytest.approx(finals[1], abs=1e-6) and 0.5 < finals[0]["test_acc"] <= 1.0
+    peek = make_task(spec.arm("a"), 0, trial=1, params={})
+    peek = dataclasses.replace(peek, function=dataclasses.replace(peek.function, settings={"peek_test": True}))
+    locked = execute_task(peek, lambda rec, key=None: False, DataCache())
+    assert locked.status is RunStatus.ERROR and "the test split is locked while tuning" in (locked.reason or "")
 
 
 def test_the_example_function_is_deterministic_per_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -630,6 +630,8 @@ class FunctionData:
     engine sees them). The test split is behind a guard: reading ``x_test``/``y_test`` while tuning
     stops the study."""
 
+    streamed = False
+
     def __init__(self, splits: Any, may_use_test: bool, on_violation: Callable[[str], None]) -> None:
         self.x_train: np.ndarray = splits.x_train.cpu().numpy()
         self.y_train: np.ndarray = splits.y_train.cpu().numpy()
@@ -667,6 +669,40 @@ class FunctionData:
         return tuple(self.x_train.shape[1:])
 
 
+class FunctionStream:
+    """reglab's split of a streamed dataset (larger than ``data.memory_budget_mb``, read lazily):
+    map-style torch Datasets over the index sets reglab's engine uses, items ``(normalized x,
+    label)``; wrap them in your own ``DataLoader``. ``test`` is behind the same guard as arrays."""
+
+    streamed = True
+
+    def __init__(self, splits: Any, may_use_test: bool, on_violation: Callable[[str], None]) -> None:
+        from torch.utils.data import Subset
+
+        self.train = Subset(splits.dataset, splits.train_idx.tolist())
+        self.val = Subset(splits.dataset, splits.val_idx.tolist())
+        self.n_classes: int = int(splits.n_classes)
+        self.classes: list[str] = list(splits.classes)
+        self._splits, self._may, self._violation = splits, may_use_test, on_violation
+
+    @property
+    def test(self) -> Any:
+        if not self._may:
+            why = (
+                "the test split is locked while tuning (ctx.may_use_test is False): select on validation "
+                "data only; read ctx.data().test only when ctx.may_use_test"
+            )
+            self._violation(why)
+            raise ContractError(why)
+        from torch.utils.data import Subset
+
+        return Subset(self._splits.dataset, self._splits.test_idx.tolist())
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self._splits.input_shape)
+
+
 class RunContext:
     """What one run of the user's function gets besides its settings."""
 
@@ -683,7 +719,7 @@ class RunContext:
         self.violation: str | None = None
         self._forward = forward
         self._data = data
-        self._loaded: FunctionData | None = None
+        self._loaded: FunctionData | FunctionStream | None = None
 
     def _violate(self, why: str) -> None:
         self.violation = self.violation or why
@@ -717,21 +753,21 @@ class RunContext:
             self.stop_requested = True
             raise StopRun(f"stopped by reglab after epoch {int(epoch)}")
 
-    def data(self) -> FunctionData:
+    def data(self) -> FunctionData | FunctionStream:
         """reglab's train/validation/test split of the study's ``data:`` (the same for every arm
-        at a seed), as arrays; the test split only when ``may_use_test``."""
+        at a seed): arrays (:class:`FunctionData`), or torch Datasets when the data is streamed
+        (:class:`FunctionStream`, ``.streamed`` is True); the test split only when ``may_use_test``."""
         if self._loaded is None:
-            self._loaded = FunctionData(self._data(), self.may_use_test, self._violate)
+            from reglab.data.base import DataSplits
+
+            splits = self._data()
+            kind = FunctionData if isinstance(splits, DataSplits) else FunctionStream
+            self._loaded = kind(splits, self.may_use_test, self._violate)
         return self._loaded
 
 
 def _load(cache: DataCache, cfg: RunConfig) -> Any:
-    from reglab.data.base import DataSplits
-
-    data = cache.get(cfg.data)
-    if not isinstance(data, DataSplits):
-        raise ContractError("ctx.data(): this dataset is streamed (larger than data.memory_budget_mb), not arrays")
-    return data
+    return cache.get(cfg.data)
 
 
 def _invoke(fn: Callable[..., Any], call: FunctionCall, ctx: RunContext) -> Any:
