@@ -12,7 +12,10 @@ loading count):
 * ``optuna + function``  -- a plain Optuna script (in-memory study, ``RandomSampler(seed=0)``) calling
   the same function with a minimal context (reglab's split of seed 1000 for the trials and of seed 0
   for the confirmation, as reglab's tuning and confirmation runs use; no-op ``report``);
-* ``reglab engine``      -- ``reglab run`` of the same study with reglab's own engine and MLP.
+* ``reglab engine``      -- ``reglab run`` of the same study with reglab's own engine and MLP;
+* ``optuna + function + importance`` -- the Optuna script that also computes the parameter importance
+  reglab's report shows (fANOVA and PED-ANOVA: scikit-learn's import alone is about 1 s of CPU), for
+  the ratio at equal work (printed, not judged).
 
 Timing: the contenders run in rotating order for ``--rounds`` rounds (default 3); CPU time is user +
 system of the child and every process it reaped (reglab's worker process), from ``getrusage``. Medians
@@ -81,6 +84,9 @@ for _ in range(trials):
     study.tell(t, run({**base, **p}, Ctx(1000, tune, False))["val_acc"])
 final = run({**base, **study.best_params}, Ctx(0, Arrays(load_data(DataConfig(name="digits", split_seed=0))), True))
 print("test_acc", final["test_acc"])
+if len(sys.argv) > 3:  # the same parameter importance as reglab's report (fANOVA and PED-ANOVA)
+    for ev in (optuna.importance.FanovaImportanceEvaluator(seed=0), optuna.importance.PedAnovaImportanceEvaluator()):
+        print(optuna.importance.get_param_importances(study, evaluator=ev))
 """
 
 
@@ -135,6 +141,10 @@ def main() -> None:
         contenders = {
             "reglab + function": lambda: [*reglab, str(studies["function"]), "-j", "1", "--no-progress", "--new"],
             "optuna + function": lambda: [sys.executable, "-c", OPTUNA_SCRIPT, str(trials), str(epochs)],
+            "optuna + function + importance": lambda: [
+                *[sys.executable, "-c", OPTUNA_SCRIPT, str(trials), str(epochs)],
+                "importance",
+            ],
             "reglab engine": lambda: [*reglab, str(studies["engine"]), "-j", "1", "--no-progress", "--new"],
         }
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in contenders}
@@ -154,6 +164,8 @@ def main() -> None:
     judged = "" if not args.quick else " (quick: not judged)"
     ok = verdict(ratio <= TARGET)
     print(f"reglab + function / optuna + function CPU: {ratio:.2f} (target <= {TARGET}) {ok}{judged}")
+    imp = med["reglab + function"][1] / med["optuna + function + importance"][1]
+    print(f"reglab + function / optuna + function + importance CPU: {imp:.2f} (equal work, not judged)")
     print(f"reglab engine / reglab + function CPU: {med['reglab engine'][1] / med['reglab + function'][1]:.2f}")
 
 
