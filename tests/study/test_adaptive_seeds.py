@@ -1,0 +1,88 @@
+"""Adaptive seeds end to end on a tiny digits study: an obviously worse arm stops at ``min``, an
+open one runs on to ``max``, the runs are the fixed study's runs (seed i is the same run), a fixed
+study's stored runs are continued, and a resumed adaptive study re-runs nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from reglab.study import parse_study, run_protocol
+
+ARMS = {"none": {}, "crippled": {"lr": 1.0e-6}, "dropout": {"dropout": 0.1}}
+ADAPTIVE = {"min": 5, "max": 10, "step": 5}
+
+
+def _values(out: Path, name: str) -> dict[tuple[str, int], float]:
+    import optuna
+
+    study = optuna.load_study(study_name=f"{name}/runs", storage=f"sqlite:///{out / 'study.db'}")
+    return {
+        (t.user_attrs["arm"], int(t.user_attrs["seed"])): float(t.user_attrs["final"]["test_acc"])
+        for t in study.get_trials(deepcopy=False)
+        if t.state == optuna.trial.TrialState.COMPLETE
+    }
+
+
+def test_adaptive_study_stops_decided_arms_and_shares_the_fixed_runs(
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], executor: Any
+) -> None:
+    doc = tiny_study(name="adaptive", arms=ARMS, seeds=ADAPTIVE, output=str(tmp_path / "a"))
+    res = run_protocol(parse_study(doc), progress=False, executor=executor)
+    s = res.summary
+    crippled, dropout = s.arm("crippled").comparison, s.arm("dropout").comparison
+    assert crippled is not None and dropout is not None
+    assert crippled.sequential is not None and dropout.sequential is not None
+    assert (crippled.verdict, crippled.sequential.decided_at, crippled.sequential.seeds_used) == ("worse", 5, 5)
+    assert dropout.sequential.seeds_used == 10 and len(dropout.sequential.intervals) == 2
+    assert s.arm("crippled").n_completed == 5 and s.arm("none").n_completed == 10
+    assert s.adaptive is not None and s.adaptive.runs_used == 25 and s.adaptive.runs_saved == 5
+    adaptive_runs = _values(tmp_path / "a", "adaptive")
+    assert sorted(k for k in adaptive_runs if k[0] == "crippled") == [("crippled", i) for i in range(5)]
+    assert res.stats.new == 25
+
+    # the same study with fixed seeds: seed i is the same run
+    fixed = run_protocol(
+        parse_study(tiny_study(name="adaptive", arms=ARMS, seeds=5, output=str(tmp_path / "f"))),
+        progress=False,
+        executor=executor,
+    )
+    assert fixed.stats.new == 15
+    fixed_runs = _values(tmp_path / "f", "adaptive")
+    assert fixed_runs == {k: v for k, v in adaptive_runs.items() if k[1] < 5}
+
+    # the fixed study extended to adaptive seeds (what an adaptive study interrupted after its
+    # first round has stored): only the open arm and the baseline train seeds 5..9
+    more = run_protocol(parse_study(doc | {"output": str(tmp_path / "f")}), progress=False, executor=executor)
+    assert (more.stats.new, more.stats.skipped) == (10, 10)  # the open arm's and the baseline's first 5
+    assert _values(tmp_path / "f", "adaptive") == adaptive_runs
+    assert more.summary.arm("crippled").comparison == crippled
+
+    # resumed once more: everything is stored, nothing is trained
+    again = run_protocol(parse_study(doc | {"output": str(tmp_path / "f")}), progress=False, executor=executor)
+    assert again.stats.new == 0
+    assert again.summary.arm("dropout").comparison == dropout
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ({"min": 1}, "seeds.min: Input should be greater than or equal to 3"),
+        ({"min": 20, "max": 10}, "seeds: min (20) must be <= max (10)"),
+        ({"min": 5, "max": 40, "step": 0}, "seeds.step: Input should be greater than or equal to 1"),
+        ({"min": 5, "maxi": 40}, "seeds.maxi: unknown key; use min, max, step, equivalence, spending"),
+        ({"equivalence": -0.1}, "seeds.equivalence: Input should be greater than 0"),
+    ],
+)
+def test_bad_adaptive_seeds_are_one_line(
+    seeds: dict[str, Any], message: str, tiny_study: Callable[..., dict[str, Any]]
+) -> None:
+    from reglab.errors import ConfigError
+
+    with pytest.raises(ConfigError) as err:
+        parse_study(tiny_study(seeds=seeds))
+    lines = str(err.value).splitlines()
+    assert len(lines) == 1 and message in lines[0], str(err.value)
