@@ -44,6 +44,15 @@ def test_adaptive_study_stops_decided_arms_and_shares_the_fixed_runs(
     assert sorted(k for k in adaptive_runs if k[0] == "crippled") == [("crippled", i) for i in range(5)]
     assert res.stats.new == 25
 
+    # the report: the design, each arm's verdict with the seeds it was decided at, the runs saved
+    from reglab.report import build_report
+
+    html = build_report(tmp_path / "a").read_text(encoding="utf-8")
+    assert 'data-section="adaptive"' in html and "25 of 30 runs, 5 saved" in html
+    assert "Lan-DeMets" in html and "<td>5</td>" in html
+    md = build_report(tmp_path / "a", fmt="md").read_text(encoding="utf-8")
+    assert "## Adaptive seeds" in md and "| crippled | worse | 5 | 5 |" in md
+
     # the same study with fixed seeds: seed i is the same run
     fixed = run_protocol(
         parse_study(tiny_study(name="adaptive", arms=ARMS, seeds=5, output=str(tmp_path / "f"))),
@@ -70,11 +79,12 @@ def test_adaptive_study_stops_decided_arms_and_shares_the_fixed_runs(
 @pytest.mark.parametrize(
     ("seeds", "message"),
     [
-        ({"min": 1}, "seeds.min: Input should be greater than or equal to 3"),
+        ({"min": 1}, "seeds: min must be an integer in 3..10000 (got 1)"),
         ({"min": 20, "max": 10}, "seeds: min (20) must be <= max (10)"),
-        ({"min": 5, "max": 40, "step": 0}, "seeds.step: Input should be greater than or equal to 1"),
-        ({"min": 5, "maxi": 40}, "seeds.maxi: unknown key; use min, max, step, equivalence, spending"),
-        ({"equivalence": -0.1}, "seeds.equivalence: Input should be greater than 0"),
+        ({"min": 5, "max": 40, "step": 0}, "seeds: step must be an integer in 1..10000 (got 0)"),
+        ({"min": 5, "maxi": 40}, "seeds: maxi: unknown key; use min, max, step, equivalence, spending"),
+        ({"equivalence": -0.1}, "seeds: equivalence must be a number > 0"),
+        ({"spending": "linear"}, "seeds: spending must be pocock or obrien-fleming (got 'linear')"),
     ],
 )
 def test_bad_adaptive_seeds_are_one_line(
@@ -86,3 +96,41 @@ def test_bad_adaptive_seeds_are_one_line(
         parse_study(tiny_study(seeds=seeds))
     lines = str(err.value).splitlines()
     assert len(lines) == 1 and message in lines[0], str(err.value)
+
+
+def adaptive_summary() -> Any:
+    """Synthetic stored runs of an adaptive study: ``big`` is 5 pp better (decided at 5 seeds),
+    ``same`` equals the baseline up to noise (open: runs to ``max``); 10 seeds stored for each."""
+    import numpy as np
+
+    from reglab.study.outcome import RunOutcome, RunStatus
+    from reglab.study.results import summarize
+    from reglab.study.storage import RunRecord
+
+    rng = np.random.default_rng(0)
+    effects = {"none": 0.0, "big": 0.05, "same": 0.0}
+    spec = parse_study(
+        {"name": "ad", "arms": {a: ({} if a == "none" else {"l2": 1e-4}) for a in effects}, "seeds": ADAPTIVE}
+    )
+    records = {}
+    for a, e in effects.items():
+        for s in range(10):
+            test = 0.9 + e + 0.004 * s + float(rng.normal(0, 0.004))
+            final = {"train_acc": 1.0, "val_acc": test, "test_acc": test, "test_loss": 0.3, "gap": 1.0 - test}
+            records[(a, s)] = RunRecord(a, s, RunOutcome(status=RunStatus.COMPLETED, final=final), 0)
+    return summarize(spec, records)
+
+
+def test_the_terminal_shows_each_verdict_with_its_seed_count() -> None:
+    from rich.console import Console
+
+    from reglab.study.console import print_summary
+
+    summary = adaptive_summary()
+    console = Console(record=True, width=100, force_terminal=False)
+    print_summary(summary, console)
+    text = " ".join(console.export_text().split())
+    assert "better at 5 seeds" in text and "open at 10 seeds" in text
+    assert "adaptive seeds: 25 of 30 runs (5 saved against max 10)" in text
+    assert "Lan-DeMets" in text and "p seq" in text
+    assert summary.arm("big").n_completed == 5  # its statistics rest on the seeds it was decided at

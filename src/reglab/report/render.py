@@ -91,6 +91,30 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
     lines += [f"95% CI of the mean: a {_md(v['interval_method'])}.", ""]
     if v["holm_note"]:
         lines += [f"> {_md(v['holm_note'])}", ""]
+    ad = ctx["sections"].get("adaptive")
+    if ad:
+        lines += [
+            "## Adaptive seeds",
+            "",
+            f"{ad['runs_used']} of {ad['runs_max']} runs ({ad['runs_saved']} saved against {ad['max']} seeds per arm). "
+            f"Method: {_md(ad['method'])}.",
+            "",
+        ]
+        lines += _md_table(
+            ["arm", "verdict", "decided at", "seeds run", "repeated interval of Δ"],
+            [
+                [
+                    r["arm"],
+                    r["verdict"],
+                    "open" if r["decided_at"] is None else r["decided_at"],
+                    r["seeds_used"],
+                    r["interval"],
+                ]
+                for r in ad["rows"]
+            ],
+            "llrrr",
+        )
+        lines.append("")
     if v["diagnoses"]:
         lines += ["## Diagnosis and recommendations", ""]
         for g in v["diagnoses"]:

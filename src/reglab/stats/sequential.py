@@ -215,8 +215,9 @@ class Design:
         eq = f"; equivalent when the interval lies inside ±{self.equivalence:g}" if self.equivalence else ""
         return (
             f"group-sequential paired t-test with Lan-DeMets {kind} alpha spending (Lan & DeMets 1983) at "
-            f"{', '.join(map(str, self.looks))} seeds, t boundaries by the significance-level approach "
-            f"(Jennison & Turnbull 2000); repeated {1 - self.alpha_arm:.4g} confidence intervals (alpha "
+            f"{', '.join(map(str, self.looks))} seeds, its nominal levels applied to the t statistics (Jennison & "
+            f"Turnbull 2000) and calibrated on simulated null paths to the exact level; repeated "
+            f"{1 - self.alpha_arm:.4g} confidence intervals (alpha "
             f"{self.alpha:g} split over {self.arms} arm{'s' * (self.arms != 1)}) cover the true difference at "
             f"every look at once, so each verdict keeps its error rate <= {self.alpha:g} family-wise whenever "
             f"the study stopped{eq}"

@@ -181,6 +181,15 @@ class SeedsConfig(BaseModel):
         return looks(self.min, self.max, self.step)
 
 
+_SEEDS_RANGES = {
+    "min": "an integer in 3..10000",
+    "max": "an integer in 3..10000",
+    "step": "an integer in 1..10000",
+    "equivalence": "a number > 0 in the compare metric's units (0.01 of accuracy = 1 pp)",
+    "spending": "pocock or obrien-fleming",
+}
+
+
 class Arm(BaseModel):
     """One arm of a study, built once from the study file: its overrides as written, the fixed
     part of them, its run configuration (shared settings + fixed overrides) and its search space
@@ -285,11 +294,12 @@ class StudySpec(BaseModel):
             return SeedsConfig.model_validate(v)
         except ValidationError as err:
             e = err.errors()[0]
-            where = ".".join(str(p) for p in e["loc"])
-            msg = str(e["msg"]).removeprefix("Value error, ")
+            key = ".".join(str(p) for p in e["loc"])
             if e["type"] == "extra_forbidden":
-                msg = "unknown key; use min, max, step, equivalence, spending"
-            raise ValueError(f"{where + ': ' if where else ''}{msg}") from None
+                raise ValueError(f"{key}: unknown key; use min, max, step, equivalence, spending") from None
+            if key in _SEEDS_RANGES:
+                raise ValueError(f"{key} must be {_SEEDS_RANGES[key]} (got {e.get('input')!r})") from None
+            raise ValueError(str(e["msg"]).removeprefix("Value error, ")) from None
 
     @field_validator("seeds")
     @classmethod
