@@ -28,7 +28,7 @@ def _values(out: Path, name: str) -> dict[tuple[str, int], float]:
 
 
 def test_adaptive_study_stops_decided_arms_and_shares_the_fixed_runs(
-    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], executor: Any
+    tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], executor: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
     doc = tiny_study(name="adaptive", arms=ARMS, seeds=ADAPTIVE, output=str(tmp_path / "a"))
     res = run_protocol(parse_study(doc), progress=False, executor=executor)
@@ -74,6 +74,17 @@ def test_adaptive_study_stops_decided_arms_and_shares_the_fixed_runs(
     again = run_protocol(parse_study(doc | {"output": str(tmp_path / "f")}), progress=False, executor=executor)
     assert again.stats.new == 0
     assert again.summary.arm("dropout").comparison == dropout
+
+    # reglab plan: seeds per arm for power 0.8, from this study as a pilot
+    from studylib import cli
+
+    capsys.readouterr()
+    assert cli(["plan", str(tmp_path / "f"), "--delta", "0.02"]) == 0
+    text = capsys.readouterr().out
+    assert "seeds to detect 0.02 of test_acc against none with power 0.8" in text
+    rows = {line.split()[0]: line.split() for line in text.splitlines() if line.startswith(("crippled", "dropout"))}
+    assert rows["dropout"][1] == "10" and rows["crippled"][1] == "5" and rows["dropout"][-1].isdigit()
+    assert cli(["plan", str(tmp_path / "f"), "--delta", "0"]) == 2
 
 
 @pytest.mark.parametrize(
@@ -134,3 +145,29 @@ def test_the_terminal_shows_each_verdict_with_its_seed_count() -> None:
     assert "adaptive seeds: 25 of 30 runs (5 saved against max 10)" in text
     assert "Lan-DeMets" in text and "p seq" in text
     assert summary.arm("big").n_completed == 5  # its statistics rest on the seeds it was decided at
+
+
+def test_validate_refuses_bad_adaptive_seeds_in_one_line(
+    tmp_path: Path,
+    tiny_study: Callable[..., dict[str, Any]],
+    write_yaml: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from studylib import cli
+
+    path = write_yaml(tiny_study(seeds={"min": 1, "max": 20}))
+    assert cli(["validate", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "seeds must be" not in err[0] and "seeds: min must be an integer in 3..10000" in err[0]
+    assert cli(["validate", str(write_yaml(tiny_study())), "--set", "seeds={min: 10, max: 5}"]) == 2
+    assert "seeds: min (10) must be <= max (5)" in capsys.readouterr().err
+    assert cli(["validate", str(write_yaml(tiny_study())), "--set", "seeds={min: 5, max: 20}"]) == 0
+    assert "20 seeds at most" in capsys.readouterr().out
+
+
+def test_plan_seeds_per_arm() -> None:
+    from reglab.stats.sequential import plan_seeds
+
+    rows = plan_seeds({"a": [0.01, 0.03, 0.02, 0.00, 0.04], "b": [0.0]}, delta=0.01)
+    assert rows[0].n_pilot == 5 and rows[0].seeds is not None and rows[0].seeds > 10
+    assert rows[1].seeds is None  # one pair: no standard deviation

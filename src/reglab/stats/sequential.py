@@ -344,6 +344,34 @@ def seeds_for_power(sd: float, delta: float, alpha: float = 0.05, power: float =
     return None
 
 
+@dataclass(frozen=True)
+class PlanRow:
+    """``reglab plan`` for one arm: the pilot's paired seeds, the standard deviation of their
+    differences, and the seeds a fixed paired design needs for the power (None: more than 10,000)."""
+
+    arm: str
+    n_pilot: int
+    mean: float
+    sd: float
+    seeds: int | None
+
+
+def plan_seeds(
+    diffs: Mapping[str, Sequence[float]], delta: float, alpha: float = 0.05, power: float = 0.8
+) -> list[PlanRow]:
+    """Per arm, from a pilot study's paired differences: the seeds needed to detect a difference of
+    ``delta`` with ``power`` by the paired t-test at ``alpha`` split over the arms (Bonferroni, as
+    the adaptive design splits it; Holm's strictest step), two-sided."""
+    m = max(1, len(diffs))
+    out = []
+    for arm, d in diffs.items():
+        x = np.asarray([v for v in d if math.isfinite(v)], dtype=float)
+        sd = float(x.std(ddof=1)) if len(x) > 1 else math.nan
+        n = seeds_for_power(sd, delta, alpha / m, power) if math.isfinite(sd) else None
+        out.append(PlanRow(arm, len(x), float(x.mean()) if len(x) else math.nan, sd, n))
+    return out
+
+
 # -- simulation ------------------------------------------------------------------------------------
 
 

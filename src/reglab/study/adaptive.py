@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reglab.stats.sequential import ArmSequence, Design
@@ -100,3 +101,33 @@ def seeds_used(spec: StudySpec, seqs: Mapping[str, ArmSequence]) -> dict[str, in
     assert a is not None
     used[spec.baseline_arm] = max(used.values(), default=a.min)
     return used
+
+
+def pilot_diffs(output_dir: str | Path) -> tuple[str, str, dict[str, list[float]]]:
+    """(compare metric, baseline, per arm the paired differences to the baseline by seed) of a
+    finished study's output folder (``summary.json`` and ``finals.csv``): the pilot of ``reglab plan``."""
+    import pandas as pd
+
+    from reglab.errors import ReglabError
+    from reglab.stats.summary import StudySummary
+
+    out = Path(output_dir)
+    summary = StudySummary.of_output(out)
+    m, base = summary.compare_metric, summary.baseline
+    try:
+        finals = pd.read_csv(out / "finals.csv")
+    except (OSError, ValueError) as err:
+        raise ReglabError(
+            f"{out / 'finals.csv'}: cannot read the runs ({type(err).__name__}); rerun the study"
+        ) from None
+    if m not in finals.columns:
+        raise ReglabError(f"{out / 'finals.csv'}: no {m} column; rerun the study")
+    done = finals[finals["status"] == RunStatus.COMPLETED.value]
+    values = {(str(a), int(s)): float(v) for a, s, v in zip(done["arm"], done["seed"], done[m], strict=True)}
+    diffs: dict[str, list[float]] = {}
+    for arm in summary.arms:
+        if arm == base:
+            continue
+        seeds = sorted(s for a, s in values if a == arm and (base, s) in values)
+        diffs[arm] = [values[(arm, s)] - values[(base, s)] for s in seeds]
+    return m, base, diffs
