@@ -171,3 +171,43 @@ def test_plan_seeds_per_arm() -> None:
     rows = plan_seeds({"a": [0.01, 0.03, 0.02, 0.00, 0.04], "b": [0.0]}, delta=0.01)
     assert rows[0].n_pilot == 5 and rows[0].seeds is not None and rows[0].seeds > 10
     assert rows[1].seeds is None  # one pair: no standard deviation
+
+
+def test_a_shared_storage_worker_runs_the_rounds(tmp_path: Path) -> None:
+    """``reglab worker`` (``work``): the same rounds from the shared storage. ``own_fns.scripted``
+    returns x + a seed's noise, so ``high`` is better than ``low`` by exactly 0.3 on every seed
+    (decided at ``min``) and ``same`` equals it on every seed (open without a margin: runs to ``max``)."""
+    from reglab.study.executors import InProcessExecutor
+    from reglab.study.protocol import work
+
+    doc = {
+        "name": "fn",
+        "data": {"name": "digits", "n_train": 200},
+        "objective": {"function": "own_fns:scripted"},
+        "settings": {"epochs": 2},
+        "arms": {"low": {"x": 0.6}, "high": {"x": 0.9}, "same": {"x": 0.6}},
+        "seeds": {"min": 3, "max": 6, "step": 3},
+        "output": str(tmp_path / "out"),
+    }
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    said: list[str] = []
+    res = work(parse_study(doc), url, jobs=1, executor=InProcessExecutor(), say=said.append)
+    s = res.summary
+    high, same = s.arm("high").comparison, s.arm("same").comparison
+    assert high is not None and high.sequential is not None and same is not None and same.sequential is not None
+    assert (high.verdict, high.sequential.decided_at) == ("better", 3)
+    assert (same.verdict, same.sequential.seeds_used) == ("open", 6)
+    assert (s.arm("high").n_completed, s.arm("low").n_completed, s.arm("same").n_completed) == (3, 6, 6)
+    assert res.stats.new == 15
+    again = work(parse_study(doc), url, jobs=1, executor=InProcessExecutor(), say=said.append)
+    assert again.stats.new == 0
+
+
+def test_populations_train_the_rounds(tmp_path: Path, tiny_study: Callable[..., dict[str, Any]], executor: Any) -> None:
+    """With ``train.population: auto`` the runs of each round are trained as populations."""
+    doc = tiny_study(name="pop", arms=ARMS, seeds={"min": 3, "max": 6, "step": 3}, output=str(tmp_path / "p"))
+    doc["train"]["population"] = "auto"
+    res = run_protocol(parse_study(doc), progress=False, executor=executor)
+    c = res.summary.arm("crippled").comparison
+    assert c is not None and c.sequential is not None and c.sequential.decided_at == 3
+    assert res.summary.arm("none").n_completed == 6 and res.stats.new == 15
