@@ -50,8 +50,9 @@ def test_adaptive_study_stops_decided_arms_and_shares_the_fixed_runs(
     html = build_report(tmp_path / "a").read_text(encoding="utf-8")
     assert 'data-section="adaptive"' in html and "25 of 30 runs, 5 saved" in html
     assert "Lan-DeMets" in html and "<td>5</td>" in html
+    assert "repeated confidence interval from the sequential design" in html  # not the naive t-test's
     md = build_report(tmp_path / "a", fmt="md").read_text(encoding="utf-8")
-    assert "## Adaptive seeds" in md and "| crippled | worse | 5 | 5 |" in md
+    assert "## Adaptive seeds" in md and "| crippled | worse | 5 | 5 |" in md and "p (sequential)" in md
 
     # the same study with fixed seeds: seed i is the same run
     fixed = run_protocol(

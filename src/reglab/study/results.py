@@ -323,9 +323,10 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
     compare = spec.metric.compare
     higher_better = higher_is_better(compare)
     baseline = spec.baseline_arm
-    seqs, adaptive = None, None
+    seqs, adaptive, seed_list = None, None, spec.seed_list
     if spec.adaptive is not None:  # each arm's statistics rest on the seeds its verdict was decided at
         seqs, adaptive, records = _adaptive(spec, records)
+        seed_list = sorted({seed for _, seed in records}) or list(range(spec.adaptive.min))
     arms, failed = _collect_runs(spec, records)
     base_runs = arms[baseline].finals
     keys = summary_keys({(a, s): f for a, r in arms.items() for s, f in r.finals.items()})
@@ -396,7 +397,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
     regression = compare.partition("_")[2] in ("rmse", "mae", "r2")  # a function's runs may have no r2 yet
     notes = _notes(arms, "r2" if regression else dm, any(a.diagnosis for a in out_arms.values()))
     note = None
-    if n_seeds < MIN_SEEDS:
+    if n_seeds < MIN_SEEDS and adaptive is None:  # adaptive seeds: the sequential design decides
         note = (
             f"only {n_seeds} seed{'' if n_seeds == 1 else 's'}: comparisons are underpowered "
             f"(need >= {MIN_SEEDS}); no winner is declared"
@@ -407,10 +408,10 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             "baseline": baseline,
             "compare_metric": compare,
             "select_metric": spec.metric.select,
-            "seeds": spec.seed_list,
+            "seeds": seed_list,
             "n_runs": sum(1 for r in records.values() if r.status.done),
             "n_expected": n_seeds * len(spec.arms) if adaptive is None else adaptive.runs_used,
-            "underpowered": n_seeds < MIN_SEEDS,
+            "underpowered": n_seeds < MIN_SEEDS and adaptive is None,
             "underpowered_note": note,
             "failed_runs": failed,
             "retried_runs": [
