@@ -157,3 +157,12 @@ def test_seeds_for_power() -> None:
     t-test, two-sided 0.05)."""
     assert seeds_for_power(1.0, 0.5) == 34
     assert seeds_for_power(1.0, 0.0001, most=50) is None
+
+
+def test_the_repeated_p_value_agrees_with_the_verdict() -> None:
+    """p < alpha exactly when the arm was declared better or worse (at the look it stopped)."""
+    rng = np.random.default_rng(0)
+    design = Design((5, 10, 15), ALPHA, arms=2)
+    for _ in range(150):
+        out = analyse((0.5 * rng.standard_normal(15) + 0.3).tolist(), design)
+        assert (out.verdict in ("better", "worse")) == (out.p_value < ALPHA), out

@@ -136,10 +136,12 @@ def t_levels(seeds: tuple[int, ...], alpha: float, kind: Spending = "pocock") ->
     squares = np.zeros(PATHS)
     stats = []
     done = 0
-    for n in seeds:  # sums over the seeds so far, chunk by chunk (memory: one round of seeds)
-        x = rng.standard_normal((PATHS, n - done))
-        total += x.sum(axis=1)
-        squares += (x * x).sum(axis=1)
+    for n in seeds:  # each round's sum and sum of squares, drawn from their exact laws: any max costs the same
+        c = n - done
+        chunk = rng.normal(0.0, math.sqrt(c), PATHS)  # sum of c standard normals
+        within = rng.chisquare(c - 1, PATHS) if c > 1 else np.zeros(PATHS)  # their squares around their mean
+        total += chunk
+        squares += within + chunk * chunk / c
         done = n
         var = np.maximum(squares - total * total / n, 0) / (n - 1)
         stats.append(np.abs(total / n) / np.sqrt(var / n))
@@ -311,17 +313,17 @@ def _p_value(design: Design, look: int, by_seed: Mapping[int, float]) -> float:
     log_alpha, table = _level_table(design.looks, design.spending)
     column = np.log(np.maximum(table[:, look], 1e-300))
     # calibration: the design's level alpha_arm is run as alpha*; a level a maps to a * alpha* / alpha_arm
-    normal = _level_table_levels(design)
+    normal = _normal_levels(design)[look]
     scale = design.levels[look] / normal if normal > 0 else 1.0
     log_a = float(np.interp(math.log(nominal / scale), column, log_alpha))  # levels rise with alpha
     return min(1.0, math.exp(log_a) * design.arms)
 
 
-def _level_table_levels(design: Design) -> float:
-    """The normal design's nominal level at the last look, at the arm's own alpha (uncalibrated)."""
+def _normal_levels(design: Design) -> np.ndarray:
+    """The normal design's nominal level at each look, at the arm's own alpha (uncalibrated)."""
     from scipy.stats import norm
 
-    return 2 * float(norm.sf(boundaries(design.fractions, round(design.alpha_arm, 15), design.spending)[-1]))
+    return 2 * norm.sf(np.array(boundaries(design.fractions, round(design.alpha_arm, 15), design.spending)))
 
 
 # -- planning ---------------------------------------------------------------------------------------

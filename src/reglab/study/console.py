@@ -168,7 +168,7 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
     t.add_column("verdict", no_wrap=True)
     d = _table("details", "P(better): share of seeds on which the arm beats the baseline (ties count 1/2).")
     d.add_column("arm", no_wrap=True)
-    d.add_column("Δ 95% CI", justify="right", no_wrap=True)
+    d.add_column("Δ 95% CI" if ad is None else "Δ interval", justify="right", no_wrap=True)
     d.add_column("P(better)", justify="right", no_wrap=True)
     d.add_column("gap", justify="right", no_wrap=True)
     d.add_column("ensemble", justify="right", no_wrap=True)
