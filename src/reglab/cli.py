@@ -605,7 +605,11 @@ def validate(
     check_source(spec.data)  # the user's data, loaded and split as `run` would (nothing is written)
     check_outputs(spec)  # the user's own model, run once on one batch
     n = len(spec.arms) * len(spec.seed_list)
-    print(f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds = {n} runs, baseline {spec.baseline_arm}")
+    most = " at most" if spec.adaptive is not None else ""  # adaptive seeds: up to max per arm
+    print(
+        f"{study}: ok - {len(spec.arms)} arms x {len(spec.seed_list)} seeds{most} = {n} runs{most}, "
+        f"baseline {spec.baseline_arm}"
+    )
 
 
 @app.command()
@@ -793,6 +797,44 @@ def report(
         print(path.read_text(encoding="utf-8"))
     else:
         print(path)
+
+
+@app.command()
+def plan(
+    output_dir: Annotated[str, typer.Argument(help="a finished (pilot) study's output directory")],
+    delta: Annotated[
+        float, typer.Option(help="the difference to detect, in the compare metric's units (0.01 of accuracy = 1 pp)")
+    ],
+    power: Annotated[float, typer.Option(help="the chance of detecting it")] = 0.8,
+) -> None:
+    """Seeds each arm needs to detect a difference of --delta with --power, from a pilot study's
+    paired differences (paired t-test, alpha 0.05 split over the arms)."""
+    import math
+
+    if not delta > 0:
+        _fail("--delta: must be > 0 (in the compare metric's units, e.g. 0.01 for 1 pp of accuracy)")
+    if not 0 < power < 1:
+        _fail("--power: must be between 0 and 1 (e.g. 0.8)")
+    from reglab.stats.sequential import plan_seeds
+    from reglab.study.adaptive import pilot_diffs
+
+    metric, base, diffs = pilot_diffs(output_dir)
+    if not diffs:
+        _fail(f"{output_dir}: a single arm; nothing to compare with the baseline")
+    rows = plan_seeds(diffs, delta, power=power)
+    print(f"seeds to detect {delta:g} of {metric} against {base} with power {power:g}")
+    print(
+        f"(paired t-test, two-sided, alpha 0.05 / {len(rows)} arms; sd: the pilot's seed-to-seed standard "
+        "deviation of the paired difference)"
+    )
+    width = max(len("arm"), *(len(r.arm) for r in rows))
+    print(f"{'arm':<{width}}  pilot seeds  {'mean diff':>10}  {'sd':>10}  seeds needed")
+    for r in rows:
+        need = "-" if not math.isfinite(r.sd) else str(r.seeds) if r.seeds is not None else "> 10000"
+        mean = f"{r.mean:+.4g}" if math.isfinite(r.mean) else "-"
+        sd = f"{r.sd:.4g}" if math.isfinite(r.sd) else "-"
+        print(f"{r.arm:<{width}}  {r.n_pilot:>11}  {mean:>10}  {sd:>10}  {need:>12}")
+    print("an adaptive study (seeds: {min: 5, max: N, step: 5}) with max near these counts stops earlier where it can")
 
 
 def _kill_children() -> None:

@@ -17,6 +17,7 @@ from reglab.report.data import load_output
 from reglab.report.format import is_fraction
 from reglab.report.render import render_html, render_markdown
 from reglab.report.results_sections import (
+    adaptive_section,
     augmentation_section,
     curves_section,
     distribution_section,
@@ -30,6 +31,7 @@ from reglab.report.view import ReportView
 FORMATS = ("html", "md")
 SECTION_TITLES = {
     "verdict": "Verdict",
+    "adaptive": "Adaptive seeds",
     "curves": "Learning curves",
     "gap": "Generalization gap",
     "distribution": "Per-seed results",
@@ -41,6 +43,7 @@ SECTION_TITLES = {
     "reproducibility": "Reproducibility",
 }
 FIGURE_SECTIONS = {
+    "adaptive": adaptive_section,
     "curves": curves_section,
     "gap": gap_section,
     "distribution": distribution_section,
@@ -100,6 +103,8 @@ def context(v: ReportView, figures: bool = True) -> dict[str, Any]:
         "repro": reproducibility(v),
         "sections": {name: build(v) for name, build in FIGURE_SECTIONS.items()} if figures else {},
     }
+    if not figures:  # the adaptive-seeds table belongs in every report, with or without figures
+        ctx["sections"]["adaptive"] = adaptive_section(v, figure=False)
     ctx["notes"] = list(v.notes)
     ctx["figures"] = v.figures
     present = ["verdict", *(k for k, x in ctx["sections"].items() if x)]

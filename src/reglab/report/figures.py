@@ -435,6 +435,50 @@ class GapRow:
     gap: float | None
 
 
+@dataclass
+class SequenceArm:
+    """One arm of an adaptive study: its repeated intervals of the difference to the baseline,
+    (seeds, mean, low, high) per look, and the seed count it was decided at (None: open)."""
+
+    arm: str
+    looks: list[tuple[int, float, float, float]]
+    decided_at: int | None
+
+
+def sequence_intervals(
+    arms: list[SequenceArm], colors: dict[str, str], equivalence: float | None, scale: float
+) -> Figure:
+    """Adaptive seeds: each arm's repeated confidence interval of the difference to the baseline at
+    every look (seeds on x), 0 and ±equivalence marked; a filled dot where the arm was decided."""
+    fig, axes = _grid(8.0, 3.0, 1, 1, Margins(left=0.8, right=1.6, top=0.35, bottom=0.55))
+    ax = axes[0, 0]
+    width = max(1, len(arms))
+    ax.axhline(0, color=INK, lw=0.8)
+    if equivalence:
+        for margin in (-equivalence * scale, equivalence * scale):
+            ax.axhline(margin, color=MUTED, lw=0.8, ls="--")
+    for i, a in enumerate(arms):
+        col = colors.get(a.arm, PALETTE[0])
+        pts = [(n + (i - (width - 1) / 2) * 0.25, m * scale, lo * scale, hi * scale) for n, m, lo, hi in a.looks]
+        if not pts:
+            continue
+        x = [p[0] for p in pts]
+        y = [p[1] for p in pts]
+        ax.plot(x, y, color=col, lw=1, label=plain(a.arm))
+        for px, py, lo, hi in pts:
+            if math.isfinite(lo) and math.isfinite(hi):
+                ax.plot([px, px], [lo, hi], color=col, lw=1.6, alpha=0.7)
+            ax.scatter([px], [py], s=16, color=col, zorder=3)
+        if a.decided_at is not None:
+            ax.scatter([x[-1]], [y[-1]], s=60, facecolor="white", edgecolor=col, lw=1.8, zorder=4)
+    ax.set_xlabel("seeds")
+    ax.set_ylabel("difference to the baseline" + (" (pp)" if scale == 100 else ""))
+    _int_x(ax)
+    if arms:
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+    return fig
+
+
 def gap_dumbbell(rows: list[GapRow], colors: dict[str, str]) -> Figure:
     """Train vs test accuracy per arm (rank order, best on top), the gap written at the right."""
     from matplotlib.lines import Line2D

@@ -61,7 +61,9 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
         lines += [" ".join(x for x in (regime, _md(v["fit_note"] or "")) if x), ""]
     header = ["#", "arm", "settings", f"{m} mean", "95% CI"]
     if v["has_comparison"]:
-        header += [f"Δ vs {ctx['baseline']}", "Δ 95% CI", "P(better)", "P 95% CI", "p (Holm)", "verdict"]
+        p = "p (sequential)" if v.get("adaptive") else "p (Holm)"
+        ci = "Δ repeated CI" if v.get("adaptive") else "Δ 95% CI"
+        header += [f"Δ vs {ctx['baseline']}", ci, "P(better)", "P 95% CI", p, "verdict"]
     header += ["diagnosis"]
     rows = []
     for r in v["rows"]:
@@ -89,8 +91,38 @@ def render_markdown(ctx: dict[str, Any], directory: Path) -> str:
     align = "rll" + "r" * (len(header) - 5) + "ll"
     lines += [*_md_table(header, rows, align), ""]
     lines += [f"95% CI of the mean: a {_md(v['interval_method'])}.", ""]
+    if v.get("adaptive"):
+        lines += [
+            "Adaptive seeds: Δ's interval and p are the sequential design's (valid at any stopping time), not the "
+            "plain t-test's, which looking after every round would invalidate.",
+            "",
+        ]
     if v["holm_note"]:
         lines += [f"> {_md(v['holm_note'])}", ""]
+    ad = ctx["sections"].get("adaptive")
+    if ad:
+        lines += [
+            "## Adaptive seeds",
+            "",
+            f"{ad['runs_used']} of {ad['runs_max']} runs ({ad['runs_saved']} saved against {ad['max']} seeds per arm). "
+            f"Method: {_md(ad['method'])}.",
+            "",
+        ]
+        lines += _md_table(
+            ["arm", "verdict", "decided at", "seeds run", "repeated interval of Δ"],
+            [
+                [
+                    r["arm"],
+                    r["verdict"],
+                    "open" if r["decided_at"] is None else r["decided_at"],
+                    r["seeds_used"],
+                    r["interval"],
+                ]
+                for r in ad["rows"]
+            ],
+            "llrrr",
+        )
+        lines.append("")
     if v["diagnoses"]:
         lines += ["## Diagnosis and recommendations", ""]
         for g in v["diagnoses"]:

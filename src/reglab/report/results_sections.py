@@ -296,3 +296,56 @@ def augmentation_section(v: ReportView) -> dict[str, Any] | None:
     if p_fig is None and s_fig is None and not table:
         return None
     return {"p_figure": p_fig, "samples_figure": s_fig, "vae": table}
+
+
+def adaptive_section(v: ReportView, figure: bool = True) -> dict[str, Any] | None:
+    """Adaptive seeds: the design in words, each arm's verdict with the seeds it was decided at,
+    the runs saved against ``max``, and the repeated intervals over the seeds (one figure)."""
+    ad = v.summary.adaptive
+    if ad is None:
+        return None
+    m = v.metric
+    rows, arms = [], []
+    for arm in v.order:
+        c = v.summary.arms[arm].comparison
+        if c is None or c.sequential is None:
+            continue
+        q = c.sequential
+        last = q.intervals[-1] if q.intervals else None
+        rows.append(
+            {
+                "arm": arm,
+                "color": v.colors[arm],
+                "verdict": q.verdict,
+                "decided_at": q.decided_at,
+                "seeds_used": q.seeds_used,
+                "interval": "–"
+                if last is None or last.low is None or last.high is None
+                else f"{fmt_diff(m, last.low)} to {fmt_diff(m, last.high)}",
+            }
+        )
+        looks = [
+            (lk.seeds, lk.mean, lk.low if lk.low is not None else -np.inf, lk.high if lk.high is not None else np.inf)
+            for lk in q.intervals
+            if lk.mean is not None
+        ]
+        arms.append(F.SequenceArm(arm, looks, q.decided_at))
+    scale = 100.0 if is_fraction(m) else 1.0
+    f = (
+        v.fig(
+            "adaptive_intervals",
+            lambda: F.sequence_intervals(arms, v.colors, ad.equivalence, scale),
+            "Repeated intervals of the difference over seeds",
+        )
+        if figure
+        else None
+    )
+    return {
+        "method": ad.method,
+        "rows": rows,
+        "figure": f,
+        "runs_used": ad.runs_used,
+        "runs_max": ad.runs_max,
+        "runs_saved": ad.runs_saved,
+        "max": ad.max,
+    }

@@ -30,6 +30,8 @@ VERDICT_CLASS = {
     "worse": "bad",
     "no significant difference": "neutral",
     "underpowered": "warn",
+    "equivalent": "neutral",
+    "open": "warn",
     "baseline": "base",
     "no completed runs": "bad",
 }
@@ -165,6 +167,7 @@ def verdict_section(v: ReportView) -> dict[str, Any]:
         "regime": _regime(v),
         "fit_note": fit_note(v),
         "holm_note": s.holm_note(),
+        "adaptive": s.adaptive is not None,  # the comparison's interval and p are the sequential design's
         "interval_method": _interval_method(v.metric),
         "thresholds": (
             thresholds_text(th, s.gap_metric == "acc", s.reference_error)

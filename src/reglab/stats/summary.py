@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
     from reglab.stats.compare import PairedComparison, Summary
 
-Verdict = Literal["better", "worse", "no significant difference", "underpowered"]
+Verdict = Literal["better", "worse", "no significant difference", "underpowered", "equivalent", "open"]
 
 # The fixed bins of the runs' final-weight histograms (``reglab.training`` computes them; a
 # histogram stored with its own ``*_range`` keys wins). Here so that summarizing never imports torch.
@@ -70,6 +70,47 @@ class MetricStats(_Frozen):
         return (self.ci_low, self.ci_high) if self.ci_low is not None and self.ci_high is not None else None
 
 
+class SequentialLook(_Frozen):
+    """One look of an adaptive study at an arm: ``seeds`` planned, ``n`` pairs, the mean paired
+    difference and its repeated (anytime-valid) confidence interval."""
+
+    seeds: int
+    n: int
+    mean: float | None
+    low: float | None
+    high: float | None
+
+
+class SequentialOutcome(_Frozen):
+    """An arm's adaptive-seeds outcome (:mod:`reglab.stats.sequential`): better, worse, equivalent
+    or open, the seed count it was decided at (None: still open at its last look), the seeds its
+    verdict rests on and the interval at every look."""
+
+    verdict: Literal["better", "worse", "equivalent", "open"]
+    decided_at: int | None
+    seeds_used: int
+    intervals: list[SequentialLook]
+
+
+class AdaptiveSeeds(_Frozen):
+    """How an adaptive study spent its seeds: its design (``method``: the report states it), and
+    the runs it used against the ``max`` seeds of every arm."""
+
+    min: int
+    max: int
+    step: int
+    equivalence: float | None
+    spending: str
+    looks: list[int]
+    method: str
+    runs_used: int
+    runs_max: int
+
+    @property
+    def runs_saved(self) -> int:
+        return self.runs_max - self.runs_used
+
+
 class Comparison(_Frozen):
     """An arm against the baseline on the compare metric, paired by seed (``stats.compare``):
     mean difference with its t-interval, paired t-test and Wilcoxon p-values, the Holm (1979)
@@ -90,6 +131,14 @@ class Comparison(_Frozen):
     significant: bool
     seeds: list[int]
     verdict: Verdict
+    sequential: SequentialOutcome | None = None  # adaptive seeds: the verdict and interval are the design's
+
+    @model_serializer(mode="wrap")
+    def _without_absent_sequential(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        if self.sequential is None:
+            out.pop("sequential", None)
+        return out
 
     @classmethod
     def of(cls, pc: PairedComparison, seeds: list[int], p_holm: float, alpha: float, higher_better: bool) -> Comparison:
@@ -252,6 +301,7 @@ class StudySummary(_Frozen):
     diagnosis_thresholds: dict[str, float] | None = None
     reference_error: AttainableError | None = None
     notes: list[str] = Field(default_factory=list)  # e.g. why there is no diagnosis (a function study)
+    adaptive: AdaptiveSeeds | None = None  # adaptive seeds: the design and the runs saved
 
     @model_serializer(mode="wrap")
     def _without_absent_tuning(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
@@ -259,7 +309,7 @@ class StudySummary(_Frozen):
         summarized before the thresholds (or the reference error) were stored has no
         ``diagnosis_thresholds`` (``reference_error``); ``retried_runs`` only when a run was retried."""
         out: dict[str, Any] = handler(self)
-        for key in ("tuning", "diagnosis_thresholds", "reference_error"):
+        for key in ("tuning", "diagnosis_thresholds", "reference_error", "adaptive"):
             if getattr(self, key) is None:
                 out.pop(key, None)
         if not self.retried_runs:
@@ -316,13 +366,23 @@ class StudySummary(_Frozen):
             return "A single arm: nothing to compare against."
         v = self.verdicts()
         worse = f" Significantly worse: {', '.join(v['worse'])}." if v.get("worse") else ""
+        if self.adaptive is not None:
+            eq = f" Equivalent: {', '.join(v['equivalent'])}." if v.get("equivalent") else ""
+            still = f" Still open at {self.adaptive.max} seeds: {', '.join(v['open'])}." if v.get("open") else ""
+            rest = worse + eq + still
+            if v.get("better"):
+                return f"Better than the baseline ({self.baseline}), sequentially: {', '.join(v['better'])}.{rest}"
+            return f"No arm is better than the baseline ({self.baseline}).{rest}"
         if v.get("better"):
             return f"Better than the baseline ({self.baseline}) after Holm correction: {', '.join(v['better'])}.{worse}"
         return f"No arm is significantly better than the baseline ({self.baseline}) after Holm correction.{worse}"
 
     def holm_note(self) -> str | None:
         """One sentence for the arms whose unadjusted 95 % interval of the difference excludes 0
-        while the verdict is "no significant difference": the verdict is Holm's, and why."""
+        while the verdict is "no significant difference": the verdict is Holm's, and why (not for
+        adaptive seeds: their intervals are the sequential design's, already adjusted)."""
+        if self.adaptive is not None:
+            return None
         arms = [
             (name, c)
             for name, a in self.ranked()

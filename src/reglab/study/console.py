@@ -119,8 +119,11 @@ def _verdict_text(summary: StudySummary, arm: str) -> str:
     c = a.comparison
     if c is None:
         return no_comparison_verdict(arm == summary.baseline, a.n_completed)
-    style = {"better": "green", "worse": "red"}.get(c.verdict)
-    return f"[{style}]{c.verdict}[/]" if style else c.verdict
+    style = {"better": "green", "worse": "red", "equivalent": "cyan"}.get(c.verdict)
+    text: str = c.verdict
+    if (q := c.sequential) is not None:  # adaptive seeds: when it was decided
+        text += f" at {q.decided_at} seeds" if q.decided_at is not None else f" at {q.seeds_used} seeds"
+    return f"[{style}]{text}[/]" if style else text
 
 
 def print_summary(summary: StudySummary, console: Any = None) -> None:
@@ -145,20 +148,27 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
     method = interval_method(info.low, info.high, short=True) if info is not None else interval_method(short=True)
 
     console.print(f"[bold]verdict:[/] {escape(summary.headline())}")
+    ad = summary.adaptive
+    seeds = _seeds(len(summary.seeds)) if ad is None else f"adaptive seeds ({ad.min}..{ad.max}, step {ad.step})"
+    tests = (
+        "p Holm: paired t-test, Holm-adjusted across arms."
+        if ad is None
+        else "p seq: repeated p-value of the sequential design (valid at any stopping time, alpha split across "
+        "arms); Δ 95% CI: its repeated interval at the decision."
+    )
     t = _table(
-        f"study {summary.study}: {m} over {_seeds(len(summary.seeds))}, baseline {base}",
-        f"95% CI: {method}. "
-        f"Δ: mean paired difference to {base} (same seeds); p Holm: paired t-test, Holm-adjusted across arms.",
+        f"study {summary.study}: {m} over {seeds}, baseline {base}",
+        f"95% CI: {method}. Δ: mean paired difference to {base} (same seeds); {tests}",
     )
     t.add_column("arm", no_wrap=True)
     t.add_column(m, justify="right", no_wrap=True)
     t.add_column("95% CI" + (" (%)" if percent else ""), justify="right", no_wrap=True)
     t.add_column(f"Δ vs {base}", justify="right", no_wrap=True)
-    t.add_column("p Holm", justify="right", no_wrap=True)
+    t.add_column("p Holm" if ad is None else "p seq", justify="right", no_wrap=True)
     t.add_column("verdict", no_wrap=True)
     d = _table("details", "P(better): share of seeds on which the arm beats the baseline (ties count 1/2).")
     d.add_column("arm", no_wrap=True)
-    d.add_column("Δ 95% CI", justify="right", no_wrap=True)
+    d.add_column("Δ 95% CI" if ad is None else "Δ interval", justify="right", no_wrap=True)
     d.add_column("P(better)", justify="right", no_wrap=True)
     d.add_column("gap", justify="right", no_wrap=True)
     d.add_column("ensemble", justify="right", no_wrap=True)
@@ -188,6 +198,11 @@ def print_summary(summary: StudySummary, console: Any = None) -> None:
     console.print(d)
     if note := summary.holm_note():
         console.print(f"[yellow]note:[/] {escape(note)}")
+    if ad is not None:
+        console.print(
+            f"[bold]adaptive seeds:[/] {ad.runs_used} of {ad.runs_max} runs ({ad.runs_saved} saved against max "
+            f"{ad.max}). {escape(ad.method)}."
+        )
     if summary.underpowered_note:
         console.print(f"[yellow]note:[/] {escape(summary.underpowered_note)}")
     for line in summary.notes:

@@ -248,7 +248,8 @@ class SharedLedger:
         self.since = 0.0
 
     def start(self, store: RunStore, keys: Sequence[RunKey]) -> tuple[int, int]:
-        self.store, self.keys, self.since = store, list(keys), time.time()
+        # adaptive seeds start one round after another: failures since the first are not retried
+        self.store, self.keys, self.since = store, list(keys), self.since or time.time()
         return store.claim_state(self.keys, self.stale_after, self.since).done, 0
 
     def claim(self) -> RunKey | None:

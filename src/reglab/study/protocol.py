@@ -339,7 +339,10 @@ def _open_store(spec: StudySpec, confirm: StudySpec, url: str, new: bool, storag
     fingerprint, derived = confirm.store_keys(spec if tuned else None)
     # the keys a study stored before fingerprints ignored the working directory (same directory only)
     legacy = confirm.located(None).store_keys(spec.located(None) if tuned else None)
-    return RunStore(url, confirm.name, fingerprint, new=new, derived=derived, storage=storage, legacy=legacy)
+    compatible = confirm.fewer_seeds_keys(spec if tuned else None)  # adaptive: a fixed study's runs are its own
+    return RunStore(
+        url, confirm.name, fingerprint, new=new, derived=derived, storage=storage, legacy=legacy, compatible=compatible
+    )
 
 
 def _most_parallel(spec: StudySpec) -> int:
@@ -649,11 +652,56 @@ def _estimates(spec: StudySpec, arm: str) -> bool:
 
 def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger, observer: Observer) -> ProtocolStats:
     """Train every arm x seed the ledger hands out, seed-major (all arms of seed 0 first, so a
-    partial study is balanced), storing each result as it arrives."""
+    partial study is balanced), storing each result as it arrives. Adaptive seeds: in rounds,
+    each round deciding from the stored runs which arms are still open (:func:`confirm_adaptive`)."""
+    if spec.adaptive is not None:
+        return confirm_adaptive(spec, store, ex, ledger, observer)
     keys = [(arm, seed) for seed in spec.seed_list for arm in spec.arms]
+    return _confirm(spec, store, ex, ledger, observer, keys, ProtocolStats(replaced=store.replaced))
+
+
+def confirm_adaptive(
+    spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger, observer: Observer
+) -> ProtocolStats:
+    """Adaptive seeds: decide every arm from the stored runs (:mod:`reglab.study.adaptive`), train
+    the next round's seeds for the open arms and the baseline, and again until no arm is open or
+    every open arm has ``max`` seeds. The decisions are recomputed from the storage each round, so
+    a resumed study (or a worker that joins) reaches the same ones without redoing stored runs."""
+    from reglab.study import adaptive
+
     stats = ProtocolStats(replaced=store.replaced)
-    stats.skipped, stats.stale = ledger.start(store, keys)
-    observer.runs_started(len(keys), stats.skipped)
+    seen: set[RunKey] = set()  # every key handed to a round (a failed run is not retried this session)
+    while True:
+        seqs = adaptive.outcomes(spec, store.done(), seen)
+        keys = [k for k in adaptive.needed(spec, seqs) if k not in seen]
+        if not keys:
+            break
+        decided = {a: s for a, s in seqs.items() if s.decided_at is not None}
+        if seqs and any(s.intervals for s in seqs.values()):
+            observer.note(
+                "adaptive seeds: "
+                + ", ".join(f"{a} {s.verdict} at {s.decided_at}" for a, s in decided.items())
+                + ("; " if decided else "")
+                + f"{len(seqs) - len(decided)} open: next round to {max(k[1] for k in keys) + 1} seeds"
+            )
+        seen.update(keys)
+        _confirm(spec, store, ex, ledger, observer, keys, stats)
+    return stats
+
+
+def _confirm(
+    spec: StudySpec,
+    store: RunStore,
+    ex: Executor,
+    ledger: Ledger,
+    observer: Observer,
+    keys: list[RunKey],
+    stats: ProtocolStats,
+) -> ProtocolStats:
+    skipped, stale = ledger.start(store, keys)
+    stats.skipped += skipped
+    stats.stale += stale
+    observer.runs_started(len(keys), skipped)
     select = spec.metric.select
     running: dict[str, _Run] = {}
     no_report = NoReportNote(observer.note)

@@ -16,12 +16,15 @@ from reglab.stats.diagnosis import AttainableError, diagnose
 from reglab.stats.summary import (
     HIST_LINEAR,
     HIST_LOG,
+    AdaptiveSeeds,
     ArmSummary,
     Comparison,
     FailedRun,
     GeneratedSamples,
     MetricStats,
     RetriedRun,
+    SequentialLook,
+    SequentialOutcome,
     StudySummary,
     WeightHistogram,
     finite,
@@ -32,6 +35,7 @@ from reglab.study.storage import RunRecord
 if TYPE_CHECKING:
     import pandas as pd
 
+    from reglab.stats.sequential import ArmSequence
     from reglab.study.protocol import ProtocolStats
     from reglab.study.spec import StudySpec
 
@@ -319,6 +323,10 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
     compare = spec.metric.compare
     higher_better = higher_is_better(compare)
     baseline = spec.baseline_arm
+    seqs, adaptive, seed_list = None, None, spec.seed_list
+    if spec.adaptive is not None:  # each arm's statistics rest on the seeds its verdict was decided at
+        seqs, adaptive, records = _adaptive(spec, records)
+        seed_list = sorted({seed for _, seed in records}) or list(range(spec.adaptive.min))
     arms, failed = _collect_runs(spec, records)
     base_runs = arms[baseline].finals
     keys = summary_keys({(a, s): f for a, r in arms.items() for s, f in r.finals.items()})
@@ -344,6 +352,8 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
         arm: Comparison.of(pc, common, p, ALPHA, higher_better)
         for (arm, (pc, common)), p in zip(paired.items(), adjusted, strict=True)
     }
+    if seqs is not None:
+        comparisons = {arm: _sequential(c, seqs[arm]) for arm, c in comparisons.items() if arm in seqs}
 
     def key(a: str) -> float:
         m = metrics[a][compare].mean
@@ -383,11 +393,11 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             generated=_generated(runs.outcomes),
             n_params=_n_params(runs.outcomes.values()),
         )
-    n_seeds = len(spec.seed_list)
+    n_seeds = len(spec.seed_list) if spec.adaptive is None else spec.adaptive.min
     regression = compare.partition("_")[2] in ("rmse", "mae", "r2")  # a function's runs may have no r2 yet
     notes = _notes(arms, "r2" if regression else dm, any(a.diagnosis for a in out_arms.values()))
     note = None
-    if n_seeds < MIN_SEEDS:
+    if n_seeds < MIN_SEEDS and adaptive is None:  # adaptive seeds: the sequential design decides
         note = (
             f"only {n_seeds} seed{'' if n_seeds == 1 else 's'}: comparisons are underpowered "
             f"(need >= {MIN_SEEDS}); no winner is declared"
@@ -398,10 +408,10 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             "baseline": baseline,
             "compare_metric": compare,
             "select_metric": spec.metric.select,
-            "seeds": spec.seed_list,
+            "seeds": seed_list,
             "n_runs": sum(1 for r in records.values() if r.status.done),
-            "n_expected": n_seeds * len(spec.arms),
-            "underpowered": n_seeds < MIN_SEEDS,
+            "n_expected": n_seeds * len(spec.arms) if adaptive is None else adaptive.runs_used,
+            "underpowered": n_seeds < MIN_SEEDS and adaptive is None,
             "underpowered_note": note,
             "failed_runs": failed,
             "retried_runs": [
@@ -414,6 +424,59 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             "diagnosis_thresholds": spec.diagnosis.model_dump(exclude={"reference_error"}),
             "reference_error": reference,
             "notes": notes,
+            "adaptive": adaptive,
             **(extra or {}),
+        }
+    )
+
+
+def _adaptive(spec: StudySpec, records: Records) -> tuple[dict[str, ArmSequence], AdaptiveSeeds, Records]:
+    """Adaptive seeds: each arm's sequential outcome, the design and runs used, and the records
+    its statistics rest on (seeds below each arm's decision; the baseline's up to the longest)."""
+    from reglab.study import adaptive
+
+    seqs = adaptive.outcomes(spec, records)
+    used = adaptive.seeds_used(spec, seqs)
+    a = spec.adaptive
+    assert a is not None
+    design = adaptive.design(spec)
+    summary = AdaptiveSeeds(
+        min=a.min,
+        max=a.max,
+        step=a.step,
+        equivalence=a.equivalence,
+        spending=a.spending,
+        looks=a.looks,
+        method=design.method,
+        runs_used=sum(used.values()),
+        runs_max=a.max * len(spec.arms),
+    )
+    kept = {k: r for k, r in records.items() if k[1] < used.get(k[0], 0)}
+    return seqs, summary, kept
+
+
+def _sequential(c: Comparison, seq: ArmSequence) -> Comparison:
+    """The comparison of an adaptive study: the verdict, interval and p-value are the sequential
+    design's (anytime-valid, adjusted for the arms by the alpha split), not the t-test's, which
+    the peeking after every round would invalidate."""
+    last = seq.intervals[-1] if seq.intervals else None
+    outcome = SequentialOutcome(
+        verdict=seq.verdict,
+        decided_at=seq.decided_at,
+        seeds_used=seq.seeds_used,
+        intervals=[
+            SequentialLook(seeds=lk.seeds, n=lk.n, mean=finite(lk.mean), low=finite(lk.low), high=finite(lk.high))
+            for lk in seq.intervals
+        ],
+    )
+    return c.model_copy(
+        update={
+            "ci_low": None if last is None else finite(last.low),
+            "ci_high": None if last is None else finite(last.high),
+            "p_holm": finite(seq.p_value),
+            "significant": seq.verdict in ("better", "worse"),
+            "underpowered": False,
+            "verdict": seq.verdict,
+            "sequential": outcome,
         }
     )

@@ -252,6 +252,14 @@ def finish_models(spec: StudySpec, records: dict[tuple[str, int], RunRecord], ra
         return FinishedModels()
     keys = {(a, s) for a in spec.arms for s in spec.seed_list}
     files = saved_files(folder)
+    if spec.adaptive is not None:  # adaptive seeds: the runs each arm's verdict needed, once none is pending
+        from reglab.study import adaptive
+
+        seqs = adaptive.outcomes(spec, records)
+        if any(q.pending is not None for q in seqs.values()):
+            return FinishedModels(kept=len(files), complete=False)
+        used = adaptive.seeds_used(spec, seqs)
+        keys = {(a, s) for a in spec.arms for s in range(used[a])}
     if not keys <= set(records):
         return FinishedModels(kept=len(files), complete=False)
     best = next(iter(ranking), None)

@@ -10,6 +10,7 @@ arms:                  # name -> overrides merged over the shared settings above
   l2: {l2: 1.0e-4}
   dropout: {dropout: 0.5}
 seeds: 5               # or a list; seed i fixes split, initialization and batch order for every arm
+                       # or {min: 5, max: 40, step: 5, equivalence: 0.01}: adaptive (docs/adaptive-seeds.md)
 ```
 """
 
@@ -144,6 +145,51 @@ class SearchConfig(BaseModel):
         return 1000 + self.seed
 
 
+class SeedsConfig(BaseModel):
+    """Adaptive seeds (docs/adaptive-seeds.md): every arm runs ``min`` seeds, then ``step`` more at
+    a time while its verdict against the baseline is still open, up to ``max``; the decisions use a
+    group-sequential design that stays valid under this peeking (:mod:`reglab.stats.sequential`).
+    Seed i is the same run as in a fixed study, so the two share their first runs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    min: int = Field(5, ge=3, le=10_000, description="seeds every arm runs before the first decision")
+    max: int = Field(40, ge=3, le=10_000, description="seeds an arm whose verdict stays open runs at most")
+    step: int = Field(5, ge=1, le=10_000, description="seeds added per round to the arms still open")
+    equivalence: float | None = Field(
+        None,
+        gt=0,
+        description="margin in the compare metric's units (0.01 of accuracy: 1 pp): 'equivalent' "
+        "when the whole interval of the difference lies inside ±equivalence; none: no equivalence verdict",
+    )
+    spending: Literal["pocock", "obrien-fleming"] = Field(
+        "pocock", description="Lan-DeMets alpha-spending function of the looks"
+    )
+
+    @model_validator(mode="after")
+    def _range(self) -> SeedsConfig:
+        if self.min > self.max:
+            raise ValueError(f"min ({self.min}) must be <= max ({self.max})")
+        n_looks = len(range(self.min, self.max + 1, self.step)) + ((self.max - self.min) % self.step != 0)
+        if n_looks > 50:
+            raise ValueError(f"{n_looks} looks (min..max in steps of step) are too many: at most 50; raise step")
+        return self
+
+    @property
+    def looks(self) -> list[int]:
+        from reglab.stats.sequential import looks
+
+        return looks(self.min, self.max, self.step)
+
+
+_SEEDS_RANGES = {
+    "min": "an integer in 3..10000",
+    "max": "an integer in 3..10000",
+    "step": "an integer in 1..10000",
+    "equivalence": "a number > 0 in the compare metric's units (0.01 of accuracy = 1 pp)",
+    "spending": "pocock or obrien-fleming",
+}
+
+
 class Arm(BaseModel):
     """One arm of a study, built once from the study file: its overrides as written, the fixed
     part of them, its run configuration (shared settings + fixed overrides) and its search space
@@ -189,7 +235,9 @@ class StudySpec(BaseModel):
     regularization: RegularizationConfig = RegularizationConfig()
     arms: dict[str, dict[str, Any]] = Field(description="arm name -> overrides of the shared settings")
     baseline: str | None = Field(None, description="arm compared against (default: the first)")
-    seeds: int | list[int] = Field(5, description="a count (0..n-1) or an explicit list")
+    seeds: int | list[int] | SeedsConfig = Field(
+        5, description="a count (0..n-1), an explicit list, or {min, max, step, equivalence}: adaptive seeds"
+    )
     metric: MetricConfig = MetricConfig()
     diagnosis: DiagnosisConfig = DiagnosisConfig()
     search: SearchConfig | None = Field(None, description="tune every arm before confirming it")
@@ -235,9 +283,29 @@ class StudySpec(BaseModel):
         # with their path (arms.NAME)
         return {str(k): ({} if o is None else o) for k, o in v.items()}
 
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _adaptive_seeds(cls, v: Any) -> Any:
+        """A mapping is adaptive seeds: validated here so a mistake is one line naming its key
+        and range (not one line per member of the union)."""
+        if not isinstance(v, dict):
+            return v
+        try:
+            return SeedsConfig.model_validate(v)
+        except ValidationError as err:
+            e = err.errors()[0]
+            key = ".".join(str(p) for p in e["loc"])
+            if e["type"] == "extra_forbidden":
+                raise ValueError(f"{key}: unknown key; use min, max, step, equivalence, spending") from None
+            if key in _SEEDS_RANGES:
+                raise ValueError(f"{key} must be {_SEEDS_RANGES[key]} (got {e.get('input')!r})") from None
+            raise ValueError(str(e["msg"]).removeprefix("Value error, ")) from None
+
     @field_validator("seeds")
     @classmethod
-    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+    def _seeds(cls, v: int | list[int] | SeedsConfig) -> int | list[int] | SeedsConfig:
+        if isinstance(v, SeedsConfig):
+            return v
         if isinstance(v, int):
             if not 1 <= v <= 10_000:
                 raise ValueError("seed count must be in 1..10000")
@@ -334,7 +402,15 @@ class StudySpec(BaseModel):
 
     @property
     def seed_list(self) -> list[int]:
+        """The seeds the study may run: adaptive seeds plan 0..max-1 (the same runs as ``seeds: max``)."""
+        if isinstance(self.seeds, SeedsConfig):
+            return list(range(self.seeds.max))
         return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    @property
+    def adaptive(self) -> SeedsConfig | None:
+        """The adaptive-seeds settings, or None for a fixed number (or list) of seeds."""
+        return self.seeds if isinstance(self.seeds, SeedsConfig) else None
 
     def shared_config(self) -> RunConfig:
         return RunConfig(data=self.data, model=self.model, train=self.train, regularization=self.regularization)
@@ -398,6 +474,20 @@ class StudySpec(BaseModel):
             return self.fingerprint(), None
         return tuned_from.fingerprint(budget=False), self.fingerprint()
 
+    def fewer_seeds_keys(self, tuned_from: StudySpec | None = None) -> list[tuple[str, str | None]]:
+        """The store keys (:meth:`store_keys`) of this study with fewer fixed seeds (0..n-1 for
+        n < max): an adaptive study continues a fixed study's stored runs (seed i is the same run)."""
+        if self.adaptive is None:
+            return []
+        out: list[tuple[str, str | None]] = []
+        for n in range(1, self.adaptive.max):
+            seeds = list(range(n))
+            if tuned_from is None:
+                out.append((self.fingerprint(seeds=seeds), None))
+            else:
+                out.append((tuned_from.fingerprint(budget=False, seeds=seeds), self.fingerprint(seeds=seeds)))
+        return out
+
     def output_dir(self) -> Path:
         return Path(self.output) if self.output else Path("reglab-runs") / self.name
 
@@ -406,13 +496,14 @@ class StudySpec(BaseModel):
             return self.storage
         return f"sqlite:///{(self.output_dir() / 'study.db').resolve()}"
 
-    def fingerprint(self, budget: bool = True) -> str:
+    def fingerprint(self, budget: bool = True, seeds: list[int] | None = None) -> str:
         """Hash of everything that determines results (not jobs, output or storage); without the
-        search budget (trials, timeout) when ``budget`` is False."""
+        search budget (trials, timeout) when ``budget`` is False. Adaptive seeds hash as their
+        ``max`` fixed seeds (the same runs); ``seeds``: hash as if the study had these seeds."""
         search = self.search.model_dump(exclude=None if budget else {"trials", "timeout"}) if self.search else None
         payload = {
             "arms": {a.name: self.portable(a.config) for a in self.arm_list},
-            "seeds": self.seed_list,
+            "seeds": self.seed_list if seeds is None else seeds,
             "spaces": {a.name: a.space_dump() for a in self.arm_list},
             "search": search,
         }
@@ -427,6 +518,7 @@ class StudySpec(BaseModel):
             "name": self.name,
             "baseline": self.baseline_arm,
             "seeds": self.seed_list,
+            **({"adaptive_seeds": self.adaptive.model_dump()} if self.adaptive is not None else {}),
             "metric": self.metric.model_dump(),
             "diagnosis": self.diagnosis.model_dump(),
             "fingerprint": self.fingerprint(),
@@ -602,7 +694,7 @@ def _too_many_runs(spec: StudySpec) -> str | None:
     total = confirm + trials
     if total <= spec.max_runs:
         return None
-    what = f"{len(spec.arms):,} arms x {len(spec.seed_list):,} seeds"
+    what = f"{len(spec.arms):,} arms x {len(spec.seed_list):,} seeds" + (" at most" if spec.adaptive else "")
     what += f" + {trials:,} tuning trials" if trials else ""
     return (
         f"the study plans {total:,} runs ({what}), more than max_runs ({spec.max_runs:,}); check its arms and seeds, "
@@ -972,7 +1064,7 @@ def load_study(path: str | Path, sets: list[str] | None = None, *, functions: bo
     return parse_study(doc, str(p), text, applied, functions=functions).located(p.parent)
 
 
-def demo_study(output: str = "reglab-demo", seeds: int | None = None) -> StudySpec:
+def demo_study(output: str = "reglab-demo", seeds: int | dict[str, Any] | None = None) -> StudySpec:
     """The built-in study (``reglab demo``), shipped as ``reglab/examples/demo.yaml``."""
     from importlib import resources
 

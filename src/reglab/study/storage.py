@@ -384,13 +384,15 @@ class RunStore:
         derived: str | None = None,
         storage: optuna.storages.BaseStorage | None = None,
         legacy: tuple[str, str | None] | None = None,
+        compatible: Sequence[tuple[str, str | None]] = (),
     ) -> None:
         """``fingerprint``: what the user wrote; a change is refused unless ``new``. ``derived``: what
         the runs' configurations were derived from (a tuned study's tuned values): when only it
         changed - a larger budget found other values - the outdated runs are replaced
         (``self.replaced`` of them). ``legacy``: the (fingerprint, derived) the same study had
         before fingerprints ignored the working directory: a study stored so is kept, and its keys
-        are updated."""
+        are updated. ``compatible``: other (fingerprint, derived) whose runs are this study's too (an
+        adaptive study continuing a fixed one with fewer seeds): kept, and its keys updated."""
         import optuna
 
         self.url = url
@@ -404,6 +406,8 @@ class RunStore:
                 attrs = dict(existing[self.study_name].user_attrs)
                 if legacy is not None and (attrs.get("fingerprint"), attrs.get("derived")) == legacy:
                     attrs.update(fingerprint=fingerprint, derived=derived)  # the same study, stored by an older reglab
+                if (attrs.get("fingerprint"), attrs.get("derived")) in set(compatible):
+                    attrs.update(fingerprint=fingerprint, derived=derived)  # the same runs, more seeds planned
                 old = attrs.get("fingerprint")
                 if old != fingerprint and not new:
                     raise ConfigError(
