@@ -13,7 +13,7 @@ statistics, diagnosis, report); only the run is the user's. The contract::
 - the return value: final metrics (``val_acc``, ``test_acc``, ``train_acc``, ...), selected and
   compared through the study's ``metric: {select, compare}``.
 
-A run is one more kind of :class:`~reglab.study.executors.Task` (its ``function`` field), so every
+A run is one more kind of :class:`~reglab.study.execution.executors.Task` (its ``function`` field), so every
 executor, resume, retry and lease treats it as a built-in run. The function travels by its import
 reference; a function that cannot be imported by name (defined in ``__main__``, a lambda) runs only
 in this process.
@@ -43,10 +43,10 @@ if TYPE_CHECKING:
 
     from reglab.config import RunConfig
     from reglab.space import Dim
-    from reglab.study.executors import Executor, Task
-    from reglab.study.outcome import RunOutcome
-    from reglab.study.spec import Arm, StudySpec
-    from reglab.study.worker import DataCache, Report
+    from reglab.study.definition.spec import Arm, StudySpec
+    from reglab.study.execution.executors import Executor, Task
+    from reglab.study.execution.worker import DataCache, Report
+    from reglab.study.results.outcome import RunOutcome
 
 Phase = Literal["tune", "confirm", "check"]  # "check": the settings check (check_in_workers), no run
 CHECK_KEY = "\x00check"  # the key of that task: never a run's
@@ -90,7 +90,7 @@ class ObjectiveConfig(BaseModel):
 
 
 class FunctionArm(BaseModel):
-    """What an arm of a function study adds to :class:`~reglab.study.spec.Arm`: the function, the
+    """What an arm of a function study adds to :class:`~reglab.study.definition.spec.Arm`: the function, the
     arm's settings (shared ``settings:`` merged under its fixed overrides) and the study's metrics."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -333,7 +333,7 @@ def function_arm(spec: StudySpec, name: str, fixed: dict[str, Any], space: dict[
     overrides merged in; its run configuration is the shared one (data split and seeds), with
     ``train.epochs`` taken from an integer ``epochs`` setting (progress bars and pruners' horizon)."""
     from reglab.config import deep_merge
-    from reglab.study.spec import Arm
+    from reglab.study.definition.spec import Arm
 
     assert spec.objective is not None
     settings = deep_merge(copy.deepcopy(dict(spec.settings)), fixed)
@@ -366,7 +366,7 @@ def run_settings(arm: Arm, params: Mapping[str, Any] | None = None) -> dict[str,
 def function_task(arm: Arm, seed: int, *, trial: int | None = None, params: dict[str, Any] | None = None) -> Task:
     """The task of one run of the user's function (built by ``protocol.make_task`` only): a tuning
     trial (``trial`` given) may not read nor report the test split."""
-    from reglab.study.executors import Task
+    from reglab.study.execution.executors import Task
 
     assert arm.function is not None
     fa = arm.function
@@ -501,7 +501,7 @@ def _value_problems(arm: ArmSettings, model: type[BaseModel], source: str) -> li
 
 def check_task(spec: StudySpec) -> Task:
     """The task that checks every arm's settings against the function's declaration in a worker."""
-    from reglab.study.executors import Task
+    from reglab.study.execution.executors import Task
 
     assert spec.objective is not None
     arms = [spec.arm(a) for a in spec.arms]
@@ -522,8 +522,8 @@ def check_task(spec: StudySpec) -> Task:
 def check_in_workers(spec: StudySpec, ex: Executor) -> None:
     """:func:`check_arm` for every arm, run where the runs will run (``reglab run``; also proves that
     the workers import the function): ConfigError with every problem, before anything is stored."""
-    from reglab.study.executors import run_tasks
-    from reglab.study.outcome import RunStatus
+    from reglab.study.execution.executors import run_tasks
+    from reglab.study.results.outcome import RunStatus
 
     assert spec.objective is not None
     for _, outcome in run_tasks(ex, [check_task(spec)]):
@@ -538,8 +538,8 @@ def check_in_workers(spec: StudySpec, ex: Executor) -> None:
 
 def _check_outcome(check: FunctionCheck, objective: ObjectiveConfig) -> RunOutcome:
     """The worker's side of :func:`check_in_workers`."""
-    from reglab.study.outcome import RunOutcome, RunStatus
-    from reglab.study.spec import arm_errors
+    from reglab.study.definition.spec import arm_errors
+    from reglab.study.results.outcome import RunOutcome, RunStatus
 
     per_arm: dict[str, list[tuple[str, str]]] = {}
     try:
@@ -559,7 +559,7 @@ def _check_outcome(check: FunctionCheck, objective: ObjectiveConfig) -> RunOutco
 def with_objective(spec: StudySpec, objective: Callable[..., Any] | str) -> tuple[StudySpec, str | None]:
     """``spec`` with its runs being ``objective`` (``run_protocol(spec, objective=run)``), and why
     the function cannot be imported by name (None when worker processes can import it)."""
-    from reglab.study.spec import parse_study
+    from reglab.study.definition.spec import parse_study
 
     if isinstance(objective, str):
         ref, local = objective, None
@@ -587,7 +587,7 @@ def function_study(doc: Mapping[str, Any] | str | os.PathLike[str], objective: C
 
     import yaml
 
-    from reglab.study.spec import parse_study, relative_to_file
+    from reglab.study.definition.spec import parse_study, relative_to_file
 
     source, text = "<study>", None
     if isinstance(doc, str | os.PathLike):
@@ -610,7 +610,7 @@ def function_study(doc: Mapping[str, Any] | str | os.PathLike[str], objective: C
 
 def in_process_only(executor: Executor | None, jobs: int | None, ref: str, why: str) -> Executor:
     """The executor for a function only this process can call: in-process, or a clear refusal."""
-    from reglab.study.executors import InProcessExecutor
+    from reglab.study.execution.executors import InProcessExecutor
 
     if isinstance(executor, InProcessExecutor):
         return executor
@@ -793,7 +793,7 @@ def execute_function(task: Task, report: Report | None, cache: DataCache) -> Run
     state restored after it) and pack the result as a built-in run's: completed, pruned, diverged
     (a NaN/inf metric), failed (an exception: type and message) or error (the contract broken)."""
     from reglab.seeding import restored_global_rng, seed_everything
-    from reglab.study.outcome import RunOutcome, RunStatus
+    from reglab.study.results.outcome import RunOutcome, RunStatus
 
     call = task.function
     assert call is not None
@@ -827,7 +827,7 @@ def execute_function(task: Task, report: Report | None, cache: DataCache) -> Run
 
 def outcome_of(returned: Any, ctx: RunContext, call: FunctionCall, info: dict[str, Any]) -> RunOutcome:
     """The outcome of a finished call: the contract's checks on what the function returned."""
-    from reglab.study.outcome import RunOutcome, RunStatus
+    from reglab.study.results.outcome import RunOutcome, RunStatus
 
     n = len(ctx.history)
     common: dict[str, Any] = {"history": ctx.history, "epochs_spent": n, "info": info}
@@ -912,8 +912,8 @@ def run_once(spec: StudySpec, arm: str, seed: int, params: Mapping[str, Any] | N
     run; with ``params``: a tuning trial with those tuned values). Two calls with the same seed
     give the same outcome when the function is deterministic: the check docs/own-training.md
     suggests before a long study."""
-    from reglab.study.protocol import make_task
-    from reglab.study.worker import DataCache, execute_task
+    from reglab.study.execution.worker import DataCache, execute_task
+    from reglab.study.protocol.protocol import make_task
 
     if spec.objective is None:
         raise ConfigError(f"study {spec.name!r} has no objective.function")

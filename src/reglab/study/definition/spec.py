@@ -46,7 +46,7 @@ from reglab.config import (
 )
 from reglab.errors import ConfigError
 from reglab.space import Dim
-from reglab.study.own_function import FunctionArm, ObjectiveConfig
+from reglab.study.definition.objective import FunctionArm, ObjectiveConfig
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAX_SEED = 2**31 - 1  # every seed (+ its base) stays inside what numpy and torch accept
@@ -155,7 +155,7 @@ class Arm(BaseModel):
     fixed: dict[str, Any]
     config: RunConfig
     space: dict[str, Dim]
-    function: FunctionArm | None = None  # a study of the user's function: its settings (reglab.study.own_function)
+    function: FunctionArm | None = None  # a study of the user's function: its settings (study.definition.objective)
 
     def run_config(self, seed: int, params: dict[str, Any] | None = None) -> RunConfig:
         """Seed ``seed`` fixes the split, initialization and batch order - the same for every arm.
@@ -169,7 +169,7 @@ class Arm(BaseModel):
         from reglab.space import condition_values
 
         if self.function is not None:
-            from reglab.study.own_function import get_dotted
+            from reglab.study.definition.objective import get_dotted
 
             when = {k for d in self.space.values() for k in (d.when or {}) if k not in self.space}
             return {k: get_dotted(self.function.settings, k) for k in when}
@@ -295,7 +295,7 @@ class StudySpec(BaseModel):
 
     @model_validator(mode="after")
     def _function_study(self) -> StudySpec:
-        from reglab.study.own_function import study_problems
+        from reglab.study.definition.objective import study_problems
 
         if problems := study_problems(self):
             raise ValueError("; ".join(problems))
@@ -369,7 +369,7 @@ class StudySpec(BaseModel):
                 "(add e.g. search: {sampler: tpe, trials: 20})"
             )
         if self.objective is not None:  # the arms name the function's settings
-            from reglab.study.own_function import function_arm
+            from reglab.study.definition.objective import function_arm
 
             return function_arm(self, name, fixed, space)
         config = self.shared_config().override(fixed, where=f"arms.{name}.")
@@ -382,7 +382,7 @@ class StudySpec(BaseModel):
         arms = {}
         for a in self.arm_list:
             if a.function is not None:  # the function's own settings, not reglab's
-                from reglab.study.own_function import nest_dotted
+                from reglab.study.definition.objective import nest_dotted
 
                 arms[a.name] = deep_merge(a.fixed, nest_dotted(tuned.get(a.name, {})))
                 continue
@@ -681,7 +681,7 @@ def parse_study(
     ``sets``: the document paths that ``--set`` overrides wrote (path -> ``KEY=VALUE``), named in
     the errors instead of a line of the file. ``functions=False``: a function study's settings are
     not checked against the function's declaration here (``reglab run`` has a worker process check
-    them, :func:`reglab.study.own_function.check_in_workers`, so the driver never imports the user's
+    them, :func:`reglab.study.definition.objective.check_in_workers`, so the driver never imports the user's
     module)."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})")
@@ -709,11 +709,11 @@ def parse_study(
             _check_space(spec, arm)
             if spec.arm(arm).function is not None:  # the user's own function: its settings declaration
                 if functions:
-                    from reglab.study.own_function import check_arm
+                    from reglab.study.definition.objective import check_arm
 
                     check_arm(spec, spec.arm(arm))
             elif spec.arm(arm).config.model.class_path is not None:  # the user's own model
-                from reglab.study.own_model import check_arguments
+                from reglab.study.execution.own_model import check_arguments
 
                 check_arguments(spec.arm(arm))
         except ConfigError as err:

@@ -21,12 +21,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from reglab.study.outcome import RunOutcome
+from reglab.study.results.outcome import RunOutcome
 
 if TYPE_CHECKING:
     from reglab.config import RunConfig
-    from reglab.study.own_function import FunctionCall
-    from reglab.study.worker import DataCache
+    from reglab.study.definition.objective import FunctionCall
+    from reglab.study.execution.worker import DataCache
 
 # (task key, epoch record) -> True to stop that task (pruning)
 EpochEvent = Callable[[str, dict[str, float]], bool | None]
@@ -36,7 +36,7 @@ Finished = list[tuple["Task", RunOutcome]]
 
 @dataclass(frozen=True)
 class Task:
-    """One run to train. Built in one place only (``reglab.study.protocol.make_task``), which
+    """One run to train. Built in one place only (``reglab.study.protocol.protocol.make_task``), which
     decides the key, the seed and whether the test split may be read."""
 
     key: str  # unique id, e.g. "l2/seed3" or "l2/trial7"
@@ -151,7 +151,7 @@ def _init_worker(events: Any, board: Any, threads: int, driver: int) -> None:
     import numpy as np
     import torch
 
-    from reglab.study.worker import DataCache
+    from reglab.study.execution.worker import DataCache
 
     torch.set_num_threads(threads)
     _state = _WorkerState(events, np.frombuffer(board, dtype=np.int64), DataCache())
@@ -160,7 +160,7 @@ def _init_worker(events: Any, board: Any, threads: int, driver: int) -> None:
 def _run_in_worker(task: Task, seq: int) -> RunOutcome:
     import os
 
-    from reglab.study.worker import execute_task
+    from reglab.study.execution.worker import execute_task
 
     state = _state
     assert state is not None, "not a reglab worker process"
@@ -438,7 +438,7 @@ class InProcessExecutor:
     """
 
     def __init__(self, record: bool = False) -> None:
-        from reglab.study.worker import DataCache
+        from reglab.study.execution.worker import DataCache
 
         self.slots = 1
         self.record = record
@@ -465,7 +465,7 @@ class InProcessExecutor:
         self._stops.add(key)
 
     def _work(self, task: Task) -> None:
-        from reglab.study.worker import execute_task
+        from reglab.study.execution.worker import execute_task
 
         def report(record: dict[str, float], key: str | None = None) -> bool:
             key = key or task.key

@@ -20,7 +20,7 @@ from reglab.errors import ConfigError
 if TYPE_CHECKING:
     from reglab.config import RunConfig
     from reglab.models import ModelCallable
-    from reglab.study.spec import Arm, StudySpec
+    from reglab.study.definition.spec import Arm, StudySpec
 
 
 def uses_own_model(spec: StudySpec) -> bool:
@@ -83,7 +83,7 @@ def check_outputs(spec: StudySpec) -> None:
     import multiprocessing as mp
     import os
 
-    from reglab.study.executors import exit_status
+    from reglab.study.execution.executors import exit_status
 
     ctx = mp.get_context("fork") if _may_fork() else mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
@@ -133,7 +133,7 @@ def _check_in_child(spec: StudySpec, conn: Any, driver: int) -> None:
     crash names its model), then "passed" or "failed" with the message."""
     import signal
 
-    from reglab.study.executors import _child_process
+    from reglab.study.execution.executors import _child_process
 
     _child_process(driver)  # before torch is imported: it ends with the driver
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked child has the CLI's handler: the driver decides
@@ -205,7 +205,7 @@ def with_model(spec: StudySpec, model: ModelCallable | str) -> StudySpec:
     reference): ``run_protocol(spec, model=make_net)``. The study's ``init_args`` of an own model
     are kept; the built-in model's sizes do not apply."""
     from reglab.models.user import reference
-    from reglab.study.spec import parse_study
+    from reglab.study.definition.spec import parse_study
 
     ref = reference(model, "run_protocol(model=...)")
     doc = spec.model_dump()

@@ -7,7 +7,7 @@ round of tasks at once; it buffers them until the next ``poll`` and groups those
 members differ only in seed and per-member scalars; the same ``evaluate_test``) into
 :class:`PopulationTask` s of at most ``size`` members - split further while workers would
 otherwise idle. One worker process of the inner executor trains a population task
-(:func:`execute_population`, called by :func:`reglab.study.worker.execute_task`) with
+(:func:`execute_population`, called by :func:`reglab.study.execution.worker.execute_task`) with
 :func:`reglab.training.population.fit_population`; its result carries each member's outcome and is
 fanned out here, so the driver sees one finished outcome per task it submitted, stored exactly as
 single runs are. Tasks that cannot join a population (``train.population: off``, the lstm,
@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reglab.study.executors import Events, Executor, Finished, Task
-from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.execution.executors import Events, Executor, Finished, Task
+from reglab.study.results.outcome import RunOutcome, RunStatus
 
 if TYPE_CHECKING:
     from reglab.config import RunConfig
-    from reglab.study.worker import DataCache, Report
+    from reglab.study.execution.worker import DataCache, Report
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
     population the data turn out not to allow (streamed data, another task) trains its members one
     at a time here, with a note."""
     from reglab.errors import ReglabError, from_user_code
-    from reglab.study.worker import execute_task, run_outcome
+    from reglab.study.execution.worker import execute_task, run_outcome
     from reglab.training.population import PopulationRefused, fit_population
 
     members = task.members
@@ -75,7 +75,7 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
         )
         for m, d, result in zip(members, data, results, strict=True):
             if m.save_to is not None and result.status == "completed" and result.model is not None:
-                from reglab.study.saved_models import save_run_model
+                from reglab.study.results.saved_models import save_run_model
 
                 save_run_model(result.model, m.save_to, m.config, d, result.final)
             outcomes[m.key] = run_outcome(result, d, m.reference).model_copy(update={"test_reads": d.test.reads})

@@ -6,7 +6,7 @@ The test split is read only by confirmation runs (``make_task`` is the one place
 
 ``run_protocol`` (``reglab run``, any executor) and ``work`` (``reglab worker``: any number of
 processes sharing a study through its storage) run the same two loops below; they differ only in
-their budget and ledger (:mod:`reglab.study.coordination`). The driver owns the Optuna studies
+their budget and ledger (:mod:`reglab.study.protocol.coordination`). The driver owns the Optuna studies
 (ask/tell) and the storage; executors only train. Per-epoch values come back through the
 executor, are reported to the pruner, and a pruned run is asked to stop - so pruning works with
 any executor, local or cluster.
@@ -24,7 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError, Interrupted, ReglabError
 from reglab.files import unusable_folder
-from reglab.study.coordination import (
+from reglab.study.definition.objective import NoReportNote
+from reglab.study.execution.executors import Executor, LocalExecutor, Task, default_jobs
+from reglab.study.execution.own_model import check_outputs, with_model
+from reglab.study.protocol.coordination import (
     ArmSearch,
     LocalBudget,
     LocalLedger,
@@ -32,14 +35,11 @@ from reglab.study.coordination import (
     SharedBudget,
     SharedLedger,
 )
-from reglab.study.executors import Executor, LocalExecutor, Task, default_jobs
-from reglab.study.lease import study_lease
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.own_function import NoReportNote
-from reglab.study.own_model import check_outputs, with_model
-from reglab.study.progress import Bars, Lines, Observer, Say
-from reglab.study.saved_models import FinishedModels, model_path, models_dir
-from reglab.study.storage import (
+from reglab.study.protocol.lease import study_lease
+from reglab.study.results.outcome import RunOutcome, RunStatus
+from reglab.study.results.progress import Bars, Lines, Observer, Say
+from reglab.study.results.saved_models import FinishedModels, model_path, models_dir
+from reglab.study.results.storage import (
     STALE_AFTER,
     RunStore,
     check_sqlite_file,
@@ -60,8 +60,8 @@ if TYPE_CHECKING:
     import optuna
 
     from reglab.models import ModelCallable
-    from reglab.study.results import StudyResults
-    from reglab.study.spec import Arm, StudySpec
+    from reglab.study.definition.spec import Arm, StudySpec
+    from reglab.study.results.results import StudyResults
 
 DEADLINE_REASON = "stopped at the time budget (search.timeout)"
 Budget = LocalBudget | SharedBudget
@@ -94,7 +94,7 @@ def make_task(
     ``models``: the study's saved-models folder; a confirmation run then saves its model there.
     ``reference``: a confirmation run that also fits the classical reference models on its splits."""
     if arm.function is not None:  # a run of the user's function (objective.function)
-        from reglab.study.own_function import function_task
+        from reglab.study.definition.objective import function_task
 
         return function_task(arm, seed, trial=trial, params=params)
     if trial is None:
@@ -127,9 +127,9 @@ def run_protocol(
     dataset; written once to ``<output>/data/<hash>.npz``, which the workers (processes or Ray
     nodes sharing the file system) read by its absolute path. Both are checked (the model once on
     one batch) before anything is stored. ``objective``: your own training function
-    ``run(settings, ctx) -> metrics`` instead of reglab's engine (:mod:`reglab.study.own_function`);
+    ``run(settings, ctx) -> metrics`` instead of reglab's engine (:mod:`reglab.study.definition.objective`);
     one defined in ``__main__`` or a notebook runs in this process only (``jobs=1``)."""
-    from reglab.study.outputs import publish, write_resolved
+    from reglab.study.results.outputs import publish, write_resolved
 
     t0 = time.perf_counter()
     out = spec.output_dir()
@@ -140,11 +140,11 @@ def run_protocol(
         spec = with_model(spec, model)
     own = executor is None
     if objective is not None:
-        from reglab.study.own_function import with_objective
+        from reglab.study.definition.objective import with_objective
 
         spec, _ = with_objective(spec, objective)
     if spec.objective is not None:
-        from reglab.study.own_function import in_process_only, local_only
+        from reglab.study.definition.objective import in_process_only, local_only
 
         if (why := local_only(spec.objective.function)) is not None:  # worker processes cannot import it
             executor = in_process_only(executor, jobs, spec.objective.function, why)
@@ -162,7 +162,7 @@ def run_protocol(
             check_outputs(spec)  # the user's model, once on one batch
             ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
             if spec.objective is not None:  # the user's function: its settings, checked where it runs
-                from reglab.study.own_function import check_in_workers
+                from reglab.study.definition.objective import check_in_workers
 
                 try:
                     check_in_workers(spec, ex)
@@ -205,7 +205,7 @@ def _populations(spec: StudySpec, ex: Executor, say: Say) -> tuple[Executor, Exe
     (``train.population: auto``). Tuning only with a sampler that does not learn from earlier
     trials (random, grid, qmc): a model-based one would propose a whole population's trials
     before seeing any result."""
-    from reglab.study.population_executor import with_populations
+    from reglab.study.execution.population_executor import with_populations
 
     pex = with_populations(ex, [a.config for a in spec.arm_list], say=say)
     independent = spec.search is not None and spec.search.sampler in ("random", "grid", "qmc")
@@ -272,7 +272,7 @@ def _work(
     say: Say,
     t0: float,
 ) -> StudyResults:
-    from reglab.study.outputs import publish, write_resolved
+    from reglab.study.results.outputs import publish, write_resolved
 
     db = open_storage(url)
     if not lock_supported(db):
@@ -613,7 +613,7 @@ def tune_study(
     executor: Executor | None = None,
 ) -> dict[str, ArmTuning]:
     """Only the tuning phase, in this process (benchmarks and tests of the search itself)."""
-    from reglab.study.outputs import write_tuning
+    from reglab.study.results.outputs import write_tuning
 
     url = storage or spec.storage_url()
     check_folder(spec.output_dir())
@@ -643,7 +643,7 @@ class _Run:
 
 def _estimates(spec: StudySpec, arm: str) -> bool:
     """Whether ``arm``'s confirmation runs estimate the reference error on their splits (the
-    baseline's, unless the study sets ``diagnosis.reference_error``): see :mod:`reglab.study.reference`."""
+    baseline's, unless the study sets ``diagnosis.reference_error``): see :mod:`reglab.study.results.reference`."""
     return arm == spec.baseline_arm and spec.diagnosis.reference_error is None
 
 

@@ -26,14 +26,14 @@ from reglab.stats.summary import (
     WeightHistogram,
     finite,
 )
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.storage import RunRecord
+from reglab.study.results.outcome import RunOutcome, RunStatus
+from reglab.study.results.storage import RunRecord
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from reglab.study.protocol import ProtocolStats
-    from reglab.study.spec import StudySpec
+    from reglab.study.definition.spec import StudySpec
+    from reglab.study.protocol.protocol import ProtocolStats
 
 SUMMARY_METRICS = (
     "test_acc",
@@ -76,7 +76,7 @@ class StudyResults:
 
 
 def _stats() -> ProtocolStats:
-    from reglab.study.protocol import ProtocolStats
+    from reglab.study.protocol.protocol import ProtocolStats
 
     return ProtocolStats()
 
@@ -272,10 +272,10 @@ def _metric_range(metric: str) -> tuple[float, float]:
 def _reference(
     spec: StudySpec, records: Records, metrics: Mapping[str, Mapping[str, MetricStats]], dm: str
 ) -> AttainableError | None:
-    """The error the diagnosis measures bias against (:mod:`reglab.study.reference`): the study's
+    """The error the diagnosis measures bias against (:mod:`reglab.study.results.reference`): the study's
     own, else the classical models' stored with the baseline's runs, else the lowest seed-averaged
     training error of any arm."""
-    from reglab.study.reference import attainable_error
+    from reglab.study.results.reference import attainable_error
 
     baseline = [r.outcome for (arm, _), r in sorted(records.items()) if arm == spec.baseline_arm]
     train = {a: 1 - _mean(m[f"train_{dm}"]) for a, m in metrics.items() if f"train_{dm}" in m}
@@ -292,7 +292,7 @@ def _n_params(outcomes: Iterable[RunOutcome]) -> int | None:
 def _notes(arms: Mapping[str, _ArmRuns], dm: str, diagnosed: bool) -> list[str]:
     """Why a study has no diagnosis (its runs measure no training metric: the user's function
     returned none), and that a function never reported an epoch."""
-    from reglab.study.own_function import NO_REPORT_NOTE
+    from reglab.study.definition.objective import NO_REPORT_NOTE
 
     outcomes = [o for r in arms.values() for o in r.outcomes.values()]
     out = []
