@@ -56,8 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import SHARED_DATA, env_line, load_line, median, overloaded, table, verdict
 
 from reglab.study.definition.spec import parse_study
-from reglab.study.execution.executors import Executor, LocalExecutor, Task, run_tasks
+from reglab.study.execution.executors import LocalExecutor
 from reglab.study.execution.population_executor import PopulationExecutor
+from reglab.study.execution.task import Executor, Task, run_tasks
 from reglab.study.protocol.protocol import make_task
 
 DIGITS_ARMS = {

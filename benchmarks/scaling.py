@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import env_line, table, verdict
 
 from reglab.study.definition.spec import StudySpec, parse_study
-from reglab.study.execution.executors import Executor, LocalExecutor, Task, run_tasks
+from reglab.study.execution.executors import LocalExecutor
+from reglab.study.execution.task import Executor, Task, run_tasks
 from reglab.study.protocol.protocol import make_task
 
 TARGET = 1.7

@@ -193,7 +193,7 @@ def train(
         except ReglabError as err:
             _fail(str(err))
     if cfg.model.class_path is not None:  # your own model imports and takes its arguments
-        from reglab.study.execution.own_model import check_config
+        from reglab.study.definition.spec import check_config
 
         check_config(cfg)
     _run_single(cfg, as_json, save)

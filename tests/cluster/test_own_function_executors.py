@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from clusterlib import EXECUTOR_PARAMS, drain, make_executor, stopped_after_its_first_epoch
 
-from reglab.study.execution.executors import Executor
+from reglab.study.execution.task import Executor
 from reglab.study.results.outcome import RunStatus
 
 FNS = str(Path(__file__).resolve().parents[1] / "study")  # own_fns.py, imported by name in every worker
@@ -39,7 +39,8 @@ def _task(arm: dict[str, Any], seed: int = 0, trial: int | None = None, function
 
 
 def test_a_function_run_gives_the_same_outcome_as_running_it_here(executor: Executor) -> None:
-    from reglab.study.execution.worker import DataCache, execute_task
+    from reglab.study.execution.executors import execute_task
+    from reglab.study.execution.worker import DataCache
 
     task = _task({"x": 0.7, "epochs": 3}, function="own_fns:scripted")
     data_task = _task({}, seed=1, function="own_fns:uses_data")  # another key

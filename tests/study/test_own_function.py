@@ -22,8 +22,8 @@ import yaml
 import reglab
 from reglab.errors import ConfigError, ReglabError
 from reglab.study import parse_study, run_protocol
-from reglab.study.execution.executors import InProcessExecutor
-from reglab.study.execution.worker import DataCache, execute_task
+from reglab.study.execution.executors import InProcessExecutor, execute_task
+from reglab.study.execution.worker import DataCache
 from reglab.study.protocol.protocol import make_task
 from reglab.study.results.outcome import RunStatus
 
@@ -353,7 +353,7 @@ def test_the_example_function_is_deterministic_per_seed(tmp_path: Path, monkeypa
     doc = yaml.safe_load((EXAMPLE / "study.yaml").read_text())
     doc["settings"]["epochs"] = 3
     spec = parse_study(doc)
-    from reglab.study.definition.objective import run_once
+    from reglab.study.protocol.protocol import run_once
 
     runs = [run_once(spec, "both", s) for s in (0, 0, 1)]
     assert all(r.status is RunStatus.COMPLETED for r in runs), [r.reason for r in runs]
@@ -472,7 +472,7 @@ def test_mlflow_logs_the_settings_each_run_received(tmp_path: Path, monkeypatch:
 
 def test_sys_exit_in_the_function_fails_the_run_not_the_worker(tmp_path: Path) -> None:
     spec = parse_study(_doc(tmp_path, objective={"function": "own_fns:exits"}, arms={"a": {}}))
-    from reglab.study.definition.objective import run_once
+    from reglab.study.protocol.protocol import run_once
 
     out = run_once(spec, "a", 0)
     assert out.status is RunStatus.FAILED and out.reason == "SystemExit: 3"
@@ -506,7 +506,7 @@ def test_a_regularization_path_sweeps_one_of_the_functions_settings(tmp_path: Pa
 
 
 def test_function_study_reads_a_study_file_for_a_function_defined_here(tmp_path: Path) -> None:
-    from reglab.study.definition.objective import function_study
+    from reglab.study.definition.function_study import function_study
 
     def notebook_run(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
         out = {"train_acc": 1.0, "val_acc": settings["strength"]}

@@ -20,10 +20,10 @@ import yaml
 
 from cilib import need_module
 from reglab.study import parse_study
-from reglab.study.definition.objective import run_once
 from reglab.study.definition.spec import StudySpec
-from reglab.study.execution.worker import DataCache, execute_task
-from reglab.study.protocol.protocol import make_task
+from reglab.study.execution.executors import execute_task
+from reglab.study.execution.worker import DataCache
+from reglab.study.protocol.protocol import make_task, run_once
 from reglab.study.results.outcome import RunOutcome, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 from reglab.study.definition.spec import parse_study
-from reglab.study.execution.executors import Executor, InProcessExecutor, LocalExecutor, Task, run_tasks
+from reglab.study.execution.executors import InProcessExecutor, LocalExecutor, execute_task
 from reglab.study.execution.population_executor import PopulationExecutor, PopulationTask
-from reglab.study.execution.worker import DataCache, execute_task
+from reglab.study.execution.task import Executor, Task, run_tasks
+from reglab.study.execution.worker import DataCache
 from reglab.study.protocol.protocol import make_task
 from reglab.study.results.outcome import RunOutcome, RunStatus
 

@@ -204,7 +204,7 @@ class _LateStops:
         self.events: list[tuple[str, dict[str, float]]] = []
 
     def submit(self, task: Any) -> None:
-        from reglab.study.execution.worker import execute_task
+        from reglab.study.execution.executors import execute_task
 
         def report(record: dict[str, float], key: str | None = None) -> bool:
             self.events.append((key or task.key, dict(record)))

@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
-from reglab.study.execution.executors import Events, Finished, Task
+from reglab.study.execution.task import Events, Finished, Task
 from reglab.study.results.outcome import RunOutcome
 
 if TYPE_CHECKING:
@@ -66,7 +66,8 @@ def _run_on_ray(task: Task, channel: Any, threads: int) -> RunOutcome:
     import ray
     import torch
 
-    from reglab.study.execution.worker import DataCache, execute_task
+    from reglab.study.execution.executors import execute_task
+    from reglab.study.execution.worker import DataCache
 
     torch.set_num_threads(threads)
     if _RayWorker.cache is None:

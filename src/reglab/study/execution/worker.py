@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from reglab.config import DataConfig, RunConfig
     from reglab.data.base import DataSplits
     from reglab.data.streaming import StreamSplits
-    from reglab.study.execution.executors import Task
+    from reglab.study.execution.task import Task
     from reglab.training.engine import RunResult
 
 
@@ -68,19 +68,12 @@ class _Stop(Exception):
     """Raised from the epoch callback when the driver asked this task to stop (pruned)."""
 
 
-def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
-    """Run a task (one run, or K cross-validation folds in sequence). ``report`` gets each epoch's
-    record and returns True when the driver wants the task stopped (pruning); with K folds the
-    record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
+def execute_single(task: Task, report: Report, cache: DataCache) -> RunOutcome:
+    """Run a task of reglab's engine (one run, or K cross-validation folds in sequence); any task
+    goes through :func:`reglab.study.execution.executors.execute_task`. ``report`` gets each
+    epoch's record and returns True when the driver wants the task stopped (pruning); with K folds
+    the record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
     mean over folds so far (comparable between trials at equal steps)."""
-    if getattr(task, "function", None) is not None:  # the user's own function (reglab.study.definition.objective)
-        from reglab.study.definition.objective import execute_function
-
-        return execute_function(task, report, cache)
-    if getattr(task, "members", None):  # a population (reglab.study.execution.population_executor)
-        from reglab.study.execution.population_executor import execute_population
-
-        return execute_population(task, report, cache)  # type: ignore[arg-type]
     if not task.folds:
         return execute_run(
             task.config,

@@ -105,7 +105,7 @@ def _function_path_spec(spec: StudySpec, param: str, values: list[float], seeds:
     assert base.function is not None
     current = get_dotted(base.function.settings, param)
     integer = isinstance(current, int) and not isinstance(current, bool)
-    from reglab.study.definition.objective import check_arm
+    from reglab.study.definition.spec import check_arm
 
     new = _path_study(
         spec,

@@ -24,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError, Interrupted, ReglabError
 from reglab.files import unusable_folder
-from reglab.study.definition.objective import NoReportNote
-from reglab.study.execution.executors import Executor, LocalExecutor, Task, default_jobs
+from reglab.study.definition.objective import local_only
+from reglab.study.execution.executors import InProcessExecutor, LocalExecutor, default_jobs, execute_task
+from reglab.study.execution.function_runs import NoReportNote
 from reglab.study.execution.own_model import check_outputs, with_model
+from reglab.study.execution.task import Executor, Task
 from reglab.study.protocol.coordination import (
     ArmSearch,
     LocalBudget,
@@ -38,7 +40,8 @@ from reglab.study.protocol.coordination import (
 from reglab.study.protocol.lease import study_lease
 from reglab.study.results.outcome import RunOutcome, RunStatus
 from reglab.study.results.progress import Bars, Lines, Observer, Say
-from reglab.study.results.saved_models import FinishedModels, model_path, models_dir
+from reglab.study.results.results import ProtocolStats
+from reglab.study.results.saved_models import model_path, models_dir
 from reglab.study.results.storage import (
     STALE_AFTER,
     RunStore,
@@ -54,7 +57,7 @@ from reglab.tuning.studies import TUNE_INFIX, counted, open_arm_study
 from reglab.urls import mask_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     import optuna
@@ -66,18 +69,6 @@ if TYPE_CHECKING:
 DEADLINE_REASON = "stopped at the time budget (search.timeout)"
 Budget = LocalBudget | SharedBudget
 Ledger = LocalLedger | SharedLedger
-
-
-@dataclass
-class ProtocolStats:
-    """What this session did with the study's confirmation runs."""
-
-    new: int = 0  # trained and stored now
-    skipped: int = 0  # already stored (resumed)
-    stale: int = 0  # left running by a killed session: redone
-    replaced: int = 0  # outdated confirmation runs of other tuned values: discarded
-    lost: int = 0  # trained here but taken over by another worker meanwhile
-    models: FinishedModels | None = None  # saved models at the end (save_models: best | all)
 
 
 def make_task(
@@ -94,7 +85,7 @@ def make_task(
     ``models``: the study's saved-models folder; a confirmation run then saves its model there.
     ``reference``: a confirmation run that also fits the classical reference models on its splits."""
     if arm.function is not None:  # a run of the user's function (objective.function)
-        from reglab.study.definition.objective import function_task
+        from reglab.study.execution.function_runs import function_task
 
         return function_task(arm, seed, trial=trial, params=params)
     if trial is None:
@@ -102,6 +93,31 @@ def make_task(
         return Task(f"{arm.name}/seed{seed}", arm.run_config(seed), save_to=save_to, reference=reference)
     return Task(f"{arm.name}/trial{trial}", arm.run_config(seed, params), folds=folds, evaluate_test=False)
 
+
+
+def in_process_only(executor: Executor | None, jobs: int | None, ref: str, why: str) -> Executor:
+    """The executor for a function only this process can call: in-process, or a clear refusal."""
+    if isinstance(executor, InProcessExecutor):
+        return executor
+    if executor is None and (jobs or 1) == 1:
+        return InProcessExecutor()
+    raise ConfigError(
+        f"objective: {why}, so it can run only in this process (jobs=1); worker processes, Ray and `reglab worker` "
+        f"import the function by name: define it at the top level of a module (e.g. train.py) and import it from there"
+    )
+
+
+def run_once(spec: StudySpec, arm: str, seed: int, params: Mapping[str, Any] | None = None) -> RunOutcome:
+    """One run of the study's function in this process, exactly as a worker runs it (a confirmation
+    run; with ``params``: a tuning trial with those tuned values). Two calls with the same seed
+    give the same outcome when the function is deterministic: the check docs/own-training.md
+    suggests before a long study."""
+    from reglab.study.execution.worker import DataCache
+
+    if spec.objective is None:
+        raise ConfigError(f"study {spec.name!r} has no objective.function")
+    task = make_task(spec.arm(arm), seed, trial=None if params is None else 0, params=dict(params or {}))
+    return execute_task(task, lambda record, key=None: False, DataCache(size=1))
 
 # -- public entry points ---------------------------------------------------------------------------
 
@@ -140,14 +156,12 @@ def run_protocol(
         spec = with_model(spec, model)
     own = executor is None
     if objective is not None:
-        from reglab.study.definition.objective import with_objective
+        from reglab.study.definition.function_study import with_objective
 
         spec, _ = with_objective(spec, objective)
-    if spec.objective is not None:
-        from reglab.study.definition.objective import in_process_only, local_only
-
-        if (why := local_only(spec.objective.function)) is not None:  # worker processes cannot import it
-            executor = in_process_only(executor, jobs, spec.objective.function, why)
+    # worker processes cannot import a function defined in __main__ or a notebook
+    if spec.objective is not None and (why := local_only(spec.objective.function)) is not None:
+        executor = in_process_only(executor, jobs, spec.objective.function, why)
     created = _make_folder(out)  # what to remove if the input turns out bad
     with study_lease(url, spec.name):  # another driver or workers on it: refused before anything is written
         try:
@@ -162,7 +176,7 @@ def run_protocol(
             check_outputs(spec)  # the user's model, once on one batch
             ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
             if spec.objective is not None:  # the user's function: its settings, checked where it runs
-                from reglab.study.definition.objective import check_in_workers
+                from reglab.study.execution.function_runs import check_in_workers
 
                 try:
                     check_in_workers(spec, ex)

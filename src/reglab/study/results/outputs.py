@@ -18,8 +18,7 @@ from reglab.urls import mask_url
 
 if TYPE_CHECKING:
     from reglab.study.definition.spec import Arm, StudySpec
-    from reglab.study.protocol.protocol import ProtocolStats
-    from reglab.study.results.results import StudyResults
+    from reglab.study.results.results import ProtocolStats, StudyResults
     from reglab.study.results.storage import RunStore
     from reglab.tuning.insight import ArmTuning
 

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from reglab.study.definition.spec import StudySpec
-    from reglab.study.protocol.protocol import ProtocolStats
+    from reglab.study.results.saved_models import FinishedModels
 
 SUMMARY_METRICS = (
     "test_acc",
@@ -50,6 +50,18 @@ SUMMARY_METRICS = (
 ALPHA = 0.05
 
 Records = Mapping[tuple[str, int], RunRecord]
+
+
+@dataclass
+class ProtocolStats:
+    """What this session did with the study's confirmation runs."""
+
+    new: int = 0  # trained and stored now
+    skipped: int = 0  # already stored (resumed)
+    stale: int = 0  # left running by a killed session: redone
+    replaced: int = 0  # outdated confirmation runs of other tuned values: discarded
+    lost: int = 0  # trained here but taken over by another worker meanwhile
+    models: FinishedModels | None = None  # saved models at the end (save_models: best | all)
 
 
 @dataclass
@@ -76,8 +88,6 @@ class StudyResults:
 
 
 def _stats() -> ProtocolStats:
-    from reglab.study.protocol.protocol import ProtocolStats
-
     return ProtocolStats()
 
 
