@@ -1010,6 +1010,7 @@ def starter_study(data: str = "digits", file: str = "study.yaml") -> str:
         epochs=20,
     )
 
+
 # -- the user's own function and model: the checks when the study is read -----------------------------
 
 

@@ -94,7 +94,6 @@ def make_task(
     return Task(f"{arm.name}/trial{trial}", arm.run_config(seed, params), folds=folds, evaluate_test=False)
 
 
-
 def in_process_only(executor: Executor | None, jobs: int | None, ref: str, why: str) -> Executor:
     """The executor for a function only this process can call: in-process, or a clear refusal."""
     if isinstance(executor, InProcessExecutor):
@@ -118,6 +117,7 @@ def run_once(spec: StudySpec, arm: str, seed: int, params: Mapping[str, Any] | N
         raise ConfigError(f"study {spec.name!r} has no objective.function")
     task = make_task(spec.arm(arm), seed, trial=None if params is None else 0, params=dict(params or {}))
     return execute_task(task, lambda record, key=None: False, DataCache(size=1))
+
 
 # -- public entry points ---------------------------------------------------------------------------
 
