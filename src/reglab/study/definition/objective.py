@@ -7,9 +7,10 @@ statistics, diagnosis, report); only the run is the user's. The contract::
     def run(settings: dict, ctx) -> dict[str, float]
 
 - ``settings``: the study's ``settings:`` mapping, the arm's overrides and the tuned values (plain values);
-- ``ctx`` (:class:`RunContext`): ``seed``, ``phase`` ("tune" | "confirm"), ``may_use_test``,
-  ``report(epoch, **metrics)`` (pruning, the time budget's stop, the stored curves) and ``data()``
-  (reglab's split of the study's ``data:``, the test split readable only when ``may_use_test``);
+- ``ctx`` (:class:`~reglab.study.execution.function_runs.RunContext`): ``seed``, ``phase``
+  ("tune" | "confirm"), ``may_use_test``, ``report(epoch, **metrics)`` (pruning, the time budget's
+  stop, the stored curves) and ``data()`` (reglab's split of the study's ``data:``, the test split
+  readable only when ``may_use_test``);
 - the return value: final metrics (``val_acc``, ``test_acc``, ``train_acc``, ...), selected and
   compared through the study's ``metric: {select, compare}``.
 

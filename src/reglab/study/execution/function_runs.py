@@ -106,8 +106,9 @@ def check_task(spec: StudySpec) -> Task:
 
 
 def check_in_workers(spec: StudySpec, ex: Executor) -> None:
-    """:func:`check_arm` for every arm, run where the runs will run (``reglab run``; also proves that
-    the workers import the function): ConfigError with every problem, before anything is stored."""
+    """:func:`~reglab.study.definition.spec.check_arm` for every arm, run where the runs will run
+    (``reglab run``; also proves that the workers import the function): ConfigError with every
+    problem, before anything is stored."""
     from reglab.study.execution.task import run_tasks
     from reglab.study.results.outcome import RunStatus
 
