@@ -1,5 +1,5 @@
 """Shared by the tuning benchmarks: an in-process executor and a helper that runs one arm's search
-through reglab's own driver (``reglab.study.protocol.tune_study``: spaces, samplers, pruners, storage).
+through reglab's own driver (``reglab.study.protocol.protocol.tune_study``: spaces, samplers, pruners, storage).
 
 ``InProcessExecutor`` (reglab's) trains in a thread of this process, one task at a time,
 advancing one epoch per ``poll``: a pruning decision takes effect at the very next
@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from reglab.study.executors import InProcessExecutor
-from reglab.study.spec import StudySpec, parse_study
+from reglab.study.definition.spec import StudySpec, parse_study
+from reglab.study.execution.executors import InProcessExecutor
 
 
 def make_spec(
@@ -44,7 +44,7 @@ def make_spec(
 
 def run_search(spec: StudySpec) -> tuple[dict[str, Any], float]:
     """Tune the spec's single arm from scratch in this process; (insight, wall seconds)."""
-    from reglab.study.protocol import tune_study
+    from reglab.study.protocol.protocol import tune_study
 
     ex = InProcessExecutor()
     t0 = time.perf_counter()

@@ -99,7 +99,7 @@ def simulation() -> bool:
 
 def demo(output: str) -> None:
     from reglab.study import run_protocol
-    from reglab.study.spec import demo_study
+    from reglab.study.definition.spec import demo_study
 
     fixed = run_protocol(demo_study(output, seeds=20), jobs=2, progress=False)
     adaptive = run_protocol(

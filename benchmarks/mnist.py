@@ -1,7 +1,7 @@
 """Benchmark: what does reglab's tuning protocol reach on MNIST within 20 minutes per arm on 2 cores?
 
 One study, two arms - an MLP (784-1024-1024-10) and the classic two-conv CNN (32-64 channels,
-fc 128, batch norm) - run through the whole protocol (``reglab.study.protocol.run_protocol``):
+fc 128, batch norm) - run through the whole protocol (``reglab.study.protocol.protocol.run_protocol``):
 
 1. tune each arm on a validation split (51,000 train / 9,000 validation carved from MNIST's
    60,000 training images) with TPE and Hyperband pruning, under the same hard time budget per
@@ -121,8 +121,8 @@ def main() -> None:
     import optuna
 
     from reglab.stats.summary import ArmTuning
-    from reglab.study.protocol import run_protocol
-    from reglab.study.spec import parse_study
+    from reglab.study.definition.spec import parse_study
+    from reglab.study.protocol.protocol import run_protocol
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = parse_study(study_doc(args), "bench-mnist")

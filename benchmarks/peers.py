@@ -26,7 +26,7 @@ imports and data loading count) running with one torch thread:
   at a time on a local Ray instance (``num_cpus=1``), the slice loop as the trainable reporting
   every epoch, then the confirmation run in the driver; only when Ray imports.
 
-Also measured: the search alone (reglab: ``reglab.study.protocol.tune_study``, the tuning phase of
+Also measured: the search alone (reglab: ``reglab.study.protocol.protocol.tune_study``, the tuning phase of
 ``reglab run``, in a child process - the CLI has no search-only command; Optuna: the same child with
 ``--phase search``), a 1-trial x 1-epoch study (reglab and Optuna + slices), and ``reglab --help``.
 
@@ -654,8 +654,8 @@ def study_doc(name: str, out: Path, trials: int, epochs: int) -> dict[str, Any]:
 
 TUNE_ONLY = (
     "import sys\n"
-    "from reglab.study.protocol import tune_study\n"
-    "from reglab.study.spec import load_study\n"
+    "from reglab.study.protocol.protocol import tune_study\n"
+    "from reglab.study.definition.spec import load_study\n"
     "tune_study(load_study(sys.argv[1]), jobs=1, new=True, progress=False)\n"
 )
 

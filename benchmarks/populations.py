@@ -1,6 +1,6 @@
 """Benchmark: populations (runs trained together as one vectorized model) vs one run at a time.
 
-Both contenders run the same tasks (built by ``reglab.study.protocol.make_task`` from a study, as
+Both contenders run the same tasks (built by ``reglab.study.protocol.protocol.make_task`` from a study, as
 ``reglab run`` builds them) through the same number of worker processes, one torch thread each:
 
 * ``one at a time`` -- ``LocalExecutor(jobs)`` with ``train.population: off``: every run is one
@@ -55,10 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import SHARED_DATA, env_line, load_line, median, overloaded, table, verdict
 
-from reglab.study.executors import Executor, LocalExecutor, Task, run_tasks
-from reglab.study.population_executor import PopulationExecutor
-from reglab.study.protocol import make_task
-from reglab.study.spec import parse_study
+from reglab.study.definition.spec import parse_study
+from reglab.study.execution.executors import LocalExecutor
+from reglab.study.execution.population_executor import PopulationExecutor
+from reglab.study.execution.task import Executor, Task, run_tasks
+from reglab.study.protocol.protocol import make_task
 
 DIGITS_ARMS = {
     "none": {},

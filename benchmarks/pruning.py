@@ -2,7 +2,7 @@
 
 Random search over ``lr`` (log 1e-3..0.5), ``l2`` (its default range, log 1e-6..1e-1) and
 ``dropout`` (0..0.7) for an MLP, run three times through reglab's own tuning driver
-(``reglab.study.protocol.tune_study``) with the same RandomSampler seed - so every variant samples
+(``reglab.study.protocol.protocol.tune_study``) with the same RandomSampler seed - so every variant samples
 exactly the same configurations in the same order - and
 
 * no pruning,

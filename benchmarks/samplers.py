@@ -2,7 +2,7 @@
 
 Every sampler tunes the same MLP on digits over the same space - ``lr`` (log 1e-3..0.5), ``l2``
 (default range, log 1e-6..1e-1), ``dropout`` (0..0.7) - through reglab's own driver
-(``reglab.study.protocol.tune_study`` with ``search.sampler`` random / tpe / gp), for several sampler
+(``reglab.study.protocol.protocol.tune_study`` with ``search.sampler`` random / tpe / gp), for several sampler
 seeds. Seed ``s`` also fixes the tuning runs' data split and initialization (``1000 + s``), so
 for each seed the three samplers optimize the very same function and the comparison is paired.
 

@@ -32,9 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import env_line, table, verdict
 
-from reglab.study.executors import Executor, LocalExecutor, Task, run_tasks
-from reglab.study.protocol import make_task
-from reglab.study.spec import StudySpec, parse_study
+from reglab.study.definition.spec import StudySpec, parse_study
+from reglab.study.execution.executors import LocalExecutor
+from reglab.study.execution.task import Executor, Task, run_tasks
+from reglab.study.protocol.protocol import make_task
 
 TARGET = 1.7
 
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         # a private local instance; with token authentication off it leaves no token in ~/.ray
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-        from reglab.study.ray_executor import RayExecutor
+        from reglab.study.execution.ray_executor import RayExecutor
 
         configs.append(("ray", lambda: RayExecutor("local", num_cpus=2)))
 

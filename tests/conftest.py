@@ -111,8 +111,8 @@ def helpers() -> Any:
 @pytest.fixture
 def test_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
     """Counts reads of any test split in this process: ``total``, and ``tuning`` - those made while
-    the protocol's tuning phase (``reglab.study.protocol.tune``) ran, which must stay 0."""
-    import reglab.study.protocol as protocol
+    the protocol's tuning phase (``reglab.study.protocol.protocol.tune``) ran, which must stay 0."""
+    import reglab.study.protocol.protocol as protocol
     from reglab.data.base import TestSplit
 
     reads = {"total": 0, "tuning": 0, "tuning_phases": 0}

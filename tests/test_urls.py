@@ -76,7 +76,7 @@ def test_the_masked_url_keeps_what_identifies_the_database() -> None:
 @pytest.mark.parametrize("url", ["postgresql://u:abc@defghij@127.0.0.1:1/db", "postgresql://a@b:pw@h/db"])
 def test_an_unencoded_at_in_the_password_is_refused_before_connecting(url: str) -> None:
     from reglab.errors import ConfigError
-    from reglab.study.storage import open_storage
+    from reglab.study.results.storage import open_storage
 
     with pytest.raises(ConfigError, match="percent-encode it as %40") as err:
         open_storage(url)
@@ -84,7 +84,7 @@ def test_an_unencoded_at_in_the_password_is_refused_before_connecting(url: str) 
 
 
 def test_at_signs_in_a_sqlite_path_are_fine(tmp_path: Path) -> None:
-    from reglab.study.storage import check_storage_url
+    from reglab.study.results.storage import check_storage_url
 
     check_storage_url(f"sqlite:///{tmp_path}/a@b@c/study.db")
     assert scrub("host name defghij@127.0.0.1", "postgresql://u:abc@defghij@127.0.0.1/db").count("defghij") == 0

@@ -193,7 +193,7 @@ def train(
         except ReglabError as err:
             _fail(str(err))
     if cfg.model.class_path is not None:  # your own model imports and takes its arguments
-        from reglab.study.own_model import check_config
+        from reglab.study.definition.spec import check_config
 
         check_config(cfg)
     _run_single(cfg, as_json, save)
@@ -203,7 +203,7 @@ def _parse_sets(items: list[str]) -> dict[str, Any]:
     """``--set KEY=VALUE`` items as overrides; values parsed as YAML (``0.3``, ``true``, ``[0.5, 0.3]``)."""
     from reglab.config import FIELD_SECTION, SECTIONS
     from reglab.errors import suggest
-    from reglab.study.spec import parse_sets
+    from reglab.study.definition.spec import parse_sets
 
     out = parse_sets(items)  # the same KEY=VALUE reading as `reglab run --set`
     for key in out:
@@ -308,10 +308,10 @@ def _save_trained(result: Any, save: str | None, cfg: Any, data: Any, console: A
     """``reglab train --save``: the evaluated model, as a study's confirmation runs save theirs."""
     if save is None or result.model is None:
         return
-    from reglab.study.saved_models import save_run_model
+    from reglab.study.results.saved_models import save_run_model
 
     path = save_run_model(result.model, save, cfg, data, result.final)
-    console.print(f"model saved: [bold]{path}[/] (reglab.study.export.load_model reads it)")
+    console.print(f"model saved: [bold]{path}[/] (reglab.study.results.export.load_model reads it)")
 
 
 @app.command()
@@ -408,8 +408,8 @@ def _study_run(
 ) -> Any:
     from rich.console import Console
 
-    from reglab.study.console import print_summary
-    from reglab.study.protocol import run_protocol
+    from reglab.study.protocol.protocol import run_protocol
+    from reglab.study.results.console import print_summary
 
     console = Console()
     try:
@@ -441,7 +441,7 @@ def _track(output_dir: Any, uri: str, console: Any) -> bool:
     here loses no result; it says how to log them later."""
     from rich.markup import escape
 
-    from reglab.study.tracking import log_study
+    from reglab.study.results.tracking import log_study
 
     try:
         done = log_study(output_dir, uri)
@@ -523,7 +523,7 @@ def run(
     mlflow: Annotated[str | None, _MLFLOW] = None,
 ) -> None:
     """Run (or resume) a study: every arm x seed, statistics, diagnosis, outputs."""
-    from reglab.study.spec import load_study
+    from reglab.study.definition.spec import load_study
 
     spec = load_study(study, set_, functions=False)  # a function's settings: checked in a worker (run_protocol)
     if output:
@@ -531,7 +531,7 @@ def run(
     if jobs is not None and jobs < 1:
         _fail("--jobs: must be >= 1")
     if mlflow is not None:  # the extra installed, the URI working: checked before any training
-        from reglab.study.tracking import open_experiment
+        from reglab.study.results.tracking import open_experiment
 
         open_experiment(mlflow, spec.name)
     ex = _executor(executor, address, cpus_per_run, gpus_per_run, jobs)
@@ -546,7 +546,7 @@ def _executor(kind: str, address: str | None, cpus_per_run: float, gpus_per_run:
         if address is not None or gpus_per_run:
             _fail("--address/--gpus-per-run: only with --executor ray")
         return None
-    from reglab.study.ray_executor import RayExecutor
+    from reglab.study.execution.ray_executor import RayExecutor
 
     ex = RayExecutor(address, cpus_per_run=cpus_per_run, gpus_per_run=gpus_per_run)
     if jobs is not None:
@@ -569,9 +569,9 @@ def worker(
     once) until none is left; then each writes the summary."""
     from rich.console import Console
 
-    from reglab.study.console import print_summary
-    from reglab.study.protocol import work
-    from reglab.study.spec import load_study
+    from reglab.study.definition.spec import load_study
+    from reglab.study.protocol.protocol import work
+    from reglab.study.results.console import print_summary
 
     spec = load_study(study)
     if output:
@@ -596,11 +596,11 @@ def validate(
     set_: Annotated[list[str] | None, _STUDY_SET] = None,
 ) -> None:
     """Check a study file without running it."""
-    from reglab.study.spec import load_study
+    from reglab.study.definition.spec import load_study
 
     spec = load_study(study, set_)
     from reglab.data import check_source
-    from reglab.study.own_model import check_outputs
+    from reglab.study.execution.own_model import check_outputs
 
     check_source(spec.data)  # the user's data, loaded and split as `run` would (nothing is written)
     check_outputs(spec)  # the user's own model, run once on one batch
@@ -621,7 +621,7 @@ def init(
     """Write a commented starter study (data, model, train, arms, seeds, search) to edit and run."""
     from pathlib import Path
 
-    from reglab.study.spec import starter_study
+    from reglab.study.definition.spec import starter_study
 
     path = Path(output)
     if path.exists() and not force:
@@ -660,11 +660,11 @@ def export(
             _fail("--arm/--to: not with --mlflow (it logs every arm's runs)")
         from rich.console import Console
 
-        from reglab.study.tracking import log_study
+        from reglab.study.results.tracking import log_study
 
         _print_logged(log_study(study_dir, mlflow), mlflow, Console(highlight=False))
         return
-    from reglab.study.export import export_models
+    from reglab.study.results.export import export_models
 
     result = export_models(study_dir, arm, to)
     for note in result.skipped:
@@ -677,7 +677,7 @@ def export(
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of study files (for editor completion)."""
-    from reglab.study.spec import StudySpec
+    from reglab.study.definition.spec import StudySpec
 
     print(json.dumps(StudySpec.model_json_schema(), indent=2))
 
@@ -697,7 +697,7 @@ def demo(
     from rich.console import Console
 
     from reglab.report.format import regime
-    from reglab.study.spec import demo_study
+    from reglab.study.definition.spec import demo_study
 
     spec = demo_study(output=output, seeds=seeds)
     what = regime(spec.arm(spec.baseline_arm).config.model_dump(mode="json"))
@@ -723,8 +723,8 @@ def path(
     from rich.console import Console
     from rich.table import Table
 
-    from reglab.study.path import parse_values, run_path
-    from reglab.study.spec import load_study
+    from reglab.study.definition.spec import load_study
+    from reglab.study.protocol.path import parse_values, run_path
 
     spec = load_study(study)
     if seeds < 1:
@@ -816,7 +816,7 @@ def plan(
     if not 0 < power < 1:
         _fail("--power: must be between 0 and 1 (e.g. 0.8)")
     from reglab.stats.sequential import plan_seeds
-    from reglab.study.adaptive import pilot_diffs
+    from reglab.study.results.adaptive import pilot_diffs
 
     metric, base, diffs = pilot_diffs(output_dir)
     if not diffs:

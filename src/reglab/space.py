@@ -1,6 +1,6 @@
 """The search-space grammar of study files: which settings an arm tunes, over which ranges.
 
-It belongs to the study file's schema (``reglab.study.spec`` reads it) and is sampled by
+It belongs to the study file's schema (``reglab.study.definition.spec`` reads it) and is sampled by
 ``reglab.tuning`` (``suggest``); neither of those imports the other.
 
 An arm marks a setting for tuning with ``tune`` (the documented default range) or an explicit

@@ -73,7 +73,7 @@ def load_study(name: str, url: str) -> Any:
     """An Optuna study of ``url`` opened the way reglab opens storages (driver choice included)."""
     import optuna
 
-    from reglab.study.storage import open_storage
+    from reglab.study.results.storage import open_storage
 
     return optuna.load_study(study_name=name, storage=open_storage(url))
 
@@ -95,7 +95,7 @@ def make_executor(name: str, extra_path: str | None = None) -> Any:
     """A fresh executor: ``in-process``, ``local`` (2 worker processes) or ``ray`` (a local Ray
     instance of 2 CPUs). ``extra_path``: a folder the workers must import from (spawned processes
     inherit ``sys.path``; a local Ray's workers inherit ``PYTHONPATH``)."""
-    from reglab.study.executors import InProcessExecutor, LocalExecutor
+    from reglab.study.execution.executors import InProcessExecutor, LocalExecutor
 
     if extra_path is not None and extra_path not in sys.path:
         sys.path.insert(0, extra_path)
@@ -103,7 +103,7 @@ def make_executor(name: str, extra_path: str | None = None) -> Any:
         return InProcessExecutor()
     if name == "local":
         return LocalExecutor(2)
-    from reglab.study.ray_executor import RayExecutor
+    from reglab.study.execution.ray_executor import RayExecutor
 
     os.environ.pop("RAY_ADDRESS", None)
     old = os.environ.get("PYTHONPATH")

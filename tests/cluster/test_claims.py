@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from reglab.errors import ConfigError
-from reglab.study.outcome import RunOutcome
-from reglab.study.storage import RunStore, mask_url, open_storage, scrub, storage_lock, with_driver
+from reglab.study.results.outcome import RunOutcome
+from reglab.study.results.storage import RunStore, mask_url, open_storage, scrub, storage_lock, with_driver
 
 DONE = RunOutcome(status="completed", final={"val_acc": 0.5})
 

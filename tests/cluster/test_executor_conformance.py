@@ -13,9 +13,9 @@ import torch
 from clusterlib import EXECUTOR_PARAMS, drain, make_executor, stopped_after_its_first_epoch
 
 from reglab.config import RunConfig
-from reglab.study.executors import Executor, Task
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.worker import execute_run
+from reglab.study.execution.task import Executor, Task
+from reglab.study.execution.worker import execute_run
+from reglab.study.results.outcome import RunOutcome, RunStatus
 
 
 def base() -> RunConfig:

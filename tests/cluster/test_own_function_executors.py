@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from clusterlib import EXECUTOR_PARAMS, drain, make_executor, stopped_after_its_first_epoch
 
-from reglab.study.executors import Executor
-from reglab.study.outcome import RunStatus
+from reglab.study.execution.task import Executor
+from reglab.study.results.outcome import RunStatus
 
 FNS = str(Path(__file__).resolve().parents[1] / "study")  # own_fns.py, imported by name in every worker
 
@@ -25,8 +25,8 @@ def executor(request: pytest.FixtureRequest) -> Iterator[Executor]:
 
 
 def _task(arm: dict[str, Any], seed: int = 0, trial: int | None = None, function: str = "own_fns:scripted") -> Any:
-    from reglab.study.protocol import make_task
-    from reglab.study.spec import parse_study
+    from reglab.study.definition.spec import parse_study
+    from reglab.study.protocol.protocol import make_task
 
     doc = {
         "name": "fn",
@@ -39,7 +39,8 @@ def _task(arm: dict[str, Any], seed: int = 0, trial: int | None = None, function
 
 
 def test_a_function_run_gives_the_same_outcome_as_running_it_here(executor: Executor) -> None:
-    from reglab.study.worker import DataCache, execute_task
+    from reglab.study.execution.executors import execute_task
+    from reglab.study.execution.worker import DataCache
 
     task = _task({"x": 0.7, "epochs": 3}, function="own_fns:scripted")
     data_task = _task({}, seed=1, function="own_fns:uses_data")  # another key

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from clusterlib import REGLAB, load_study, reglab_env, run_reglab, small_study, trials_by_key
 
-from reglab.study.outcome import RunOutcome
+from reglab.study.results.outcome import RunOutcome
 
 pytestmark = pytest.mark.servers
 
@@ -177,7 +177,7 @@ def test_a_dead_workers_runs_are_taken_over(pg_url: str, postgres: Any, study_di
 
 def test_concurrent_claims_never_collide(pg_url: str) -> None:
     """Eight threads, each with its own connection, claim 20 runs: each run is claimed once."""
-    from reglab.study.storage import RunStore
+    from reglab.study.results.storage import RunStore
 
     keys = [(f"arm{i % 4}", i // 4) for i in range(20)]
     RunStore(pg_url, "claims", "fp")  # create the study once
@@ -204,7 +204,7 @@ def test_concurrent_claims_never_collide(pg_url: str) -> None:
 
 
 def test_stale_claims_are_reclaimed_and_late_results_dropped(pg_url: str) -> None:
-    from reglab.study.storage import RunStore
+    from reglab.study.results.storage import RunStore
 
     store = RunStore(pg_url, "stale", "fp")
     keys = [("a", 0)]
@@ -232,7 +232,7 @@ def test_storage_errors_never_show_the_password(postgres: Any, study_dir: Any, t
 
 def test_the_study_lease_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     """One driver or many workers (advisory locks held by a connection); a killed holder releases it."""
-    from reglab.study.lease import StudyBusy, study_lease
+    from reglab.study.protocol.lease import StudyBusy, study_lease
 
     def refusal(url: str, name: str, shared: bool = False) -> str:
         try:
@@ -249,7 +249,7 @@ def test_the_study_lease_on_postgresql(pg_url: str, tmp_path: Path) -> None:
     with study_lease(pg_url, "s", shared=True), study_lease(pg_url, "s", shared=True):
         assert re.search("is being worked on by `reglab worker` processes", refusal(pg_url, "s"))
     holder = (
-        "import sys, time\nfrom reglab.study.lease import study_lease\n"
+        "import sys, time\nfrom reglab.study.protocol.lease import study_lease\n"
         "with study_lease(sys.argv[1], 's'):\n    open(sys.argv[2], 'w').close()\n    time.sleep(600)\n"
     )
     ready = tmp_path / "ready"

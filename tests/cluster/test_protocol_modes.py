@@ -13,11 +13,11 @@ from typing import Any
 import optuna
 import pytest
 
-from reglab.study.executors import InProcessExecutor
-from reglab.study.protocol import run_protocol, work
-from reglab.study.results import StudyResults
-from reglab.study.spec import StudySpec, parse_study
-from reglab.study.storage import open_storage
+from reglab.study.definition.spec import StudySpec, parse_study
+from reglab.study.execution.executors import InProcessExecutor
+from reglab.study.protocol.protocol import run_protocol, work
+from reglab.study.results.results import StudyResults
+from reglab.study.results.storage import open_storage
 
 MODES = ["local", "worker-sqlite", pytest.param("worker-postgres", marks=pytest.mark.servers)]
 LR = {"low": 1e-3, "high": 0.5, "log": True}

@@ -33,7 +33,7 @@ from reglab.config import FIELD_SECTION, RunConfig
 from reglab.data.base import DataSplits
 from reglab.errors import ConfigError
 from reglab.regularizers import REGULARIZERS, RegularizerSpec, unregister
-from reglab.study.spec import StudySpec, parse_study
+from reglab.study.definition.spec import StudySpec, parse_study
 
 DROPCONNECT = '''
     """DropConnect (Wan et al. 2013): a fresh Bernoulli mask on every linear weight per forward pass

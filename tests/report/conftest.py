@@ -33,7 +33,7 @@ def studies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Path
     - ``all_failed``: two arms x 2 seeds that all diverge in epoch 1 (nothing to compare).
     """
     from reglab.study import parse_study, run_protocol
-    from reglab.study.executors import LocalExecutor
+    from reglab.study.execution.executors import LocalExecutor
 
     root = tmp_path_factory.mktemp("report-studies")
     docs = {

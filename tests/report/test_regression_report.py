@@ -16,10 +16,10 @@ import yaml
 
 from reglab.report import build_report
 from reglab.stats.summary import StudySummary
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.results import summarize
-from reglab.study.spec import parse_study
-from reglab.study.storage import RunRecord
+from reglab.study.definition.spec import parse_study
+from reglab.study.results.outcome import RunOutcome, RunStatus
+from reglab.study.results.results import summarize
+from reglab.study.results.storage import RunRecord
 
 
 def verdict_section(html: str) -> str:

@@ -10,9 +10,9 @@ from pydantic import ValidationError
 
 from reglab.errors import ConfigError
 from reglab.stats.diagnosis import RECOMMENDATIONS, diagnose
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.spec import DiagnosisConfig, parse_study
-from reglab.study.storage import RunRecord
+from reglab.study.definition.spec import DiagnosisConfig, parse_study
+from reglab.study.results.outcome import RunOutcome, RunStatus
+from reglab.study.results.storage import RunRecord
 
 DEFAULT = DiagnosisConfig()
 
@@ -99,7 +99,7 @@ def _record(arm: str, seed: int, train_acc: float, val_acc: float) -> RunRecord:
 
 
 def test_summary_uses_the_study_thresholds_and_the_baseline_means() -> None:
-    from reglab.study.results import summarize
+    from reglab.study.results.results import summarize
 
     accs = {  # seed-averaged: none (0.99, 0.95), heavy (0.955, 0.95), wild (0.999, 0.90), fine (0.985, 0.975)
         "none": [(0.985, 0.94), (0.995, 0.96)],
@@ -194,7 +194,7 @@ def test_thresholds_text_names_the_reference_and_how_it_was_obtained() -> None:
 
 
 def test_reference_error_is_a_validated_study_setting() -> None:
-    from reglab.study.spec import StudySpec
+    from reglab.study.definition.spec import StudySpec
 
     spec = parse_study({"name": "d", "arms": {"a": {}}, "diagnosis": {"reference_error": 0.02}})
     assert spec.diagnosis.reference_error == 0.02
@@ -209,7 +209,7 @@ def test_reference_error_is_a_validated_study_setting() -> None:
 
 
 def _summary_with(doc_changes: dict[str, object], infos: dict[int, dict[str, object]] | None = None) -> object:
-    from reglab.study.results import summarize
+    from reglab.study.results.results import summarize
 
     accs = {"none": (0.90, 0.86), "l2": (0.88, 0.87)}  # training errors 10 % and 12 %
     records = {}

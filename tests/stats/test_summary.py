@@ -14,9 +14,9 @@ import pytest
 
 from reglab.errors import ReglabError
 from reglab.stats.summary import HIST_LINEAR, HIST_LOG, ArmTuning, StudySummary
-from reglab.study.outcome import PackedArray, RunOutcome, RunStatus
-from reglab.study.spec import parse_study
-from reglab.study.storage import RunRecord
+from reglab.study.definition.spec import parse_study
+from reglab.study.results.outcome import PackedArray, RunOutcome, RunStatus
+from reglab.study.results.storage import RunRecord
 
 BEFORE = Path(__file__).parent / "data" / "summary-before-typed.json"  # written by reglab 3b7e244
 LABELS = np.array([0, 1, 1, 0, 1])
@@ -52,7 +52,7 @@ def study(seeds: int = 5, **doc: Any) -> tuple[Any, dict[tuple[str, int], RunRec
 
 
 def summary(seeds: int = 5, **extra: Any) -> StudySummary:
-    from reglab.study.results import summarize
+    from reglab.study.results.results import summarize
 
     spec, recs = study(seeds)
     return summarize(spec, recs, extra)
@@ -82,7 +82,7 @@ def test_summarize_builds_the_typed_summary() -> None:
 
 
 def test_loss_metric_ranks_lower_first_and_calls_a_higher_loss_worse() -> None:
-    from reglab.study.results import summarize
+    from reglab.study.results.results import summarize
 
     spec, recs = study(metric={"compare": "test_loss"})
     s = summarize(spec, recs)
@@ -167,7 +167,7 @@ def test_summarizing_and_loading_never_import_torch(tmp_path: Path) -> None:
         "import sys, json\n"
         "from reglab.stats.summary import StudySummary\n"
         f"StudySummary.load({str(BEFORE)!r})\n"
-        "import reglab.study.results, reglab.report.build, reglab.study.console\n"
+        "import reglab.study.results.results, reglab.report.build, reglab.study.results.console\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
@@ -182,7 +182,7 @@ def test_holm_p_values_across_several_arms_are_holms_of_the_paired_t_tests() -> 
     from scipy import stats
 
     from reglab.stats.compare import holm
-    from reglab.study.results import summarize
+    from reglab.study.results.results import summarize
 
     rng = np.random.default_rng(7)
     effects = {"none": 0.0, "big": 0.03, "mid": 0.006, "small": 0.003, "zero": 0.0, "worse": -0.02}

@@ -51,7 +51,7 @@ def write_yaml(tmp_path: Path) -> Callable[..., Path]:
 @pytest.fixture(scope="session")
 def executor() -> Iterator[Any]:
     """Two worker processes (one torch thread each) shared by every study run in the session."""
-    from reglab.study.executors import LocalExecutor
+    from reglab.study.execution.executors import LocalExecutor
 
     ex = LocalExecutor(2)
     yield ex

@@ -115,9 +115,9 @@ def adaptive_summary() -> Any:
     ``same`` equals the baseline up to noise (open: runs to ``max``); 10 seeds stored for each."""
     import numpy as np
 
-    from reglab.study.outcome import RunOutcome, RunStatus
-    from reglab.study.results import summarize
-    from reglab.study.storage import RunRecord
+    from reglab.study.results.outcome import RunOutcome, RunStatus
+    from reglab.study.results.results import summarize
+    from reglab.study.results.storage import RunRecord
 
     rng = np.random.default_rng(0)
     effects = {"none": 0.0, "big": 0.05, "same": 0.0}
@@ -136,7 +136,7 @@ def adaptive_summary() -> Any:
 def test_the_terminal_shows_each_verdict_with_its_seed_count() -> None:
     from rich.console import Console
 
-    from reglab.study.console import print_summary
+    from reglab.study.results.console import print_summary
 
     summary = adaptive_summary()
     console = Console(record=True, width=100, force_terminal=False)
@@ -178,8 +178,8 @@ def test_a_shared_storage_worker_runs_the_rounds(tmp_path: Path) -> None:
     """``reglab worker`` (``work``): the same rounds from the shared storage. ``own_fns.scripted``
     returns x + a seed's noise, so ``high`` is better than ``low`` by exactly 0.3 on every seed
     (decided at ``min``) and ``same`` equals it on every seed (open without a margin: runs to ``max``)."""
-    from reglab.study.executors import InProcessExecutor
-    from reglab.study.protocol import work
+    from reglab.study.execution.executors import InProcessExecutor
+    from reglab.study.protocol.protocol import work
 
     doc = {
         "name": "fn",

@@ -15,8 +15,8 @@ import yaml
 from studylib import cli
 
 from reglab.errors import ConfigError
-from reglab.study.outputs import SESSION_ATTR, study_wall_time
-from reglab.study.spec import apply_sets, load_study
+from reglab.study.definition.spec import apply_sets, load_study
+from reglab.study.results.outputs import SESSION_ATTR, study_wall_time
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
@@ -208,7 +208,7 @@ def test_resumed_study_accumulates_its_wall_time(
     assert stored == pytest.approx(second)
     import optuna
 
-    from reglab.study.outputs import SESSION_ATTR
+    from reglab.study.results.outputs import SESSION_ATTR
 
     def sessions() -> int:
         runs = optuna.load_study(study_name="tiny/runs", storage=f"sqlite:///{tmp_path / 'out' / 'study.db'}")

@@ -18,7 +18,7 @@ import optuna
 import pytest
 import yaml
 
-from reglab.study.lease import EXIT_BUSY
+from reglab.study.protocol.lease import EXIT_BUSY
 
 ROOT = Path(__file__).resolve().parents[2]
 ARMS = {"none": {}, "l2": {"l2": 1.0e-3}}
@@ -27,7 +27,7 @@ SEEDS = 4
 # the CLI, started only when the go file appears (imports done first, so the processes really race)
 STARTER = """
 import os, sys, time
-import reglab.cli, reglab.study.protocol, optuna, torch
+import reglab.cli, reglab.study.protocol.protocol, optuna, torch
 ready, go = sys.argv[1:3]
 open(ready, "w").close()
 while not os.path.exists(go):

@@ -11,11 +11,11 @@ import numpy as np
 from rich.console import Console
 
 from reglab.stats.summary import ArmTuning, StudySummary
-from reglab.study.console import print_summary, print_tuning
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.results import summarize
-from reglab.study.spec import parse_study
-from reglab.study.storage import RunRecord
+from reglab.study.definition.spec import parse_study
+from reglab.study.results.console import print_summary, print_tuning
+from reglab.study.results.outcome import RunOutcome, RunStatus
+from reglab.study.results.results import summarize
+from reglab.study.results.storage import RunRecord
 
 BEFORE = Path(__file__).parents[1] / "stats" / "data" / "summary-before-typed.json"
 # the demo's arm names, and two longer ones a user might choose

@@ -13,7 +13,7 @@ import pytest
 from studylib import cli
 
 from reglab.errors import DataError
-from reglab.study.spec import parse_study
+from reglab.study.definition.spec import parse_study
 
 
 def _csv(
@@ -76,7 +76,7 @@ def test_validate_reports_what_run_would_and_nothing_is_written(
 
 def test_a_class_missing_from_the_train_split_is_refused(tmp_path: Path) -> None:
     """Through the Python API too: ``n_train`` so small that half the classes are never trained on."""
-    from reglab.study.protocol import run_protocol
+    from reglab.study.protocol.protocol import run_protocol
 
     x = np.random.default_rng(0).normal(size=(200, 3))
     y = np.arange(200) % 20

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from reglab.regularizers.registry import build_regularizers
 from reglab.report.format import regime
-from reglab.study.spec import demo_study
+from reglab.study.definition.spec import demo_study
 
 
 def test_the_demo_is_an_over_fitting_regime() -> None:

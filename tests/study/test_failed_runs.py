@@ -17,9 +17,9 @@ import yaml
 
 from reglab.errors import ConfigError
 from reglab.study import parse_study, run_protocol
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.results import summarize
-from reglab.study.storage import RunRecord
+from reglab.study.results.outcome import RunOutcome, RunStatus
+from reglab.study.results.results import summarize
+from reglab.study.results.storage import RunRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 BN_FAILS = "Expected more than 1 value per channel"

@@ -25,8 +25,9 @@ from test_signals import alive, children, has_torch, start, stored_once
 
 from reglab.config import RunConfig
 from reglab.study import load_study, run_protocol
-from reglab.study.executors import MAX_ATTEMPTS, LocalExecutor, Task, died_reason
-from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.execution.executors import MAX_ATTEMPTS, LocalExecutor, died_reason
+from reglab.study.execution.task import Task
+from reglab.study.results.outcome import RunOutcome, RunStatus
 
 ARMS = {"none": {}, "dropout": {"dropout": 0.2}}
 SEEDS = 16

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from reglab.config import FIELD_SECTION, SECTIONS
 from reglab.errors import ConfigError
-from reglab.study.spec import StudySpec, load_study, parse_study
+from reglab.study.definition.spec import StudySpec, load_study, parse_study
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -411,7 +411,7 @@ def test_aliases_within_the_bound_still_load(tmp_path: Path) -> None:
 
 
 def test_an_alias_bomb_in_a_set_value_is_refused() -> None:
-    from reglab.study.spec import parse_sets
+    from reglab.study.definition.spec import parse_sets
 
     bomb = "&a0 [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]"
     levels = "".join(f" - &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 8))

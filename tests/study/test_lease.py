@@ -1,4 +1,4 @@
-"""The study lease (:mod:`reglab.study.lease`): one driver or many workers, never both; a killed
+"""The study lease (:mod:`reglab.study.protocol.lease`): one driver or many workers, never both; a killed
 holder releases it at once; a removed and re-created folder cannot split it."""
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from typing import Any
 
 import pytest
 
-from reglab.study.lease import StudyBusy, lease_path, study_lease
+from reglab.study.protocol.lease import StudyBusy, lease_path, study_lease
 
 ROOT = Path(__file__).resolve().parents[2]
 
 HOLDER = """
 import sys, time
-from reglab.study.lease import study_lease
+from reglab.study.protocol.lease import study_lease
 url, name, shared, ready = sys.argv[1:5]
 with study_lease(url, name, shared=shared == "1"):
     open(ready, "w").close()

@@ -116,7 +116,7 @@ def test_a_database_error_is_one_line_without_its_sql_statement() -> None:
     driver's own hint stays, on the same line; the password never shows."""
     from sqlalchemy.exc import OperationalError
 
-    from reglab.study.storage import storage_error
+    from reglab.study.results.storage import storage_error
 
     cause = Exception('connection to server at "db" failed: Connection refused\n\tIs the server running on that host?')
     msg = storage_error("postgresql://u:s3cret@db/x", OperationalError("SELECT 1", {"k": 1}, cause))

@@ -17,7 +17,7 @@ from reglab.cli import main
 from reglab.config import RunConfig
 from reglab.errors import DataError
 from reglab.study import parse_study, run_protocol
-from reglab.study.executors import InProcessExecutor
+from reglab.study.execution.executors import InProcessExecutor
 from reglab.training.engine import fit
 
 CFG = RunConfig().override({"hidden": [16], "epochs": 2, "batch_size": 32, "device": "cpu"})

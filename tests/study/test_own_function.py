@@ -22,10 +22,10 @@ import yaml
 import reglab
 from reglab.errors import ConfigError, ReglabError
 from reglab.study import parse_study, run_protocol
-from reglab.study.executors import InProcessExecutor
-from reglab.study.outcome import RunStatus
-from reglab.study.protocol import make_task
-from reglab.study.worker import DataCache, execute_task
+from reglab.study.execution.executors import InProcessExecutor, execute_task
+from reglab.study.execution.worker import DataCache
+from reglab.study.protocol.protocol import make_task
+from reglab.study.results.outcome import RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent  # own_fns.py: importable here and in worker processes (PYTHONPATH)
@@ -353,7 +353,7 @@ def test_the_example_function_is_deterministic_per_seed(tmp_path: Path, monkeypa
     doc = yaml.safe_load((EXAMPLE / "study.yaml").read_text())
     doc["settings"]["epochs"] = 3
     spec = parse_study(doc)
-    from reglab.study.own_function import run_once
+    from reglab.study.protocol.protocol import run_once
 
     runs = [run_once(spec, "both", s) for s in (0, 0, 1)]
     assert all(r.status is RunStatus.COMPLETED for r in runs), [r.reason for r in runs]
@@ -378,7 +378,7 @@ def test_worker_processes_and_a_crashed_process_is_retried(tmp_path: Path, execu
     process dies is started again."""
     marker = tmp_path / "crashed"
     doc = _doc(tmp_path, arms={"a": {"x": 0.7}, "b": {"x": 0.8, "crash_marker": str(marker)}}, seeds=2)
-    from reglab.study.executors import LocalExecutor
+    from reglab.study.execution.executors import LocalExecutor
 
     ex = LocalExecutor(2)
     try:
@@ -391,7 +391,7 @@ def test_worker_processes_and_a_crashed_process_is_retried(tmp_path: Path, execu
 
 
 def test_shared_storage_worker_runs_a_function_study(tmp_path: Path) -> None:
-    from reglab.study.protocol import work
+    from reglab.study.protocol.protocol import work
 
     doc = _doc(tmp_path, search={"sampler": "random", "trials": 2}, arms={"a": {"x": {"low": 0.5, "high": 0.9}}})
     url = f"sqlite:///{tmp_path / 'shared.db'}"
@@ -438,7 +438,7 @@ def test_a_study_without_objective_keeps_its_fingerprint(tmp_path: Path) -> None
 def test_the_time_budget_stops_a_running_function_at_its_next_report(tmp_path: Path) -> None:
     import optuna
 
-    from reglab.study.protocol import DEADLINE_REASON, tune_study
+    from reglab.study.protocol.protocol import DEADLINE_REASON, tune_study
 
     doc = _doc(
         tmp_path,
@@ -459,7 +459,7 @@ def test_mlflow_logs_the_settings_each_run_received(tmp_path: Path, monkeypatch:
     monkeypatch.chdir(tmp_path)  # MLflow keeps a SQLite store's artifacts in ./mlruns
     import mlflow
 
-    from reglab.study.tracking import log_study
+    from reglab.study.results.tracking import log_study
 
     _run(_doc(tmp_path, seeds=2))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
@@ -472,14 +472,14 @@ def test_mlflow_logs_the_settings_each_run_received(tmp_path: Path, monkeypatch:
 
 def test_sys_exit_in_the_function_fails_the_run_not_the_worker(tmp_path: Path) -> None:
     spec = parse_study(_doc(tmp_path, objective={"function": "own_fns:exits"}, arms={"a": {}}))
-    from reglab.study.own_function import run_once
+    from reglab.study.protocol.protocol import run_once
 
     out = run_once(spec, "a", 0)
     assert out.status is RunStatus.FAILED and out.reason == "SystemExit: 3"
 
 
 def test_a_regularization_path_sweeps_one_of_the_functions_settings(tmp_path: Path) -> None:
-    from reglab.study.path import run_path
+    from reglab.study.protocol.path import run_path
 
     spec = parse_study(_doc(tmp_path, arms={"base": {"x": 0.5}}))
     results, rows = run_path(spec, "x", [0.2, 0.6], seeds=2, jobs=1, progress=False)
@@ -506,7 +506,7 @@ def test_a_regularization_path_sweeps_one_of_the_functions_settings(tmp_path: Pa
 
 
 def test_function_study_reads_a_study_file_for_a_function_defined_here(tmp_path: Path) -> None:
-    from reglab.study.own_function import function_study
+    from reglab.study.definition.function_study import function_study
 
     def notebook_run(settings: dict[str, Any], ctx: Any) -> dict[str, float]:
         out = {"train_acc": 1.0, "val_acc": settings["strength"]}

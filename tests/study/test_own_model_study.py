@@ -17,7 +17,7 @@ import pytest
 
 from reglab.errors import ConfigError, ReglabError
 from reglab.study import parse_study, run_protocol
-from reglab.study.executors import InProcessExecutor, LocalExecutor
+from reglab.study.execution.executors import InProcessExecutor, LocalExecutor
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "own_model"
 ROOT = Path(__file__).resolve().parents[2]

@@ -20,11 +20,11 @@ import yaml
 
 from cilib import need_module
 from reglab.study import parse_study
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.own_function import run_once
-from reglab.study.protocol import make_task
-from reglab.study.spec import StudySpec
-from reglab.study.worker import DataCache, execute_task
+from reglab.study.definition.spec import StudySpec
+from reglab.study.execution.executors import execute_task
+from reglab.study.execution.worker import DataCache
+from reglab.study.protocol.protocol import make_task, run_once
+from reglab.study.results.outcome import RunOutcome, RunStatus
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "own_training"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 
 from reglab.errors import ConfigError
-from reglab.study.path import parse_values, path_spec
-from reglab.study.spec import parse_study
+from reglab.study.definition.spec import parse_study
+from reglab.study.protocol.path import parse_values, path_spec
 
 
 def test_the_path_study_has_one_arm_per_value_over_the_chosen_arm() -> None:

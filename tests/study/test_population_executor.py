@@ -9,12 +9,13 @@ from typing import Any
 import pytest
 import torch
 
-from reglab.study.executors import Executor, InProcessExecutor, LocalExecutor, Task, run_tasks
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.population_executor import PopulationExecutor, PopulationTask
-from reglab.study.protocol import make_task
-from reglab.study.spec import parse_study
-from reglab.study.worker import DataCache, execute_task
+from reglab.study.definition.spec import parse_study
+from reglab.study.execution.executors import InProcessExecutor, LocalExecutor, execute_task
+from reglab.study.execution.population_executor import PopulationExecutor, PopulationTask
+from reglab.study.execution.task import Executor, Task, run_tasks
+from reglab.study.execution.worker import DataCache
+from reglab.study.protocol.protocol import make_task
+from reglab.study.results.outcome import RunOutcome, RunStatus
 
 
 def tasks(doc: dict[str, Any], models: Path | None = None) -> list[Task]:
@@ -192,7 +193,7 @@ def test_population_study_tasks_on_cuda(tiny_study: Any) -> None:
 
 def test_with_populations_wraps_only_when_asked() -> None:
     from reglab.config import RunConfig
-    from reglab.study.population_executor import with_populations
+    from reglab.study.execution.population_executor import with_populations
 
     inner = InProcessExecutor()
     off = [RunConfig(), RunConfig().override({"l2": 1e-3})]
@@ -239,7 +240,7 @@ def test_a_study_with_populations_stores_every_run_once(
 def test_a_worker_trains_populations_too(tmp_path: Path, tiny_study: Any) -> None:
     """``reglab worker`` (protocol.work on a shared storage) wraps its executor as ``reglab run``
     does: the capable runs reach the executor as populations, every run is stored once."""
-    from reglab.study.protocol import work
+    from reglab.study.protocol.protocol import work
 
     out = tmp_path / "pw"
     out.mkdir()
@@ -314,8 +315,8 @@ def test_grouping_tasks_into_populations_does_not_import_torch() -> None:
     code = (
         "import sys\n"
         "from reglab.config import RunConfig\n"
-        "from reglab.study.population_executor import PopulationExecutor\n"
-        "from reglab.study.executors import Task\n"
+        "from reglab.study.execution.population_executor import PopulationExecutor\n"
+        "from reglab.study.execution.executors import Task\n"
         "class Inner:\n"
         "    slots = 2\n"
         "    def submit(self, t): pass\n"

@@ -13,9 +13,9 @@ from rich.console import Console
 
 from reglab.stats.summary import ArmTuning
 from reglab.study import parse_study
-from reglab.study.coordination import LocalBudget
-from reglab.study.progress import Bars
-from reglab.study.protocol import tune
+from reglab.study.protocol.coordination import LocalBudget
+from reglab.study.protocol.protocol import tune
+from reglab.study.results.progress import Bars
 
 
 def _bars(bars: Bars) -> dict[str, tuple[float, float | None, bool]]:

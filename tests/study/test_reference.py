@@ -12,12 +12,12 @@ import pytest
 
 from reglab.data import load_data
 from reglab.study import load_study, parse_study, run_protocol
-from reglab.study.executors import InProcessExecutor
-from reglab.study.outcome import RunStatus
-from reglab.study.population_executor import PopulationExecutor
-from reglab.study.protocol import make_task
-from reglab.study.reference import estimate
-from reglab.study.storage import RunStore
+from reglab.study.execution.executors import InProcessExecutor
+from reglab.study.execution.population_executor import PopulationExecutor
+from reglab.study.protocol.protocol import make_task
+from reglab.study.results.outcome import RunStatus
+from reglab.study.results.reference import estimate
+from reglab.study.results.storage import RunStore
 from reglab.training.engine import fit
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -96,7 +96,7 @@ def test_the_baseline_runs_carry_the_reference_and_a_resume_reuses_it(
     def refit(data: Any) -> None:
         raise AssertionError("the reference was fitted again")
 
-    monkeypatch.setattr("reglab.study.reference.estimate", refit)
+    monkeypatch.setattr("reglab.study.results.reference.estimate", refit)
     again = run_protocol(parse_study(doc), progress=False, executor=executor)
     assert again.stats.new == 0 and again.summary.reference_error == ref
     report = (again.output_dir / "summary.json").read_text(encoding="utf-8")

@@ -117,8 +117,8 @@ def test_fingerprints_do_not_depend_on_the_working_directory(tmp_path: Path, mon
     """The study's and each arm's tuning fingerprint are the same from the study's folder, from
     ``/`` and from below it - and, from its own folder, what they were before paths were made
     portable (a stored study stays resumable)."""
-    from reglab.study.protocol import arm_fingerprint
-    from reglab.study.spec import relative_to_file
+    from reglab.study.definition.spec import relative_to_file
+    from reglab.study.protocol.protocol import arm_fingerprint
 
     study = _study_with_relative_paths(tmp_path)
     keys = []
@@ -144,7 +144,7 @@ def test_a_study_with_absolute_paths_keeps_its_fingerprint(tmp_path: Path) -> No
 def test_a_study_resumes_from_another_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run from the study's folder, then ``reglab run /path/to/s.yaml`` from ``/``: resumed, with
     nothing tuned or trained again (it was refused: "run with a different configuration")."""
-    from reglab.study.executors import InProcessExecutor
+    from reglab.study.execution.executors import InProcessExecutor
 
     study = _study_with_relative_paths(tmp_path)
     monkeypatch.chdir(study.parent)
@@ -163,8 +163,8 @@ def test_a_study_stored_before_fingerprints_ignored_the_directory_resumes(
     ``bin/reglab run examples/...`` does) stored fingerprints of its paths as written relative to
     that directory: from the same directory it resumes - trials and runs kept, keys updated - and
     from then on from anywhere."""
-    from reglab.study.executors import InProcessExecutor
-    from reglab.study.spec import StudySpec
+    from reglab.study.definition.spec import StudySpec
+    from reglab.study.execution.executors import InProcessExecutor
 
     study = _study_with_relative_paths(tmp_path)
     monkeypatch.chdir(tmp_path)  # not the study's folder: the old and new keys differ

@@ -16,7 +16,7 @@ import yaml
 
 from reglab.errors import ConfigError
 from reglab.study import StudyResults, parse_study, run_protocol
-from reglab.study.spec import StudySpec
+from reglab.study.definition.spec import StudySpec
 
 # lr 1e6 alone can leave a ReLU net dead but finite (it then "completes" at chance level); with an
 # L2 penalty the weights overflow in the first epoch, for every seed
@@ -70,7 +70,7 @@ def main_run(
     doc = tiny_study(name="main", arms=ARMS, seeds=SEEDS, output=str(out))
     doc["train"]["epochs"] = EPOCHS
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("reglab.study.protocol.LocalExecutor", OwnPool)
+        mp.setattr("reglab.study.protocol.protocol.LocalExecutor", OwnPool)
         results = run_protocol(parse_study(doc), jobs=2, progress=False)
     assert made == [2, "closed"] and executor.slots == 2
     return results
@@ -266,8 +266,8 @@ def test_test_split_is_read_only_by_the_final_evaluation(extra: dict[str, Any]) 
 
 def test_worker_reads_the_test_split_once_per_run() -> None:
     from reglab.config import RunConfig
-    from reglab.study import worker
-    from reglab.study.outcome import RunOutcome, RunStatus
+    from reglab.study.execution import worker
+    from reglab.study.results.outcome import RunOutcome, RunStatus
 
     cache = worker.DataCache()
 

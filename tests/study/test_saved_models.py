@@ -18,10 +18,11 @@ from reglab.cli import main
 from reglab.errors import ConfigError, ReglabError
 from reglab.regularizers.ensembles import SoftmaxEnsemble
 from reglab.study import parse_study, run_protocol
-from reglab.study.executors import InProcessExecutor
-from reglab.study.export import export_models, load_model, load_run_data, loading_example
-from reglab.study.outcome import PackedArray, RunOutcome, RunStatus
-from reglab.study.saved_models import (
+from reglab.study.execution.executors import InProcessExecutor
+from reglab.study.execution.worker import execute_run
+from reglab.study.results.export import export_models, load_model, load_run_data, loading_example
+from reglab.study.results.outcome import PackedArray, RunOutcome, RunStatus
+from reglab.study.results.saved_models import (
     FinishedModels,
     finish_models,
     model_path,
@@ -30,8 +31,7 @@ from reglab.study.saved_models import (
     save_model,
     saved_files,
 )
-from reglab.study.storage import RunRecord
-from reglab.study.worker import execute_run
+from reglab.study.results.storage import RunRecord
 from reglab.training.metrics import evaluate
 
 Doc = Callable[..., dict[str, Any]]
@@ -330,7 +330,7 @@ def test_save_models_takes_only_none_best_all(tiny_study: Doc) -> None:
 
 @pytest.mark.parametrize("mode", ["local", "worker-sqlite"])
 def test_a_tuned_study_saves_confirmation_models_only_in_every_mode(mode: str, tmp_path: Path, tiny_study: Doc) -> None:
-    from reglab.study.protocol import work
+    from reglab.study.protocol.protocol import work
 
     out = tmp_path / mode
     doc = tiny_study(name="tuned", seeds=2, output=str(out), save_models="best")

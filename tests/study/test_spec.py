@@ -15,7 +15,7 @@ import pytest
 from studylib import cli
 
 from reglab.errors import ConfigError
-from reglab.study.spec import StudySpec, load_study, parse_study
+from reglab.study.definition.spec import StudySpec, load_study, parse_study
 
 REGLAB = str(Path(sys.executable).with_name("reglab"))
 VALID_DATASETS = ("digits", "synthetic", "mnist", "fashion-mnist", "kmnist", "cifar10")

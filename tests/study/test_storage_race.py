@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from reglab.study.storage import _schema_race
+from reglab.study.results.storage import _schema_race
 
 ROOT = Path(__file__).resolve().parents[2]
 
 OPENER = """
 import os, sys, time
 import optuna, sqlalchemy  # imported before the start signal, so the processes open the database together
-from reglab.study.storage import open_storage
+from reglab.study.results.storage import open_storage
 ready, go, url = sys.argv[1:4]
 open(ready, "w").close()
 while not os.path.exists(go):
@@ -79,7 +79,7 @@ def test_sqlite_storage_commits_through_a_write_ahead_log(tmp_path: Path) -> Non
 
     import optuna
 
-    from reglab.study.storage import open_storage
+    from reglab.study.results.storage import open_storage
 
     db = tmp_path / "s.db"
     storage = open_storage(f"sqlite:///{db}")

@@ -13,7 +13,7 @@ import yaml
 
 from reglab.cli import main
 from reglab.study import load_study, parse_study, run_protocol
-from reglab.study.results import _metrics
+from reglab.study.results.results import _metrics
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -47,7 +47,7 @@ def _tiny_regression(tmp_path: Path, **changes: Any) -> dict[str, Any]:
 
 
 def test_tuning_minimizes_a_lower_is_better_selection_metric(tmp_path: Path, executor: Any) -> None:
-    from reglab.study.protocol import tune_study
+    from reglab.study.protocol.protocol import tune_study
 
     doc = _tiny_regression(
         tmp_path,

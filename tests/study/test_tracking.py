@@ -19,7 +19,7 @@ import pytest
 from cilib import need_module
 from reglab.report import build_report
 from reglab.study import parse_study, run_protocol
-from reglab.study.tracking import log_study, read_study
+from reglab.study.results.tracking import log_study, read_study
 
 # the optional extra reglab[mlflow] (part of the dev extra): skipped without it, failed under CI
 MlflowClient = need_module("mlflow", "mlflow").MlflowClient

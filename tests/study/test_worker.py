@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from reglab.config import RunConfig
-from reglab.study.worker import execute_run
+from reglab.study.execution.worker import execute_run
 
 
 def test_a_diverged_run_counts_the_epoch_it_diverged_in() -> None:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 import torch
 
-from reglab.study.executors import InProcessExecutor as LockstepExecutor
-from reglab.study.spec import StudySpec, parse_study
+from reglab.study.definition.spec import StudySpec, parse_study
+from reglab.study.execution.executors import InProcessExecutor as LockstepExecutor
 
 torch.set_num_threads(1)
 

@@ -16,7 +16,7 @@ import yaml
 from reglab.cli import main as cli_main
 from reglab.errors import ConfigError
 from reglab.space import Dim, condition_values, default_range, grid_space, split_overrides
-from reglab.study.spec import StudySpec, parse_study
+from reglab.study.definition.spec import StudySpec, parse_study
 from reglab.tuning.sampling import suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -17,12 +17,12 @@ import optuna
 import pytest
 import yaml
 
-import reglab.study.coordination as coordination_mod
-import reglab.study.protocol as protocol_mod
+import reglab.study.protocol.coordination as coordination_mod
+import reglab.study.protocol.protocol as protocol_mod
 import reglab.tuning.studies as studies_mod
-from reglab.study.protocol import run_protocol, tune_study
-from reglab.study.spec import StudySpec
-from reglab.study.worker import execute_run
+from reglab.study.definition.spec import StudySpec
+from reglab.study.execution.worker import execute_run
+from reglab.study.protocol.protocol import run_protocol, tune_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -144,7 +144,7 @@ def test_tuning_in_worker_processes_never_reads_the_test_split(make_spec: Any) -
     """``test_reads`` (above) counts in this process only; runs in worker processes count their own
     reads where they train and store them with the trial or run (``RunOutcome.test_reads``): 0 for
     every tuning trial (K-fold ones too), exactly 1 for every confirmation run."""
-    from reglab.study.executors import LocalExecutor
+    from reglab.study.execution.executors import LocalExecutor
 
     arms = {"none": {}, "l2": {"l2": {"low": 1e-4, "high": 1e-1, "log": True}}}
     ex = LocalExecutor(2)
@@ -197,14 +197,14 @@ class _LateStops:
     slots = 1
 
     def __init__(self) -> None:
-        from reglab.study.worker import DataCache
+        from reglab.study.execution.worker import DataCache
 
         self.cache = DataCache()
         self.done: list[tuple[Any, Any]] = []
         self.events: list[tuple[str, dict[str, float]]] = []
 
     def submit(self, task: Any) -> None:
-        from reglab.study.worker import execute_task
+        from reglab.study.execution.executors import execute_task
 
         def report(record: dict[str, float], key: str | None = None) -> bool:
             self.events.append((key or task.key, dict(record)))
@@ -372,7 +372,7 @@ def test_time_budget_is_hard_and_survives_a_resume(make_spec: Any, monkeypatch: 
     end (PRUNED, with the reason), and a resumed study counts the seconds already spent."""
     import types
 
-    from reglab.study.executors import InProcessExecutor
+    from reglab.study.execution.executors import InProcessExecutor
 
     clock = [0.0]
     monkeypatch.setattr(coordination_mod, "time", types.SimpleNamespace(perf_counter=lambda: clock[0]))

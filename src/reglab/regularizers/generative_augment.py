@@ -126,7 +126,7 @@ class GenerativeAugment(Regularizer):
             "generative_vae_seconds": self.training.seconds,
             "generative_vae_loss": self.training.loss,
         }
-        if self.grid is not None:  # the packed form of reglab.study.outcome.PackedArray
+        if self.grid is not None:  # the packed form of reglab.study.results.outcome.PackedArray
             g = self.grid.contiguous().numpy()
             out["generative_samples"] = {
                 "dtype": "uint8",

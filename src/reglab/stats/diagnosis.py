@@ -9,7 +9,7 @@ splits (tabular data), else the lowest training error of any arm. On data where 
 0 % error (the diabetes regression: 1 − R² ≈ 0.5 at best) a fixed "training error above 5 %" rule
 called every arm under-fitted and told it to reduce regularization.
 
-Rules, in order (thresholds in :class:`reglab.study.spec.DiagnosisConfig`, accuracy units; for
+Rules, in order (thresholds in :class:`reglab.study.definition.spec.DiagnosisConfig`, accuracy units; for
 regression R² takes accuracy's place, so "training error" is the relative squared error 1 - R²):
 1. over-regularized: train accuracy more than ``over_reg_train_drop`` below the baseline's and
    validation accuracy not more than ``over_reg_val_gain`` above it (not for the baseline itself,

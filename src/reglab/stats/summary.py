@@ -1,8 +1,9 @@
 """The typed study summary: what ``summary.json`` holds, as pydantic models.
 
-``reglab.study.results.summarize`` builds it, ``reglab.study.outputs`` writes it (``to_json``), and the report,
-the terminal table and ``StudyResults`` read it (``StudySummary.load``): one schema, so a renamed or
-missing key fails loudly in one place instead of as a ``None`` deep inside a figure. Pure pydantic
+``reglab.study.results.results.summarize`` builds it, ``reglab.study.results.outputs`` writes it
+(``to_json``), and the report, the terminal table and ``StudyResults`` read it
+(``StudySummary.load``): one schema, so a renamed or missing key fails loudly in one place instead
+of as a ``None`` deep inside a figure. Pure pydantic
 (no torch, no scipy): the report loads it without the training stack.
 """
 

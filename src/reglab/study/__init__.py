@@ -4,7 +4,7 @@
 >>> results = run_protocol(load_study("examples/mnist_mlp_l2_dropout.yaml"), jobs=2)
 >>> results.table()            # pandas DataFrame, one row per arm
 
-The names load on first use, so a worker process importing :mod:`reglab.study.worker` does not pay
+The names load on first use, so a worker process importing :mod:`reglab.study.execution.worker` does not pay
 for the driver's Optuna, SciPy and report modules.
 """
 
@@ -14,18 +14,18 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reglab.study.protocol import run_protocol
-    from reglab.study.results import StudyResults
-    from reglab.study.spec import StudySpec, load_study, parse_study
+    from reglab.study.definition.spec import StudySpec, load_study, parse_study
+    from reglab.study.protocol.protocol import run_protocol
+    from reglab.study.results.results import StudyResults
 
 __all__ = ["StudyResults", "StudySpec", "load_study", "parse_study", "run_protocol"]
 
 _WHERE = {
-    "run_protocol": "reglab.study.protocol",
-    "StudyResults": "reglab.study.results",
-    "StudySpec": "reglab.study.spec",
-    "load_study": "reglab.study.spec",
-    "parse_study": "reglab.study.spec",
+    "run_protocol": "reglab.study.protocol.protocol",
+    "StudyResults": "reglab.study.results.results",
+    "StudySpec": "reglab.study.definition.spec",
+    "load_study": "reglab.study.definition.spec",
+    "parse_study": "reglab.study.definition.spec",
 }
 
 

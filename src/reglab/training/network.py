@@ -35,7 +35,7 @@ def build_network(
     example: Tensor | None = None,
 ) -> nn.Module:
     """The network of a run, untrained: the one place a run's model is built, so a saved model is
-    rebuilt exactly as it was trained (:mod:`reglab.study.saved_models`). ``regs``: the run's
+    rebuilt exactly as it was trained (:mod:`reglab.study.results.saved_models`). ``regs``: the run's
     regularizers (structural ones add layers to built-in models, or reach a user model's constructor);
     built from ``cfg`` when not given. ``factory``: a user model given in Python; ``example``: one
     batch on which a user model's output is checked."""

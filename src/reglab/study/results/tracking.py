@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ReglabError
-from reglab.study.outputs import read_resolved_arms
+from reglab.study.results.outputs import read_resolved_arms
 from reglab.urls import mask_url
 
 if TYPE_CHECKING:

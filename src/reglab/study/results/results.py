@@ -29,15 +29,15 @@ from reglab.stats.summary import (
     WeightHistogram,
     finite,
 )
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.storage import RunRecord
+from reglab.study.results.outcome import RunOutcome, RunStatus
+from reglab.study.results.storage import RunRecord
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from reglab.stats.sequential import ArmSequence
-    from reglab.study.protocol import ProtocolStats
-    from reglab.study.spec import StudySpec
+    from reglab.study.definition.spec import StudySpec
+    from reglab.study.results.saved_models import FinishedModels
 
 SUMMARY_METRICS = (
     "test_acc",
@@ -54,6 +54,18 @@ SUMMARY_METRICS = (
 ALPHA = 0.05
 
 Records = Mapping[tuple[str, int], RunRecord]
+
+
+@dataclass
+class ProtocolStats:
+    """What this session did with the study's confirmation runs."""
+
+    new: int = 0  # trained and stored now
+    skipped: int = 0  # already stored (resumed)
+    stale: int = 0  # left running by a killed session: redone
+    replaced: int = 0  # outdated confirmation runs of other tuned values: discarded
+    lost: int = 0  # trained here but taken over by another worker meanwhile
+    models: FinishedModels | None = None  # saved models at the end (save_models: best | all)
 
 
 @dataclass
@@ -80,8 +92,6 @@ class StudyResults:
 
 
 def _stats() -> ProtocolStats:
-    from reglab.study.protocol import ProtocolStats
-
     return ProtocolStats()
 
 
@@ -276,10 +286,10 @@ def _metric_range(metric: str) -> tuple[float, float]:
 def _reference(
     spec: StudySpec, records: Records, metrics: Mapping[str, Mapping[str, MetricStats]], dm: str
 ) -> AttainableError | None:
-    """The error the diagnosis measures bias against (:mod:`reglab.study.reference`): the study's
+    """The error the diagnosis measures bias against (:mod:`reglab.study.results.reference`): the study's
     own, else the classical models' stored with the baseline's runs, else the lowest seed-averaged
     training error of any arm."""
-    from reglab.study.reference import attainable_error
+    from reglab.study.results.reference import attainable_error
 
     baseline = [r.outcome for (arm, _), r in sorted(records.items()) if arm == spec.baseline_arm]
     train = {a: 1 - _mean(m[f"train_{dm}"]) for a, m in metrics.items() if f"train_{dm}" in m}
@@ -296,7 +306,7 @@ def _n_params(outcomes: Iterable[RunOutcome]) -> int | None:
 def _notes(arms: Mapping[str, _ArmRuns], dm: str, diagnosed: bool) -> list[str]:
     """Why a study has no diagnosis (its runs measure no training metric: the user's function
     returned none), and that a function never reported an epoch."""
-    from reglab.study.own_function import NO_REPORT_NOTE
+    from reglab.study.definition.objective import NO_REPORT_NOTE
 
     outcomes = [o for r in arms.values() for o in r.outcomes.values()]
     out = []
@@ -433,7 +443,7 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
 def _adaptive(spec: StudySpec, records: Records) -> tuple[dict[str, ArmSequence], AdaptiveSeeds, Records]:
     """Adaptive seeds: each arm's sequential outcome, the design and runs used, and the records
     its statistics rest on (seeds below each arm's decision; the baseline's up to the longest)."""
-    from reglab.study import adaptive
+    from reglab.study.results import adaptive
 
     seqs = adaptive.outcomes(spec, records)
     used = adaptive.seeds_used(spec, seqs)

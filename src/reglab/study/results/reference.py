@@ -28,7 +28,7 @@ import numpy as np
 from reglab.stats.diagnosis import AttainableError
 
 if TYPE_CHECKING:
-    from reglab.study.outcome import RunOutcome
+    from reglab.study.results.outcome import RunOutcome
 
 MAX_ROWS = 20_000  # training rows the classical models see at most (a seeded sample beyond): it stays cheap
 NAMES = {

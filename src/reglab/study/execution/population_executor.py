@@ -7,7 +7,7 @@ round of tasks at once; it buffers them until the next ``poll`` and groups those
 members differ only in seed and per-member scalars; the same ``evaluate_test``) into
 :class:`PopulationTask` s of at most ``size`` members - split further while workers would
 otherwise idle. One worker process of the inner executor trains a population task
-(:func:`execute_population`, called by :func:`reglab.study.worker.execute_task`) with
+(:func:`execute_population`, called by :func:`reglab.study.execution.executors.execute_task`) with
 :func:`reglab.training.population.fit_population`; its result carries each member's outcome and is
 fanned out here, so the driver sees one finished outcome per task it submitted, stored exactly as
 single runs are. Tasks that cannot join a population (``train.population: off``, the lstm,
@@ -28,33 +28,31 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from reglab.study.executors import Events, Executor, Finished, Task
-from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.execution.task import Events, Executor, Finished, Task
+from reglab.study.results.outcome import RunOutcome, RunStatus
 
 if TYPE_CHECKING:
     from reglab.config import RunConfig
-    from reglab.study.worker import DataCache, Report
+    from reglab.study.execution.worker import DataCache, Report
 
 
 @dataclass(frozen=True)
 class PopulationTask(Task):
-    """Several tasks trained as one population by one worker. ``key`` names the job; ``config``
-    is the first member's (for anything that reads a task's config)."""
-
-    members: tuple[Task, ...] = ()
+    """Several tasks trained as one population by one worker (its ``members``). ``key`` names the
+    job; ``config`` is the first member's (for anything that reads a task's config)."""
 
 
 def _as_member(report: Report, member: str, record: dict[str, float], key: str | None = None) -> bool:
     return bool(report(record, key or member))
 
 
-def execute_population(task: PopulationTask, report: Report, cache: DataCache) -> RunOutcome:
+def execute_population(task: Task, report: Report, cache: DataCache) -> RunOutcome:
     """Train a population task in this worker and return one outcome whose ``info["population"]``
     maps each member's key to its outcome (completed | diverged | pruned | failed | error). A
     population the data turn out not to allow (streamed data, another task) trains its members one
     at a time here, with a note."""
     from reglab.errors import ReglabError, from_user_code
-    from reglab.study.worker import execute_task, run_outcome
+    from reglab.study.execution.worker import execute_single, run_outcome
     from reglab.training.population import PopulationRefused, fit_population
 
     members = task.members
@@ -75,14 +73,14 @@ def execute_population(task: PopulationTask, report: Report, cache: DataCache) -
         )
         for m, d, result in zip(members, data, results, strict=True):
             if m.save_to is not None and result.status == "completed" and result.model is not None:
-                from reglab.study.saved_models import save_run_model
+                from reglab.study.results.saved_models import save_run_model
 
                 save_run_model(result.model, m.save_to, m.config, d, result.final)
             outcomes[m.key] = run_outcome(result, d, m.reference).model_copy(update={"test_reads": d.test.reads})
     except PopulationRefused as why:
         note = f"population of {len(members)} ({members[0].key}, ...) trained one at a time: {why}"
         for m in members:
-            outcomes[m.key] = execute_task(m, functools.partial(_as_member, report, m.key), cache)
+            outcomes[m.key] = execute_single(m, functools.partial(_as_member, report, m.key), cache)
     except ReglabError as err:  # the user's problem (e.g. missing data files): stop the study
         outcomes = {m.key: RunOutcome(status=RunStatus.ERROR, reason=str(err)) for m in members}
     except BaseException as err:  # a bug, a resource problem, the model's sys.exit: these runs failed
@@ -182,7 +180,7 @@ class PopulationExecutor:
         events, finished = self.inner.poll(timeout)
         out: Finished = []
         for task, outcome in finished:
-            members = getattr(task, "members", None)
+            members = task.members
             if not members:
                 out.append((task, outcome))
                 continue

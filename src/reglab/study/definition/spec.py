@@ -21,7 +21,7 @@ import copy
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,7 +47,15 @@ from reglab.config import (
 )
 from reglab.errors import ConfigError
 from reglab.space import Dim
-from reglab.study.own_function import FunctionArm, ObjectiveConfig
+from reglab.study.definition.objective import (
+    ArmSettings,
+    FunctionArm,
+    ObjectiveConfig,
+    arm_problems,
+    declaration,
+    get_dotted,
+    nest_dotted,
+)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}$")
 MAX_SEED = 2**31 - 1  # every seed (+ its base) stays inside what numpy and torch accept
@@ -201,7 +209,7 @@ class Arm(BaseModel):
     fixed: dict[str, Any]
     config: RunConfig
     space: dict[str, Dim]
-    function: FunctionArm | None = None  # a study of the user's function: its settings (reglab.study.own_function)
+    function: FunctionArm | None = None  # a study of the user's function: its settings (study.definition.objective)
 
     def run_config(self, seed: int, params: dict[str, Any] | None = None) -> RunConfig:
         """Seed ``seed`` fixes the split, initialization and batch order - the same for every arm.
@@ -215,8 +223,6 @@ class Arm(BaseModel):
         from reglab.space import condition_values
 
         if self.function is not None:
-            from reglab.study.own_function import get_dotted
-
             when = {k for d in self.space.values() for k in (d.when or {}) if k not in self.space}
             return {k: get_dotted(self.function.settings, k) for k in when}
         return condition_values(self.config, self.space)
@@ -363,8 +369,6 @@ class StudySpec(BaseModel):
 
     @model_validator(mode="after")
     def _function_study(self) -> StudySpec:
-        from reglab.study.own_function import study_problems
-
         if problems := study_problems(self):
             raise ValueError("; ".join(problems))
         return self
@@ -445,8 +449,6 @@ class StudySpec(BaseModel):
                 "(add e.g. search: {sampler: tpe, trials: 20})"
             )
         if self.objective is not None:  # the arms name the function's settings
-            from reglab.study.own_function import function_arm
-
             return function_arm(self, name, fixed, space)
         config = self.shared_config().override(fixed, where=f"arms.{name}.")
         return Arm(name=name, overrides=self.arms[name], fixed=fixed, config=config, space=space)
@@ -458,8 +460,6 @@ class StudySpec(BaseModel):
         arms = {}
         for a in self.arm_list:
             if a.function is not None:  # the function's own settings, not reglab's
-                from reglab.study.own_function import nest_dotted
-
                 arms[a.name] = deep_merge(a.fixed, nest_dotted(tuned.get(a.name, {})))
                 continue
             arms[a.name] = deep_merge(nest_overrides(a.fixed), nest_overrides(tuned.get(a.name, {})))
@@ -735,7 +735,7 @@ def _check_space(spec: StudySpec, arm: str) -> None:
     from reglab.space import split_overrides
 
     space = spec.arm(arm).space
-    if not space or spec.objective is not None:  # a function's settings: checked by own_function.check_arm
+    if not space or spec.objective is not None:  # a function's settings: checked by check_arm
         return
     own = split_overrides(spec.arms[arm], f"arms.{arm}.")[1]
     base = spec.arm(arm).config
@@ -773,7 +773,7 @@ def parse_study(
     ``sets``: the document paths that ``--set`` overrides wrote (path -> ``KEY=VALUE``), named in
     the errors instead of a line of the file. ``functions=False``: a function study's settings are
     not checked against the function's declaration here (``reglab run`` has a worker process check
-    them, :func:`reglab.study.own_function.check_in_workers`, so the driver never imports the user's
+    them, :func:`reglab.study.execution.function_runs.check_in_workers`, so the driver never imports the user's
     module)."""
     if not isinstance(doc, dict):
         raise ConfigError(f"{source}: a study file must be a mapping with name, arms, ... (got {type(doc).__name__})")
@@ -801,12 +801,8 @@ def parse_study(
             _check_space(spec, arm)
             if spec.arm(arm).function is not None:  # the user's own function: its settings declaration
                 if functions:
-                    from reglab.study.own_function import check_arm
-
                     check_arm(spec, spec.arm(arm))
             elif spec.arm(arm).config.model.class_path is not None:  # the user's own model
-                from reglab.study.own_model import check_arguments
-
                 check_arguments(spec.arm(arm))
         except ConfigError as err:
             per_arm[arm] = [(where, msg) for msg in str(err).splitlines()]
@@ -1105,3 +1101,124 @@ def starter_study(data: str = "digits", file: str = "study.yaml") -> str:
         hidden="[256, 128]" if image else "[64]",
         epochs=20,
     )
+
+
+# -- the user's own function and model: the checks when the study is read -----------------------------
+
+
+def study_problems(spec: StudySpec) -> list[str]:
+    """What a function study cannot have (the function owns the model and the training loop)."""
+    from reglab.config import ModelConfig, RegularizationConfig
+
+    if spec.objective is None:
+        return ["settings: only for a study with objective.function (the settings your function reads)"] * bool(
+            spec.settings
+        )
+    out = []
+    if spec.model != ModelConfig():
+        out.append("model: your function builds its own model; remove the model section (or objective)")
+    if spec.regularization != RegularizationConfig():
+        out.append(
+            "regularization: reglab's regularizers do not reach your function; name the settings your function "
+            "reads in settings: and the arms instead"
+        )
+    if spec.search is not None and spec.search.cv is not None:
+        out.append("search.cv: not available with objective.function (the function owns its training loop)")
+    if spec.train.population != "off":
+        out.append("train.population: not available with objective.function (runs are the function's)")
+    if spec.save_models != "none":
+        out.append("save_models: not available with objective.function (save your model from your function)")
+    return out
+
+
+def function_arm(spec: StudySpec, name: str, fixed: dict[str, Any], space: dict[str, Dim]) -> Arm:
+    """An arm of a function study: its settings are the study's ``settings:`` with the arm's fixed
+    overrides merged in; its run configuration is the shared one (data split and seeds), with
+    ``train.epochs`` taken from an integer ``epochs`` setting (progress bars and pruners' horizon)."""
+    from reglab.config import deep_merge
+
+    assert spec.objective is not None
+    settings = deep_merge(copy.deepcopy(dict(spec.settings)), fixed)
+    config = spec.shared_config()
+    epochs = settings.get("epochs")
+    if isinstance(epochs, int) and not isinstance(epochs, bool):
+        with contextlib.suppress(ConfigError):  # outside train.epochs' range: the shared value stays
+            config = config.override({"epochs": epochs}, where=f"arms.{name}.")
+    return Arm(
+        name=name,
+        overrides=spec.arms[name],
+        fixed=fixed,
+        config=config,
+        space=space,
+        function=FunctionArm(
+            objective=spec.objective, settings=settings, select=spec.metric.select, compare=spec.metric.compare
+        ),
+    )
+
+
+def arm_settings(arm: Arm) -> ArmSettings:
+    from reglab.space import split_overrides
+
+    assert arm.function is not None
+    own = set(arm.fixed) | set(split_overrides(arm.overrides, f"arms.{arm.name}.")[1])
+    return ArmSettings(arm.name, arm.function.settings, dict(arm.space), frozenset(own))
+
+
+def check_arm(spec: StudySpec, arm: Arm) -> None:
+    """The function imports and takes ``(settings, ctx)``; when it declares its settings, every
+    setting of the arm and every tuned name is declared (with "did you mean"), every required one
+    is given, and a pydantic declaration accepts the values (at both ends of each range). One
+    ConfigError, one line per problem."""
+    assert arm.function is not None
+    try:
+        decl = declaration(arm.function.objective)
+    except ConfigError as err:
+        raise ConfigError(f"arms.{arm.name}: {err}") from None
+    if decl is not None and (problems := arm_problems(decl, arm_settings(arm))):
+        raise ConfigError("\n".join(problems))
+
+
+def _reaches_model(name: str) -> bool:
+    """Whether the tuned setting ``name`` changes how the model is built."""
+    from reglab.regularizers import REGULARIZERS
+
+    structural = {f for _, s in REGULARIZERS.items() if s.structural for f in s.fields}
+    return name.split(".")[0] in {"model", "init_args", "class_path", *structural}
+
+
+def model_configs(arm: Arm) -> Iterator[tuple[str, RunConfig]]:
+    """The arm's configuration, and with each tuned setting that reaches the model at either end
+    of its range (first and last choice): the models its trials can build, as far as a check can
+    tell without trying every value. Each with a label for messages (``" (init_args.width=4)"``)."""
+    yield "", arm.config
+    for name, dim in arm.space.items():
+        if not _reaches_model(name):
+            continue
+        ends: list[Any] = [dim.choices[0], dim.choices[-1]] if dim.choices is not None else [dim.low, dim.high]
+        if dim.integer and dim.choices is None:
+            ends = [int(v) for v in ends]
+        for value in ends:
+            try:
+                yield f" ({name}={value!r})", arm.config.override({name: value})
+            except ConfigError:  # reported by the study's own check of the space
+                continue
+
+
+def check_config(cfg: RunConfig) -> None:
+    """The run's own model (if any) imports and its constructor takes every argument reglab would
+    pass; the data is not read."""
+    from reglab.models.user import arguments, resolve
+    from reglab.regularizers import structural_args
+
+    ref = cfg.model.class_path
+    if ref is not None:
+        arguments(resolve(ref), ref, cfg.model.init_args, structural_args(cfg))
+
+
+def check_arguments(arm: Arm) -> None:
+    """:func:`check_config` for each model the arm's trials can build (``parse_study``)."""
+    for label, cfg in model_configs(arm):
+        try:
+            check_config(cfg)
+        except ConfigError as err:
+            raise ConfigError(f"arms.{arm.name}{label}: {err}") from None

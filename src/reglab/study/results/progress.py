@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from reglab.study.outcome import RunOutcome
+    from reglab.study.results.outcome import RunOutcome
     from reglab.tuning.insight import ArmTuning
 
 Say = Callable[[str], None]

@@ -1,6 +1,6 @@
 """How drivers share a study: the only difference between ``reglab run`` and ``reglab worker``.
 
-The protocol (:mod:`reglab.study.protocol`) has one tuning loop and one confirmation loop; they
+The protocol (:mod:`reglab.study.protocol.protocol`) has one tuning loop and one confirmation loop; they
 ask a *budget* which trial may start next and a *ledger* which run to train next:
 
 - ``Local*``: this process owns the study. Counters in memory, no locks, no heartbeats; trials
@@ -20,13 +20,13 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from reglab.study.storage import HEARTBEAT, WORKER, Claim, RunStore, fail_stale, storage_lock
+from reglab.study.results.storage import HEARTBEAT, WORKER, Claim, RunStore, fail_stale, storage_lock
 from reglab.tuning.studies import ASKED_AT, SECONDS_SPENT, counted
 
 if TYPE_CHECKING:
     import optuna
 
-    from reglab.study.outcome import RunOutcome
+    from reglab.study.results.outcome import RunOutcome
 
 RunKey = tuple[str, int]  # (arm, seed)
 

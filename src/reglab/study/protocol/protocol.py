@@ -6,7 +6,7 @@ The test split is read only by confirmation runs (``make_task`` is the one place
 
 ``run_protocol`` (``reglab run``, any executor) and ``work`` (``reglab worker``: any number of
 processes sharing a study through its storage) run the same two loops below; they differ only in
-their budget and ledger (:mod:`reglab.study.coordination`). The driver owns the Optuna studies
+their budget and ledger (:mod:`reglab.study.protocol.coordination`). The driver owns the Optuna studies
 (ask/tell) and the storage; executors only train. Per-epoch values come back through the
 executor, are reported to the pruner, and a pruned run is asked to stop - so pruning works with
 any executor, local or cluster.
@@ -24,7 +24,12 @@ from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError, Interrupted, ReglabError
 from reglab.files import unusable_folder
-from reglab.study.coordination import (
+from reglab.study.definition.objective import local_only
+from reglab.study.execution.executors import InProcessExecutor, LocalExecutor, default_jobs, execute_task
+from reglab.study.execution.function_runs import NoReportNote
+from reglab.study.execution.own_model import check_outputs, with_model
+from reglab.study.execution.task import Executor, Task
+from reglab.study.protocol.coordination import (
     ArmSearch,
     LocalBudget,
     LocalLedger,
@@ -32,14 +37,12 @@ from reglab.study.coordination import (
     SharedBudget,
     SharedLedger,
 )
-from reglab.study.executors import Executor, LocalExecutor, Task, default_jobs
-from reglab.study.lease import study_lease
-from reglab.study.outcome import RunOutcome, RunStatus
-from reglab.study.own_function import NoReportNote
-from reglab.study.own_model import check_outputs, with_model
-from reglab.study.progress import Bars, Lines, Observer, Say
-from reglab.study.saved_models import FinishedModels, model_path, models_dir
-from reglab.study.storage import (
+from reglab.study.protocol.lease import study_lease
+from reglab.study.results.outcome import RunOutcome, RunStatus
+from reglab.study.results.progress import Bars, Lines, Observer, Say
+from reglab.study.results.results import ProtocolStats
+from reglab.study.results.saved_models import model_path, models_dir
+from reglab.study.results.storage import (
     STALE_AFTER,
     RunStore,
     check_sqlite_file,
@@ -54,30 +57,18 @@ from reglab.tuning.studies import TUNE_INFIX, counted, open_arm_study
 from reglab.urls import mask_url
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
     from pathlib import Path
 
     import optuna
 
     from reglab.models import ModelCallable
-    from reglab.study.results import StudyResults
-    from reglab.study.spec import Arm, StudySpec
+    from reglab.study.definition.spec import Arm, StudySpec
+    from reglab.study.results.results import StudyResults
 
 DEADLINE_REASON = "stopped at the time budget (search.timeout)"
 Budget = LocalBudget | SharedBudget
 Ledger = LocalLedger | SharedLedger
-
-
-@dataclass
-class ProtocolStats:
-    """What this session did with the study's confirmation runs."""
-
-    new: int = 0  # trained and stored now
-    skipped: int = 0  # already stored (resumed)
-    stale: int = 0  # left running by a killed session: redone
-    replaced: int = 0  # outdated confirmation runs of other tuned values: discarded
-    lost: int = 0  # trained here but taken over by another worker meanwhile
-    models: FinishedModels | None = None  # saved models at the end (save_models: best | all)
 
 
 def make_task(
@@ -94,13 +85,38 @@ def make_task(
     ``models``: the study's saved-models folder; a confirmation run then saves its model there.
     ``reference``: a confirmation run that also fits the classical reference models on its splits."""
     if arm.function is not None:  # a run of the user's function (objective.function)
-        from reglab.study.own_function import function_task
+        from reglab.study.execution.function_runs import function_task
 
         return function_task(arm, seed, trial=trial, params=params)
     if trial is None:
         save_to = None if models is None else str(model_path(models, arm.name, seed))
         return Task(f"{arm.name}/seed{seed}", arm.run_config(seed), save_to=save_to, reference=reference)
     return Task(f"{arm.name}/trial{trial}", arm.run_config(seed, params), folds=folds, evaluate_test=False)
+
+
+def in_process_only(executor: Executor | None, jobs: int | None, ref: str, why: str) -> Executor:
+    """The executor for a function only this process can call: in-process, or a clear refusal."""
+    if isinstance(executor, InProcessExecutor):
+        return executor
+    if executor is None and (jobs or 1) == 1:
+        return InProcessExecutor()
+    raise ConfigError(
+        f"objective: {why}, so it can run only in this process (jobs=1); worker processes, Ray and `reglab worker` "
+        f"import the function by name: define it at the top level of a module (e.g. train.py) and import it from there"
+    )
+
+
+def run_once(spec: StudySpec, arm: str, seed: int, params: Mapping[str, Any] | None = None) -> RunOutcome:
+    """One run of the study's function in this process, exactly as a worker runs it (a confirmation
+    run; with ``params``: a tuning trial with those tuned values). Two calls with the same seed
+    give the same outcome when the function is deterministic: the check docs/own-training.md
+    suggests before a long study."""
+    from reglab.study.execution.worker import DataCache
+
+    if spec.objective is None:
+        raise ConfigError(f"study {spec.name!r} has no objective.function")
+    task = make_task(spec.arm(arm), seed, trial=None if params is None else 0, params=dict(params or {}))
+    return execute_task(task, lambda record, key=None: False, DataCache(size=1))
 
 
 # -- public entry points ---------------------------------------------------------------------------
@@ -127,9 +143,9 @@ def run_protocol(
     dataset; written once to ``<output>/data/<hash>.npz``, which the workers (processes or Ray
     nodes sharing the file system) read by its absolute path. Both are checked (the model once on
     one batch) before anything is stored. ``objective``: your own training function
-    ``run(settings, ctx) -> metrics`` instead of reglab's engine (:mod:`reglab.study.own_function`);
+    ``run(settings, ctx) -> metrics`` instead of reglab's engine (:mod:`reglab.study.definition.objective`);
     one defined in ``__main__`` or a notebook runs in this process only (``jobs=1``)."""
-    from reglab.study.outputs import publish, write_resolved
+    from reglab.study.results.outputs import publish, write_resolved
 
     t0 = time.perf_counter()
     out = spec.output_dir()
@@ -140,14 +156,12 @@ def run_protocol(
         spec = with_model(spec, model)
     own = executor is None
     if objective is not None:
-        from reglab.study.own_function import with_objective
+        from reglab.study.definition.function_study import with_objective
 
         spec, _ = with_objective(spec, objective)
-    if spec.objective is not None:
-        from reglab.study.own_function import in_process_only, local_only
-
-        if (why := local_only(spec.objective.function)) is not None:  # worker processes cannot import it
-            executor = in_process_only(executor, jobs, spec.objective.function, why)
+    # worker processes cannot import a function defined in __main__ or a notebook
+    if spec.objective is not None and (why := local_only(spec.objective.function)) is not None:
+        executor = in_process_only(executor, jobs, spec.objective.function, why)
     created = _make_folder(out)  # what to remove if the input turns out bad
     with study_lease(url, spec.name):  # another driver or workers on it: refused before anything is written
         try:
@@ -162,7 +176,7 @@ def run_protocol(
             check_outputs(spec)  # the user's model, once on one batch
             ex = executor or LocalExecutor(min(jobs or spec.jobs or default_jobs(), _most_parallel(spec)))
             if spec.objective is not None:  # the user's function: its settings, checked where it runs
-                from reglab.study.own_function import check_in_workers
+                from reglab.study.execution.function_runs import check_in_workers
 
                 try:
                     check_in_workers(spec, ex)
@@ -205,7 +219,7 @@ def _populations(spec: StudySpec, ex: Executor, say: Say) -> tuple[Executor, Exe
     (``train.population: auto``). Tuning only with a sampler that does not learn from earlier
     trials (random, grid, qmc): a model-based one would propose a whole population's trials
     before seeing any result."""
-    from reglab.study.population_executor import with_populations
+    from reglab.study.execution.population_executor import with_populations
 
     pex = with_populations(ex, [a.config for a in spec.arm_list], say=say)
     independent = spec.search is not None and spec.search.sampler in ("random", "grid", "qmc")
@@ -272,7 +286,7 @@ def _work(
     say: Say,
     t0: float,
 ) -> StudyResults:
-    from reglab.study.outputs import publish, write_resolved
+    from reglab.study.results.outputs import publish, write_resolved
 
     db = open_storage(url)
     if not lock_supported(db):
@@ -616,7 +630,7 @@ def tune_study(
     executor: Executor | None = None,
 ) -> dict[str, ArmTuning]:
     """Only the tuning phase, in this process (benchmarks and tests of the search itself)."""
-    from reglab.study.outputs import write_tuning
+    from reglab.study.results.outputs import write_tuning
 
     url = storage or spec.storage_url()
     check_folder(spec.output_dir())
@@ -646,7 +660,7 @@ class _Run:
 
 def _estimates(spec: StudySpec, arm: str) -> bool:
     """Whether ``arm``'s confirmation runs estimate the reference error on their splits (the
-    baseline's, unless the study sets ``diagnosis.reference_error``): see :mod:`reglab.study.reference`."""
+    baseline's, unless the study sets ``diagnosis.reference_error``): see :mod:`reglab.study.results.reference`."""
     return arm == spec.baseline_arm and spec.diagnosis.reference_error is None
 
 
@@ -663,11 +677,11 @@ def confirm_runs(spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger,
 def confirm_adaptive(
     spec: StudySpec, store: RunStore, ex: Executor, ledger: Ledger, observer: Observer
 ) -> ProtocolStats:
-    """Adaptive seeds: decide every arm from the stored runs (:mod:`reglab.study.adaptive`), train
+    """Adaptive seeds: decide every arm from the stored runs (:mod:`reglab.study.results.adaptive`), train
     the next round's seeds for the open arms and the baseline, and again until no arm is open or
     every open arm has ``max`` seeds. The decisions are recomputed from the storage each round, so
     a resumed study (or a worker that joins) reaches the same ones without redoing stored runs."""
-    from reglab.study import adaptive
+    from reglab.study.results import adaptive
 
     stats = ProtocolStats(replaced=store.replaced)
     seen: set[RunKey] = set()  # every key handed to a round (a failed run is not retried this session)

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from reglab.errors import ConfigError, ReglabError
-from reglab.study.storage import check_sqlite_file, check_storage_url, sqlite_file
+from reglab.study.results.storage import check_sqlite_file, check_storage_url, sqlite_file
 from reglab.urls import mask_url
 
 EXIT_BUSY = 4  # exit code of a process refused because another one is running the study
@@ -179,7 +179,7 @@ def _server_lease(url: str, name: str, shared: bool, backend: str) -> Iterator[N
     from sqlalchemy import text
     from sqlalchemy.pool import NullPool
 
-    from reglab.study.storage import storage_error, with_driver
+    from reglab.study.results.storage import storage_error, with_driver
 
     try:
         engine = sqlalchemy.create_engine(with_driver(url), poolclass=NullPool)

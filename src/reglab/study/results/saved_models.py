@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from reglab.config import RunConfig
     from reglab.data.base import DataSplits
     from reglab.data.streaming import StreamSplits
-    from reglab.study.spec import StudySpec
-    from reglab.study.storage import RunRecord
+    from reglab.study.definition.spec import StudySpec
+    from reglab.study.results.storage import RunRecord
 
 FORMAT = "reglab.model/1"
 MODELS_DIR = "models"
@@ -245,7 +245,7 @@ def finish_models(spec: StudySpec, records: dict[tuple[str, int], RunRecord], ra
     and with ``save_models: best`` the files of every arm but the best (``ranking``'s first, by the
     compare metric). While runs are still missing nothing is removed: a resumed study may change
     which arm is best, and its files must still be there."""
-    from reglab.study.outcome import RunStatus
+    from reglab.study.results.outcome import RunStatus
 
     folder = models_dir(spec)
     if folder is None or not folder.is_dir():
@@ -253,7 +253,7 @@ def finish_models(spec: StudySpec, records: dict[tuple[str, int], RunRecord], ra
     keys = {(a, s) for a in spec.arms for s in spec.seed_list}
     files = saved_files(folder)
     if spec.adaptive is not None:  # adaptive seeds: the runs each arm's verdict needed, once none is pending
-        from reglab.study import adaptive
+        from reglab.study.results import adaptive
 
         seqs = adaptive.outcomes(spec, records)
         if any(q.pending is not None for q in seqs.values()):

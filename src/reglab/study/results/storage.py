@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
-from reglab.study.outcome import RunOutcome, RunStatus
+from reglab.study.results.outcome import RunOutcome, RunStatus
 from reglab.urls import mask_url, scrub
 
 if TYPE_CHECKING:

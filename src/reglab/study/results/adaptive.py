@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from reglab.stats.sequential import ArmSequence, Design
-from reglab.study.outcome import RunStatus
+from reglab.study.results.outcome import RunStatus
 
 if TYPE_CHECKING:
-    from reglab.study.coordination import RunKey
-    from reglab.study.spec import StudySpec
-    from reglab.study.storage import RunRecord
+    from reglab.study.definition.spec import StudySpec
+    from reglab.study.results.storage import RunRecord
 
 ALPHA = 0.05
 
@@ -40,7 +39,7 @@ def _value(spec: StudySpec, rec: RunRecord | None) -> float | None:
 
 
 def paired_diffs(
-    spec: StudySpec, records: Mapping[tuple[str, int], RunRecord], tried: Collection[RunKey] = ()
+    spec: StudySpec, records: Mapping[tuple[str, int], RunRecord], tried: Collection[tuple[str, int]] = ()
 ) -> dict[str, dict[int, float]]:
     """Per arm, the paired difference (arm - baseline) of each seed whose two runs are settled:
     NaN where one diverged, or failed in this session (``tried`` but not stored)."""
@@ -64,7 +63,7 @@ def paired_diffs(
 
 
 def outcomes(
-    spec: StudySpec, records: Mapping[tuple[str, int], RunRecord], tried: Collection[RunKey] = ()
+    spec: StudySpec, records: Mapping[tuple[str, int], RunRecord], tried: Collection[tuple[str, int]] = ()
 ) -> dict[str, ArmSequence]:
     """Each compared arm's sequential outcome from the stored runs."""
     from reglab.tasks import higher_is_better
@@ -80,7 +79,7 @@ def _analyse(diffs: dict[int, float], d: Design, better: bool) -> ArmSequence:
     return analyse(diffs, d, higher_is_better=better)
 
 
-def needed(spec: StudySpec, seqs: Mapping[str, ArmSequence]) -> list[RunKey]:
+def needed(spec: StudySpec, seqs: Mapping[str, ArmSequence]) -> list[tuple[str, int]]:
     """The runs the next round needs, seed-major: seeds up to each open arm's next look, for the
     arm and for the baseline (which runs as long as any arm needs it)."""
     base = spec.baseline_arm

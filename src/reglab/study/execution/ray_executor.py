@@ -23,11 +23,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
-from reglab.study.executors import Events, Finished, Task
-from reglab.study.outcome import RunOutcome
+from reglab.study.execution.task import Events, Finished, Task
+from reglab.study.results.outcome import RunOutcome
 
 if TYPE_CHECKING:
-    from reglab.study.worker import DataCache
+    from reglab.study.execution.worker import DataCache
 
 NAMESPACE = "reglab"
 DRAIN_EVERY = 0.25  # seconds between reads of the event channel while no task finishes
@@ -66,7 +66,8 @@ def _run_on_ray(task: Task, channel: Any, threads: int) -> RunOutcome:
     import ray
     import torch
 
-    from reglab.study.worker import DataCache, execute_task
+    from reglab.study.execution.executors import execute_task
+    from reglab.study.execution.worker import DataCache
 
     torch.set_num_threads(threads)
     if _RayWorker.cache is None:

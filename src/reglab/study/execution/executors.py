@@ -17,66 +17,14 @@ import contextlib
 import queue as queue_mod
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
-from reglab.study.outcome import RunOutcome
+from reglab.study.execution.task import Events, Finished, Task
+from reglab.study.results.outcome import RunOutcome
 
 if TYPE_CHECKING:
-    from reglab.config import RunConfig
-    from reglab.study.own_function import FunctionCall
-    from reglab.study.worker import DataCache
-
-# (task key, epoch record) -> True to stop that task (pruning)
-EpochEvent = Callable[[str, dict[str, float]], bool | None]
-Events = list[tuple[str, dict[str, float]]]
-Finished = list[tuple["Task", RunOutcome]]
-
-
-@dataclass(frozen=True)
-class Task:
-    """One run to train. Built in one place only (``reglab.study.protocol.make_task``), which
-    decides the key, the seed and whether the test split may be read."""
-
-    key: str  # unique id, e.g. "l2/seed3" or "l2/trial7"
-    config: RunConfig
-    folds: int | None = None  # K-fold cross-validation on the train split instead of one val split
-    evaluate_test: bool = True  # False for tuning trials: the test split is never read
-    save_to: str | None = None  # confirmation runs of save_models: best|all: the model file to write
-    reference: bool = False  # also fit the classical reference models on this run's splits (study.reference)
-    function: FunctionCall | None = None  # a run of the user's function (objective.function), not of the engine
-
-
-class Executor(Protocol):
-    slots: int
-
-    def submit(self, task: Task) -> None: ...
-
-    def poll(self, timeout: float) -> tuple[Events, Finished]: ...
-
-    def stop(self, key: str) -> None: ...
-
-    def close(self) -> None: ...
-
-
-def run_tasks(
-    executor: Executor, tasks: Sequence[Task], on_epoch: EpochEvent | None = None
-) -> Iterator[tuple[Task, RunOutcome]]:
-    """Run ``tasks`` keeping every slot busy; yield (task, outcome) as each finishes (benchmarks)."""
-    todo = list(tasks)[::-1]
-    running = 0
-    while todo or running:
-        while todo and running < executor.slots:
-            executor.submit(todo.pop())
-            running += 1
-        events, finished = executor.poll(0.1)
-        for key, record in events:
-            if on_epoch is not None and on_epoch(key, record):
-                executor.stop(key)
-        for item in finished:
-            running -= 1
-            yield item
+    from reglab.study.execution.worker import DataCache, Report
 
 
 def default_jobs() -> int:
@@ -84,6 +32,25 @@ def default_jobs() -> int:
     import os
 
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
+    """What a worker does with a task, whatever runs it: a run of the user's function
+    (:func:`reglab.study.execution.function_runs.execute_function`), a population
+    (:func:`reglab.study.execution.population_executor.execute_population`), or one run of reglab's
+    engine (or its cross-validation folds: :func:`reglab.study.execution.worker.execute_single`).
+    ``report`` gets each epoch's record and returns True when the driver wants the run stopped."""
+    if task.function is not None:  # the user's own function (reglab.study.definition.objective)
+        from reglab.study.execution.function_runs import execute_function
+
+        return execute_function(task, report, cache)
+    if task.members:  # a population (reglab.study.execution.population_executor)
+        from reglab.study.execution.population_executor import execute_population
+
+        return execute_population(task, report, cache)
+    from reglab.study.execution.worker import execute_single
+
+    return execute_single(task, report, cache)
 
 
 # -- local processes ---------------------------------------------------------------------------
@@ -151,7 +118,7 @@ def _init_worker(events: Any, board: Any, threads: int, driver: int) -> None:
     import numpy as np
     import torch
 
-    from reglab.study.worker import DataCache
+    from reglab.study.execution.worker import DataCache
 
     torch.set_num_threads(threads)
     _state = _WorkerState(events, np.frombuffer(board, dtype=np.int64), DataCache())
@@ -159,8 +126,6 @@ def _init_worker(events: Any, board: Any, threads: int, driver: int) -> None:
 
 def _run_in_worker(task: Task, seq: int) -> RunOutcome:
     import os
-
-    from reglab.study.worker import execute_task
 
     state = _state
     assert state is not None, "not a reglab worker process"
@@ -258,7 +223,7 @@ class LocalExecutor:
         from concurrent.futures.process import BrokenProcessPool
 
         self._seq += 1  # a new submission: stop requests for an earlier one of the same key do not apply
-        for key in (task.key, *(m.key for m in getattr(task, "members", None) or ())):
+        for key in (task.key, *(m.key for m in task.members)):
             self._seq_of[key] = self._seq
             self._stopped.discard(key)
         try:
@@ -438,7 +403,7 @@ class InProcessExecutor:
     """
 
     def __init__(self, record: bool = False) -> None:
-        from reglab.study.worker import DataCache
+        from reglab.study.execution.worker import DataCache
 
         self.slots = 1
         self.record = record
@@ -465,8 +430,6 @@ class InProcessExecutor:
         self._stops.add(key)
 
     def _work(self, task: Task) -> None:
-        from reglab.study.worker import execute_task
-
         def report(record: dict[str, float], key: str | None = None) -> bool:
             key = key or task.key
             self._items.put(("epoch", key, dict(record)))

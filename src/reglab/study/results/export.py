@@ -16,7 +16,7 @@ import yaml
 
 from reglab.errors import ReglabError
 from reglab.files import write_atomic
-from reglab.study.saved_models import (
+from reglab.study.results.saved_models import (
     MODELS_DIR,
     SUFFIX,
     is_current,
@@ -111,7 +111,7 @@ def export_models(study_dir: str | Path, arm: str | None = None, to: str | Path 
 def _expected_config(root: Path, arm: str, seed: int) -> RunConfig | None:
     """The run configuration the study gives ``arm``'s seed now (from ``config.resolved.yaml``),
     or None when that file cannot be read (then the models' own configurations are all there is)."""
-    from reglab.study.outputs import read_resolved_arms
+    from reglab.study.results.outputs import read_resolved_arms
 
     try:
         return read_resolved_arms(root)[arm].run_config(seed)
@@ -130,7 +130,7 @@ def loading_example(file_name: str, final: dict[str, float]) -> str:
     """Five lines of Python that rebuild the saved model and evaluate it on its run's test split
     (run in the folder that holds ``file_name``)."""
     lines = [
-        "from reglab.study.export import load_model, load_run_data",
+        "from reglab.study.results.export import load_model, load_run_data",
         f'model = load_model("{file_name}")  # rebuilt from its configuration; weights via safetensors (no pickle)',
         f'x, y = load_run_data("{file_name}").test.read()  # its run\'s test split, normalized as in training',
     ]

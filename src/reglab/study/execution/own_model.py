@@ -1,9 +1,10 @@
 """A study with the user's own model (``model.class_path``, or ``run_protocol(spec, model=make_net)``),
 checked before anything is stored:
 
-- when the study is read (:func:`check_arguments`, from ``parse_study``): the reference imports, and
-  the constructor takes every ``init_args`` entry and every structural setting an arm switches on,
-  at both ends of every tuned range that reaches the model;
+- when the study is read (:func:`reglab.study.definition.spec.check_arguments`, from
+  ``parse_study``): the reference imports, and the constructor takes every ``init_args`` entry and
+  every structural setting an arm switches on, at both ends of every tuned range that reaches the
+  model;
 - when it starts (:func:`check_outputs`, from ``run_protocol`` and ``work``): each distinct model is
   built and run once on one training batch, its output shape compared with the number of classes.
 
@@ -12,7 +13,7 @@ Every failure is one ConfigError naming the arm, the model and what to do (exit 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from reglab.errors import ConfigError
@@ -20,57 +21,11 @@ from reglab.errors import ConfigError
 if TYPE_CHECKING:
     from reglab.config import RunConfig
     from reglab.models import ModelCallable
-    from reglab.study.spec import Arm, StudySpec
+    from reglab.study.definition.spec import StudySpec
 
 
 def uses_own_model(spec: StudySpec) -> bool:
     return any(a.config.model.class_path is not None for a in spec.arm_list)
-
-
-def _reaches_model(name: str) -> bool:
-    """Whether the tuned setting ``name`` changes how the model is built."""
-    from reglab.regularizers import REGULARIZERS
-
-    structural = {f for _, s in REGULARIZERS.items() if s.structural for f in s.fields}
-    return name.split(".")[0] in {"model", "init_args", "class_path", *structural}
-
-
-def model_configs(arm: Arm) -> Iterator[tuple[str, RunConfig]]:
-    """The arm's configuration, and with each tuned setting that reaches the model at either end
-    of its range (first and last choice): the models its trials can build, as far as a check can
-    tell without trying every value. Each with a label for messages (``" (init_args.width=4)"``)."""
-    yield "", arm.config
-    for name, dim in arm.space.items():
-        if not _reaches_model(name):
-            continue
-        ends: list[Any] = [dim.choices[0], dim.choices[-1]] if dim.choices is not None else [dim.low, dim.high]
-        if dim.integer and dim.choices is None:
-            ends = [int(v) for v in ends]
-        for value in ends:
-            try:
-                yield f" ({name}={value!r})", arm.config.override({name: value})
-            except ConfigError:  # reported by the study's own check of the space
-                continue
-
-
-def check_config(cfg: RunConfig) -> None:
-    """The run's own model (if any) imports and its constructor takes every argument reglab would
-    pass; the data is not read."""
-    from reglab.models.user import arguments, resolve
-    from reglab.regularizers import structural_args
-
-    ref = cfg.model.class_path
-    if ref is not None:
-        arguments(resolve(ref), ref, cfg.model.init_args, structural_args(cfg))
-
-
-def check_arguments(arm: Arm) -> None:
-    """:func:`check_config` for each model the arm's trials can build (``parse_study``)."""
-    for label, cfg in model_configs(arm):
-        try:
-            check_config(cfg)
-        except ConfigError as err:
-            raise ConfigError(f"arms.{arm.name}{label}: {err}") from None
 
 
 def check_outputs(spec: StudySpec) -> None:
@@ -83,7 +38,7 @@ def check_outputs(spec: StudySpec) -> None:
     import multiprocessing as mp
     import os
 
-    from reglab.study.executors import exit_status
+    from reglab.study.execution.executors import exit_status
 
     ctx = mp.get_context("fork") if _may_fork() else mp.get_context("spawn")
     receive, send = ctx.Pipe(duplex=False)
@@ -133,7 +88,7 @@ def _check_in_child(spec: StudySpec, conn: Any, driver: int) -> None:
     crash names its model), then "passed" or "failed" with the message."""
     import signal
 
-    from reglab.study.executors import _child_process
+    from reglab.study.execution.executors import _child_process
 
     _child_process(driver)  # before torch is imported: it ends with the driver
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a forked child has the CLI's handler: the driver decides
@@ -165,6 +120,7 @@ def _check_models(spec: StudySpec, announce: Callable[[str], None]) -> None:
     from reglab.errors import from_user_code
     from reglab.models import build_model
     from reglab.regularizers import build_regularizers, structural_args
+    from reglab.study.definition.spec import model_configs
 
     datasets: dict[str, Any] = {}
     seen: set[str] = set()
@@ -205,7 +161,7 @@ def with_model(spec: StudySpec, model: ModelCallable | str) -> StudySpec:
     reference): ``run_protocol(spec, model=make_net)``. The study's ``init_args`` of an own model
     are kept; the built-in model's sizes do not apply."""
     from reglab.models.user import reference
-    from reglab.study.spec import parse_study
+    from reglab.study.definition.spec import parse_study
 
     ref = reference(model, "run_protocol(model=...)")
     doc = spec.model_dump()

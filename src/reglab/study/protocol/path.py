@@ -13,8 +13,8 @@ from reglab.config import FIELD_SECTION, deep_merge, nest_overrides
 from reglab.errors import ConfigError
 
 if TYPE_CHECKING:
-    from reglab.study.results import StudyResults
-    from reglab.study.spec import StudySpec
+    from reglab.study.definition.spec import StudySpec
+    from reglab.study.results.results import StudyResults
 
 
 def parse_values(text: str, num: int = 10, scale: str = "auto") -> list[float]:
@@ -96,7 +96,7 @@ def _path_study(spec: StudySpec, param: str, seeds: int, arms: dict[str, Any]) -
 
 def _function_path_spec(spec: StudySpec, param: str, values: list[float], seeds: int, arm: str | None) -> StudySpec:
     """:func:`path_spec` for a study of the user's function: ``param`` names one of its settings."""
-    from reglab.study.own_function import get_dotted, nest_dotted
+    from reglab.study.definition.objective import get_dotted, nest_dotted
 
     base_arm = arm or spec.baseline_arm
     if base_arm not in spec.arms:
@@ -105,7 +105,7 @@ def _function_path_spec(spec: StudySpec, param: str, values: list[float], seeds:
     assert base.function is not None
     current = get_dotted(base.function.settings, param)
     integer = isinstance(current, int) and not isinstance(current, bool)
-    from reglab.study.own_function import check_arm
+    from reglab.study.definition.spec import check_arm
 
     new = _path_study(
         spec,
@@ -145,7 +145,7 @@ def run_path(
     progress: bool = True,
 ) -> tuple[StudyResults, list[dict[str, Any]]]:
     """Run the sweep and write ``path.json`` (one row per value x seed) next to its summary."""
-    from reglab.study.protocol import run_protocol
+    from reglab.study.protocol.protocol import run_protocol
 
     pspec = path_spec(spec, param, values, seeds, arm)
     results = run_protocol(pspec, jobs=jobs, new=new, progress=progress, storage=spec.storage_url())

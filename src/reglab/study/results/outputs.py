@@ -17,10 +17,9 @@ from reglab.jsonsafe import json_safe
 from reglab.urls import mask_url
 
 if TYPE_CHECKING:
-    from reglab.study.protocol import ProtocolStats
-    from reglab.study.results import StudyResults
-    from reglab.study.spec import Arm, StudySpec
-    from reglab.study.storage import RunStore
+    from reglab.study.definition.spec import Arm, StudySpec
+    from reglab.study.results.results import ProtocolStats, StudyResults
+    from reglab.study.results.storage import RunStore
     from reglab.tuning.insight import ArmTuning
 
 
@@ -52,7 +51,7 @@ def read_resolved_arms(out: Path) -> dict[str, Arm]:
     ``config.resolved.yaml``: ``arms[name].run_config(seed)`` is the configuration of a run."""
     from reglab.config import RunConfig
     from reglab.errors import ReglabError
-    from reglab.study.spec import Arm
+    from reglab.study.definition.spec import Arm
 
     path = out / "config.resolved.yaml"
     try:
@@ -76,7 +75,7 @@ def _function_arm(doc: dict[str, Any], arm: dict[str, Any]) -> Any:
     """A function study's arm settings (``objective.function``), as ``config.resolved.yaml`` holds them."""
     if "settings" not in arm or not doc.get("objective"):
         return None
-    from reglab.study.own_function import FunctionArm
+    from reglab.study.definition.objective import FunctionArm
 
     metric = doc.get("metric") or {}
     return FunctionArm(
@@ -140,7 +139,7 @@ def publish(
     """Write the outputs of the confirmation study ``spec`` (``search``: the study as written,
     whose search produced ``tuning``) and return the results. ``wall_time``: this session's seconds
     (``summary.json`` holds the sum over sessions, :func:`study_wall_time`)."""
-    from reglab.study.results import StudyResults, epochs_frame, finals_frame, summarize
+    from reglab.study.results.results import StudyResults, epochs_frame, finals_frame, summarize
 
     out = spec.output_dir()
     out.mkdir(parents=True, exist_ok=True)
@@ -161,7 +160,7 @@ def publish(
     failed = store.failed()  # runs that raised: reported in every output, never averaged
     summary = summarize(spec, {**failed, **records}, extra)
     if spec.save_models != "none":  # the best arm is known now: keep what save_models asks for
-        from reglab.study.saved_models import finish_models
+        from reglab.study.results.saved_models import finish_models
 
         stats.models = finish_models(spec, records, summary.ranking)
     ep, fin = epochs_frame(spec, {**failed, **records}), finals_frame(spec, {**failed, **records})

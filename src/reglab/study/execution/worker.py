@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from reglab.errors import ReglabError, from_user_code
-from reglab.study.outcome import PackedArray, RunOutcome, RunStatus
+from reglab.study.results.outcome import PackedArray, RunOutcome, RunStatus
 
 if TYPE_CHECKING:
     from reglab.config import DataConfig, RunConfig
     from reglab.data.base import DataSplits
     from reglab.data.streaming import StreamSplits
-    from reglab.study.executors import Task
+    from reglab.study.execution.task import Task
     from reglab.training.engine import RunResult
 
 
@@ -68,19 +68,12 @@ class _Stop(Exception):
     """Raised from the epoch callback when the driver asked this task to stop (pruned)."""
 
 
-def execute_task(task: Task, report: Report, cache: DataCache) -> RunOutcome:
-    """Run a task (one run, or K cross-validation folds in sequence). ``report`` gets each epoch's
-    record and returns True when the driver wants the task stopped (pruning); with K folds the
-    record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
+def execute_single(task: Task, report: Report, cache: DataCache) -> RunOutcome:
+    """Run a task of reglab's engine (one run, or K cross-validation folds in sequence); any task
+    goes through :func:`reglab.study.execution.executors.execute_task`. ``report`` gets each
+    epoch's record and returns True when the driver wants the task stopped (pruning); with K folds
+    the record's ``step`` counts epochs across folds and ``val_acc``/``val_loss`` are the running
     mean over folds so far (comparable between trials at equal steps)."""
-    if getattr(task, "function", None) is not None:  # the user's own function (reglab.study.own_function)
-        from reglab.study.own_function import execute_function
-
-        return execute_function(task, report, cache)
-    if getattr(task, "members", None):  # a population (reglab.study.population_executor)
-        from reglab.study.population_executor import execute_population
-
-        return execute_population(task, report, cache)  # type: ignore[arg-type]
     if not task.folds:
         return execute_run(
             task.config,
@@ -144,7 +137,7 @@ def execute_run(
     ``save_to``: a completed run saves its evaluated model there (safetensors), before the outcome
     goes back to the driver - so a stored run of a study with saved models has its file.
     ``reference``: the outcome also carries the classical reference models' errors on this run's
-    splits (:func:`reglab.study.reference.estimate`).
+    splits (:func:`reglab.study.results.reference.estimate`).
     Anything the user's code raises fails only this run, ``SystemExit`` included (a model calling
     ``sys.exit``); only a real interrupt (:func:`reglab.errors.from_user_code`) propagates."""
     from reglab.training.engine import fit
@@ -164,7 +157,7 @@ def execute_run(
         data = (cache or DataCache(size=1)).get(cfg.data)
         result = fit(cfg, data, callbacks=[callback], evaluate_test=evaluate_test, keep_model=save_to is not None)
         if save_to is not None and result.status == "completed" and result.model is not None:
-            from reglab.study.saved_models import save_run_model
+            from reglab.study.results.saved_models import save_run_model
 
             save_run_model(result.model, save_to, cfg, data, result.final)
     except _Stop:
@@ -218,7 +211,7 @@ def run_outcome(result: RunResult, data: DataSplits | StreamSplits, reference: b
 
 
 def _with_reference(info: dict[str, Any], data: DataSplits | StreamSplits) -> dict[str, Any]:
-    from reglab.study.reference import estimate
+    from reglab.study.results.reference import estimate
 
     found = estimate(data)
     return info if found is None else {**info, "reference": found}
