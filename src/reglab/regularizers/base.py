@@ -153,6 +153,61 @@ class TuneRange:
     kind: str = "float"
 
 
+class Stacked:
+    """A regularizer's hooks in a population (issue 24): the members' parameters stacked with a
+    leading member dimension, each member's strengths one row of a (P,) tensor (``strengths``, by
+    setting name). Every hook is a no-op; a unit overrides those its single-run hook object
+    overrides, calling the same kernels of :mod:`reglab.regularizers.functional` (vectorized over
+    the members with ``torch.func.vmap`` or written for a leading member dimension)."""
+
+    def __init__(self, **strengths: Tensor) -> None:
+        self.strengths = strengths
+
+    def setup(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
+        """Once before training (``weights`` as in :meth:`after_step`)."""
+
+    def penalty(self, params: Sequence[Tensor]) -> Tensor | None:
+        """Each member's term (P,), added to its loss (``params``: the penalized ones)."""
+        return None
+
+    def targets(self, y: Tensor, n_classes: int) -> Tensor:
+        """Each member's targets (P, B) class indices -> (P, B) or (P, B, K) soft targets."""
+        return y
+
+    def before_step(self, params: Sequence[Tensor], lr: Tensor) -> None:
+        """After backward, before the optimizer step (``params``: the penalized ones, ``lr`` (P,))."""
+
+    def after_step(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
+        """After the optimizer step: ``weights`` the constrained weights (as ``constrained_weights``
+        gives them) with the dims of one unit's incoming weights in their stacked layout."""
+
+    def keep(self, rows: Tensor) -> None:
+        """Only the members ``rows`` go on (the others left the population)."""
+        self.strengths = {k: v[rows] for k, v in self.strengths.items()}
+
+
+@dataclass(frozen=True)
+class Members:
+    """How a regularizer trains in a population (issue 24), declared in its registry entry: a
+    regularizer without it makes a run train alone. ``settings``: those of its fields that may
+    differ between the members of one population (the others must be equal). ``stacked``: its
+    hooks on stacked tensors, made from the members' ``regularization`` sections and the device
+    (None when no member uses it); without it the population calls each member's own hook object
+    for what runs per member (batch transforms, epoch ends) - the network builds the structural
+    ones (dropout, batch norm) into every member."""
+
+    settings: tuple[str, ...] = ()
+    stacked: Callable[[Sequence[Any], torch.device], Stacked | None] | None = None
+
+
+def member_values(sections: Sequence[Any], name: str, device: torch.device, off: float = 0.0) -> Tensor:
+    """The members' setting ``name`` as a (P,) float32 tensor (``off`` where it is None)."""
+    import torch
+
+    values = [off if getattr(s, name) is None else float(getattr(s, name)) for s in sections]
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
 S = TypeVar("S", bound=Settings)
 
 
@@ -167,6 +222,7 @@ class RegularizerSpec(Generic[S]):
     combined with, ``structural`` says it changes the network (answers ``modules``).
     ``dump_defaults=False`` leaves its settings out of config dumps while they are at their
     defaults, so adding it changes neither the dumps nor the fingerprints of studies without it.
+    ``members``: how it trains in a population (None: runs using it train one at a time).
     """
 
     name: str
@@ -179,6 +235,7 @@ class RegularizerSpec(Generic[S]):
     structural: bool = False
     excludes: tuple[str, ...] = ()
     dump_defaults: bool = True
+    members: Members | None = None
 
     def build(self, cfg: HasRegularization) -> Regularizer | None:
         """The hook object for this run, or None when the regularizer is off."""

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members, Stacked, member_values
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 
@@ -31,6 +34,26 @@ class ElasticNet(Regularizer):
         return self.strength * Fn.elastic_net_penalty(ctx.penalized, self.l1_ratio)
 
 
+class StackedElasticNet(Stacked):
+    """Each member's lambda * (r sum|w| + (1-r) sum w^2), its own r: the same kernel, vectorized."""
+
+    def penalty(self, params: Sequence[Tensor]) -> Tensor:
+        from torch.func import vmap
+
+        from reglab.regularizers import functional as Fn
+
+        s = self.strengths
+        return s["elastic_net"] * vmap(Fn.elastic_net_penalty)(list(params), s["l1_ratio"])
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedElasticNet | None:
+    if not any(s.elastic_net > 0 for s in sections):
+        return None
+    return StackedElasticNet(
+        elastic_net=member_values(sections, "elastic_net", device), l1_ratio=member_values(sections, "l1_ratio", device)
+    )
+
+
 register(
     RegularizerSpec(
         name="elastic_net",
@@ -40,5 +63,6 @@ register(
         citation="Zou & Hastie 2005",
         example={"elastic_net": 1e-4, "l1_ratio": 0.5},
         tune={"elastic_net": TuneRange(1e-7, 1e-2, log=True), "l1_ratio": TuneRange(0.0, 1.0)},
+        members=Members(("elastic_net", "l1_ratio"), _members),
     )
 )

@@ -1,6 +1,10 @@
 """The mathematics of every regularizer as pure functions on tensors (thin wrappers live beside).
 
-Penalties take the list of penalized parameters; in-place operations end in ``_``.
+Penalties take the list of penalized parameters; in-place operations end in ``_``. A population
+(issue 24) uses these same functions: vectorized over its members with ``torch.func.vmap`` (the
+penalties, label smoothing), or - where a strength is a float in a single run and a (P,) tensor of
+the members' in a population - written for both (decoupled weight decay, max-norm); the float path
+is the single run's, unchanged.
 """
 
 from __future__ import annotations
@@ -23,29 +27,47 @@ def l2_penalty(params: Sequence[Tensor]) -> Tensor:
     return torch.stack([p.pow(2).sum() for p in params]).sum()
 
 
-def elastic_net_penalty(params: Sequence[Tensor], l1_ratio: float) -> Tensor:
+def elastic_net_penalty(params: Sequence[Tensor], l1_ratio: float | Tensor) -> Tensor:
     """r * sum|w| + (1 - r) * sum w^2 (Zou & Hastie 2005)."""
     return l1_ratio * l1_penalty(params) + (1.0 - l1_ratio) * l2_penalty(params)
 
 
+def per_member(values: Tensor, like: Tensor) -> Tensor:
+    """(P,) values viewed to broadcast over stacked tensors like ``like`` (P, ...)."""
+    return values.view(-1, *([1] * (like.ndim - 1)))
+
+
 @torch.no_grad()
-def decoupled_weight_decay_(params: Sequence[Tensor], lr: float, decay: float) -> None:
-    """w <- w - lr * decay * w, outside the gradient (Loshchilov & Hutter 2019, AdamW)."""
+def decoupled_weight_decay_(params: Sequence[Tensor], lr: float | Tensor, decay: float | Tensor) -> None:
+    """w <- w - lr * decay * w, outside the gradient (Loshchilov & Hutter 2019, AdamW). In a
+    population ``lr`` and ``decay`` are (P,) tensors and ``params`` stacked (P, ...)."""
+    if isinstance(lr, Tensor) or isinstance(decay, Tensor):
+        factor = 1.0 - torch.as_tensor(lr) * decay
+        for w in params:
+            w.mul_(per_member(factor, w))
+        return
     torch._foreach_mul_(list(params), 1.0 - lr * decay)
 
 
 @torch.no_grad()
-def max_norm_(weight: Tensor, max_norm: float) -> None:
+def max_norm_(weight: Tensor, max_norm: float | Tensor, dims: tuple[int, ...] = ()) -> None:
     """Project each unit's incoming weight vector onto the L2 ball of radius ``max_norm``
-    (Srebro & Shraibman 2005; used with dropout by Srivastava et al. 2014)."""
-    weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))
+    (Srebro & Shraibman 2005; used with dropout by Srivastava et al. 2014). In a population
+    ``max_norm`` is each member's radius (P,) (inf: unconstrained), ``weight`` stacked and ``dims``
+    the dims of one unit's incoming weights; the rule is ``torch.renorm``'s."""
+    if not isinstance(max_norm, Tensor):
+        weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))
+        return
+    c = per_member(max_norm, weight)
+    norm = weight.pow(2).sum(dims, keepdim=True).sqrt_()
+    weight.mul_(torch.where(norm > c, c / (norm + 1e-7), 1.0))
 
 
 def one_hot(y: Tensor, n_classes: int) -> Tensor:
     return F.one_hot(y, n_classes).to(torch.float32) if y.dtype == torch.long else y
 
 
-def smooth_labels(y: Tensor, n_classes: int, eps: float) -> Tensor:
+def smooth_labels(y: Tensor, n_classes: int, eps: float | Tensor) -> Tensor:
     """(1 - eps) * onehot + eps / K (Szegedy et al. 2016)."""
     return one_hot(y, n_classes) * (1.0 - eps) + eps / n_classes
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members, Stacked, member_values
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 
@@ -30,6 +33,21 @@ class L1(Regularizer):
         return self.strength * Fn.l1_penalty(ctx.penalized)
 
 
+class StackedL1(Stacked):
+    """Each member's lambda * sum|w|: the same kernel, vectorized over the members."""
+
+    def penalty(self, params: Sequence[Tensor]) -> Tensor:
+        from torch.func import vmap
+
+        from reglab.regularizers import functional as Fn
+
+        return self.strengths["l1"] * vmap(Fn.l1_penalty)(list(params))
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedL1 | None:
+    return StackedL1(l1=member_values(sections, "l1", device)) if any(s.l1 > 0 for s in sections) else None
+
+
 register(
     RegularizerSpec(
         name="l1",
@@ -39,5 +57,6 @@ register(
         citation="Tibshirani 1996; Ng 2004",
         example={"l1": 1e-4},
         tune={"l1": TuneRange(1e-7, 1e-2, log=True)},
+        members=Members(("l1",), _members),
     )
 )

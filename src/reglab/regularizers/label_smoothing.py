@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members, Stacked, member_values
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 
@@ -30,6 +33,23 @@ class LabelSmoothing(Regularizer):
         return x, Fn.smooth_labels(y, ctx.n_classes, self.eps)
 
 
+class StackedLabelSmoothing(Stacked):
+    """Each member's soft targets with its own eps: the same kernel, vectorized over the members."""
+
+    def targets(self, y: Tensor, n_classes: int) -> Tensor:
+        from torch.func import vmap
+
+        from reglab.regularizers import functional as Fn
+
+        return vmap(Fn.smooth_labels, in_dims=(0, None, 0))(y, n_classes, self.strengths["label_smoothing"])
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedLabelSmoothing | None:
+    if not any(s.label_smoothing > 0 for s in sections):
+        return None
+    return StackedLabelSmoothing(label_smoothing=member_values(sections, "label_smoothing", device))
+
+
 register(
     RegularizerSpec(
         name="label_smoothing",
@@ -39,5 +59,6 @@ register(
         citation="Szegedy et al. 2016",
         example={"label_smoothing": 0.1},
         tune={"label_smoothing": TuneRange(0.0, 0.3)},
+        members=Members(("label_smoothing",), _members),
     )
 )
