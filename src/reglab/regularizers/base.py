@@ -158,10 +158,37 @@ class Stacked:
     leading member dimension, each member's strengths one row of a (P,) tensor (``strengths``, by
     setting name). Every hook is a no-op; a unit overrides those its single-run hook object
     overrides, calling the same kernels of :mod:`reglab.regularizers.functional` (vectorized over
-    the members with ``torch.func.vmap`` or written for a leading member dimension)."""
+    the members with ``torch.func.vmap`` or written for a leading member dimension).
 
-    def __init__(self, **strengths: Tensor) -> None:
+    ``used``: which members use the regularizer. The population orders its members by what they
+    use, so a hook need only touch ``span``, the rows from the first member using it to the last
+    (views, not gathered copies); the rows in between that do not use it have zero strength."""
+
+    def __init__(self, used: Sequence[bool], **strengths: Tensor) -> None:
         self.strengths = strengths
+        self._use(list(used))
+
+    def _use(self, used: list[bool]) -> None:
+        self.used, self.size = used, len(used)
+        rows = [i for i, u in enumerate(used) if u]
+        self.span = slice(rows[0], rows[-1] + 1) if rows else slice(0, 0)
+
+    def rows(self, tensors: Sequence[Tensor]) -> list[Tensor]:
+        """The rows in :attr:`span` of each stacked tensor (the tensors themselves when it spans
+        every member: a slice would cost its backward a full-size copy)."""
+        if self.span == slice(0, self.size):
+            return list(tensors)
+        return [t[self.span] for t in tensors]
+
+    def at(self, name: str) -> Tensor:
+        """The strengths ``name`` of the members in :attr:`span`."""
+        return self.strengths[name][self.span]
+
+    def spread(self, values: Tensor) -> Tensor:
+        """Values of the members in :attr:`span` -> all members' (P,), zero outside it."""
+        import torch.nn.functional as F
+
+        return F.pad(values, (self.span.start, self.size - self.span.stop))
 
     def setup(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
         """Once before training (``weights`` as in :meth:`after_step`)."""
@@ -184,6 +211,7 @@ class Stacked:
     def keep(self, rows: Tensor) -> None:
         """Only the members ``rows`` go on (the others left the population)."""
         self.strengths = {k: v[rows] for k, v in self.strengths.items()}
+        self._use([self.used[r] for r in rows.tolist()])
 
 
 @dataclass(frozen=True)

@@ -42,15 +42,18 @@ class StackedElasticNet(Stacked):
 
         from reglab.regularizers import functional as Fn
 
-        s = self.strengths
-        return s["elastic_net"] * vmap(Fn.elastic_net_penalty)(list(params), s["l1_ratio"])
+        terms = vmap(Fn.elastic_net_penalty)(self.rows(params), self.at("l1_ratio"))
+        return self.spread(self.at("elastic_net") * terms)
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedElasticNet | None:
-    if not any(s.elastic_net > 0 for s in sections):
+    used = [s.elastic_net > 0 for s in sections]
+    if not any(used):
         return None
     return StackedElasticNet(
-        elastic_net=member_values(sections, "elastic_net", device), l1_ratio=member_values(sections, "l1_ratio", device)
+        used,
+        elastic_net=member_values(sections, "elastic_net", device),
+        l1_ratio=member_values(sections, "l1_ratio", device),
     )
 
 

@@ -41,11 +41,12 @@ class StackedL1(Stacked):
 
         from reglab.regularizers import functional as Fn
 
-        return self.strengths["l1"] * vmap(Fn.l1_penalty)(list(params))
+        return self.spread(self.at("l1") * vmap(Fn.l1_penalty)(self.rows(params)))
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedL1 | None:
-    return StackedL1(l1=member_values(sections, "l1", device)) if any(s.l1 > 0 for s in sections) else None
+    used = [s.l1 > 0 for s in sections]
+    return StackedL1(used, l1=member_values(sections, "l1", device)) if any(used) else None
 
 
 register(

@@ -42,11 +42,12 @@ class StackedL2(Stacked):
 
         from reglab.regularizers import functional as Fn
 
-        return self.strengths["l2"] * vmap(Fn.l2_penalty)(list(params))
+        return self.spread(self.at("l2") * vmap(Fn.l2_penalty)(self.rows(params)))
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedL2 | None:
-    return StackedL2(l2=member_values(sections, "l2", device)) if any(s.l2 > 0 for s in sections) else None
+    used = [s.l2 > 0 for s in sections]
+    return StackedL2(used, l2=member_values(sections, "l2", device)) if any(used) else None
 
 
 register(

@@ -45,9 +45,10 @@ class StackedLabelSmoothing(Stacked):
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedLabelSmoothing | None:
-    if not any(s.label_smoothing > 0 for s in sections):
+    used = [s.label_smoothing > 0 for s in sections]
+    if not any(used):
         return None
-    return StackedLabelSmoothing(label_smoothing=member_values(sections, "label_smoothing", device))
+    return StackedLabelSmoothing(used, label_smoothing=member_values(sections, "label_smoothing", device))
 
 
 register(

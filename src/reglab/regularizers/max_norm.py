@@ -51,13 +51,14 @@ class StackedMaxNorm(Stacked):
         from reglab.regularizers import functional as Fn
 
         for w, dims in weights:
-            Fn.max_norm_(w, self.strengths["max_norm"], dims)
+            Fn.max_norm_(w[self.span], self.at("max_norm"), dims)
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedMaxNorm | None:
-    if not any(s.max_norm for s in sections):
+    used = [bool(s.max_norm) for s in sections]
+    if not any(used):
         return None
-    return StackedMaxNorm(max_norm=member_values(sections, "max_norm", device, off=math.inf))
+    return StackedMaxNorm(used, max_norm=member_values(sections, "max_norm", device, off=math.inf))
 
 
 register(

@@ -43,13 +43,14 @@ class StackedWeightDecay(Stacked):
     def before_step(self, params: Sequence[Tensor], lr: Tensor) -> None:
         from reglab.regularizers import functional as Fn
 
-        Fn.decoupled_weight_decay_(params, lr, self.strengths["weight_decay"])
+        Fn.decoupled_weight_decay_(self.rows(params), lr[self.span], self.at("weight_decay"))
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedWeightDecay | None:
-    if not any(s.weight_decay > 0 for s in sections):
+    used = [s.weight_decay > 0 for s in sections]
+    if not any(used):
         return None
-    return StackedWeightDecay(weight_decay=member_values(sections, "weight_decay", device))
+    return StackedWeightDecay(used, weight_decay=member_values(sections, "weight_decay", device))
 
 
 register(

@@ -139,9 +139,20 @@ def fit_population(
 
     device = resolve_device(cfgs[0].train.device)
     splits = list(data) if data is not None else _load(cfgs)
-    pop = _Population(cfgs, splits, device)
+    order = sorted(range(len(cfgs)), key=lambda i: _uses(cfgs[i]))
+    pop = _Population([cfgs[i] for i in order], [splits[i] for i in order], device, order)
     pop.train(on_epoch)
-    return pop.results(evaluate_test, keep_model, time.perf_counter() - t_start)
+    results = pop.results(evaluate_test, keep_model, time.perf_counter() - t_start)
+    return [r for _, r in sorted(zip(order, results, strict=True), key=lambda t: t[0])]
+
+
+def _uses(cfg: RunConfig) -> tuple[bool, ...]:
+    """Members are ordered by the stacked regularizers they do not use, so that the members using
+    one sit in few contiguous rows (each stacked hook touches its span of rows only)."""
+    from reglab.regularizers import REGULARIZERS
+
+    stacked = [spec for _, spec in REGULARIZERS.items() if spec.members and spec.members.stacked]
+    return tuple(spec.from_section(cfg.regularization) is None for spec in stacked)
 
 
 def _load(cfgs: Sequence[RunConfig]) -> list[DataSplits | StreamSplits]:
@@ -158,7 +169,10 @@ def _load(cfgs: Sequence[RunConfig]) -> list[DataSplits | StreamSplits]:
 
 
 class _Population:
-    def __init__(self, cfgs: Sequence[RunConfig], splits: Sequence[Any], device: torch.device) -> None:
+    def __init__(
+        self, cfgs: Sequence[RunConfig], splits: Sequence[Any], device: torch.device, index: Sequence[int]
+    ) -> None:
+        """``index``: each run's position in the caller's list (what ``on_epoch`` calls it)."""
         from reglab.data.base import DataSplits
         from reglab.optim import create_schedule
         from reglab.optim._kwargs import accepted
@@ -227,7 +241,7 @@ class _Population:
             else:
                 layout = _refuse_unstackable(pn.compile_network, net)
             ctx = TrainContext(gen, s.n_classes, s.image, c.train.epochs, [], None, c.train.batch_size)
-            self.members.append(_Member(i, rows[i], c, s, net, regs, layout, drop_gen, sched, ctx))
+            self.members.append(_Member(index[i], rows[i], c, s, net, regs, layout, drop_gen, sched, ctx))
 
         first_layout = self.members[0].layout
         for mb in self.members:
@@ -328,7 +342,7 @@ class _Population:
                 targets = yb
                 for s in self.hooked["targets"]:
                     targets = s.targets(targets, self.objective.n_classes)
-                loss = torch.func.vmap(self.objective.loss)(logits, targets)  # (P,): each member's mean
+                loss = self._loss(logits, targets)
                 total = loss
                 for s in self.hooked["penalty"]:
                     pen = s.penalty(self.penalized)
@@ -348,6 +362,15 @@ class _Population:
                 sizes.append(b)
                 steps += 1
             self._epoch_end(epoch, members, lrs, losses, hits, norms, pens, sizes, steps, t0, on_epoch)
+
+    def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
+        """Each member's mean loss over its batch (P,): the run's objective, as one batched call
+        for the built-in cross-entropy (hard or soft targets), else vectorized over the members."""
+        if not self.objective.builtin_ce:
+            return torch.func.vmap(self.objective.loss)(logits, targets)
+        p, b, k = logits.shape
+        flat = targets.reshape(p * b, k) if targets.ndim == 3 else targets.reshape(-1)
+        return F.cross_entropy(logits.reshape(p * b, k), flat, reduction="none").view(p, b).mean(1)
 
     @torch.no_grad()
     def _step(self, grads: list[Tensor], lr: Tensor) -> None:
