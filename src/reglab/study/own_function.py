@@ -386,7 +386,7 @@ def function_task(arm: Arm, seed: int, *, trial: int | None = None, params: dict
 
 def study_problems(spec: StudySpec) -> list[str]:
     """What a function study cannot have (the function owns the model and the training loop)."""
-    from reglab.config import ModelConfig, RegularizationConfig
+    from reglab.config import ModelConfig, regularization_section
 
     if spec.objective is None:
         return ["settings: only for a study with objective.function (the settings your function reads)"] * bool(
@@ -395,7 +395,7 @@ def study_problems(spec: StudySpec) -> list[str]:
     out = []
     if spec.model != ModelConfig():
         out.append("model: your function builds its own model; remove the model section (or objective)")
-    if spec.regularization != RegularizationConfig():
+    if spec.regularization.model_dump() != regularization_section()().model_dump():
         out.append(
             "regularization: reglab's regularizers do not reach your function; name the settings your function "
             "reads in settings: and the arms instead"

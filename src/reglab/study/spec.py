@@ -39,9 +39,10 @@ from pydantic import (
 from reglab.config import (
     DataConfig,
     ModelConfig,
-    RegularizationConfig,
+    RegularizationSection,
     RunConfig,
     TrainConfig,
+    regularization_field,
     validation_messages,
 )
 from reglab.errors import ConfigError
@@ -186,7 +187,7 @@ class StudySpec(BaseModel):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    regularization: RegularizationConfig = RegularizationConfig()
+    regularization: RegularizationSection = regularization_field()
     arms: dict[str, dict[str, Any]] = Field(description="arm name -> overrides of the shared settings")
     baseline: str | None = Field(None, description="arm compared against (default: the first)")
     seeds: int | list[int] = Field(5, description="a count (0..n-1) or an explicit list")
