@@ -179,6 +179,13 @@ def keep_mask(shape: Sequence[int], p: float, like: Tensor, gen: torch.Generator
     return (u >= p).to(like.device, like.dtype) / (1.0 - p)
 
 
+def dropout_mask_(out: Tensor, p: float, gen: torch.Generator) -> Tensor:
+    """Fill ``out`` with an inverted-dropout mask, Bernoulli(1 - p) / (1 - p) (Srivastava et al.
+    2014), drawn as ``nn.Dropout`` draws its noise (``bernoulli_``, here from ``gen``): a population
+    draws each member's masks with it, on a CPU the very draws of the member's single run."""
+    return out.bernoulli_(1 - p, generator=gen).div_(1 - p)
+
+
 def dropconnect(weight: Tensor, p: float, gen: torch.Generator | None = None) -> Tensor:
     """Drop each connection (weight entry) with probability p and scale the rest by 1 / (1 - p)
     (Wan et al. 2013's DropConnect with dropout's inverted scaling, so evaluation uses the plain

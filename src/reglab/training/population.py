@@ -2,7 +2,7 @@
 
 A study is mostly many small runs of one network: the seeds of an arm, arms or tuning trials that
 differ only in a learning rate or a penalty strength. Such runs train here as one model whose
-parameters carry a leading member dimension (:mod:`reglab.training.population_net` runs the
+parameters carry a leading member dimension (:mod:`reglab.models.stacked` runs the
 built-in mlp and cnn for all members at once; your own model runs through ``torch.func``): each
 step is one batched forward and backward and one update over the stacked tensors, so the per-step
 cost of Python, the dispatcher and the optimizer is paid once for all P members instead of P times.
@@ -39,8 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reglab.training import population_net as pn
-from reglab.training.population_net import Compiled
+from reglab.models import stacked as pn
+from reglab.models.stacked import Compiled
 from reglab.training.population_rules import population_check, population_key
 
 __all__ = ["PopulationRefused", "fit_population", "population_check", "population_key"]
@@ -103,9 +103,9 @@ class _Rows:
         self.weights = [state[str(j)] for j in range(len(self.weights))]
 
 
-def _refuse_unstackable(read: Callable[[nn.Module], Any], net: nn.Module) -> Any:
+def _refuse_unstackable(read: Callable[..., Any], *args: Any) -> Any:
     try:
-        return read(net)
+        return read(*args)
     except pn.NotStackable as why:
         raise PopulationRefused(str(why)) from None
 
@@ -178,6 +178,7 @@ class _Population:
         from reglab.optim._kwargs import accepted
         from reglab.optim.optimizers import member_step
         from reglab.regularizers import REGULARIZERS, TrainContext, build_regularizers
+        from reglab.regularizers.base import constrained_weights
         from reglab.training.network import build_network
         from reglab.training.objective import build_objective, metric_names, monitored, selection_metric
         from reglab.training.rng import seeded_global_rng
@@ -237,7 +238,7 @@ class _Population:
             )
             gen = torch.Generator().manual_seed(c.train.seed)  # batch order and augmentation
             if self.user:
-                layout, units = _refuse_unstackable(pn.user_layout, net)
+                layout, units = _refuse_unstackable(pn.user_layout, net, constrained_weights(net))
             else:
                 layout = _refuse_unstackable(pn.compile_network, net)
             ctx = TrainContext(gen, s.n_classes, s.image, c.train.epochs, [], None, c.train.batch_size)
@@ -430,15 +431,17 @@ class _Population:
             x[k].copy_(xk.reshape(b, -1))
 
     def _masks(self, members: list[_Member], slot: int, b: int) -> Tensor | None:
-        """Inverted-dropout masks (P, b, width), drawn as ``nn.Dropout`` draws them (Bernoulli(1 -
-        p) / (1 - p)) from each member's own generator, in place; None when no member drops here."""
+        """The masks (P, b, width) of a dropout slot (the network's), each member's drawn by the
+        unit's kernel from its own generator, in place; None when no member drops here."""
+        from reglab.regularizers import functional as Fn
+
         rates = [self.rates[slot][i] for i in self.live]
         if not any(rates):
             return None
         out = self._buffer(f"mask{slot}", b, self.widths[slot], 1.0)
         for k, (m, p) in enumerate(zip(members, rates, strict=True)):
             if p > 0:
-                out[k].bernoulli_(1 - p, generator=m.drop_gen).div_(1 - p)
+                Fn.dropout_mask_(out[k], p, m.drop_gen)
         return out
 
     # -- epoch end ----------------------------------------------------------------------------------
