@@ -180,7 +180,7 @@ class _Population:
         from reglab.regularizers import REGULARIZERS, TrainContext, build_regularizers
         from reglab.regularizers.base import constrained_weights
         from reglab.training.network import build_network
-        from reglab.training.objective import build_objective, metric_names, monitored, selection_metric
+        from reglab.training.objective import build_objective, run_metrics
         from reglab.training.rng import seeded_global_rng
 
         self.device = device
@@ -212,11 +212,7 @@ class _Population:
         cfg0 = cfgs[0]
         tc, rc = cfg0.train, cfg0.regularization
         self.objective = build_objective("classification", first.n_classes, tc.loss, first.y_train)
-        es = rc.early_stopping
-        requested = [*tc.metrics, *([es.monitor.partition("_")[2]] if es else [])]
-        self.names = metric_names("classification", requested)
-        self.watch = monitored("classification", requested)
-        self.select = f"val_{selection_metric('classification', tc.metrics)}"
+        self.names, self.watch, self.select = run_metrics(cfg0, "classification")
         self.tc, self.penalize_biases = tc, rc.penalize_biases
         # -- the members: built as single runs build them, then stacked --
         self.members: list[_Member] = []
@@ -460,6 +456,7 @@ class _Population:
         t0: float,
         on_epoch: MemberCallback | None,
     ) -> None:
+        from reglab.training.metrics import epoch_record
         from reglab.training.objective import compute
 
         seen = sum(sizes)
@@ -482,23 +479,17 @@ class _Population:
                 )
                 leave.append(r)
                 continue
-            record: dict[str, float] = {
-                "epoch": epoch + 1,
-                "train_loss": train_loss[r],
-                "train_acc": train_acc[r],
-                "val_loss": val_loss[r],
-                "val_acc": val_acc[r],
-                **(
-                    {f"val_{k}": v for k, v in compute(self.watch, self.objective, m.data.y_val, val_scores[r]).items()}
-                    if val_scores is not None
-                    else {}
-                ),
-                "lr": lrs[r],
-                "grad_norm": grad_norm[r],
-                "penalty": pen[r],
-                "time": elapsed / len(members),  # this member's share of the population's epoch
-                **{k: v[r] for k, v in stats.items()},
-            }
+            record = epoch_record(
+                epoch + 1,
+                (train_loss[r], train_acc[r]),
+                (val_loss[r], val_acc[r]),
+                compute(self.watch, self.objective, m.data.y_val, val_scores[r]) if val_scores is not None else {},
+                lrs[r],
+                grad_norm[r],
+                pen[r],
+                elapsed / len(members),  # this member's share of the population's epoch
+                {k: v[r] for k, v in stats.items()},
+            )
             m.history.append(record)
             stop = False
             hooks = m.hooks("on_epoch_end")
@@ -602,9 +593,8 @@ class _Population:
     # -- results ------------------------------------------------------------------------------------
 
     def results(self, evaluate_test: bool, keep_model: bool, wall: float) -> list[RunResult]:
-        from reglab.tasks import higher_is_better
         from reglab.training.engine import RunResult
-        from reglab.training.metrics import weight_histograms
+        from reglab.training.metrics import close_final, weight_histograms
 
         for r, i in enumerate(self.live):  # trained to the last epoch
             m = self.members[i]
@@ -636,13 +626,7 @@ class _Population:
                 out.append(RunResult(m.status, m.history, {}, info, m.reason, m.diverged_epoch))
                 continue
             final = finals[m.index]
-            if evaluate_test:
-                main = self.names[0]
-                tr_m, te_m = final[f"train_{main}"], final[f"test_{main}"]
-                final["gap"] = tr_m - te_m if higher_is_better(main) else te_m - tr_m
-            pick = max if higher_is_better(self.select) else min
-            best = m.ctx.best_epoch or int(pick(m.history, key=lambda h: h[self.select])["epoch"])
-            final["best_epoch"] = float(best)
+            close_final(final, m.history, self.names, self.select, m.ctx.best_epoch, evaluate_test)
             k = done.index(m)
             final.update({name: v[k] for name, v in wstats.items()})
             assert m.final_weights is not None
