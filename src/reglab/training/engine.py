@@ -29,6 +29,7 @@ from reglab.models.user import wrong_output
 from reglab.optim import create_optimizer, create_schedule
 from reglab.regularizers import TrainContext, build_regularizers
 from reglab.regularizers.base import Regularizer, penalized_parameters
+from reglab.status import RunStatus
 from reglab.training.feed import Feed, make_feed
 from reglab.training.metrics import (
     EpochStats,
@@ -52,7 +53,7 @@ class RunResult:
     """Outcome of one run. ``history`` has one dict per epoch; ``final`` the end-of-run metrics
     (train/val/test loss and accuracy of the final model, best epoch, weight statistics)."""
 
-    status: str  # "completed" | "diverged"
+    status: RunStatus  # completed | diverged (a population member's also pruned)
     history: list[dict[str, float]]
     final: dict[str, float]
     info: dict[str, Any]
@@ -169,7 +170,7 @@ def _train(
     bs = min(tc.batch_size, n)
     model_ref = cfg.model.class_path or cfg.model.arch
     history: list[dict[str, float]] = []
-    status, reason, diverged_epoch = "completed", None, None
+    status, reason, diverged_epoch = RunStatus.COMPLETED, None, None
 
     for epoch in range(tc.epochs):
         t0 = time.perf_counter()
@@ -218,14 +219,14 @@ def _train(
         seen = stats.n  # n, or more when a regularizer adds examples to its batches
         train_loss = float(stats.loss_sum) / seen
         if not math.isfinite(train_loss) or not math.isfinite(float(pen_sum)):
-            status, diverged_epoch = "diverged", epoch + 1
+            status, diverged_epoch = RunStatus.DIVERGED, epoch + 1
             reason = f"non-finite training loss ({train_loss}) in epoch {epoch + 1}"
             break
         val_loss, val_acc, val_scores = evaluate_batches(
             model, feed.split("val", tc.eval_batch_size), probs=bool(watch), objective=objective
         )
         if not math.isfinite(val_loss):
-            status, diverged_epoch = "diverged", epoch + 1
+            status, diverged_epoch = RunStatus.DIVERGED, epoch + 1
             reason = f"non-finite validation loss in epoch {epoch + 1}"
             break
         acc = objective.has_accuracy
@@ -258,7 +259,7 @@ def _train(
     }
     for r in regs:
         info.update(r.summary())
-    if status != "completed":
+    if status is not RunStatus.COMPLETED:
         info["wall_time"] = time.perf_counter() - t_start
         return RunResult(status, history, {}, info, reason, diverged_epoch)
 

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from reglab.models import stacked as pn
 from reglab.models.stacked import Compiled
+from reglab.status import RunStatus
 from reglab.training.population_rules import population_check, population_key
 
 __all__ = ["PopulationRefused", "fit_population", "population_check", "population_key"]
@@ -77,7 +78,7 @@ class _Member:
     schedule: Callable[[int], float]
     ctx: TrainContext  # what its hooks read (its generator, the best epoch)
     history: list[dict[str, float]] = field(default_factory=list)
-    status: str = "running"  # running | completed | diverged | pruned
+    status: RunStatus | None = None  # None while it trains
     reason: str | None = None
     diverged_epoch: int | None = None
     final_weights: list[Tensor] | None = None  # its rows of the stacked parameters and buffers
@@ -471,7 +472,7 @@ class _Population:
         leave: list[int] = []
         for r, m in enumerate(members):
             if not math.isfinite(train_loss[r]) or not math.isfinite(pen[r]) or not math.isfinite(val_loss[r]):
-                m.status, m.diverged_epoch = "diverged", epoch + 1
+                m.status, m.diverged_epoch = RunStatus.DIVERGED, epoch + 1
                 m.reason = (
                     f"non-finite validation loss in epoch {epoch + 1}"
                     if math.isfinite(train_loss[r]) and math.isfinite(pen[r])
@@ -498,11 +499,11 @@ class _Population:
                 for h in hooks:
                     stop = h.on_epoch_end(rows, record, m.ctx) or stop  # type: ignore[arg-type]
             if on_epoch is not None and on_epoch(m.index, record):
-                m.status, m.reason = "pruned", f"pruned after epoch {len(m.history)}"
+                m.status, m.reason = RunStatus.PRUNED, f"pruned after epoch {len(m.history)}"
                 leave.append(r)
                 continue
             if stop:
-                m.status = "completed"
+                m.status = RunStatus.COMPLETED
                 m.final_weights = [t[r].detach().clone() for t in (*self.params, *self.buffers)]
                 leave.append(r)
         if leave:
@@ -598,9 +599,9 @@ class _Population:
 
         for r, i in enumerate(self.live):  # trained to the last epoch
             m = self.members[i]
-            m.status = "completed"
+            m.status = RunStatus.COMPLETED
             m.final_weights = [t[r].detach().clone() for t in (*self.params, *self.buffers)]
-        done = [m for m in self.members if m.status == "completed"]
+        done = [m for m in self.members if m.status is RunStatus.COMPLETED]
         for m in done:  # its own end hooks choose the weights to evaluate (early stopping's best)
             assert m.final_weights is not None
             for h in m.hooks("on_train_end"):
@@ -622,7 +623,8 @@ class _Population:
                 info.update(reg.summary())
             info["wall_time"] = wall / len(self.members)
             info["population"] = {"size": len(self.members), "index": m.index, "wall_time": wall}
-            if m.status != "completed":
+            if m.status is not RunStatus.COMPLETED:
+                assert m.status is not None
                 out.append(RunResult(m.status, m.history, {}, info, m.reason, m.diverged_epoch))
                 continue
             final = finals[m.index]
@@ -634,7 +636,7 @@ class _Population:
             ts = test_scores.get(m.index)
             out.append(
                 RunResult(
-                    "completed",
+                    RunStatus.COMPLETED,
                     m.history,
                     final,
                     info,
