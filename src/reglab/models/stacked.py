@@ -183,6 +183,19 @@ def stack(member_tensors: Sequence[Sequence[Tensor]], flip: set[int]) -> list[Te
     return out
 
 
+def unstack(net: nn.Module, layout: Compiled, state: Sequence[Tensor], flip: set[int]) -> None:
+    """Copy one member's rows of the stacked state (``state``: its parameters, then its buffers,
+    in ``layout`` 's order) into its own network ``net``: the inverse of :func:`stack`."""
+    n = len(layout.params)
+    with torch.no_grad():
+        own = dict(net.named_parameters())
+        for j, name in enumerate(layout.params):
+            own[name].copy_(state[j].t() if j in flip else state[j])
+        bufs = dict(net.named_buffers())
+        for j, name in enumerate(layout.buffers):
+            bufs[name].copy_(state[n + j])
+
+
 Images = Tensor | list[Tensor]  # stacked (P, B, C, H, W), or one (B, C, H, W) per member
 
 

@@ -36,6 +36,7 @@ from reglab.training.metrics import (
     close_final,
     epoch_record,
     evaluate_batches,
+    run_info,
     split_metrics,
     weight_histograms,
     weight_stats,
@@ -250,15 +251,7 @@ def _train(
         if stop:
             break
 
-    info: dict[str, Any] = {
-        "device": str(device),
-        "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),  # trainable ones
-        "regularizers": [r.name for r in regs],
-        "epochs_run": len(history),
-        "data_sizes": data.sizes(),
-    }
-    for r in regs:
-        info.update(r.summary())
+    info = run_info(device, model, regs, len(history), data)
     if status is not RunStatus.COMPLETED:
         info["wall_time"] = time.perf_counter() - t_start
         return RunResult(status, history, {}, info, reason, diverged_epoch)

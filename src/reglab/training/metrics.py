@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -107,6 +107,21 @@ def epoch_record(
         "time": seconds,
         **weights,
     }
+
+
+def run_info(device: torch.device, model: nn.Module, regs: Sequence[Any], epochs_run: int, data: Any) -> dict[str, Any]:
+    """The facts both engines record with a run: where it ran, its trainable parameters, its
+    regularizers (and their own summaries), its epochs and the sizes of its splits."""
+    info: dict[str, Any] = {
+        "device": str(device),
+        "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),  # trainable ones
+        "regularizers": [r.name for r in regs],
+        "epochs_run": epochs_run,
+        "data_sizes": data.sizes(),
+    }
+    for r in regs:
+        info.update(r.summary())
+    return info
 
 
 def close_final(

@@ -1,30 +1,21 @@
 """Populations: many runs of one network trained at once as one vectorized model (issue 14).
 
-A study is mostly many small runs of one network: the seeds of an arm, arms or tuning trials that
-differ only in a learning rate or a penalty strength. Such runs train here as one model whose
-parameters carry a leading member dimension (:mod:`reglab.models.stacked` runs the
-built-in mlp and cnn for all members at once; your own model runs through ``torch.func``): each
-step is one batched forward and backward and one update over the stacked tensors, so the per-step
-cost of Python, the dispatcher and the optimizer is paid once for all P members instead of P times.
+Runs that differ only in per-member settings (seeds, learning rates, strengths) train as one model
+whose parameters carry a leading member dimension (:mod:`reglab.models.stacked` runs the built-in
+networks, ``torch.func`` your own): one batched forward, backward and update per step for all P
+members, so Python's, the dispatcher's and the optimizer's per-step cost is paid once.
 
-Nothing here restates a regularizer or an optimizer (issue 24). Which ones a population trains,
-and which of their settings may differ between members, each declares in its registry entry
-(``RegularizerSpec.members``, an optimizer's ``@members`` step); their maths comes from the units
-themselves: the stacked hooks (:class:`~reglab.regularizers.base.Stacked`: penalties, soft targets,
-decoupled decay, max-norm) call the kernels of :mod:`reglab.regularizers.functional`, the
-optimizer's per-member step lives beside its torch factory, and what runs per member (batch
-transforms, early stopping) is each member's own hook object, exactly as its single run calls it.
-
-Each member is the run it stands for: its network is built as :func:`reglab.training.engine.fit`
-builds it from its seed, then stacked; its batch order and augmentation come from its own
-generator seeded as the single run's, its dropout masks from a generator in the state the single
-run's global RNG has after initialization (the same draws on CPU), its split from its own
-``data.split_seed``; a member that stops (early stopping, a pruner's request, divergence) leaves
-the population - its rows are dropped from every stacked tensor. Results are one
-:class:`~reglab.training.engine.RunResult` per member with the single engine's keys, ``info``
-adding ``population`` (size, index, the population's wall time). Runs this cannot vectorize are
-refused by :func:`population_check` with the reason, those found only once built
-(:class:`PopulationRefused`) by :func:`fit_population`; callers train them one at a time.
+Nothing here restates a regularizer or an optimizer (issue 24): each declares in its registry entry
+whether it trains in a population and which of its settings may differ between members
+(``RegularizerSpec.members``, an optimizer's ``@members`` step), and brings its maths - stacked
+hooks (:class:`~reglab.regularizers.base.Stacked`) over the kernels of
+:mod:`reglab.regularizers.functional`, a per-member step beside the torch factory; what runs per
+member (batch transforms, epoch ends) is the member's own hook object, called as its single run
+calls it. Each member is the run it stands for (its initial weights, batch order, random draws and
+split are its single run's); one that stops leaves the population, its rows dropped from every
+stacked tensor. Results are one :class:`~reglab.training.engine.RunResult` per member, ``info``
+adding ``population`` (size, index, wall time). Runs this cannot vectorize are refused with the
+reason (:func:`population_check`, :class:`PopulationRefused`); callers train them one at a time.
 """
 
 from __future__ import annotations
@@ -69,7 +60,6 @@ class _Member:
 
     index: int
     row: int  # which distinct split (of the population's) it trains on
-    cfg: RunConfig
     data: DataSplits
     net: nn.Module  # built as the single run builds it; holds the final weights when kept
     regs: list[Regularizer]  # its own hook objects (batch transforms, epoch ends run per member)
@@ -88,6 +78,17 @@ class _Member:
         from reglab.training.engine import _overriding
 
         return _overriding(self.regs, name)
+
+
+@dataclass
+class _Epoch:
+    """The live members' per-step values of one epoch, each (P,), summed at its end."""
+
+    losses: list[Tensor] = field(default_factory=list)
+    hits: list[Tensor] = field(default_factory=list)
+    norms: list[Tensor] = field(default_factory=list)
+    pens: list[Tensor] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
 
 
 class _Rows:
@@ -239,7 +240,7 @@ class _Population:
             else:
                 layout = _refuse_unstackable(pn.compile_network, net)
             ctx = TrainContext(gen, s.n_classes, s.image, c.train.epochs, [], None, c.train.batch_size)
-            self.members.append(_Member(index[i], rows[i], c, s, net, regs, layout, drop_gen, sched, ctx))
+            self.members.append(_Member(index[i], rows[i], s, net, regs, layout, drop_gen, sched, ctx))
 
         first_layout = self.members[0].layout
         for mb in self.members:
@@ -323,12 +324,7 @@ class _Population:
             lrs = [m.schedule(epoch) for m in members]
             lr = torch.tensor(lrs, dtype=torch.float32, device=self.device)
             perms = torch.stack([torch.randperm(self.n, generator=m.ctx.gen) for m in members]).to(self.device)
-            losses: list[Tensor] = []
-            hits: list[Tensor] = []
-            norms: list[Tensor] = []
-            pens: list[Tensor] = []
-            sizes: list[int] = []
-            steps = 0
+            ep = _Epoch()
             for i in range(0, self.n, bs):
                 idx = perms[:, i : i + bs]
                 xb, yb = self._batch(idx)
@@ -346,20 +342,19 @@ class _Population:
                     pen = s.penalty(self.penalized)
                     if pen is not None:
                         total = total + pen
-                        pens.append(pen.detach())
+                        ep.pens.append(pen.detach())
                 grads = list(torch.autograd.grad(total.sum(), self.params))
-                if tc.grad_clip is not None or steps % GRAD_NORM_EVERY == 0:
+                if tc.grad_clip is not None or len(ep.sizes) % GRAD_NORM_EVERY == 0:
                     norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
-                    norms.append(norm)
+                    ep.norms.append(norm)
                     if tc.grad_clip is not None:
                         coef = (tc.grad_clip / (norm + 1e-6)).clamp(max=1.0)
                         grads = [g * coef.view(-1, *([1] * (g.ndim - 1))) for g in grads]
                 self._step(grads, lr)
-                losses.append(loss.detach())
-                hits.append((logits.detach().argmax(-1) == yb).sum(1))
-                sizes.append(b)
-                steps += 1
-            self._epoch_end(epoch, members, lrs, losses, hits, norms, pens, sizes, steps, t0, on_epoch)
+                ep.losses.append(loss.detach())
+                ep.hits.append((logits.detach().argmax(-1) == yb).sum(1))
+                ep.sizes.append(b)
+            self._epoch_end(epoch, members, lrs, ep, time.perf_counter() - t0, on_epoch)
 
     def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Each member's mean loss over its batch (P,): the run's objective, as one batched call
@@ -448,27 +443,21 @@ class _Population:
         epoch: int,
         members: list[_Member],
         lrs: list[float],
-        losses: list[Tensor],
-        hits: list[Tensor],
-        norms: list[Tensor],
-        pens: list[Tensor],
-        sizes: list[int],
-        steps: int,
-        t0: float,
-        on_epoch: MemberCallback | None,
+        ep: _Epoch,
+        secs: float,
+        on: MemberCallback | None,
     ) -> None:
         from reglab.training.metrics import epoch_record
         from reglab.training.objective import compute
 
-        seen = sum(sizes)
-        w = torch.tensor(sizes, dtype=torch.float32, device=self.device).unsqueeze(1)
-        train_loss = ((torch.stack(losses) * w).sum(0) / seen).tolist()
-        train_acc = (torch.stack(hits).sum(0).double() / seen).tolist()
-        grad_norm = torch.stack(norms).mean(0).tolist() if norms else [0.0] * len(members)
-        pen = (torch.stack(pens).sum(0) / max(steps, 1)).tolist() if pens else [0.0] * len(members)
+        seen, steps, n = sum(ep.sizes), len(ep.sizes), len(members)
+        w = torch.tensor(ep.sizes, dtype=torch.float32, device=self.device).unsqueeze(1)
+        train_loss = ((torch.stack(ep.losses) * w).sum(0) / seen).tolist()
+        train_acc = (torch.stack(ep.hits).sum(0).double() / seen).tolist()
+        grad_norm = torch.stack(ep.norms).mean(0).tolist() if ep.norms else [0.0] * n
+        pen = (torch.stack(ep.pens).sum(0) / max(steps, 1)).tolist() if ep.pens else [0.0] * n
         val_loss, val_acc, val_scores = self._evaluate(self.x_val, self.y_val, scores=bool(self.watch))
         stats = self._weight_stats([self.params[j] for j in self.weights])
-        elapsed = time.perf_counter() - t0
         leave: list[int] = []
         for r, m in enumerate(members):
             if not math.isfinite(train_loss[r]) or not math.isfinite(pen[r]) or not math.isfinite(val_loss[r]):
@@ -488,7 +477,7 @@ class _Population:
                 lrs[r],
                 grad_norm[r],
                 pen[r],
-                elapsed / len(members),  # this member's share of the population's epoch
+                secs / n,  # this member's share of the population's epoch
                 {k: v[r] for k, v in stats.items()},
             )
             m.history.append(record)
@@ -498,7 +487,7 @@ class _Population:
                 rows = _Rows([t[r] for t in (*self.params, *self.buffers)])
                 for h in hooks:
                     stop = h.on_epoch_end(rows, record, m.ctx) or stop  # type: ignore[arg-type]
-            if on_epoch is not None and on_epoch(m.index, record):
+            if on is not None and on(m.index, record):
                 m.status, m.reason = RunStatus.PRUNED, f"pruned after epoch {len(m.history)}"
                 leave.append(r)
                 continue
@@ -575,27 +564,19 @@ class _Population:
     def _export(self, m: _Member, state: list[Tensor]) -> nn.Module:
         """The member's own network (as its single run builds it) holding ``state`` (its rows of
         the stacked parameters and buffers), in evaluation mode."""
-        net = m.net
-        params = state[: self.n_params]
-        with torch.no_grad():
-            own = dict(net.named_parameters())
-            for j, name in enumerate(m.layout.params):
-                own[name].copy_(params[j].t() if j in self.flip else params[j])
-            bufs = dict(net.named_buffers())
-            for j, name in enumerate(m.layout.buffers):
-                bufs[name].copy_(state[self.n_params + j])
-            epochs = m.ctx.best_epoch if m.restored and m.ctx.best_epoch else len(m.history)
-            steps = math.ceil(self.n / min(self.tc.batch_size, self.n)) * epochs
-            for name, t in bufs.items():
-                if name.endswith("num_batches_tracked"):
-                    t.fill_(steps)
-        return net.eval()
+        pn.unstack(m.net, m.layout, state, self.flip)
+        epochs = m.ctx.best_epoch if m.restored and m.ctx.best_epoch else len(m.history)
+        steps = math.ceil(self.n / min(self.tc.batch_size, self.n)) * epochs
+        for name, t in m.net.named_buffers():
+            if name.endswith("num_batches_tracked"):
+                t.fill_(steps)
+        return m.net.eval()
 
     # -- results ------------------------------------------------------------------------------------
 
     def results(self, evaluate_test: bool, keep_model: bool, wall: float) -> list[RunResult]:
         from reglab.training.engine import RunResult
-        from reglab.training.metrics import close_final, weight_histograms
+        from reglab.training.metrics import close_final, run_info, weight_histograms
 
         for r, i in enumerate(self.live):  # trained to the last epoch
             m = self.members[i]
@@ -612,15 +593,7 @@ class _Population:
         finals, test_scores, wstats = self._final_metrics(done, evaluate_test) if done else ({}, {}, {})
         out = []
         for m in self.members:
-            info: dict[str, Any] = {
-                "device": str(self.device),
-                "n_params": sum(p.numel() for p in m.net.parameters()),
-                "regularizers": [r.name for r in m.regs],
-                "epochs_run": len(m.history),
-                "data_sizes": m.data.sizes(),
-            }
-            for reg in m.regs:
-                info.update(reg.summary())
+            info = run_info(self.device, m.net, m.regs, len(m.history), m.data)
             info["wall_time"] = wall / len(self.members)
             info["population"] = {"size": len(self.members), "index": m.index, "wall_time": wall}
             if m.status is not RunStatus.COMPLETED:
