@@ -157,8 +157,8 @@ class Stacked:
     """A regularizer's hooks in a population (issue 24): the members' parameters stacked with a
     leading member dimension, each member's strengths one row of a (P,) tensor (``strengths``, by
     setting name). Every hook is a no-op; a unit overrides those its single-run hook object
-    overrides, calling the same kernels of :mod:`reglab.regularizers.functional` (vectorized over
-    the members with ``torch.func.vmap`` or written for a leading member dimension).
+    overrides, calling the same kernels of :mod:`reglab.regularizers.functional` on the stacked
+    tensors (each kernel takes a leading member dimension and per-member strengths).
 
     ``used``: which members use the regularizer. The population orders its members by what they
     use, so a hook need only touch ``span``, the rows from the first member using it to the last

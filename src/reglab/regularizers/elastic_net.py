@@ -35,14 +35,12 @@ class ElasticNet(Regularizer):
 
 
 class StackedElasticNet(Stacked):
-    """Each member's lambda * (r sum|w| + (1-r) sum w^2), its own r: the same kernel, vectorized."""
+    """Each member's lambda * (r sum|w| + (1-r) sum w^2), its own r: the same kernel."""
 
     def penalty(self, params: Sequence[Tensor]) -> Tensor:
-        from torch.func import vmap
-
         from reglab.regularizers import functional as Fn
 
-        terms = vmap(Fn.elastic_net_penalty)(self.rows(params), self.at("l1_ratio"))
+        terms = Fn.elastic_net_penalty(self.rows(params), self.at("l1_ratio"), members=True)
         return self.spread(self.at("elastic_net") * terms)
 
 

@@ -34,14 +34,12 @@ class L1(Regularizer):
 
 
 class StackedL1(Stacked):
-    """Each member's lambda * sum|w|: the same kernel, vectorized over the members."""
+    """Each member's lambda * sum|w|: the same kernel, one value per member."""
 
     def penalty(self, params: Sequence[Tensor]) -> Tensor:
-        from torch.func import vmap
-
         from reglab.regularizers import functional as Fn
 
-        return self.spread(self.at("l1") * vmap(Fn.l1_penalty)(self.rows(params)))
+        return self.spread(self.at("l1") * Fn.l1_penalty(self.rows(params), members=True))
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedL1 | None:

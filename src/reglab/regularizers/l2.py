@@ -35,14 +35,12 @@ class L2(Regularizer):
 
 
 class StackedL2(Stacked):
-    """Each member's lambda * sum w^2: the same kernel, vectorized over the members."""
+    """Each member's lambda * sum w^2: the same kernel, one value per member."""
 
     def penalty(self, params: Sequence[Tensor]) -> Tensor:
-        from torch.func import vmap
-
         from reglab.regularizers import functional as Fn
 
-        return self.spread(self.at("l2") * vmap(Fn.l2_penalty)(self.rows(params)))
+        return self.spread(self.at("l2") * Fn.l2_penalty(self.rows(params), members=True))
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedL2 | None:
