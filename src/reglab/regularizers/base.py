@@ -184,17 +184,13 @@ class Stacked:
         """The strengths ``name`` of the members in :attr:`span`."""
         return self.strengths[name][self.span]
 
-    def spread(self, values: Tensor) -> Tensor:
-        """Values of the members in :attr:`span` -> all members' (P,), zero outside it."""
-        import torch.nn.functional as F
-
-        return F.pad(values, (self.span.start, self.size - self.span.stop))
-
     def setup(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
         """Once before training (``weights`` as in :meth:`after_step`)."""
 
-    def penalty(self, params: Sequence[Tensor]) -> Tensor | None:
-        """Each member's term (P,), added to its loss (``params``: the penalized ones)."""
+    def penalty(self, rows: Sequence[Tensor]) -> Tensor | None:
+        """The term added to the loss of each member in :attr:`span` (``rows``: those members'
+        rows of the penalized parameters); the population differentiates it, as autograd does
+        the single run's."""
         return None
 
     def targets(self, y: Tensor, n_classes: int) -> Tensor:

@@ -37,11 +37,10 @@ class ElasticNet(Regularizer):
 class StackedElasticNet(Stacked):
     """Each member's lambda * (r sum|w| + (1-r) sum w^2), its own r: the same kernel."""
 
-    def penalty(self, params: Sequence[Tensor]) -> Tensor:
+    def penalty(self, rows: Sequence[Tensor]) -> Tensor:
         from reglab.regularizers import functional as Fn
 
-        terms = Fn.elastic_net_penalty(self.rows(params), self.at("l1_ratio"), members=True)
-        return self.spread(self.at("elastic_net") * terms)
+        return self.at("elastic_net") * Fn.elastic_net_penalty(rows, self.at("l1_ratio"), members=True)
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedElasticNet | None:

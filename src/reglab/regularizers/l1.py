@@ -36,10 +36,10 @@ class L1(Regularizer):
 class StackedL1(Stacked):
     """Each member's lambda * sum|w|: the same kernel, one value per member."""
 
-    def penalty(self, params: Sequence[Tensor]) -> Tensor:
+    def penalty(self, rows: Sequence[Tensor]) -> Tensor:
         from reglab.regularizers import functional as Fn
 
-        return self.spread(self.at("l1") * Fn.l1_penalty(self.rows(params), members=True))
+        return self.at("l1") * Fn.l1_penalty(rows, members=True)
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedL1 | None:

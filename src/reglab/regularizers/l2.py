@@ -37,10 +37,10 @@ class L2(Regularizer):
 class StackedL2(Stacked):
     """Each member's lambda * sum w^2: the same kernel, one value per member."""
 
-    def penalty(self, params: Sequence[Tensor]) -> Tensor:
+    def penalty(self, rows: Sequence[Tensor]) -> Tensor:
         from reglab.regularizers import functional as Fn
 
-        return self.spread(self.at("l2") * Fn.l2_penalty(self.rows(params), members=True))
+        return self.at("l2") * Fn.l2_penalty(rows, members=True)
 
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedL2 | None:

@@ -337,13 +337,10 @@ class _Population:
                 for s in self.hooked["targets"]:
                     targets = s.targets(targets, self.objective.n_classes)
                 loss = self._loss(logits, targets)
-                total = loss
-                for s in self.hooked["penalty"]:
-                    pen = s.penalty(self.penalized)
-                    if pen is not None:
-                        total = total + pen
-                        ep.pens.append(pen.detach())
-                grads = list(torch.autograd.grad(total.sum(), self.params))
+                grads = list(torch.autograd.grad(loss.sum(), self.params))
+                pen = self._penalize(grads)
+                if pen is not None:
+                    ep.pens.append(pen)
                 if tc.grad_clip is not None or len(ep.sizes) % GRAD_NORM_EVERY == 0:
                     norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
                     ep.norms.append(norm)
@@ -355,6 +352,33 @@ class _Population:
                 ep.hits.append((logits.detach().argmax(-1) == yb).sum(1))
                 ep.sizes.append(b)
             self._epoch_end(epoch, members, lrs, ep, time.perf_counter() - t0, on_epoch)
+
+    def _penalize(self, grads: list[Tensor]) -> Tensor | None:
+        """Each member's penalty (P,), None without any: the units' terms, each differentiated
+        (autograd) over the rows of the members that use it and its gradient added to theirs of
+        ``grads`` in place - no full-size tensor for members a term does not touch."""
+        if not self.hooked["penalty"]:
+            return None
+        penalized = self.penalized
+        spans, leaves, terms = [], [], []
+        for s in self.hooked["penalty"]:
+            rows = [p.detach()[s.span].requires_grad_(True) for p in penalized]
+            with torch.enable_grad():
+                values = s.penalty(rows)
+            if values is not None:
+                spans.append(s.span)
+                leaves.append(rows)
+                terms.append(values)
+        if not terms:
+            return None
+        total = torch.zeros(len(self.live), device=self.device)
+        flat = torch.autograd.grad(torch.stack([v.sum() for v in terms]).sum(), [r for rows in leaves for r in rows])
+        grad_of = {id(p): g for p, g in zip(self.params, grads, strict=True)}
+        for k, (span, values) in enumerate(zip(spans, terms, strict=True)):
+            for j, p in enumerate(penalized):
+                grad_of[id(p)][span].add_(flat[k * len(penalized) + j])
+            total[span] += values.detach()
+        return total
 
     def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
         """Each member's mean loss over its batch (P,): the run's objective, as one batched call
