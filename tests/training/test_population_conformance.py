@@ -176,3 +176,35 @@ def test_a_per_member_step_equals_its_torch_optimizer(optimizer: str) -> None:
     for k, ps in enumerate(singles):
         for p, s in zip(ps, stacked, strict=True):
             torch.testing.assert_close(s[k], p.detach(), rtol=TOL, atol=1e-6)
+
+
+def _stacked(name: str) -> Stacked | None:
+    spec = REGULARIZERS.get(name)
+    assert spec.members is not None
+    if spec.members.stacked is None:
+        return None
+    sections = [RunConfig().override(spec.example).regularization] * 2
+    return spec.members.stacked(sections, torch.device("cpu"))
+
+
+WRITTEN = [n for n in CAPABLE if (s := _stacked(n)) is not None and _overrides(s, Stacked, "penalty_grad_")]
+
+
+@pytest.mark.parametrize("name", WRITTEN)
+def test_a_written_penalty_derivative_equals_autograds(name: str) -> None:
+    """A unit that writes its penalty's derivative next to the kernel (for speed) must write
+    autograd's: on random stacked weights the two gradients agree."""
+    stacked = _stacked(name)
+    assert stacked is not None
+    gen = torch.Generator().manual_seed(0)
+    rows = [
+        torch.randn(2, 5, 4, generator=gen, dtype=torch.float64),
+        torch.randn(2, 4, generator=gen, dtype=torch.float64),
+    ]
+    written = [torch.zeros_like(r) for r in rows]
+    assert stacked.penalty_grad_(rows, written)
+    leaves = [r.clone().requires_grad_(True) for r in rows]
+    values = stacked.penalty(leaves)
+    assert values is not None and values.shape == (2,)
+    for w, a in zip(written, torch.autograd.grad(values.sum(), leaves), strict=True):
+        torch.testing.assert_close(w, a)

@@ -193,6 +193,13 @@ class Stacked:
         the single run's."""
         return None
 
+    def penalty_grad_(self, rows: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+        """Add the gradient of :meth:`penalty` to ``grads`` (those members' rows of the gradients)
+        in place and return True - the derivative written next to the kernel, for speed; False
+        (the default): the population differentiates :meth:`penalty` with autograd. The
+        population conformance suite checks every written derivative against autograd's."""
+        return False
+
     def targets(self, y: Tensor, n_classes: int) -> Tensor:
         """Each member's targets (P, B) class indices -> (P, B) or (P, B, K) soft targets."""
         return y

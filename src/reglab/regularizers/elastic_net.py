@@ -42,6 +42,14 @@ class StackedElasticNet(Stacked):
 
         return self.at("elastic_net") * Fn.elastic_net_penalty(rows, self.at("l1_ratio"), members=True)
 
+    def penalty_grad_(self, rows: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+        from reglab.regularizers import functional as Fn
+
+        strength, ratio = self.at("elastic_net"), self.at("l1_ratio")
+        Fn.l1_penalty_grad_(rows, grads, strength * ratio)
+        Fn.l2_penalty_grad_(rows, grads, strength * (1.0 - ratio))
+        return True
+
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedElasticNet | None:
     used = [s.elastic_net > 0 for s in sections]

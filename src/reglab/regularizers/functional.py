@@ -40,6 +40,23 @@ def elastic_net_penalty(params: Sequence[Tensor], l1_ratio: float | Tensor, memb
     return l1_ratio * l1_penalty(params, members) + (1.0 - l1_ratio) * l2_penalty(params, members)
 
 
+@torch.no_grad()
+def l1_penalty_grad_(params: Sequence[Tensor], grads: Sequence[Tensor], strength: Tensor) -> None:
+    """Add the gradient of ``strength * l1_penalty(params, members=True)`` - strength * sign(w),
+    autograd's subgradient - to ``grads`` in place (a population's per-member form: one fused pass
+    instead of a second backward; the population conformance suite checks it against autograd)."""
+    for w, g in zip(params, grads, strict=True):
+        g.addcmul_(w.sign(), per_member(strength, w))
+
+
+@torch.no_grad()
+def l2_penalty_grad_(params: Sequence[Tensor], grads: Sequence[Tensor], strength: Tensor) -> None:
+    """Add the gradient of ``strength * l2_penalty(params, members=True)`` - 2 strength w - to
+    ``grads`` in place (as :func:`l1_penalty_grad_`)."""
+    for w, g in zip(params, grads, strict=True):
+        g.addcmul_(w, per_member(strength, w), value=2.0)
+
+
 def per_member(values: Tensor, like: Tensor) -> Tensor:
     """(P,) values viewed to broadcast over stacked tensors like ``like`` (P, ...)."""
     return values.view(-1, *([1] * (like.ndim - 1)))

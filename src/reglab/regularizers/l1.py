@@ -41,6 +41,12 @@ class StackedL1(Stacked):
 
         return self.at("l1") * Fn.l1_penalty(rows, members=True)
 
+    def penalty_grad_(self, rows: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+        from reglab.regularizers import functional as Fn
+
+        Fn.l1_penalty_grad_(rows, grads, self.at("l1"))
+        return True
+
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedL1 | None:
     used = [s.l1 > 0 for s in sections]

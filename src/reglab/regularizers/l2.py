@@ -42,6 +42,12 @@ class StackedL2(Stacked):
 
         return self.at("l2") * Fn.l2_penalty(rows, members=True)
 
+    def penalty_grad_(self, rows: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+        from reglab.regularizers import functional as Fn
+
+        Fn.l2_penalty_grad_(rows, grads, self.at("l2"))
+        return True
+
 
 def _members(sections: Sequence[Any], device: torch.device) -> StackedL2 | None:
     used = [s.l2 > 0 for s in sections]

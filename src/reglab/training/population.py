@@ -354,30 +354,36 @@ class _Population:
             self._epoch_end(epoch, members, lrs, ep, time.perf_counter() - t0, on_epoch)
 
     def _penalize(self, grads: list[Tensor]) -> Tensor | None:
-        """Each member's penalty (P,), None without any: the units' terms, each differentiated
-        (autograd) over the rows of the members that use it and its gradient added to theirs of
-        ``grads`` in place - no full-size tensor for members a term does not touch."""
+        """Each member's penalty (P,), None without any: the units' terms over the rows of the
+        members that use each, their gradients added to those rows of ``grads`` in place - written
+        next to the kernel where the unit declares it, else by autograd of the term (one call)."""
         if not self.hooked["penalty"]:
             return None
         penalized = self.penalized
+        grad_of = {id(p): g for p, g in zip(self.params, grads, strict=True)}
+        total = torch.zeros(len(self.live), device=self.device)
         spans, leaves, terms = [], [], []
         for s in self.hooked["penalty"]:
-            rows = [p.detach()[s.span].requires_grad_(True) for p in penalized]
+            rows = [p.detach()[s.span] for p in penalized]
+            if s.penalty_grad_(rows, [grad_of[id(p)][s.span] for p in penalized]):
+                with torch.no_grad():
+                    values = s.penalty(rows)
+                if values is not None:
+                    total[s.span] += values
+                continue
+            rows = [r.requires_grad_(True) for r in rows]
             with torch.enable_grad():
                 values = s.penalty(rows)
             if values is not None:
                 spans.append(s.span)
                 leaves.append(rows)
                 terms.append(values)
-        if not terms:
-            return None
-        total = torch.zeros(len(self.live), device=self.device)
-        flat = torch.autograd.grad(torch.stack([v.sum() for v in terms]).sum(), [r for rows in leaves for r in rows])
-        grad_of = {id(p): g for p, g in zip(self.params, grads, strict=True)}
-        for k, (span, values) in enumerate(zip(spans, terms, strict=True)):
-            for j, p in enumerate(penalized):
-                grad_of[id(p)][span].add_(flat[k * len(penalized) + j])
-            total[span] += values.detach()
+        if terms:
+            flat = torch.autograd.grad(torch.stack([v.sum() for v in terms]).sum(), [r for rs in leaves for r in rs])
+            for k, (span, values) in enumerate(zip(spans, terms, strict=True)):
+                for j, p in enumerate(penalized):
+                    grad_of[id(p)][span].add_(flat[k * len(penalized) + j])
+                total[span] += values.detach()
         return total
 
     def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
