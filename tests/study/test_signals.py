@@ -178,7 +178,9 @@ print("graceful shutdown finished", flush=True)
 
 
 @pytest.mark.parametrize(("second", "code"), [("INT", 130), ("TERM", 143)])
-def test_a_second_signal_during_the_graceful_stop_exits_at_once_and_kills_the_children(second: str, code: int) -> None:
+def test_a_second_signal_during_the_graceful_stop_exits_at_once_and_kills_the_children(
+    second: str, code: int
+) -> None:
     """The first Ctrl-C starts the graceful stop; a second one, arriving while it runs, exits at once
     with 128 + its number and SIGKILLs the children instead of waiting for them (the graceful
     path would print its last line only after ten minutes)."""
