@@ -17,6 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "reglab"
 # lower number = lower layer; a package may import only packages of a lower layer (and itself)
 LAYERS: dict[str, float] = {
     "errors": 0,
+    "status": 0,  # how a run ended (RunStatus), for both engines and the study
     "jsonsafe": 0,
     "urls": 0,
     "files": 0,

@@ -7,16 +7,16 @@ as with nested sections (``{regularization: {l2: 1e-4}}``).
 
 from __future__ import annotations
 
-import functools
-import operator
-import types
 import typing
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     SerializerFunctionWrapHandler,
     ValidationError,
     ValidationInfo,
@@ -25,6 +25,8 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema, core_schema
 
 from reglab.data.config import DataConfig
 from reglab.data.config import SyntheticConfig as SyntheticConfig
@@ -45,7 +47,7 @@ class _Frozen(BaseModel):
 def regularization_model() -> type[BaseModel]:
     """The ``regularization`` section, generated from the registered regularizers' settings: their
     fields in registry order, their validators, and the rule that excluded pairs (swa and snapshot)
-    cannot be combined."""
+    cannot be combined. A new class each call; :func:`regularization_section` keeps the current one."""
     from reglab.regularizers import REGULARIZERS
 
     settings = [spec.settings for _, spec in REGULARIZERS.items()]
@@ -54,10 +56,39 @@ def regularization_model() -> type[BaseModel]:
     model: type[BaseModel] = create_model(
         "RegularizationConfig", __base__=(_RegularizationBase, *bases), __module__=__name__
     )
+    clash = {f: sec for sec, m in FIXED_SECTIONS.items() for f in m.model_fields if f in model.model_fields}
+    if clash:
+        name, sec = next(iter(clash.items()))
+        raise ConfigError(f"regularization setting {name!r} is already a {sec} setting; rename it")
+    return model
+
+
+_SECTION: dict[int, type[BaseModel]] = {}  # registry generation -> its section
+
+
+def regularization_section() -> type[BaseModel]:
+    """The ``regularization`` section of the regularizers registered now (issue 24: no process-wide
+    surgery). It is built from the registry at one moment - the first use after a registration
+    (the first at import) - and never changed: a regularizer registered later gets a new section
+    class for the configs validated from then on, and the configs and model classes loaded before
+    stay as they are. ``RunConfig`` and ``StudySpec`` validate their ``regularization`` with the
+    current section; the section class pickles by value (its settings), so a config pickled before
+    a registration unpickles after it."""
+    from reglab.regularizers.registry import generation
+
+    gen = generation()
+    model = _SECTION.get(gen)
+    if model is None:
+        model = _SECTION[gen] = regularization_model()
     return model
 
 
 class _RegularizationBase(_Frozen):
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled as its settings, unpickled into the section current then (a generated class
+        has no importable name of its own)."""
+        return (_section_from_dump, (self.model_dump(),))
+
     @model_validator(mode="after")
     def _exclusive(self) -> Any:
         from reglab.regularizers.registry import exclusion_errors
@@ -123,8 +154,62 @@ if TYPE_CHECKING:  # the static view: the built-in regularizers' settings (the r
     ):
         pass
 
-else:
-    RegularizationConfig = regularization_model()
+    RegularizationSection = RegularizationConfig
+
+
+def _default_section() -> RegularizationSection:
+    return regularization_section()()  # type: ignore[return-value]
+
+
+def regularization_field() -> Any:
+    """The ``regularization`` field of a model (``RunConfig``, ``StudySpec``): the current
+    section, default all off."""
+    return Field(default_factory=_default_section, json_schema_extra=_section_field_schema)
+
+
+def _section_field_schema(schema: dict[str, Any]) -> None:
+    """The field's JSON schema as a model-typed field's: a reference and the default's values."""
+    ref = schema["$ref"]
+    schema.clear()
+    schema.update({"$ref": ref, "default": regularization_section()().model_dump(mode="json")})
+
+
+def _section_from_dump(values: dict[str, Any]) -> BaseModel:
+    return regularization_section().model_validate(values)
+
+
+class _CurrentSection:
+    """The ``regularization`` field's type: validated (and described in the JSON schema) by the
+    section current at validation time (:func:`regularization_section`)."""
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        def validate(value: Any) -> Any:
+            model = regularization_section()
+            if isinstance(value, model):
+                return value
+            if isinstance(value, _RegularizationBase):  # validated before a registration
+                value = value.model_dump()
+            return model.model_validate(value)
+
+        return core_schema.no_info_plain_validator_function(
+            validate, serialization=core_schema.plain_serializer_function_ser_schema(lambda v: v, when_used="always")
+        )
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return handler.generate_json_schema.generate_inner(regularization_section().__pydantic_core_schema__)  # type: ignore[attr-defined]
+
+
+if not TYPE_CHECKING:
+    RegularizationSection = Annotated[_RegularizationBase, _CurrentSection]
+
+
+def __getattr__(name: str) -> Any:
+    """``reglab.config.RegularizationConfig``: the current section class."""
+    if name == "RegularizationConfig":
+        return regularization_section()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class LossSpec(_Frozen):
@@ -220,7 +305,7 @@ class RunConfig(_Frozen):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    regularization: RegularizationConfig = RegularizationConfig()
+    regularization: RegularizationSection = regularization_field()
 
     @model_validator(mode="after")
     def _task_fits(self) -> RunConfig:
@@ -260,85 +345,47 @@ class RunConfig(_Frozen):
         return validate_model(RunConfig, merged, where)
 
 
-SECTIONS: dict[str, type[BaseModel]] = {
-    "data": DataConfig,
-    "model": ModelConfig,
-    "train": TrainConfig,
-    "regularization": RegularizationConfig,
-}
-
-# flat field name -> section; names are unique across sections (checked at import and on registration).
-FIELD_SECTION: dict[str, str] = {}
+# the sections not generated from a registry
+FIXED_SECTIONS: dict[str, type[BaseModel]] = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig}
 
 
-def _index_fields() -> None:
-    index: dict[str, str] = {}
-    for sec, model in SECTIONS.items():
-        for f in model.model_fields:
-            if f in index:
-                raise ValueError(f"setting {f!r} is defined in both {index[f]} and {sec}")
-            index[f] = sec
-    FIELD_SECTION.clear()
-    FIELD_SECTION.update(index)
+class _Sections(Mapping[str, type[BaseModel]]):
+    """Section name -> its model; ``regularization`` is the current section."""
+
+    def __getitem__(self, key: str) -> type[BaseModel]:
+        return regularization_section() if key == "regularization" else FIXED_SECTIONS[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([*FIXED_SECTIONS, "regularization"])
+
+    def __len__(self) -> int:
+        return len(FIXED_SECTIONS) + 1
 
 
-_index_fields()
+class _FieldSections(Mapping[str, str]):
+    """Flat field name -> its section, for the current sections; names are unique across sections
+    (a regularizer's clash is refused when its section is built)."""
+
+    def _index(self) -> dict[str, str]:
+        model = regularization_section()
+        index = _FIELD_INDEX.get(model)
+        if index is None:
+            index = _FIELD_INDEX[model] = {f: sec for sec, m in SECTIONS.items() for f in m.model_fields}
+        return index
+
+    def __getitem__(self, key: str) -> str:
+        return self._index()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index())
+
+    def __len__(self) -> int:
+        return len(self._index())
 
 
-def rebuild_regularization() -> None:
-    """Regenerate the ``regularization`` section after a regularizer was registered or removed, and
-    rebuild every model that embeds it (``RunConfig``, ``StudySpec`` ...) or embeds those, so the new
-    settings validate everywhere. Called by ``reglab.regularizers.register``."""
-    global RegularizationConfig
-    old, new = SECTIONS["regularization"], regularization_model()
-    for sec, model in SECTIONS.items():  # a clash with another section's field
-        if sec != "regularization" and (clash := set(model.model_fields) & set(new.model_fields)):
-            raise ValueError(f"setting {sorted(clash)[0]!r} is already a {sec} setting")
-    RegularizationConfig = new  # type: ignore[misc,assignment]
-    SECTIONS["regularization"] = new
-    _index_fields()
-    _replace_model(old, new)
-
-
-def _replace_model(old: type[BaseModel], new: type[BaseModel]) -> None:
-    """Point every loaded pydantic model's fields from ``old`` to ``new`` and rebuild it and, in
-    turn, the models that embed the rebuilt ones."""
-    from pydantic.fields import FieldInfo
-
-    def mentions(tp: Any, classes: set[type]) -> bool:
-        # by identity: other libraries' annotations hold lists, unhashable or odd-comparing objects
-        return any(tp is c for c in classes) or any(mentions(a, classes) for a in typing.get_args(tp))
-
-    def swap(tp: Any) -> Any:
-        if tp is old:
-            return new
-        args = typing.get_args(tp)
-        if not args or not mentions(tp, {old}):
-            return tp
-        origin = typing.get_origin(tp)
-        if origin in (typing.Union, types.UnionType):
-            return functools.reduce(operator.or_, [swap(a) for a in args])
-        return origin[tuple(swap(a) for a in args)]
-
-    def subclasses(cls: type[BaseModel]) -> list[type[BaseModel]]:
-        return [c for sub in cls.__subclasses__() for c in (sub, *subclasses(sub))]
-
-    changed: set[type] = {old}
-    pending = [m for m in dict.fromkeys(subclasses(BaseModel)) if m is not new and old not in m.__mro__]
-    while True:
-        hit = [m for m in pending if any(mentions(f.annotation, changed) for f in m.__pydantic_fields__.values())]
-        if not hit:
-            return
-        for m in hit:
-            for name, f in list(m.__pydantic_fields__.items()):
-                if mentions(f.annotation, {old}):
-                    default = new() if isinstance(f.default, old) else f.default
-                    m.__pydantic_fields__[name] = FieldInfo.merge_field_infos(
-                        f, annotation=swap(f.annotation), default=default
-                    )
-            m.model_rebuild(force=True)
-        changed = set(hit)
-        pending = [m for m in pending if m not in changed]
+_FIELD_INDEX: dict[type[BaseModel], dict[str, str]] = {}
+SECTIONS: Mapping[str, type[BaseModel]] = _Sections()
+FIELD_SECTION: Mapping[str, str] = _FieldSections()
 
 
 def deep_merge(base: dict[str, Any], upd: dict[str, Any]) -> dict[str, Any]:

@@ -19,8 +19,7 @@ from reglab.study.results.outcome import RunOutcome, RunStatus
 
 
 def base() -> RunConfig:
-    """Built when a test runs, not at import: a configuration built at import keeps the classes of
-    then, which a test that registers a regularizer rebuilds (the old ones no longer pickle)."""
+    """The tiny run configuration the executors train."""
     return RunConfig().override({"n_train": 200, "hidden": [16], "epochs": 3, "batch_size": 32, "device": "cpu"})
 
 

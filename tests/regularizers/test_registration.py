@@ -188,3 +188,37 @@ def test_a_clashing_setting_name_is_refused() -> None:
     with pytest.raises(ValueError, match="'l2' is already defined by 'l2'"):
         register(spec)
     assert "clash" not in REGULARIZERS
+
+
+BUILT_AT_IMPORT = RunConfig().override({"l2": 1e-3})
+
+
+def test_registering_rewrites_no_loaded_model_and_old_configs_still_pickle(
+    lin_dropconnect: RegularizerSpec[Any],
+) -> None:
+    """Issue 24: the section is built from the registry per generation; a registration leaves the
+    classes of configs built before it as they were, and such a config pickles and unpickles (the
+    flake of the process-wide rebuild: 'not the same object as reglab.config.RegularizationConfig')."""
+    import pickle
+
+    old = type(BUILT_AT_IMPORT.regularization)
+    assert "lin_dropconnect" not in old.model_fields
+    assert "lin_dropconnect" in reglab.config.RegularizationConfig.model_fields
+    assert reglab.config.RegularizationConfig is not old
+    back = pickle.loads(pickle.dumps(BUILT_AT_IMPORT))
+    assert back == BUILT_AT_IMPORT.override({}) and back.regularization.l2 == 1e-3
+    assert BUILT_AT_IMPORT.override({"lin_dropconnect": 0.2}).regularization.lin_dropconnect == 0.2  # type: ignore[attr-defined]
+
+
+def test_a_setting_of_another_section_is_refused_at_registration() -> None:
+    from reglab.regularizers import Regularizer, Settings, register
+
+    class Clash(Settings):
+        lr: float = 0.0
+
+    spec = RegularizerSpec(
+        name="clash", settings=Clash, make=lambda s: Regularizer(), doc="x", citation="x", example={}
+    )
+    with pytest.raises(ValueError, match="'lr' is already a train setting"):
+        register(spec)
+    assert "clash" not in REGULARIZERS

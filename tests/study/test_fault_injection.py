@@ -166,8 +166,7 @@ def test_a_run_whose_worker_dies_every_time_fails_after_the_retry_limit(
 
 
 # a run that trains until it is stopped (epochs of ~0.2 s), and quick ones - as overrides, built into
-# configurations when the test runs (a configuration built at import time would keep the classes of
-# then: another test that registers a regularizer rebuilds them, and the old ones no longer pickle)
+# configurations when the test runs
 SLOW = {"n_train": 1000, "hidden": [256, 256], "batch_size": 8, "epochs": 2000, "device": "cpu"}
 QUICK = {"n_train": 200, "hidden": [16], "epochs": 2, "device": "cpu"}
 DIES = {"n_train": 200, "epochs": 2, "device": "cpu", "class_path": "dying:Net", "init_args": {"die": "exit 2"}}

@@ -254,7 +254,7 @@ def test_the_gpu_layout_with_grouped_convolutions_computes_what_the_cpu_layout_d
     """The stacked image layout (grouped convolutions, batch norm over P*C channels; the GPU's)
     run here on the CPU: the same logits, gradients and running statistics as the per-member
     layout, and as each member's own network."""
-    from reglab.training import population_net as pn
+    from reglab.models import stacked as pn
     from reglab.training.network import build_network
 
     c = cfg(**CNN, residual=True, batch_norm=True)

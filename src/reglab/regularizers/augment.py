@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -66,5 +67,6 @@ register(
         citation="Simard et al. 2003; Krizhevsky et al. 2012",
         example={"augment": {"shift": 0.1, "rotation": 10, "scale": 0.1, "noise": 0.1}},
         tune={"augment.shift": TuneRange(0.0, 0.2), "augment.rotation": TuneRange(0.0, 30.0)},
+        members=Members(("augment",)),
     )
 )

@@ -153,6 +153,92 @@ class TuneRange:
     kind: str = "float"
 
 
+class Stacked:
+    """A regularizer's hooks in a population (issue 24): the members' parameters stacked with a
+    leading member dimension, each member's strengths one row of a (P,) tensor (``strengths``, by
+    setting name). Every hook is a no-op; a unit overrides those its single-run hook object
+    overrides, calling the same kernels of :mod:`reglab.regularizers.functional` on the stacked
+    tensors (each kernel takes a leading member dimension and per-member strengths).
+
+    ``used``: which members use the regularizer. The population orders its members by what they
+    use, so a hook need only touch ``span``, the rows from the first member using it to the last
+    (views, not gathered copies); the rows in between that do not use it have zero strength."""
+
+    def __init__(self, used: Sequence[bool], **strengths: Tensor) -> None:
+        self.strengths = strengths
+        self._use(list(used))
+
+    def _use(self, used: list[bool]) -> None:
+        self.used, self.size = used, len(used)
+        rows = [i for i, u in enumerate(used) if u]
+        self.span = slice(rows[0], rows[-1] + 1) if rows else slice(0, 0)
+
+    def rows(self, tensors: Sequence[Tensor]) -> list[Tensor]:
+        """The rows in :attr:`span` of each stacked tensor (the tensors themselves when it spans
+        every member: a slice would cost its backward a full-size copy)."""
+        if self.span == slice(0, self.size):
+            return list(tensors)
+        return [t[self.span] for t in tensors]
+
+    def at(self, name: str) -> Tensor:
+        """The strengths ``name`` of the members in :attr:`span`."""
+        return self.strengths[name][self.span]
+
+    def setup(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
+        """Once before training (``weights`` as in :meth:`after_step`)."""
+
+    def penalty(self, rows: Sequence[Tensor]) -> Tensor | None:
+        """The term added to the loss of each member in :attr:`span` (``rows``: those members'
+        rows of the penalized parameters); the population differentiates it, as autograd does
+        the single run's."""
+        return None
+
+    def penalty_grad_(self, rows: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+        """Add the gradient of :meth:`penalty` to ``grads`` (those members' rows of the gradients)
+        in place and return True - the derivative written next to the kernel, for speed; False
+        (the default): the population differentiates :meth:`penalty` with autograd. The
+        population conformance suite checks every written derivative against autograd's."""
+        return False
+
+    def targets(self, y: Tensor, n_classes: int) -> Tensor:
+        """Each member's targets (P, B) class indices -> (P, B) or (P, B, K) soft targets."""
+        return y
+
+    def before_step(self, params: Sequence[Tensor], lr: Tensor) -> None:
+        """After backward, before the optimizer step (``params``: the penalized ones, ``lr`` (P,))."""
+
+    def after_step(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
+        """After the optimizer step: ``weights`` the constrained weights (as ``constrained_weights``
+        gives them) with the dims of one unit's incoming weights in their stacked layout."""
+
+    def keep(self, rows: Tensor) -> None:
+        """Only the members ``rows`` go on (the others left the population)."""
+        self.strengths = {k: v[rows] for k, v in self.strengths.items()}
+        self._use([self.used[r] for r in rows.tolist()])
+
+
+@dataclass(frozen=True)
+class Members:
+    """How a regularizer trains in a population (issue 24), declared in its registry entry: a
+    regularizer without it makes a run train alone. ``settings``: those of its fields that may
+    differ between the members of one population (the others must be equal). ``stacked``: its
+    hooks on stacked tensors, made from the members' ``regularization`` sections and the device
+    (None when no member uses it); without it the population calls each member's own hook object
+    for what runs per member (batch transforms, epoch ends) - the network builds the structural
+    ones (dropout, batch norm) into every member."""
+
+    settings: tuple[str, ...] = ()
+    stacked: Callable[[Sequence[Any], torch.device], Stacked | None] | None = None
+
+
+def member_values(sections: Sequence[Any], name: str, device: torch.device, off: float = 0.0) -> Tensor:
+    """The members' setting ``name`` as a (P,) float32 tensor (``off`` where it is None)."""
+    import torch
+
+    values = [off if getattr(s, name) is None else float(getattr(s, name)) for s in sections]
+    return torch.tensor(values, dtype=torch.float32, device=device)
+
+
 S = TypeVar("S", bound=Settings)
 
 
@@ -167,6 +253,7 @@ class RegularizerSpec(Generic[S]):
     combined with, ``structural`` says it changes the network (answers ``modules``).
     ``dump_defaults=False`` leaves its settings out of config dumps while they are at their
     defaults, so adding it changes neither the dumps nor the fingerprints of studies without it.
+    ``members``: how it trains in a population (None: runs using it train one at a time).
     """
 
     name: str
@@ -179,6 +266,7 @@ class RegularizerSpec(Generic[S]):
     structural: bool = False
     excludes: tuple[str, ...] = ()
     dump_defaults: bool = True
+    members: Members | None = None
 
     def build(self, cfg: HasRegularization) -> Regularizer | None:
         """The hook object for this run, or None when the regularizer is off."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, register
+from reglab.regularizers.base import Members
 
 if TYPE_CHECKING:
     from torch import nn
@@ -42,5 +43,6 @@ register(
         citation="Ioffe & Szegedy 2015",
         example={"batch_norm": True},
         structural=True,
+        members=Members(()),
     )
 )

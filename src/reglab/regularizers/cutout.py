@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -39,5 +40,6 @@ register(
         citation="DeVries & Taylor 2017",
         example={"cutout": 3},
         tune={"cutout": TuneRange(1, 16, kind="int")},
+        members=Members(("cutout",)),
     )
 )

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TuneRange, register
+from reglab.regularizers.base import Members
 
 if TYPE_CHECKING:
     from torch import nn
@@ -100,5 +101,6 @@ register(
         example={"dropout": 0.3},
         tune={"dropout": TuneRange(0.0, 0.7)},
         structural=True,
+        members=Members(("dropout", "input_dropout")),
     )
 )

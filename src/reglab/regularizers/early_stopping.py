@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
-from reglab.regularizers.base import section_switch
+from reglab.regularizers.base import Members, section_switch
 
 if TYPE_CHECKING:
     from torch import nn
@@ -98,5 +98,6 @@ register(
         citation="Prechelt 1998",
         example={"early_stopping": {"patience": 2}},
         tune={"early_stopping.patience": TuneRange(2, 20, kind="int")},
+        members=Members(()),
     )
 )

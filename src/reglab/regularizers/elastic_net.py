@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members, Stacked, member_values
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 
@@ -31,6 +34,34 @@ class ElasticNet(Regularizer):
         return self.strength * Fn.elastic_net_penalty(ctx.penalized, self.l1_ratio)
 
 
+class StackedElasticNet(Stacked):
+    """Each member's lambda * (r sum|w| + (1-r) sum w^2), its own r: the same kernel."""
+
+    def penalty(self, rows: Sequence[Tensor]) -> Tensor:
+        from reglab.regularizers import functional as Fn
+
+        return self.at("elastic_net") * Fn.elastic_net_penalty(rows, self.at("l1_ratio"), members=True)
+
+    def penalty_grad_(self, rows: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+        from reglab.regularizers import functional as Fn
+
+        strength, ratio = self.at("elastic_net"), self.at("l1_ratio")
+        Fn.l1_penalty_grad_(rows, grads, strength * ratio)
+        Fn.l2_penalty_grad_(rows, grads, strength * (1.0 - ratio))
+        return True
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedElasticNet | None:
+    used = [s.elastic_net > 0 for s in sections]
+    if not any(used):
+        return None
+    return StackedElasticNet(
+        used,
+        elastic_net=member_values(sections, "elastic_net", device),
+        l1_ratio=member_values(sections, "l1_ratio", device),
+    )
+
+
 register(
     RegularizerSpec(
         name="elastic_net",
@@ -40,5 +71,6 @@ register(
         citation="Zou & Hastie 2005",
         example={"elastic_net": 1e-4, "l1_ratio": 0.5},
         tune={"elastic_net": TuneRange(1e-7, 1e-2, log=True), "l1_ratio": TuneRange(0.0, 1.0)},
+        members=Members(("elastic_net", "l1_ratio"), _members),
     )
 )

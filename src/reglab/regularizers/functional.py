@@ -1,6 +1,10 @@
 """The mathematics of every regularizer as pure functions on tensors (thin wrappers live beside).
 
-Penalties take the list of penalized parameters; in-place operations end in ``_``.
+Penalties take the list of penalized parameters; in-place operations end in ``_``. A population
+(issue 24) uses these same functions on its stacked tensors (a leading member dimension, strengths
+as (P,) tensors): the penalties sum per member (``members=True``: one reduction per member, which
+the backward pass of a vmapped sum costs a third more), label smoothing broadcasts, decoupled
+weight decay and max-norm take per-member strengths. The single run's path is unchanged.
 """
 
 from __future__ import annotations
@@ -13,39 +17,82 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def l1_penalty(params: Sequence[Tensor]) -> Tensor:
+def _total(terms: list[Tensor], members: bool) -> Tensor:
+    """The sum of ``terms`` (each a parameter's elementwise term): one number, or with ``members``
+    one per member (P,), the parameters stacked with a leading member dimension."""
+    if members:
+        return torch.stack([t.flatten(1).sum(1) for t in terms]).sum(0)
+    return torch.stack([t.sum() for t in terms]).sum()
+
+
+def l1_penalty(params: Sequence[Tensor], members: bool = False) -> Tensor:
     """sum |w| (Tibshirani 1996): drives weights to exactly zero -> sparsity."""
-    return torch.stack([p.abs().sum() for p in params]).sum()
+    return _total([p.abs() for p in params], members)
 
 
-def l2_penalty(params: Sequence[Tensor]) -> Tensor:
+def l2_penalty(params: Sequence[Tensor], members: bool = False) -> Tensor:
     """sum w^2 (Tikhonov; Krogh & Hertz 1992). Coupled: it enters the loss and so the gradient."""
-    return torch.stack([p.pow(2).sum() for p in params]).sum()
+    return _total([p.pow(2) for p in params], members)
 
 
-def elastic_net_penalty(params: Sequence[Tensor], l1_ratio: float) -> Tensor:
-    """r * sum|w| + (1 - r) * sum w^2 (Zou & Hastie 2005)."""
-    return l1_ratio * l1_penalty(params) + (1.0 - l1_ratio) * l2_penalty(params)
+def elastic_net_penalty(params: Sequence[Tensor], l1_ratio: float | Tensor, members: bool = False) -> Tensor:
+    """r * sum|w| + (1 - r) * sum w^2 (Zou & Hastie 2005); with ``members`` r may be a (P,) tensor."""
+    return l1_ratio * l1_penalty(params, members) + (1.0 - l1_ratio) * l2_penalty(params, members)
 
 
 @torch.no_grad()
-def decoupled_weight_decay_(params: Sequence[Tensor], lr: float, decay: float) -> None:
-    """w <- w - lr * decay * w, outside the gradient (Loshchilov & Hutter 2019, AdamW)."""
+def l1_penalty_grad_(params: Sequence[Tensor], grads: Sequence[Tensor], strength: Tensor) -> None:
+    """Add the gradient of ``strength * l1_penalty(params, members=True)`` - strength * sign(w),
+    autograd's subgradient - to ``grads`` in place (a population's per-member form: one fused pass
+    instead of a second backward; the population conformance suite checks it against autograd)."""
+    for w, g in zip(params, grads, strict=True):
+        g.addcmul_(w.sign(), per_member(strength, w))
+
+
+@torch.no_grad()
+def l2_penalty_grad_(params: Sequence[Tensor], grads: Sequence[Tensor], strength: Tensor) -> None:
+    """Add the gradient of ``strength * l2_penalty(params, members=True)`` - 2 strength w - to
+    ``grads`` in place (as :func:`l1_penalty_grad_`)."""
+    for w, g in zip(params, grads, strict=True):
+        g.addcmul_(w, per_member(strength, w), value=2.0)
+
+
+def per_member(values: Tensor, like: Tensor) -> Tensor:
+    """(P,) values viewed to broadcast over stacked tensors like ``like`` (P, ...)."""
+    return values.view(-1, *([1] * (like.ndim - 1)))
+
+
+@torch.no_grad()
+def decoupled_weight_decay_(params: Sequence[Tensor], lr: float | Tensor, decay: float | Tensor) -> None:
+    """w <- w - lr * decay * w, outside the gradient (Loshchilov & Hutter 2019, AdamW). In a
+    population ``lr`` and ``decay`` are (P,) tensors and ``params`` stacked (P, ...)."""
+    if isinstance(lr, Tensor) or isinstance(decay, Tensor):
+        factor = 1.0 - torch.as_tensor(lr) * decay
+        for w in params:
+            w.mul_(per_member(factor, w))
+        return
     torch._foreach_mul_(list(params), 1.0 - lr * decay)
 
 
 @torch.no_grad()
-def max_norm_(weight: Tensor, max_norm: float) -> None:
+def max_norm_(weight: Tensor, max_norm: float | Tensor, dims: tuple[int, ...] = ()) -> None:
     """Project each unit's incoming weight vector onto the L2 ball of radius ``max_norm``
-    (Srebro & Shraibman 2005; used with dropout by Srivastava et al. 2014)."""
-    weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))
+    (Srebro & Shraibman 2005; used with dropout by Srivastava et al. 2014). In a population
+    ``max_norm`` is each member's radius (P,) (inf: unconstrained), ``weight`` stacked and ``dims``
+    the dims of one unit's incoming weights; the rule is ``torch.renorm``'s."""
+    if not isinstance(max_norm, Tensor):
+        weight.copy_(torch.renorm(weight, p=2, dim=0, maxnorm=max_norm))
+        return
+    c = per_member(max_norm, weight)
+    norm = weight.pow(2).sum(dims, keepdim=True).sqrt_()
+    weight.mul_(torch.where(norm > c, c / (norm + 1e-7), 1.0))
 
 
 def one_hot(y: Tensor, n_classes: int) -> Tensor:
     return F.one_hot(y, n_classes).to(torch.float32) if y.dtype == torch.long else y
 
 
-def smooth_labels(y: Tensor, n_classes: int, eps: float) -> Tensor:
+def smooth_labels(y: Tensor, n_classes: int, eps: float | Tensor) -> Tensor:
     """(1 - eps) * onehot + eps / K (Szegedy et al. 2016)."""
     return one_hot(y, n_classes) * (1.0 - eps) + eps / n_classes
 
@@ -155,6 +202,13 @@ def keep_mask(shape: Sequence[int], p: float, like: Tensor, gen: torch.Generator
     ``like``'s dtype and device; drawn from ``gen`` (on its own device) or torch's global RNG."""
     u = torch.rand(tuple(shape), generator=gen, device=gen.device if gen is not None else like.device)
     return (u >= p).to(like.device, like.dtype) / (1.0 - p)
+
+
+def dropout_mask_(out: Tensor, p: float, gen: torch.Generator) -> Tensor:
+    """Fill ``out`` with an inverted-dropout mask, Bernoulli(1 - p) / (1 - p) (Srivastava et al.
+    2014), drawn as ``nn.Dropout`` draws its noise (``bernoulli_``, here from ``gen``): a population
+    draws each member's masks with it, on a CPU the very draws of the member's single run."""
+    return out.bernoulli_(1 - p, generator=gen).div_(1 - p)
 
 
 def dropconnect(weight: Tensor, p: float, gen: torch.Generator | None = None) -> Tensor:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -39,5 +40,6 @@ register(
         citation="Bishop 1995",
         example={"input_noise": 0.2},
         tune={"input_noise": TuneRange(0.01, 1.0, log=True)},
+        members=Members(("input_noise",)),
     )
 )

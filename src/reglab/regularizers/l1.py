@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members, Stacked, member_values
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 
@@ -30,6 +33,26 @@ class L1(Regularizer):
         return self.strength * Fn.l1_penalty(ctx.penalized)
 
 
+class StackedL1(Stacked):
+    """Each member's lambda * sum|w|: the same kernel, one value per member."""
+
+    def penalty(self, rows: Sequence[Tensor]) -> Tensor:
+        from reglab.regularizers import functional as Fn
+
+        return self.at("l1") * Fn.l1_penalty(rows, members=True)
+
+    def penalty_grad_(self, rows: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+        from reglab.regularizers import functional as Fn
+
+        Fn.l1_penalty_grad_(rows, grads, self.at("l1"))
+        return True
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedL1 | None:
+    used = [s.l1 > 0 for s in sections]
+    return StackedL1(used, l1=member_values(sections, "l1", device)) if any(used) else None
+
+
 register(
     RegularizerSpec(
         name="l1",
@@ -39,5 +62,6 @@ register(
         citation="Tibshirani 1996; Ng 2004",
         example={"l1": 1e-4},
         tune={"l1": TuneRange(1e-7, 1e-2, log=True)},
+        members=Members(("l1",), _members),
     )
 )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members, Stacked, member_values
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 
@@ -31,6 +34,26 @@ class L2(Regularizer):
         return self.strength * Fn.l2_penalty(ctx.penalized)
 
 
+class StackedL2(Stacked):
+    """Each member's lambda * sum w^2: the same kernel, one value per member."""
+
+    def penalty(self, rows: Sequence[Tensor]) -> Tensor:
+        from reglab.regularizers import functional as Fn
+
+        return self.at("l2") * Fn.l2_penalty(rows, members=True)
+
+    def penalty_grad_(self, rows: Sequence[Tensor], grads: Sequence[Tensor]) -> bool:
+        from reglab.regularizers import functional as Fn
+
+        Fn.l2_penalty_grad_(rows, grads, self.at("l2"))
+        return True
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedL2 | None:
+    used = [s.l2 > 0 for s in sections]
+    return StackedL2(used, l2=member_values(sections, "l2", device)) if any(used) else None
+
+
 register(
     RegularizerSpec(
         name="l2",
@@ -40,5 +63,6 @@ register(
         citation="Krogh & Hertz 1992",
         example={"l2": 1e-3},
         tune={"l2": TuneRange(1e-6, 1e-1, log=True)},
+        members=Members(("l2",), _members),
     )
 )

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members, Stacked, member_values
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor
 
 
@@ -30,6 +33,22 @@ class LabelSmoothing(Regularizer):
         return x, Fn.smooth_labels(y, ctx.n_classes, self.eps)
 
 
+class StackedLabelSmoothing(Stacked):
+    """Each member's soft targets with its own eps: the same kernel, one value per member."""
+
+    def targets(self, y: Tensor, n_classes: int) -> Tensor:
+        from reglab.regularizers import functional as Fn
+
+        return Fn.smooth_labels(y, n_classes, self.strengths["label_smoothing"].view(-1, 1, 1))
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedLabelSmoothing | None:
+    used = [s.label_smoothing > 0 for s in sections]
+    if not any(used):
+        return None
+    return StackedLabelSmoothing(used, label_smoothing=member_values(sections, "label_smoothing", device))
+
+
 register(
     RegularizerSpec(
         name="label_smoothing",
@@ -39,5 +58,6 @@ register(
         citation="Szegedy et al. 2016",
         example={"label_smoothing": 0.1},
         tune={"label_smoothing": TuneRange(0.0, 0.3)},
+        members=Members(("label_smoothing",), _members),
     )
 )

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
-from reglab.regularizers.base import constrained_weights
+from reglab.regularizers.base import Members, Stacked, constrained_weights, member_values
 
 if TYPE_CHECKING:
+    import torch
     from torch import Tensor, nn
 
 
@@ -38,6 +41,26 @@ class MaxNorm(Regularizer):
             Fn.max_norm_(w, self.max_norm)
 
 
+class StackedMaxNorm(Stacked):
+    """Each member's bound (inf: none), projected as in single runs, from the start."""
+
+    def setup(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
+        self.after_step(weights)
+
+    def after_step(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
+        from reglab.regularizers import functional as Fn
+
+        for w, dims in weights:
+            Fn.max_norm_(w[self.span], self.at("max_norm"), dims)
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedMaxNorm | None:
+    used = [bool(s.max_norm) for s in sections]
+    if not any(used):
+        return None
+    return StackedMaxNorm(used, max_norm=member_values(sections, "max_norm", device, off=math.inf))
+
+
 register(
     RegularizerSpec(
         name="max_norm",
@@ -47,5 +70,6 @@ register(
         citation="Srebro & Shraibman 2005; Srivastava et al. 2014",
         example={"max_norm": 2.0},
         tune={"max_norm": TuneRange(0.5, 5.0, log=True)},
+        members=Members(("max_norm",), _members),
     )
 )

@@ -2,8 +2,10 @@
 ``structural_args`` (what a user's model constructor receives).
 
 Registration order is the order in which batch transforms run (augment before mixup, etc.).
-Registering after ``reglab.config`` was imported regenerates the config's ``regularization``
-section, so the new settings are valid everywhere (run configs, study files, ``reglab train --set``).
+Registering (or unregistering) starts a new *generation* of the registry; the config builds its
+``regularization`` section for a generation when it is first used (``reglab.config.
+regularization_section``), so the new settings are valid in every config validated from then on
+(run configs, study files, ``reglab train --set``) and nothing loaded before is rewritten.
 """
 
 from __future__ import annotations
@@ -19,6 +21,12 @@ if TYPE_CHECKING:
     from reglab.models.user import StructuralArgs
 
 REGULARIZERS: Registry[RegularizerSpec[Any]] = Registry("regularizer")
+_GENERATION = [0]  # registrations and removals so far
+
+
+def generation() -> int:
+    """How many times the registry has changed: the config's section is built once per generation."""
+    return _GENERATION[0]
 
 
 def register(spec: RegularizerSpec[Any]) -> RegularizerSpec[Any]:
@@ -27,14 +35,25 @@ def register(spec: RegularizerSpec[Any]) -> RegularizerSpec[Any]:
     clash = [f for f in spec.fields if f in taken]
     if clash:
         raise ValueError(f"regularizer {spec.name!r}: setting {clash[0]!r} is already defined by {taken[clash[0]]!r}")
+    elsewhere = [(f, sec) for f in spec.fields for sec, model in _fixed_sections().items() if f in model.model_fields]
+    if elsewhere:
+        raise ValueError(
+            f"regularizer {spec.name!r}: setting {elsewhere[0][0]!r} is already a {elsewhere[0][1]} setting"
+        )
     validators = {v: name for name, s in REGULARIZERS.items() for v in _validator_names(s.settings)}
     for v in _validator_names(spec.settings):
         if validators.get(v, spec.name) != spec.name:
             # the section inherits every settings class: one validator name would hide the other
             raise ValueError(f"regularizer {spec.name!r}: validator {v!r} is already defined by {validators[v]!r}")
     REGULARIZERS.add(spec.name, spec)
-    _refresh_config()
+    _GENERATION[0] += 1
     return spec
+
+
+def _fixed_sections() -> dict[str, Any]:
+    """The config's other sections (data, model, train) once ``reglab.config`` is loaded - read,
+    never changed; it imports this module, so it is not imported from here."""
+    return dict(getattr(sys.modules.get("reglab.config"), "FIXED_SECTIONS", {}))
 
 
 def _validator_names(settings: type[Settings]) -> set[str]:
@@ -45,16 +64,7 @@ def _validator_names(settings: type[Settings]) -> set[str]:
 def unregister(name: str) -> None:
     """Remove the regularizer ``name`` (tests that register temporary ones clean up with this)."""
     REGULARIZERS.remove(name)
-    _refresh_config()
-
-
-def _refresh_config() -> None:
-    """Regenerate the config's regularization section if the config models exist already (a late
-    registration); while ``reglab.config`` is still being imported it derives them itself."""
-    config = sys.modules.get("reglab.config")
-    rebuild = getattr(config, "rebuild_regularization", None)
-    if rebuild is not None:
-        rebuild()
+    _GENERATION[0] += 1
 
 
 def build_regularizers(cfg: HasRegularization) -> list[Regularizer]:

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
+from reglab.regularizers.base import Members, Stacked, member_values
 
 if TYPE_CHECKING:
-    from torch import nn
+    import torch
+    from torch import Tensor, nn
 
 
 class WeightDecaySettings(PenaltyOptions):
@@ -34,6 +37,22 @@ class DecoupledWeightDecay(Regularizer):
         Fn.decoupled_weight_decay_(ctx.penalized, lr, self.decay)
 
 
+class StackedWeightDecay(Stacked):
+    """Each member's decay with its own learning rate: the same kernel, on stacked tensors."""
+
+    def before_step(self, params: Sequence[Tensor], lr: Tensor) -> None:
+        from reglab.regularizers import functional as Fn
+
+        Fn.decoupled_weight_decay_(self.rows(params), lr[self.span], self.at("weight_decay"))
+
+
+def _members(sections: Sequence[Any], device: torch.device) -> StackedWeightDecay | None:
+    used = [s.weight_decay > 0 for s in sections]
+    if not any(used):
+        return None
+    return StackedWeightDecay(used, weight_decay=member_values(sections, "weight_decay", device))
+
+
 register(
     RegularizerSpec(
         name="weight_decay",
@@ -43,5 +62,6 @@ register(
         citation="Loshchilov & Hutter 2019",
         example={"weight_decay": 1e-2},
         tune={"weight_decay": TuneRange(1e-5, 1e-1, log=True)},
+        members=Members(("weight_decay",), _members),
     )
 )

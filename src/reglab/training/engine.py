@@ -29,17 +29,20 @@ from reglab.models.user import wrong_output
 from reglab.optim import create_optimizer, create_schedule
 from reglab.regularizers import TrainContext, build_regularizers
 from reglab.regularizers.base import Regularizer, penalized_parameters
-from reglab.tasks import higher_is_better
+from reglab.status import RunStatus
 from reglab.training.feed import Feed, make_feed
-from reglab.training.metrics import EpochStats, evaluate_batches, split_metrics, weight_histograms, weight_stats
-from reglab.training.network import build_network, resolve_device
-from reglab.training.objective import (
-    build_objective,
-    compute,
-    metric_names,
-    monitored,
-    selection_metric,
+from reglab.training.metrics import (
+    EpochStats,
+    close_final,
+    epoch_record,
+    evaluate_batches,
+    run_info,
+    split_metrics,
+    weight_histograms,
+    weight_stats,
 )
+from reglab.training.network import build_network, resolve_device
+from reglab.training.objective import build_objective, compute, run_metrics
 from reglab.training.rng import seeded_global_rng
 
 EpochCallback = Callable[[dict[str, float]], None]
@@ -51,7 +54,7 @@ class RunResult:
     """Outcome of one run. ``history`` has one dict per epoch; ``final`` the end-of-run metrics
     (train/val/test loss and accuracy of the final model, best epoch, weight statistics)."""
 
-    status: str  # "completed" | "diverged"
+    status: RunStatus  # completed | diverged (a population member's also pruned)
     history: list[dict[str, float]]
     final: dict[str, float]
     info: dict[str, Any]
@@ -135,11 +138,7 @@ def _train(
     objective = build_objective(task, data.n_classes, tc.loss, data.y_train)
     if task == "regression" and cfg.regularization.label_smoothing > 0:
         raise ConfigError("label_smoothing: needs classes, and this is a regression task; remove it or set data.task")
-    es = cfg.regularization.early_stopping
-    requested = [*tc.metrics, *([es.monitor.partition("_")[2]] if es else [])]
-    names = metric_names(task, requested)  # final metrics on train/val/test
-    watch = monitored(task, requested)  # also measured on validation every epoch
-    select = f"val_{selection_metric(task, tc.metrics)}"  # picks the best epoch (unless early stopping does)
+    names, watch, select = run_metrics(cfg, task)  # final; every epoch on validation; picks the best epoch
     # -- end task --
     feed: Feed = make_feed(data, device)
     model = build_network(cfg, data.input_shape, objective.out_dim, regs, factory, feed.example()).to(device)
@@ -172,7 +171,7 @@ def _train(
     bs = min(tc.batch_size, n)
     model_ref = cfg.model.class_path or cfg.model.arch
     history: list[dict[str, float]] = []
-    status, reason, diverged_epoch = "completed", None, None
+    status, reason, diverged_epoch = RunStatus.COMPLETED, None, None
 
     for epoch in range(tc.epochs):
         t0 = time.perf_counter()
@@ -221,33 +220,28 @@ def _train(
         seen = stats.n  # n, or more when a regularizer adds examples to its batches
         train_loss = float(stats.loss_sum) / seen
         if not math.isfinite(train_loss) or not math.isfinite(float(pen_sum)):
-            status, diverged_epoch = "diverged", epoch + 1
+            status, diverged_epoch = RunStatus.DIVERGED, epoch + 1
             reason = f"non-finite training loss ({train_loss}) in epoch {epoch + 1}"
             break
         val_loss, val_acc, val_scores = evaluate_batches(
             model, feed.split("val", tc.eval_batch_size), probs=bool(watch), objective=objective
         )
         if not math.isfinite(val_loss):
-            status, diverged_epoch = "diverged", epoch + 1
+            status, diverged_epoch = RunStatus.DIVERGED, epoch + 1
             reason = f"non-finite validation loss in epoch {epoch + 1}"
             break
-        record: dict[str, float] = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            **({"train_acc": stats.correct / seen} if objective.has_accuracy else {}),
-            "val_loss": val_loss,
-            **({"val_acc": val_acc} if objective.has_accuracy else {}),
-            **(
-                {f"val_{k}": v for k, v in compute(watch, objective, data.y_val, val_scores).items()}
-                if val_scores is not None
-                else {}
-            ),
-            "lr": lr,
-            "grad_norm": stats.grad_norm,
-            "penalty": float(pen_sum) / max(steps, 1),
-            "time": time.perf_counter() - t0,
-            **weight_stats(weights),
-        }
+        acc = objective.has_accuracy
+        record = epoch_record(
+            epoch + 1,
+            (train_loss, stats.correct / seen if acc else None),
+            (val_loss, val_acc if acc else None),
+            compute(watch, objective, data.y_val, val_scores) if val_scores is not None else {},
+            lr,
+            stats.grad_norm,
+            float(pen_sum) / max(steps, 1),
+            time.perf_counter() - t0,
+            weight_stats(weights),
+        )
         history.append(record)
         stop = False
         for r in regs:
@@ -257,16 +251,8 @@ def _train(
         if stop:
             break
 
-    info: dict[str, Any] = {
-        "device": str(device),
-        "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),  # trainable ones
-        "regularizers": [r.name for r in regs],
-        "epochs_run": len(history),
-        "data_sizes": data.sizes(),
-    }
-    for r in regs:
-        info.update(r.summary())
-    if status != "completed":
+    info = run_info(device, model, regs, len(history), data)
+    if status is not RunStatus.COMPLETED:
         info["wall_time"] = time.perf_counter() - t_start
         return RunResult(status, history, {}, info, reason, diverged_epoch)
 
@@ -282,13 +268,7 @@ def _train(
         te_batches, y_te = feed.test(test, ebs)  # type: ignore[arg-type]  # the only read of the test split
         test_metrics, te_probs = split_metrics(final_model, te_batches, y_te, objective, names)
         final.update(test_metrics)
-    if evaluate_test:  # how much better the model does on train than on test (task's main metric)
-        main = names[0]
-        tr_m, te_m = final[f"train_{main}"], final[f"test_{main}"]
-        final["gap"] = tr_m - te_m if higher_is_better(main) else te_m - tr_m
-    pick = max if higher_is_better(select) else min
-    best_epoch = ctx.best_epoch or int(pick(history, key=lambda h: h[select])["epoch"])
-    final["best_epoch"] = float(best_epoch)
+    close_final(final, history, names, select, ctx.best_epoch, evaluate_test)  # the gap, the best epoch
     final.update(weight_stats(penalized_parameters(final_model, include_biases=False)))
     info["wall_time"] = time.perf_counter() - t_start
     info["weight_histogram"] = weight_histograms(penalized_parameters(final_model, include_biases=False))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -79,6 +79,70 @@ def weight_stats(params: Sequence[Tensor]) -> dict[str, float]:
         "weight_l2": float(flat.norm()),
         "sparsity": float((flat.abs() < SPARSITY_THRESHOLD).float().mean()),
     }
+
+
+def epoch_record(
+    epoch: int,
+    train: tuple[float, float | None],
+    val: tuple[float, float | None],
+    val_metrics: dict[str, float],
+    lr: float,
+    grad_norm: float,
+    penalty: float,
+    seconds: float,
+    weights: dict[str, float],
+) -> dict[str, float]:
+    """One epoch of a run's history, as both engines record it (``train``/``val``: loss and
+    accuracy, None without one)."""
+    return {
+        "epoch": epoch,
+        "train_loss": train[0],
+        **({"train_acc": train[1]} if train[1] is not None else {}),
+        "val_loss": val[0],
+        **({"val_acc": val[1]} if val[1] is not None else {}),
+        **{f"val_{k}": v for k, v in val_metrics.items()},
+        "lr": lr,
+        "grad_norm": grad_norm,
+        "penalty": penalty,
+        "time": seconds,
+        **weights,
+    }
+
+
+def run_info(device: torch.device, model: nn.Module, regs: Sequence[Any], epochs_run: int, data: Any) -> dict[str, Any]:
+    """The facts both engines record with a run: where it ran, its trainable parameters, its
+    regularizers (and their own summaries), its epochs and the sizes of its splits."""
+    info: dict[str, Any] = {
+        "device": str(device),
+        "n_params": sum(p.numel() for p in model.parameters() if p.requires_grad),  # trainable ones
+        "regularizers": [r.name for r in regs],
+        "epochs_run": epochs_run,
+        "data_sizes": data.sizes(),
+    }
+    for r in regs:
+        info.update(r.summary())
+    return info
+
+
+def close_final(
+    final: dict[str, float],
+    history: Sequence[dict[str, float]],
+    names: Sequence[str],
+    select: str,
+    best_epoch: int | None,
+    tested: bool,
+) -> None:
+    """The end-of-run entries of ``final`` both engines add: the gap - how much better the model
+    does on train than on test in the task's main metric (when tested) - and the best epoch (the
+    stopping rule's, else the best ``select`` value's)."""
+    from reglab.tasks import higher_is_better
+
+    if tested:
+        main = names[0]
+        tr_m, te_m = final[f"train_{main}"], final[f"test_{main}"]
+        final["gap"] = tr_m - te_m if higher_is_better(main) else te_m - tr_m
+    pick = max if higher_is_better(select) else min
+    final["best_epoch"] = float(best_epoch or int(pick(history, key=lambda h: h[select])["epoch"]))
 
 
 class EpochStats:

@@ -169,3 +169,13 @@ def selection_metric(task: str, requested: Sequence[str]) -> str:
     loss (the study puts ``metric.select`` first), else the task's default."""
     extra = [m for m in requested if m not in ("acc", "loss")]
     return extra[0] if extra else DEFAULT_METRIC[task]
+
+
+def run_metrics(cfg: Any, task: str) -> tuple[list[str], list[str], str]:
+    """What both engines measure for one run of ``task``: the final metrics on train/val/test, the
+    extra ones measured on validation every epoch (the requested ones and the stopping rule's
+    monitor) and the validation metric that picks the best epoch (unless early stopping does)."""
+    es = cfg.regularization.early_stopping
+    requested = [*cfg.train.metrics, *([es.monitor.partition("_")[2]] if es else [])]
+    select = f"val_{selection_metric(task, cfg.train.metrics)}"
+    return metric_names(task, requested), monitored(task, requested), select

@@ -40,9 +40,10 @@ from pydantic import (
 from reglab.config import (
     DataConfig,
     ModelConfig,
-    RegularizationConfig,
+    RegularizationSection,
     RunConfig,
     TrainConfig,
+    regularization_field,
     validation_messages,
 )
 from reglab.errors import ConfigError
@@ -238,7 +239,7 @@ class StudySpec(BaseModel):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     train: TrainConfig = TrainConfig()
-    regularization: RegularizationConfig = RegularizationConfig()
+    regularization: RegularizationSection = regularization_field()
     arms: dict[str, dict[str, Any]] = Field(description="arm name -> overrides of the shared settings")
     baseline: str | None = Field(None, description="arm compared against (default: the first)")
     seeds: int | list[int] | SeedsConfig = Field(
@@ -1108,7 +1109,7 @@ def starter_study(data: str = "digits", file: str = "study.yaml") -> str:
 
 def study_problems(spec: StudySpec) -> list[str]:
     """What a function study cannot have (the function owns the model and the training loop)."""
-    from reglab.config import ModelConfig, RegularizationConfig
+    from reglab.config import ModelConfig, regularization_section
 
     if spec.objective is None:
         return ["settings: only for a study with objective.function (the settings your function reads)"] * bool(
@@ -1117,7 +1118,7 @@ def study_problems(spec: StudySpec) -> list[str]:
     out = []
     if spec.model != ModelConfig():
         out.append("model: your function builds its own model; remove the model section (or objective)")
-    if spec.regularization != RegularizationConfig():
+    if spec.regularization.model_dump() != regularization_section()().model_dump():
         out.append(
             "regularization: reglab's regularizers do not reach your function; name the settings your function "
             "reads in settings: and the arms instead"

@@ -299,7 +299,7 @@ class LocalExecutor:
         self._epochs.pop(task.key, None)
         attempts = self._attempts.pop(task.key, 1)
         if attempts > 1:  # recorded with the run
-            outcome = outcome.model_copy(update={"info": {**outcome.info, "attempts": attempts}})
+            outcome = outcome.model_copy(update={"attempts": attempts})
         return outcome
 
     def _rebuild(self, lost: list[Task]) -> Finished:
@@ -326,12 +326,12 @@ class LocalExecutor:
             reason = died_reason(culprits.get(key))
             if key in self._stopped:  # asked to stop (pruned): nothing to redo
                 attempts = self._attempts.pop(key, 1)
-                outcome = RunOutcome.failed(f"{reason}; stopped", info={"attempts": attempts}, epochs_spent=spent)
+                outcome = RunOutcome.failed(f"{reason}; stopped", attempts=attempts, epochs_spent=spent)
                 finished.append((task, outcome))
             elif charged and self._attempts.get(key, 0) >= self.max_attempts:
                 attempts = self._attempts.pop(key, 1)
                 outcome = RunOutcome.failed(
-                    f"{reason}; started {attempts} times", info={"attempts": attempts}, epochs_spent=spent
+                    f"{reason}; started {attempts} times", attempts=attempts, epochs_spent=spent
                 )
                 finished.append((task, outcome))
             else:

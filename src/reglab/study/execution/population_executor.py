@@ -26,7 +26,7 @@ import math
 import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from reglab.study.execution.task import Events, Executor, Finished, Task
 from reglab.study.results.outcome import RunOutcome, RunStatus
@@ -47,8 +47,8 @@ def _as_member(report: Report, member: str, record: dict[str, float], key: str |
 
 
 def execute_population(task: Task, report: Report, cache: DataCache) -> RunOutcome:
-    """Train a population task in this worker and return one outcome whose ``info["population"]``
-    maps each member's key to its outcome (completed | diverged | pruned | failed | error). A
+    """Train a population task in this worker and return one outcome whose ``members`` maps each
+    member's key to its outcome (completed | diverged | pruned | failed | error). A
     population the data turn out not to allow (streamed data, another task) trains its members one
     at a time here, with a note."""
     from reglab.errors import ReglabError, from_user_code
@@ -72,7 +72,7 @@ def execute_population(task: Task, report: Report, cache: DataCache) -> RunOutco
             keep_model=any(m.save_to for m in members),
         )
         for m, d, result in zip(members, data, results, strict=True):
-            if m.save_to is not None and result.status == "completed" and result.model is not None:
+            if m.save_to is not None and result.status is RunStatus.COMPLETED and result.model is not None:
                 from reglab.study.results.saved_models import save_run_model
 
                 save_run_model(result.model, m.save_to, m.config, d, result.final)
@@ -88,10 +88,7 @@ def execute_population(task: Task, report: Report, cache: DataCache) -> RunOutco
             raise
         tb = traceback.format_exc(limit=3)[-2000:]
         outcomes = {m.key: RunOutcome.failed(f"{type(err).__name__}: {err}", traceback=tb) for m in members}
-    info: dict[str, Any] = {"population": outcomes}
-    if note:
-        info["note"] = note
-    return RunOutcome(status=RunStatus.COMPLETED, info=info)
+    return RunOutcome(status=RunStatus.COMPLETED, members=outcomes, note=note)
 
 
 class PopulationExecutor:
@@ -184,16 +181,16 @@ class PopulationExecutor:
             if not members:
                 out.append((task, outcome))
                 continue
-            per = outcome.info.get("population") if outcome.status is RunStatus.COMPLETED else None
-            if outcome.info.get("note"):  # trained one at a time: the worker could not build the population
-                self._note(f"  {outcome.info['note']}")
+            per = outcome.members if outcome.status is RunStatus.COMPLETED else None
+            if outcome.note:  # trained one at a time: the worker could not build the population
+                self._note(f"  {outcome.note}")
                 self._refused.add(self._keys.get(task.key, ""))
             for m in members:
-                got = per.get(m.key) if isinstance(per, dict) else None
+                got = per.get(m.key) if per is not None else None
                 if got is None:  # the whole job failed (e.g. its worker process died)
                     got = outcome if outcome.status is not RunStatus.COMPLETED else RunOutcome.failed("no result")
-                if "attempts" in outcome.info:
-                    got = got.model_copy(update={"info": {**got.info, "attempts": outcome.info["attempts"]}})
+                if outcome.attempts is not None:
+                    got = got.model_copy(update={"attempts": outcome.attempts})
                 out.append((m, got))
         for task, _ in out:
             self._stopped.discard(task.key)

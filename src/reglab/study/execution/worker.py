@@ -156,7 +156,7 @@ def execute_run(
     try:
         data = (cache or DataCache(size=1)).get(cfg.data)
         result = fit(cfg, data, callbacks=[callback], evaluate_test=evaluate_test, keep_model=save_to is not None)
-        if save_to is not None and result.status == "completed" and result.model is not None:
+        if save_to is not None and result.status is RunStatus.COMPLETED and result.model is not None:
             from reglab.study.results.saved_models import save_run_model
 
             save_run_model(result.model, save_to, cfg, data, result.final)
@@ -186,7 +186,7 @@ def execute_run(
 def run_outcome(result: RunResult, data: DataSplits | StreamSplits, reference: bool = False) -> RunOutcome:
     """The outcome of a finished ``fit`` (completed, diverged, or a population member's pruned);
     ``reference``: with the classical reference models' errors on ``data`` in ``info["reference"]``."""
-    if result.status == "pruned":
+    if result.status is RunStatus.PRUNED:
         n = len(result.history)
         return RunOutcome(status=RunStatus.PRUNED, reason=result.reason, history=result.history, epochs_spent=n)
     probs = labels = None
@@ -197,7 +197,7 @@ def run_outcome(result: RunResult, data: DataSplits | StreamSplits, reference: b
             probs = PackedArray.pack(result.test_probs, "float32")
         labels = PackedArray.pack(data.test.labels.cpu().numpy(), "float32" if regression else "int32")
     return RunOutcome(
-        status=RunStatus(result.status),
+        status=result.status,
         reason=result.reason,
         history=result.history,
         final=result.final,

@@ -4,24 +4,14 @@ storage keeps it (JSON only at that boundary)."""
 from __future__ import annotations
 
 import base64
-from enum import StrEnum
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from reglab.status import RunStatus
 
-class RunStatus(StrEnum):
-    COMPLETED = "completed"  # trained to the end (or stopped early by early stopping)
-    DIVERGED = "diverged"  # NaN/inf loss: a result of the configuration, kept and reported
-    PRUNED = "pruned"  # stopped by the driver (pruner or time budget)
-    FAILED = "failed"  # an exception or a dead worker: this run failed, the study goes on
-    ERROR = "error"  # the user's problem (e.g. missing data files): the study stops
-
-    @property
-    def done(self) -> bool:
-        """A finished run whose result counts (stored once, never redone)."""
-        return self in (RunStatus.COMPLETED, RunStatus.DIVERGED)
+__all__ = ["PackedArray", "RunOutcome", "RunStatus"]
 
 
 class PackedArray(BaseModel):
@@ -60,6 +50,21 @@ class RunOutcome(BaseModel):
     # reads of the test split by this run, counted where it trained (a worker process, a Ray node):
     # a tuning trial's must be 0, a confirmation run's 1; None where it was not counted
     test_reads: int | None = None
+    # times the run was started, when more than once (an executor retried it after its process died);
+    # stored in ``info`` as before, so stored studies read the same
+    attempts: int | None = None
+    # a population job's outcome (reglab.study.execution.population_executor): each member's, by task key
+    members: dict[str, RunOutcome] | None = None
+    note: str | None = None  # why a population job trained its members one at a time
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_attempts(cls, data: Any) -> Any:
+        """Stored outcomes keep ``attempts`` in ``info``."""
+        if isinstance(data, dict) and isinstance(data.get("info"), dict) and "attempts" in data["info"]:
+            info = dict(data["info"])
+            data = {**data, "info": info, "attempts": data.get("attempts") or info.pop("attempts")}
+        return data
 
     def value(self, metric: str) -> float | None:
         """``final[metric]`` when the run completed, else None."""
@@ -69,8 +74,11 @@ class RunOutcome(BaseModel):
         return None if v is None else float(v)
 
     def to_attrs(self) -> dict[str, Any]:
-        """JSON-able attributes for the storage (None fields left out)."""
-        return self.model_dump(mode="json", exclude_none=True)
+        """JSON-able attributes for the storage (None fields left out; ``attempts`` in ``info``)."""
+        attrs = self.model_dump(mode="json", exclude_none=True)
+        if "attempts" in attrs:
+            attrs["info"] = {**attrs["info"], "attempts": attrs.pop("attempts")}
+        return attrs
 
     @classmethod
     def failed(cls, reason: str, **kw: Any) -> RunOutcome:

@@ -425,9 +425,9 @@ def summarize(spec: StudySpec, records: Records, extra: Mapping[str, Any] | None
             "underpowered_note": note,
             "failed_runs": failed,
             "retried_runs": [
-                RetriedRun(arm=a, seed=sd, attempts=int(r.outcome.info["attempts"]), status=r.outcome.status.value)
+                RetriedRun(arm=a, seed=sd, attempts=r.outcome.attempts, status=r.outcome.status.value)
                 for (a, sd), r in sorted(records.items())
-                if int(r.outcome.info.get("attempts", 1) or 1) > 1
+                if r.outcome.attempts is not None and r.outcome.attempts > 1
             ],
             "ranking": ranking,
             "arms": out_arms,

@@ -1,4 +1,7 @@
-"""The members of a population as one stacked network (issue 14).
+"""The built-in networks as one stacked network for a population's members (issue 14).
+
+It lives with the models because it is their forward pass, for many members at once; the
+population (:mod:`reglab.training.population`) trains it.
 
 Each member's network is built as its single run builds it; :func:`compile_network` reads its
 layers into a small program of :class:`Op` s (linear, conv, max-pool, activation, flatten, batch
@@ -180,6 +183,19 @@ def stack(member_tensors: Sequence[Sequence[Tensor]], flip: set[int]) -> list[Te
     return out
 
 
+def unstack(net: nn.Module, layout: Compiled, state: Sequence[Tensor], flip: set[int]) -> None:
+    """Copy one member's rows of the stacked state (``state``: its parameters, then its buffers,
+    in ``layout`` 's order) into its own network ``net``: the inverse of :func:`stack`."""
+    n = len(layout.params)
+    with torch.no_grad():
+        own = dict(net.named_parameters())
+        for j, name in enumerate(layout.params):
+            own[name].copy_(state[j].t() if j in flip else state[j])
+        bufs = dict(net.named_buffers())
+        for j, name in enumerate(layout.buffers):
+            bufs[name].copy_(state[n + j])
+
+
 Images = Tensor | list[Tensor]  # stacked (P, B, C, H, W), or one (B, C, H, W) per member
 
 
@@ -336,22 +352,20 @@ def _norm(op: Op, params: Sequence[Tensor], buffers: Sequence[Tensor], flow: Flo
 # -- your own model ----------------------------------------------------------------------------------
 
 
-def user_layout(net: nn.Module) -> tuple[Compiled, dict[int, tuple[int, ...]]]:
+def user_layout(net: nn.Module, constrained: Sequence[Tensor]) -> tuple[Compiled, dict[int, tuple[int, ...]]]:
     """Your own model as a population runs it (``torch.func``: its parameters stacked, its forward
-    vmapped): the parameter names, and for max-norm each linear or conv weight's unit dims in the
+    vmapped): the parameter names, and for max-norm each ``constrained`` weight's unit dims in the
     stacked layout. Raises :class:`NotStackable` for a model with buffers (batch-norm statistics
     and the like change in place, which a vmapped forward cannot do per member) or frozen
     parameters."""
-    from reglab.regularizers.base import constrained_weights
-
     buffers = [n for n, _ in net.named_buffers()]
     if buffers:
         raise NotStackable(f"your own model has buffers ({', '.join(buffers[:3])}) that change in place")
     named = list(net.named_parameters())
     if not all(p.requires_grad for _, p in named):
         raise NotStackable("your own model has frozen parameters")
-    constrained = {id(w) for w in constrained_weights(net)}
-    units = {j: tuple(range(2, p.ndim + 1)) for j, (_, p) in enumerate(named) if id(p) in constrained}
+    ids = {id(w) for w in constrained}
+    units = {j: tuple(range(2, p.ndim + 1)) for j, (_, p) in enumerate(named) if id(p) in ids}
     return Compiled((), tuple(n for n, _ in named), (), {}), units
 
 
