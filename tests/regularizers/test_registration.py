@@ -176,16 +176,21 @@ def test_it_is_gone_afterwards() -> None:
         parse_study({"name": "dc", "arms": {"none": {}, "dc": {"lin_dropconnect": 0.3}}})
 
 
-def test_a_clashing_setting_name_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("setting", "said"),
+    [("l2", "'l2' is already defined by 'l2'"), ("lr", "'lr' is already a train setting")],
+    ids=["another-regularizer", "another-section"],
+)
+def test_a_clashing_setting_name_is_refused_at_registration(setting: str, said: str) -> None:
+    """A setting another regularizer or another section already has is refused (issue 24: at
+    registration, before any model is built with it)."""
     from reglab.regularizers import Regularizer, Settings, register
 
-    class Clash(Settings):
-        l2: float = 0.0
-
+    Clash = type("Clash", (Settings,), {"__annotations__": {setting: float}, setting: 0.0})
     spec = RegularizerSpec(
         name="clash", settings=Clash, make=lambda s: Regularizer(), doc="x", citation="x", example={}
     )
-    with pytest.raises(ValueError, match="'l2' is already defined by 'l2'"):
+    with pytest.raises(ValueError, match=said):
         register(spec)
     assert "clash" not in REGULARIZERS
 
@@ -208,17 +213,3 @@ def test_registering_rewrites_no_loaded_model_and_old_configs_still_pickle(
     back = pickle.loads(pickle.dumps(BUILT_AT_IMPORT))
     assert back == BUILT_AT_IMPORT.override({}) and back.regularization.l2 == 1e-3
     assert BUILT_AT_IMPORT.override({"lin_dropconnect": 0.2}).regularization.lin_dropconnect == 0.2  # type: ignore[attr-defined]
-
-
-def test_a_setting_of_another_section_is_refused_at_registration() -> None:
-    from reglab.regularizers import Regularizer, Settings, register
-
-    class Clash(Settings):
-        lr: float = 0.0
-
-    spec = RegularizerSpec(
-        name="clash", settings=Clash, make=lambda s: Regularizer(), doc="x", citation="x", example={}
-    )
-    with pytest.raises(ValueError, match="'lr' is already a train setting"):
-        register(spec)
-    assert "clash" not in REGULARIZERS
