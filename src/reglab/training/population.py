@@ -64,7 +64,7 @@ class _Member:
     net: nn.Module  # built as the single run builds it; holds the final weights when kept
     regs: list[Regularizer]  # its own hook objects (batch transforms, epoch ends run per member)
     layout: Compiled  # its network as a program (the names of its parameters and buffers)
-    drop_gen: torch.Generator  # dropout masks
+    mask_gen: torch.Generator  # the network's random masks
     schedule: Callable[[int], float]
     ctx: TrainContext  # what its hooks read (its generator, the best epoch)
     history: list[dict[str, float]] = field(default_factory=list)
@@ -103,13 +103,6 @@ class _Rows:
 
     def load_state_dict(self, state: dict[str, Tensor]) -> None:
         self.weights = [state[str(j)] for j in range(len(self.weights))]
-
-
-def _refuse_unstackable(read: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return read(*args)
-    except pn.NotStackable as why:
-        raise PopulationRefused(str(why)) from None
 
 
 def _named(items: Iterable[tuple[str, Tensor]], names: Sequence[str]) -> list[Tensor]:
@@ -219,22 +212,25 @@ class _Population:
             with seeded_global_rng(c.train.seed, device):  # (the output check draws no random numbers)
                 example = s.x_train[:2].cpu() if self.user else None
                 net = build_network(c, s.input_shape, self.objective.out_dim, regs, example=example)
-                if device.type == "cpu":  # the single run's dropout draws continue from here
-                    drop_gen = torch.Generator()
-                    drop_gen.set_state(torch.random.get_rng_state())
+                if device.type == "cpu":  # the single run's mask draws continue from here
+                    mask_gen = torch.Generator()
+                    mask_gen.set_state(torch.random.get_rng_state())
                 else:
-                    drop_gen = torch.Generator(device=device).manual_seed(c.train.seed)
+                    mask_gen = torch.Generator(device=device).manual_seed(c.train.seed)
             net = net.to(device)
             sched = create_schedule(
                 c.train.schedule, lr=c.train.lr, epochs=c.train.epochs, step_size=c.train.step_size, decay=c.train.decay
             )
             gen = torch.Generator().manual_seed(c.train.seed)  # batch order and augmentation
-            if self.user:
-                layout, units = _refuse_unstackable(pn.user_layout, net, constrained_weights(net))
-            else:
-                layout = _refuse_unstackable(pn.compile_network, net)
+            try:
+                if self.user:
+                    layout, units = pn.user_layout(net, constrained_weights(net))
+                else:
+                    layout = pn.compile_network(net)
+            except pn.NotStackable as refused:  # the stacked forward cannot run it: it trains alone
+                raise PopulationRefused(str(refused)) from None
             ctx = TrainContext(gen, s.n_classes, s.image, c.train.epochs, [], None, c.train.batch_size)
-            self.members.append(_Member(index[i], rows[i], s, net, regs, layout, drop_gen, sched, ctx))
+            self.members.append(_Member(index[i], rows[i], s, net, regs, layout, mask_gen, sched, ctx))
 
         first_layout = self.members[0].layout
         for mb in self.members:
@@ -256,7 +252,7 @@ class _Population:
         )
         self.n_params = len(self.params)
         self.weights = [j for j, t in enumerate(self.params) if t.ndim > 2]  # linear and conv (not biases, norms)
-        # dropout slots: where any member drops (its rate there, else 0)
+        # mask slots: where any member's network masks (its rate there, else 0)
         self.slots = sorted({k for mb in self.members for k, v in mb.layout.rates.items() if v > 0})
         self.widths: dict[int, int] = {}
         with torch.no_grad():  # one example through the network: each slot's width; can it run?
@@ -389,18 +385,15 @@ class _Population:
             x[k].copy_(xk.reshape(b, -1))
 
     def _masks(self, members: list[_Member], slot: int, b: int) -> Tensor | None:
-        """The masks (P, b, width) of a dropout slot (the network's), each member's drawn by the
-        unit's kernel from its own generator, in place; None when no member drops here."""
-        from reglab.regularizers import functional as Fn
+        """The masks (P, b, width) of one of the network's mask slots, each member's drawn by the
+        unit's kernel from its own generator, in place; None when no member masks here."""
+        from reglab.regularizers.functional import member_masks_
 
         rates = [self.rates[slot][i] for i in self.live]
         if not any(rates):
             return None
         out = self._buffer(f"mask{slot}", b, self.widths[slot], 1.0)
-        for k, (m, p) in enumerate(zip(members, rates, strict=True)):
-            if p > 0:
-                Fn.dropout_mask_(out[k], p, m.drop_gen)
-        return out
+        return member_masks_(out, rates, [m.mask_gen for m in members])
 
     # -- epoch end ----------------------------------------------------------------------------------
 
