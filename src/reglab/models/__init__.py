@@ -28,6 +28,7 @@ MODELS: Registry[ModelFactory] = Registry("model")
 MODELS.add_lazy("mlp", "reglab.models.mlp:build_mlp")
 MODELS.add_lazy("cnn", "reglab.models.cnn:build_cnn")
 MODELS.add_lazy("lstm", "reglab.models.lstm:build_lstm")
+STACKED = ("mlp", "cnn")  # those models.stacked runs as populations (plain or residual, model.residual)
 
 __all__ = [
     "MODELS",

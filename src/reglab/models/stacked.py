@@ -183,9 +183,10 @@ def stack(member_tensors: Sequence[Sequence[Tensor]], flip: set[int]) -> list[Te
     return out
 
 
-def unstack(net: nn.Module, layout: Compiled, state: Sequence[Tensor], flip: set[int]) -> None:
+def unstack(net: nn.Module, layout: Compiled, state: Sequence[Tensor], flip: set[int], steps: int) -> None:
     """Copy one member's rows of the stacked state (``state``: its parameters, then its buffers,
-    in ``layout`` 's order) into its own network ``net``: the inverse of :func:`stack`."""
+    in ``layout`` 's order) into its own network ``net``: the inverse of :func:`stack`. The layers'
+    counts of training batches (``num_batches_tracked``, not stacked) are set to ``steps``."""
     n = len(layout.params)
     with torch.no_grad():
         own = dict(net.named_parameters())
@@ -194,6 +195,9 @@ def unstack(net: nn.Module, layout: Compiled, state: Sequence[Tensor], flip: set
         bufs = dict(net.named_buffers())
         for j, name in enumerate(layout.buffers):
             bufs[name].copy_(state[n + j])
+        for name, t in bufs.items():
+            if name.endswith("num_batches_tracked"):
+                t.fill_(steps)
 
 
 Images = Tensor | list[Tensor]  # stacked (P, B, C, H, W), or one (B, C, H, W) per member

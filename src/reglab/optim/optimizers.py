@@ -187,6 +187,20 @@ def adamw(params: Params, *, lr: float) -> torch.optim.Optimizer:
     return torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
 
 
+def clip_grad_norm_members_(grads: list[Tensor], max_norm: float | None) -> Tensor:
+    """Each population member's global gradient norm (P,) over its rows of the stacked ``grads``;
+    with ``max_norm``, its rows scaled in place as ``torch.nn.utils.clip_grad_norm_`` scales a run's
+    gradients (by max_norm / (norm + 1e-6) where that is below 1). Returns the norms before clipping."""
+    import torch
+
+    norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
+    if max_norm is not None:
+        coef = (max_norm / (norm + 1e-6)).clamp(max=1.0)
+        for g in grads:
+            g.mul_(_per_member(coef, g))
+    return norm
+
+
 def create_optimizer(name: str, params: Params, **settings: Any) -> torch.optim.Optimizer:
     """The optimizer ``name`` over ``params`` (one group), given the settings its factory names."""
     factory = OPTIMIZERS.get(name)

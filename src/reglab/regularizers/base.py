@@ -217,6 +217,72 @@ class Stacked:
         self._use([self.used[r] for r in rows.tolist()])
 
 
+class StackedHooks:
+    """A population's stacked hooks: one :class:`Stacked` per regularizer some member uses, each
+    hook called on the units that override it (in registry order), as the single engine calls the
+    hook objects that override theirs."""
+
+    def __init__(self, units: Sequence[Stacked]) -> None:
+        self.units = list(units)
+        hooks = ("setup", "penalty", "targets", "before_step", "after_step")
+        self.of = {h: [u for u in self.units if getattr(type(u), h) is not getattr(Stacked, h)] for h in hooks}
+
+    def setup(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
+        for u in self.of["setup"]:
+            u.setup(weights)
+
+    def penalties_(self, params: Sequence[Tensor], grads: Sequence[Tensor], size: int) -> Tensor | None:
+        """Each of the ``size`` members' penalty (P,), None without any: the units' terms over the
+        rows of the members that use each, their gradients added to those rows of ``grads`` (of
+        the penalized ``params``) in place - written next to the kernel where the unit declares
+        it, else by autograd of the term (one call for all such units)."""
+        import torch
+
+        if not self.of["penalty"]:
+            return None
+        total = torch.zeros(size, device=params[0].device)
+        spans, leaves, terms = [], [], []
+        for s in self.of["penalty"]:
+            rows = [p.detach()[s.span] for p in params]
+            if s.penalty_grad_(rows, [g[s.span] for g in grads]):
+                with torch.no_grad():
+                    values = s.penalty(rows)
+                if values is not None:
+                    total[s.span] += values
+                continue
+            rows = [r.requires_grad_(True) for r in rows]
+            with torch.enable_grad():
+                values = s.penalty(rows)
+            if values is not None:
+                spans.append(s.span)
+                leaves.append(rows)
+                terms.append(values)
+        if terms:
+            flat = torch.autograd.grad(torch.stack([v.sum() for v in terms]).sum(), [r for rs in leaves for r in rs])
+            for k, (span, values) in enumerate(zip(spans, terms, strict=True)):
+                for j, g in enumerate(grads):
+                    g[span].add_(flat[k * len(params) + j])
+                total[span] += values.detach()
+        return total
+
+    def targets(self, y: Tensor, n_classes: int) -> Tensor:
+        for u in self.of["targets"]:
+            y = u.targets(y, n_classes)
+        return y
+
+    def before_step(self, params: Sequence[Tensor], lr: Tensor) -> None:
+        for u in self.of["before_step"]:
+            u.before_step(params, lr)
+
+    def after_step(self, weights: Sequence[tuple[Tensor, tuple[int, ...]]]) -> None:
+        for u in self.of["after_step"]:
+            u.after_step(weights)
+
+    def keep(self, rows: Tensor) -> None:
+        for u in self.units:
+            u.keep(rows)
+
+
 @dataclass(frozen=True)
 class Members:
     """How a regularizer trains in a population (issue 24), declared in its registry entry: a

@@ -211,6 +211,15 @@ def dropout_mask_(out: Tensor, p: float, gen: torch.Generator) -> Tensor:
     return out.bernoulli_(1 - p, generator=gen).div_(1 - p)
 
 
+def member_masks_(out: Tensor, rates: Sequence[float], gens: Sequence[torch.Generator]) -> Tensor:
+    """A population's masks (P, ...): member k's row drawn by :func:`dropout_mask_` with its rate
+    ``rates[k]`` from its generator ``gens[k]``; rows of members at rate 0 are left as they are."""
+    for k, (p, gen) in enumerate(zip(rates, gens, strict=True)):
+        if p > 0:
+            dropout_mask_(out[k], p, gen)
+    return out
+
+
 def dropconnect(weight: Tensor, p: float, gen: torch.Generator | None = None) -> Tensor:
     """Drop each connection (weight entry) with probability p and scale the rest by 1 / (1 - p)
     (Wan et al. 2013's DropConnect with dropout's inverted scaling, so evaluation uses the plain

@@ -15,9 +15,13 @@ import typing
 from typing import TYPE_CHECKING, Any
 
 from reglab.registry import Registry
-from reglab.regularizers.base import HasRegularization, Regularizer, RegularizerSpec, Settings
+from reglab.regularizers.base import HasRegularization, Regularizer, RegularizerSpec, Settings, StackedHooks
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    import torch
+
     from reglab.models.user import StructuralArgs
 
 REGULARIZERS: Registry[RegularizerSpec[Any]] = Registry("regularizer")
@@ -75,6 +79,20 @@ def build_regularizers(cfg: HasRegularization) -> list[Regularizer]:
         if r is not None:
             out.append(r)
     return out
+
+
+def stacked_hooks(sections: Sequence[Any], device: torch.device) -> StackedHooks:
+    """The stacked hooks of a population whose members' ``regularization`` sections are
+    ``sections`` (each regularizer's ``members.stacked``, for those some member uses)."""
+    units = [s.members.stacked(sections, device) for _, s in REGULARIZERS.items() if s.members and s.members.stacked]
+    return StackedHooks([u for u in units if u is not None])
+
+
+def stacked_unused(section: Any) -> tuple[bool, ...]:
+    """Which regularizers with stacked hooks a member does not use: a population orders its
+    members by it, so that the members using one sit in few contiguous rows (each stacked hook
+    touches its span of rows only)."""
+    return tuple(s.from_section(section) is None for _, s in REGULARIZERS.items() if s.members and s.members.stacked)
 
 
 def structural_args(cfg: HasRegularization) -> StructuralArgs:

@@ -71,14 +71,17 @@ def weight_histograms(params: Sequence[Tensor]) -> dict[str, list[float]]:
 
 
 @torch.no_grad()
-def weight_stats(params: Sequence[Tensor]) -> dict[str, float]:
-    """L1 and L2 norms of the weights and their sparsity (share with |w| < 1e-3)."""
-    flat = torch.cat([p.detach().reshape(-1) for p in params])
-    return {
-        "weight_l1": float(flat.abs().sum()),
-        "weight_l2": float(flat.norm()),
-        "sparsity": float((flat.abs() < SPARSITY_THRESHOLD).float().mean()),
+def weight_stats(params: Sequence[Tensor], members: bool = False) -> dict[str, Any]:
+    """L1 and L2 norms of the weights and their sparsity (share with |w| < 1e-3). ``members``: the
+    tensors are a population's, stacked along a leading member dimension: a list, a value per member."""
+    flat = torch.cat([p.detach().flatten(int(members)) for p in params], int(members))
+    dim: dict[str, Any] = {"dim": 1} if members else {}
+    stats = {
+        "weight_l1": flat.abs().sum(**dim),
+        "weight_l2": flat.norm(**dim),
+        "sparsity": (flat.abs() < SPARSITY_THRESHOLD).float().mean(**dim),
     }
+    return {k: v.tolist() for k, v in stats.items()}
 
 
 def epoch_record(

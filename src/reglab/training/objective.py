@@ -58,6 +58,15 @@ class Objective:
         """Mean loss of a batch (``y``: labels, soft targets or target values)."""
         return self.loss_fn(self._out(out), self._target(out, y))
 
+    def member_losses(self, out: Tensor, y: Tensor) -> Tensor:
+        """Each population member's mean loss over its batch (P,) from its outputs (P, B, ...): one
+        batched call for the built-in cross-entropy (hard or soft targets), else vectorized."""
+        if not self.builtin_ce:
+            return torch.func.vmap(self.loss)(out, y)
+        p, b, k = out.shape
+        flat = y.reshape(p * b, k) if y.ndim == 3 else y.reshape(-1)
+        return F.cross_entropy(out.reshape(p * b, k), flat, reduction="none").view(p, b).mean(1)
+
     def loss_sum(self, out: Tensor, y: Tensor) -> float:
         """Summed loss of an evaluation batch."""
         if self.builtin_ce:

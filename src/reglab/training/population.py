@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from reglab.data.base import DataSplits
     from reglab.data.streaming import StreamSplits
     from reglab.regularizers import Regularizer, TrainContext
-    from reglab.regularizers.base import Stacked
+    from reglab.regularizers.base import StackedHooks
     from reglab.training.engine import RunResult
 
 MemberCallback = Callable[[int, dict[str, float]], bool | None]  # (member, epoch record) -> True: stop it
@@ -64,7 +64,7 @@ class _Member:
     net: nn.Module  # built as the single run builds it; holds the final weights when kept
     regs: list[Regularizer]  # its own hook objects (batch transforms, epoch ends run per member)
     layout: Compiled  # its network as a program (the names of its parameters and buffers)
-    drop_gen: torch.Generator  # dropout masks
+    mask_gen: torch.Generator  # the network's random masks
     schedule: Callable[[int], float]
     ctx: TrainContext  # what its hooks read (its generator, the best epoch)
     history: list[dict[str, float]] = field(default_factory=list)
@@ -105,13 +105,6 @@ class _Rows:
         self.weights = [state[str(j)] for j in range(len(self.weights))]
 
 
-def _refuse_unstackable(read: Callable[..., Any], *args: Any) -> Any:
-    try:
-        return read(*args)
-    except pn.NotStackable as why:
-        raise PopulationRefused(str(why)) from None
-
-
 def _named(items: Iterable[tuple[str, Tensor]], names: Sequence[str]) -> list[Tensor]:
     found = dict(items)
     return [found[n] for n in names]
@@ -141,20 +134,13 @@ def fit_population(
 
     device = resolve_device(cfgs[0].train.device)
     splits = list(data) if data is not None else _load(cfgs)
-    order = sorted(range(len(cfgs)), key=lambda i: _uses(cfgs[i]))
+    from reglab.regularizers.registry import stacked_unused
+
+    order = sorted(range(len(cfgs)), key=lambda i: stacked_unused(cfgs[i].regularization))
     pop = _Population([cfgs[i] for i in order], [splits[i] for i in order], device, order)
     pop.train(on_epoch)
     results = pop.results(evaluate_test, keep_model, time.perf_counter() - t_start)
     return [r for _, r in sorted(zip(order, results, strict=True), key=lambda t: t[0])]
-
-
-def _uses(cfg: RunConfig) -> tuple[bool, ...]:
-    """Members are ordered by the stacked regularizers they do not use, so that the members using
-    one sit in few contiguous rows (each stacked hook touches its span of rows only)."""
-    from reglab.regularizers import REGULARIZERS
-
-    stacked = [spec for _, spec in REGULARIZERS.items() if spec.members and spec.members.stacked]
-    return tuple(spec.from_section(cfg.regularization) is None for spec in stacked)
 
 
 def _load(cfgs: Sequence[RunConfig]) -> list[DataSplits | StreamSplits]:
@@ -179,8 +165,9 @@ class _Population:
         from reglab.optim import create_schedule
         from reglab.optim._kwargs import accepted
         from reglab.optim.optimizers import member_step
-        from reglab.regularizers import REGULARIZERS, TrainContext, build_regularizers
+        from reglab.regularizers import TrainContext, build_regularizers
         from reglab.regularizers.base import constrained_weights
+        from reglab.regularizers.registry import stacked_hooks
         from reglab.training.network import build_network
         from reglab.training.objective import build_objective, run_metrics
         from reglab.training.rng import seeded_global_rng
@@ -225,22 +212,25 @@ class _Population:
             with seeded_global_rng(c.train.seed, device):  # (the output check draws no random numbers)
                 example = s.x_train[:2].cpu() if self.user else None
                 net = build_network(c, s.input_shape, self.objective.out_dim, regs, example=example)
-                if device.type == "cpu":  # the single run's dropout draws continue from here
-                    drop_gen = torch.Generator()
-                    drop_gen.set_state(torch.random.get_rng_state())
+                if device.type == "cpu":  # the single run's mask draws continue from here
+                    mask_gen = torch.Generator()
+                    mask_gen.set_state(torch.random.get_rng_state())
                 else:
-                    drop_gen = torch.Generator(device=device).manual_seed(c.train.seed)
+                    mask_gen = torch.Generator(device=device).manual_seed(c.train.seed)
             net = net.to(device)
             sched = create_schedule(
                 c.train.schedule, lr=c.train.lr, epochs=c.train.epochs, step_size=c.train.step_size, decay=c.train.decay
             )
             gen = torch.Generator().manual_seed(c.train.seed)  # batch order and augmentation
-            if self.user:
-                layout, units = _refuse_unstackable(pn.user_layout, net, constrained_weights(net))
-            else:
-                layout = _refuse_unstackable(pn.compile_network, net)
+            try:
+                if self.user:
+                    layout, units = pn.user_layout(net, constrained_weights(net))
+                else:
+                    layout = pn.compile_network(net)
+            except pn.NotStackable as refused:  # the stacked forward cannot run it: it trains alone
+                raise PopulationRefused(str(refused)) from None
             ctx = TrainContext(gen, s.n_classes, s.image, c.train.epochs, [], None, c.train.batch_size)
-            self.members.append(_Member(index[i], rows[i], s, net, regs, layout, drop_gen, sched, ctx))
+            self.members.append(_Member(index[i], rows[i], s, net, regs, layout, mask_gen, sched, ctx))
 
         first_layout = self.members[0].layout
         for mb in self.members:
@@ -262,7 +252,7 @@ class _Population:
         )
         self.n_params = len(self.params)
         self.weights = [j for j, t in enumerate(self.params) if t.ndim > 2]  # linear and conv (not biases, norms)
-        # dropout slots: where any member drops (its rate there, else 0)
+        # mask slots: where any member's network masks (its rate there, else 0)
         self.slots = sorted({k for mb in self.members for k, v in mb.layout.rates.items() if v > 0})
         self.widths: dict[int, int] = {}
         with torch.no_grad():  # one example through the network: each slot's width; can it run?
@@ -281,34 +271,27 @@ class _Population:
         self.rates = {s: [m.layout.rates.get(s, 0.0) for m in self.members] for s in self.slots}
         self._buffers: dict[tuple[str, int, int], Tensor] = {}  # masks and batches, per batch size
         # -- the regularizers' stacked hooks and the optimizer's per-member step (their units') --
-        sections = [c.regularization for c in cfgs]
-        self.stacked: list[Stacked] = []
-        for _, spec in REGULARIZERS.items():
-            made = spec.members.stacked(sections, device) if spec.members and spec.members.stacked else None
-            if made is not None:
-                self.stacked.append(made)
-        self.hooked = {h: [s for s in self.stacked if _overrides(s, h)] for h in ("penalty", "targets", "before_step")}
-        self.hooked["after_step"] = [s for s in self.stacked if _overrides(s, "after_step")]
+        self.stacked: StackedHooks = stacked_hooks([c.regularization for c in cfgs], device)
         step = member_step(tc.optimizer)
         assert step is not None, "population_check admits optimizers with a per-member step only"
         self.opt_step, self.opt_settings = step, accepted(step, {"momentum": tc.momentum})
         self.opt_state: dict[str, list[Tensor]] = {}
         self.step_count = 0  # optimizer steps taken (Adam's bias correction, the momentum buffer's start)
-        for s in self.stacked:
-            s.setup(self.constrained)  # max-norm holds from the start, as in single runs
+        self.stacked.setup(self.constrained)  # a constraint holds from the start, as in single runs
 
-    @property
-    def penalized(self) -> list[Tensor]:
-        return self.params if self.penalize_biases else [self.params[j] for j in self.weights]
+    def penalized(self, tensors: list[Tensor]) -> list[Tensor]:
+        """Those of ``tensors`` (one per stacked parameter) that belong to penalized parameters."""
+        return tensors if self.penalize_biases else [tensors[j] for j in self.weights]
 
     @property
     def constrained(self) -> list[tuple[Tensor, tuple[int, ...]]]:
-        """The weights max-norm acts on, each with the dims of one unit's incoming weights."""
+        """The weights a constraint acts on, each with the dims of one unit's incoming weights."""
         return [(self.params[j], dims) for j, dims in self.units.items()]
 
     # -- training -----------------------------------------------------------------------------------
 
     def train(self, on_epoch: MemberCallback | None) -> None:
+        from reglab.optim.optimizers import clip_grad_norm_members_
         from reglab.training.engine import GRAD_NORM_EVERY
 
         tc = self.tc
@@ -333,78 +316,27 @@ class _Population:
                     self._transform(members, transforms, xb, yb)
                 masks = {s: self._masks(members, s, b) for s in self.slots}
                 logits = self._forward(self.params, self.buffers, xb, masks, train=True)
-                targets = yb
-                for s in self.hooked["targets"]:
-                    targets = s.targets(targets, self.objective.n_classes)
-                loss = self._loss(logits, targets)
+                loss = self.objective.member_losses(logits, self.stacked.targets(yb, self.objective.n_classes))
                 grads = list(torch.autograd.grad(loss.sum(), self.params))
-                pen = self._penalize(grads)
+                pen = self.stacked.penalties_(self.penalized(self.params), self.penalized(grads), len(self.live))
                 if pen is not None:
                     ep.pens.append(pen)
                 if tc.grad_clip is not None or len(ep.sizes) % GRAD_NORM_EVERY == 0:
-                    norm = torch.stack([g.pow(2).flatten(1).sum(1) for g in grads]).sum(0).sqrt()
-                    ep.norms.append(norm)
-                    if tc.grad_clip is not None:
-                        coef = (tc.grad_clip / (norm + 1e-6)).clamp(max=1.0)
-                        grads = [g * coef.view(-1, *([1] * (g.ndim - 1))) for g in grads]
+                    ep.norms.append(clip_grad_norm_members_(grads, tc.grad_clip))
                 self._step(grads, lr)
                 ep.losses.append(loss.detach())
                 ep.hits.append((logits.detach().argmax(-1) == yb).sum(1))
                 ep.sizes.append(b)
             self._epoch_end(epoch, members, lrs, ep, time.perf_counter() - t0, on_epoch)
 
-    def _penalize(self, grads: list[Tensor]) -> Tensor | None:
-        """Each member's penalty (P,), None without any: the units' terms over the rows of the
-        members that use each, their gradients added to those rows of ``grads`` in place - written
-        next to the kernel where the unit declares it, else by autograd of the term (one call)."""
-        if not self.hooked["penalty"]:
-            return None
-        penalized = self.penalized
-        grad_of = {id(p): g for p, g in zip(self.params, grads, strict=True)}
-        total = torch.zeros(len(self.live), device=self.device)
-        spans, leaves, terms = [], [], []
-        for s in self.hooked["penalty"]:
-            rows = [p.detach()[s.span] for p in penalized]
-            if s.penalty_grad_(rows, [grad_of[id(p)][s.span] for p in penalized]):
-                with torch.no_grad():
-                    values = s.penalty(rows)
-                if values is not None:
-                    total[s.span] += values
-                continue
-            rows = [r.requires_grad_(True) for r in rows]
-            with torch.enable_grad():
-                values = s.penalty(rows)
-            if values is not None:
-                spans.append(s.span)
-                leaves.append(rows)
-                terms.append(values)
-        if terms:
-            flat = torch.autograd.grad(torch.stack([v.sum() for v in terms]).sum(), [r for rs in leaves for r in rs])
-            for k, (span, values) in enumerate(zip(spans, terms, strict=True)):
-                for j, p in enumerate(penalized):
-                    grad_of[id(p)][span].add_(flat[k * len(penalized) + j])
-                total[span] += values.detach()
-        return total
-
-    def _loss(self, logits: Tensor, targets: Tensor) -> Tensor:
-        """Each member's mean loss over its batch (P,): the run's objective, as one batched call
-        for the built-in cross-entropy (hard or soft targets), else vectorized over the members."""
-        if not self.objective.builtin_ce:
-            return torch.func.vmap(self.objective.loss)(logits, targets)
-        p, b, k = logits.shape
-        flat = targets.reshape(p * b, k) if targets.ndim == 3 else targets.reshape(-1)
-        return F.cross_entropy(logits.reshape(p * b, k), flat, reduction="none").view(p, b).mean(1)
-
     @torch.no_grad()
     def _step(self, grads: list[Tensor], lr: Tensor) -> None:
         """The single engine's before_step -> optimizer step -> after_step, on the stacked tensors:
         one update per stacked tensor (a handful), never one per member."""
-        for s in self.hooked["before_step"]:
-            s.before_step(self.penalized, lr)
+        self.stacked.before_step(self.penalized(self.params), lr)
         self.step_count += 1
         self.opt_step(self.opt_state, self.params, grads, lr, self.step_count, **self.opt_settings)
-        for s in self.hooked["after_step"]:
-            s.after_step(self.constrained)
+        self.stacked.after_step(self.constrained)
 
     def _forward(
         self,
@@ -453,18 +385,15 @@ class _Population:
             x[k].copy_(xk.reshape(b, -1))
 
     def _masks(self, members: list[_Member], slot: int, b: int) -> Tensor | None:
-        """The masks (P, b, width) of a dropout slot (the network's), each member's drawn by the
-        unit's kernel from its own generator, in place; None when no member drops here."""
-        from reglab.regularizers import functional as Fn
+        """The masks (P, b, width) of one of the network's mask slots, each member's drawn by the
+        unit's kernel from its own generator, in place; None when no member masks here."""
+        from reglab.regularizers.functional import member_masks_
 
         rates = [self.rates[slot][i] for i in self.live]
         if not any(rates):
             return None
         out = self._buffer(f"mask{slot}", b, self.widths[slot], 1.0)
-        for k, (m, p) in enumerate(zip(members, rates, strict=True)):
-            if p > 0:
-                Fn.dropout_mask_(out[k], p, m.drop_gen)
-        return out
+        return member_masks_(out, rates, [m.mask_gen for m in members])
 
     # -- epoch end ----------------------------------------------------------------------------------
 
@@ -477,7 +406,7 @@ class _Population:
         secs: float,
         on: MemberCallback | None,
     ) -> None:
-        from reglab.training.metrics import epoch_record
+        from reglab.training.metrics import epoch_record, weight_stats
         from reglab.training.objective import compute
 
         seen, steps, n = sum(ep.sizes), len(ep.sizes), len(members)
@@ -487,7 +416,7 @@ class _Population:
         grad_norm = torch.stack(ep.norms).mean(0).tolist() if ep.norms else [0.0] * n
         pen = (torch.stack(ep.pens).sum(0) / max(steps, 1)).tolist() if ep.pens else [0.0] * n
         val_loss, val_acc, val_scores = self._evaluate(self.x_val, self.y_val, scores=bool(self.watch))
-        stats = self._weight_stats([self.params[j] for j in self.weights])
+        stats = weight_stats([self.params[j] for j in self.weights], members=True)
         leave: list[int] = []
         for r, m in enumerate(members):
             if not math.isfinite(train_loss[r]) or not math.isfinite(pen[r]) or not math.isfinite(val_loss[r]):
@@ -535,8 +464,7 @@ class _Population:
         self.buffers = [t[sel] for t in self.buffers]
         for name, tensors in self.opt_state.items():
             self.opt_state[name] = [t[sel] for t in tensors]
-        for s in self.stacked:
-            s.keep(sel)
+        self.stacked.keep(sel)
         self.rows = [self.rows[r] for r in rows]
         self.live = [self.live[r] for r in rows]
         self._buffers = {}
@@ -578,28 +506,11 @@ class _Population:
         sc = list(torch.cat(chunks, 1).unbind(0)) if chunks else None
         return (loss / max(n, 1)).tolist(), (correct.double() / max(n, 1)).tolist(), sc
 
-    @staticmethod
-    @torch.no_grad()
-    def _weight_stats(weights: Sequence[Tensor]) -> dict[str, list[float]]:
-        """:func:`reglab.training.metrics.weight_stats` of every member at once."""
-        from reglab.training.metrics import SPARSITY_THRESHOLD
-
-        flat = torch.cat([w.detach().flatten(1) for w in weights], 1)
-        return {
-            "weight_l1": flat.abs().sum(1).tolist(),
-            "weight_l2": flat.norm(dim=1).tolist(),
-            "sparsity": (flat.abs() < SPARSITY_THRESHOLD).float().mean(1).tolist(),
-        }
-
     def _export(self, m: _Member, state: list[Tensor]) -> nn.Module:
         """The member's own network (as its single run builds it) holding ``state`` (its rows of
         the stacked parameters and buffers), in evaluation mode."""
-        pn.unstack(m.net, m.layout, state, self.flip)
         epochs = m.ctx.best_epoch if m.restored and m.ctx.best_epoch else len(m.history)
-        steps = math.ceil(self.n / min(self.tc.batch_size, self.n)) * epochs
-        for name, t in m.net.named_buffers():
-            if name.endswith("num_batches_tracked"):
-                t.fill_(steps)
+        pn.unstack(m.net, m.layout, state, self.flip, math.ceil(self.n / min(self.tc.batch_size, self.n)) * epochs)
         return m.net.eval()
 
     # -- results ------------------------------------------------------------------------------------
@@ -654,6 +565,7 @@ class _Population:
     ) -> tuple[dict[int, dict[str, float]], dict[int, Tensor], dict[str, list[float]]]:
         """The finished members' final metrics on train, validation (and test) with their final
         weights, their test scores and weight statistics, all members at once."""
+        from reglab.training.metrics import weight_stats
         from reglab.training.objective import compute
 
         finals: dict[int, dict[str, float]] = {m.index: {} for m in done}
@@ -661,36 +573,18 @@ class _Population:
         n_state = self.n_params + len(self.buffers)
         state = [torch.stack([m.final_weights[j] for m in done]) for j in range(n_state)]  # type: ignore[index]
         rows = [m.row for m in done]
-        for split, x, y in (("train", self.x_train, self.y_train), ("val", self.x_val, self.y_val)):
-            losses, accs, scores = self._evaluate(x, y, True, state, rows)
+        everyone = list(range(len(done)))
+        sets = [("train", self.x_train, self.y_train, everyone, rows), ("val", self.x_val, self.y_val, everyone, rows)]
+        for u in sorted(set(rows)) if evaluate_test else ():  # the only read of the test split: once
+            tx, ty = (t.to(self.device) for t in self.unique[u].test.read())  # per distinct split, after training
+            sel = [k for k in everyone if rows[k] == u]
+            sets.append(("test", [tx.reshape(len(ty), -1)], [ty], sel, [0] * len(sel)))
+        for split, x, y, sel, own in sets:
+            losses, accs, scores = self._evaluate(x, y, True, [t[sel] for t in state], own)
             assert scores is not None
-            for k, m in enumerate(done):
-                extra = compute(self.names, self.objective, y[rows[k]], scores[k])
-                finals[m.index].update(
-                    {
-                        f"{split}_loss": losses[k],
-                        f"{split}_acc": accs[k],
-                        **{f"{split}_{n}": v for n, v in extra.items()},
-                    }
-                )
-        if evaluate_test:  # the only read of the test split: once per distinct split, after training
-            for u in sorted(set(rows)):
-                tx, ty = self.unique[u].test.read()
-                tx, ty = tx.to(self.device).reshape(len(ty), -1), ty.to(self.device)
-                sel = [k for k in range(len(done)) if rows[k] == u]
-                losses, accs, scores = self._evaluate([tx], [ty], True, [t[sel] for t in state], [0] * len(sel))
-                assert scores is not None
-                for j, k in enumerate(sel):
-                    m = done[k]
-                    extra = compute(self.names, self.objective, ty, scores[j])
-                    finals[m.index].update(
-                        {"test_loss": losses[j], "test_acc": accs[j], **{f"test_{n}": v for n, v in extra.items()}}
-                    )
-                    test_scores[m.index] = scores[j]
-        return finals, test_scores, self._weight_stats([state[j] for j in self.weights])
-
-
-def _overrides(obj: Stacked, hook: str) -> bool:
-    from reglab.regularizers.base import Stacked
-
-    return getattr(type(obj), hook) is not getattr(Stacked, hook)
+            for j, k in enumerate(sel):
+                extra = {"loss": losses[j], "acc": accs[j], **compute(self.names, self.objective, y[own[j]], scores[j])}
+                finals[done[k].index].update({f"{split}_{n}": v for n, v in extra.items()})
+                if split == "test":
+                    test_scores[done[k].index] = scores[j]
+        return finals, test_scores, weight_stats([state[j] for j in self.weights], members=True)

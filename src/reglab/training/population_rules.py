@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from reglab.config import RunConfig
 
-ARCHS = ("mlp", "cnn")  # the built-in networks populations run (plain or residual, model.residual)
 # settings outside the regularization section that may differ between the members of one population
 MEMBER_SETTINGS = {"data": ("split_seed",), "train": ("seed", "lr", "population", "population_size")}
 
@@ -32,13 +31,14 @@ def population_check(cfg: RunConfig, *, switch: bool = True) -> tuple[str | None
     """``(key, None)`` when ``cfg`` can train in a population, else ``(None, reason)``. Runs with
     equal keys share the architecture, data, batch size, epochs and everything else but the
     per-member settings (:func:`member_settings`). ``switch``: also require ``train.population: auto``."""
+    from reglab.models import STACKED
     from reglab.optim.optimizers import OPTIMIZERS, member_step
     from reglab.regularizers import REGULARIZERS, build_regularizers
 
     tc, mc = cfg.train, cfg.model
     if switch and tc.population != "auto":
         return None, "train.population is off"
-    if mc.class_path is None and mc.arch not in ARCHS:
+    if mc.class_path is None and mc.arch not in STACKED:
         return None, f"model.arch is {mc.arch}: populations train the built-in mlp and cnn"
     if member_step(tc.optimizer) is None:
         capable = ", ".join(n for n in OPTIMIZERS.names() if member_step(n) is not None)
