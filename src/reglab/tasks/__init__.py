@@ -97,6 +97,12 @@ def higher_is_better(key: str) -> bool:
     return info.higher_is_better if info is not None else not key.endswith("loss")
 
 
+def gap(metric: str, train: float, test: float) -> float:
+    """How much better a model does on train than on test in ``metric`` (positive: over-fitting),
+    as both engines record it in ``final["gap"]``."""
+    return train - test if higher_is_better(metric) else test - train
+
+
 def check_metric(key: str, splits: tuple[str, ...], task: str | None, where: str) -> str:
     """``key`` as ``<split>_<metric>`` with a registered metric that applies to ``task`` (None:
     unknown yet), or a ValueError naming the valid choices."""

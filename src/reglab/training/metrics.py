@@ -138,12 +138,11 @@ def close_final(
     """The end-of-run entries of ``final`` both engines add: the gap - how much better the model
     does on train than on test in the task's main metric (when tested) - and the best epoch (the
     stopping rule's, else the best ``select`` value's)."""
-    from reglab.tasks import higher_is_better
+    from reglab.tasks import gap, higher_is_better
 
     if tested:
         main = names[0]
-        tr_m, te_m = final[f"train_{main}"], final[f"test_{main}"]
-        final["gap"] = tr_m - te_m if higher_is_better(main) else te_m - tr_m
+        final["gap"] = gap(main, final[f"train_{main}"], final[f"test_{main}"])
     pick = max if higher_is_better(select) else min
     final["best_epoch"] = float(best_epoch or int(pick(history, key=lambda h: h[select])["epoch"]))
 

@@ -40,7 +40,7 @@ from reglab.errors import ConfigError, ReglabError, suggest
 if TYPE_CHECKING:
     from reglab.space import Dim
 
-Phase = Literal["tune", "confirm", "check"]  # "check": the settings check (check_in_workers), no run
+Phase = Literal["tune", "confirm"]
 CHECK_KEY = "\x00check"  # the key of that task: never a run's
 EXAMPLE = "my_pkg.train:run"
 NO_REPORT_NOTE = (
@@ -103,7 +103,7 @@ class FunctionCall:
     phase: Phase
     select: str
     compare: str
-    check: FunctionCheck | None = None  # phase "check": the arms to check against the declaration
+    check: FunctionCheck | None = None  # not a run: the arms to check against the declaration (check_in_workers)
 
 
 # -- the function and its declared settings --------------------------------------------------------
@@ -324,7 +324,7 @@ class ArmSettings:
 
 @dataclass(frozen=True)
 class FunctionCheck:
-    """The settings check of a whole study, sent to a worker process as one task (``phase="check"``):
+    """The settings check of a whole study, sent to a worker process as one task (``FunctionCall.check``):
     the worker imports the function anyway, so ``reglab run`` never imports the user's module (and
     torch) in the driver just to read its declaration."""
 

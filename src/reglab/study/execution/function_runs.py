@@ -97,7 +97,7 @@ def check_task(spec: StudySpec) -> Task:
         init_args=dict(spec.objective.init_args),
         settings_ref=spec.objective.settings,
         settings={},
-        phase="check",
+        phase="tune",  # the test split stays locked
         select=spec.metric.select,
         compare=spec.metric.compare,
         check=check,
@@ -405,12 +405,12 @@ def outcome_of(returned: Any, ctx: RunContext, call: FunctionCall, info: dict[st
 def _add_gap(final: dict[str, float], compare: str) -> None:
     """``gap`` (train minus test of the compared metric, in the better direction), as built-in
     runs record it, when the function returned both."""
-    from reglab.tasks import higher_is_better
+    from reglab.tasks import gap
 
     m = compare.partition("_")[2]
     tr, te = final.get(f"train_{m}"), final.get(f"test_{m}")
     if "gap" not in final and tr is not None and te is not None and compare.startswith("test_"):
-        final["gap"] = tr - te if higher_is_better(compare) else te - tr
+        final["gap"] = gap(compare, tr, te)
 
 
 class NoReportNote:

@@ -66,17 +66,13 @@ def outcomes(
     spec: StudySpec, records: Mapping[tuple[str, int], RunRecord], tried: Collection[tuple[str, int]] = ()
 ) -> dict[str, ArmSequence]:
     """Each compared arm's sequential outcome from the stored runs."""
+    from reglab.stats.sequential import analyse
     from reglab.tasks import higher_is_better
 
     d = design(spec)
     better = higher_is_better(spec.metric.compare)
-    return {arm: _analyse(diffs, d, better) for arm, diffs in paired_diffs(spec, records, tried).items()}
-
-
-def _analyse(diffs: dict[int, float], d: Design, better: bool) -> ArmSequence:
-    from reglab.stats.sequential import analyse
-
-    return analyse(diffs, d, higher_is_better=better)
+    by_arm = paired_diffs(spec, records, tried)
+    return {arm: analyse(diffs, d, higher_is_better=better) for arm, diffs in by_arm.items()}
 
 
 def needed(spec: StudySpec, seqs: Mapping[str, ArmSequence]) -> list[tuple[str, int]]:
