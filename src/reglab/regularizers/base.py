@@ -296,6 +296,23 @@ class Members:
     settings: tuple[str, ...] = ()
     stacked: Callable[[Sequence[Any], torch.device], Stacked | None] | None = None
 
+    @classmethod
+    def stacking(cls, unit: type[Stacked], *settings: str, off: float = 0.0) -> Members:
+        """The usual declaration: ``settings`` may differ between members and are ``unit``'s
+        strengths, by name; a member whose first setting is off (0 or None) does not use it."""
+        import functools
+
+        return cls(settings, functools.partial(_stack, unit, settings, off))
+
+
+def _stack(
+    unit: type[Stacked], names: tuple[str, ...], off: float, sections: Sequence[Any], device: torch.device
+) -> Stacked | None:
+    used = [bool(getattr(s, names[0])) for s in sections]
+    if not any(used):
+        return None
+    return unit(used, **{n: member_values(sections, n, device, off) for n in names})
+
 
 def member_values(sections: Sequence[Any], name: str, device: torch.device, off: float = 0.0) -> Tensor:
     """The members' setting ``name`` as a (P,) float32 tensor (``off`` where it is None)."""

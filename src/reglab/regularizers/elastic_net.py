@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
-from reglab.regularizers.base import Members, Stacked, member_values
+from reglab.regularizers.base import Members, Stacked
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor
 
 
@@ -51,17 +50,6 @@ class StackedElasticNet(Stacked):
         return True
 
 
-def _members(sections: Sequence[Any], device: torch.device) -> StackedElasticNet | None:
-    used = [s.elastic_net > 0 for s in sections]
-    if not any(used):
-        return None
-    return StackedElasticNet(
-        used,
-        elastic_net=member_values(sections, "elastic_net", device),
-        l1_ratio=member_values(sections, "l1_ratio", device),
-    )
-
-
 register(
     RegularizerSpec(
         name="elastic_net",
@@ -71,6 +59,6 @@ register(
         citation="Zou & Hastie 2005",
         example={"elastic_net": 1e-4, "l1_ratio": 0.5},
         tune={"elastic_net": TuneRange(1e-7, 1e-2, log=True), "l1_ratio": TuneRange(0.0, 1.0)},
-        members=Members(("elastic_net", "l1_ratio"), _members),
+        members=Members.stacking(StackedElasticNet, "elastic_net", "l1_ratio"),
     )
 )

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
-from reglab.regularizers.base import Members, Stacked, member_values
+from reglab.regularizers.base import Members, Stacked
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor
 
 
@@ -48,11 +47,6 @@ class StackedL1(Stacked):
         return True
 
 
-def _members(sections: Sequence[Any], device: torch.device) -> StackedL1 | None:
-    used = [s.l1 > 0 for s in sections]
-    return StackedL1(used, l1=member_values(sections, "l1", device)) if any(used) else None
-
-
 register(
     RegularizerSpec(
         name="l1",
@@ -62,6 +56,6 @@ register(
         citation="Tibshirani 1996; Ng 2004",
         example={"l1": 1e-4},
         tune={"l1": TuneRange(1e-7, 1e-2, log=True)},
-        members=Members(("l1",), _members),
+        members=Members.stacking(StackedL1, "l1"),
     )
 )

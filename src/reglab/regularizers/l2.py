@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
-from reglab.regularizers.base import Members, Stacked, member_values
+from reglab.regularizers.base import Members, Stacked
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor
 
 
@@ -49,11 +48,6 @@ class StackedL2(Stacked):
         return True
 
 
-def _members(sections: Sequence[Any], device: torch.device) -> StackedL2 | None:
-    used = [s.l2 > 0 for s in sections]
-    return StackedL2(used, l2=member_values(sections, "l2", device)) if any(used) else None
-
-
 register(
     RegularizerSpec(
         name="l2",
@@ -63,6 +57,6 @@ register(
         citation="Krogh & Hertz 1992",
         example={"l2": 1e-3},
         tune={"l2": TuneRange(1e-6, 1e-1, log=True)},
-        members=Members(("l2",), _members),
+        members=Members.stacking(StackedL2, "l2"),
     )
 )

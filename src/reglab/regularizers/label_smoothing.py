@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
-from reglab.regularizers.base import Members, Stacked, member_values
+from reglab.regularizers.base import Members, Stacked
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor
 
 
@@ -42,13 +40,6 @@ class StackedLabelSmoothing(Stacked):
         return Fn.smooth_labels(y, n_classes, self.strengths["label_smoothing"].view(-1, 1, 1))
 
 
-def _members(sections: Sequence[Any], device: torch.device) -> StackedLabelSmoothing | None:
-    used = [s.label_smoothing > 0 for s in sections]
-    if not any(used):
-        return None
-    return StackedLabelSmoothing(used, label_smoothing=member_values(sections, "label_smoothing", device))
-
-
 register(
     RegularizerSpec(
         name="label_smoothing",
@@ -58,6 +49,6 @@ register(
         citation="Szegedy et al. 2016",
         example={"label_smoothing": 0.1},
         tune={"label_smoothing": TuneRange(0.0, 0.3)},
-        members=Members(("label_smoothing",), _members),
+        members=Members.stacking(StackedLabelSmoothing, "label_smoothing"),
     )
 )

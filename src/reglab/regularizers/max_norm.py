@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from reglab.regularizers import Regularizer, RegularizerSpec, Settings, TrainContext, TuneRange, register
-from reglab.regularizers.base import Members, Stacked, constrained_weights, member_values
+from reglab.regularizers.base import Members, Stacked, constrained_weights
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor, nn
 
 
@@ -54,13 +53,6 @@ class StackedMaxNorm(Stacked):
             Fn.max_norm_(w[self.span], self.at("max_norm"), dims)
 
 
-def _members(sections: Sequence[Any], device: torch.device) -> StackedMaxNorm | None:
-    used = [bool(s.max_norm) for s in sections]
-    if not any(used):
-        return None
-    return StackedMaxNorm(used, max_norm=member_values(sections, "max_norm", device, off=math.inf))
-
-
 register(
     RegularizerSpec(
         name="max_norm",
@@ -70,6 +62,6 @@ register(
         citation="Srebro & Shraibman 2005; Srivastava et al. 2014",
         example={"max_norm": 2.0},
         tune={"max_norm": TuneRange(0.5, 5.0, log=True)},
-        members=Members(("max_norm",), _members),
+        members=Members.stacking(StackedMaxNorm, "max_norm", off=math.inf),
     )
 )

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
 from reglab.regularizers import PenaltyOptions, Regularizer, RegularizerSpec, TrainContext, TuneRange, register
-from reglab.regularizers.base import Members, Stacked, member_values
+from reglab.regularizers.base import Members, Stacked
 
 if TYPE_CHECKING:
-    import torch
     from torch import Tensor, nn
 
 
@@ -46,13 +45,6 @@ class StackedWeightDecay(Stacked):
         Fn.decoupled_weight_decay_(self.rows(params), lr[self.span], self.at("weight_decay"))
 
 
-def _members(sections: Sequence[Any], device: torch.device) -> StackedWeightDecay | None:
-    used = [s.weight_decay > 0 for s in sections]
-    if not any(used):
-        return None
-    return StackedWeightDecay(used, weight_decay=member_values(sections, "weight_decay", device))
-
-
 register(
     RegularizerSpec(
         name="weight_decay",
@@ -62,6 +54,6 @@ register(
         citation="Loshchilov & Hutter 2019",
         example={"weight_decay": 1e-2},
         tune={"weight_decay": TuneRange(1e-5, 1e-1, log=True)},
-        members=Members(("weight_decay",), _members),
+        members=Members.stacking(StackedWeightDecay, "weight_decay"),
     )
 )
