@@ -162,11 +162,12 @@ def test_local_stop_requests_marked_once_and_not_for_a_later_run_of_the_key(
     task = tasks(doc)[0]
     epochs = parse_study(doc).arm("none").config.train.epochs
 
-    def finish() -> RunOutcome:
+    def finish() -> RunOutcome:  # this task's outcome (the module's executor may still hand back another's)
         while True:
             _, finished = executor.poll(0.1)
-            if finished:
-                return finished[0][1]
+            for done, outcome in finished:
+                if done.key == task.key:
+                    return outcome
 
     executor.submit(task)
     marks = int(executor._board[0])
